@@ -1,0 +1,193 @@
+"""The ``polartep`` command for operators: start the platform, check its configuration, show the catalogue.
+
+``polartep up`` starts the proxy on its own (reusing one that already runs) and then JupyterHub in the foreground,
+which starts the platform service. ``polartep check`` validates the catalogue and settings and exits non-zero with
+the problems listed. ``polartep catalogue`` prints profiles, plans and prices as tables (or JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from traitlets import TraitError
+
+from .catalogue import Catalogue, CatalogueError, load_catalogue
+from .proxy_process import proxy_executable, proxy_is_up, start_proxy, stop_proxy
+from .settings import REPO_ROOT, PlatformSettings
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _money(value: float, currency: str) -> str:
+    return f"{value:,.0f} {currency}"
+
+
+def render_catalogue(catalogue: Catalogue) -> str:
+    """The catalogue as plain-text tables."""
+    cur = catalogue.currency
+    parts = [
+        "Profiles\n"
+        + _table(
+            ["name", "display name", "CPU", "memory", "GPU", "image"],
+            [
+                [p.name, p.display_name, f"{p.cpu:g}", p.memory_text, f"{p.gpu} ({p.gpu_policy})" if p.gpu else "-", p.image]
+                for p in catalogue.profiles.values()
+            ],
+        ),
+        "Plans\n"
+        + _table(
+            ["name", "display name", "CPU-hours/month", "price/month", "duration", "profiles"],
+            [
+                [
+                    p.name,
+                    p.display_name,
+                    f"{p.cpu_hours_per_month:g}",
+                    _money(p.price, cur),
+                    f"{p.duration_months} months" if p.duration_months else "-",
+                    ", ".join(p.profiles),
+                ]
+                for p in catalogue.plans.values()
+            ],
+        ),
+        "Subscriptions\n"
+        + _table(
+            ["name", "display name", "kind", "profile", "price/month"],
+            [[s.name, s.display_name, s.kind, s.profile, _money(s.price, cur)] for s in catalogue.subscriptions.values()],
+        ),
+        "Storage\n"
+        + _table(
+            ["name", "display name", "price/TB-month"],
+            [[s.name, s.display_name, _money(s.price_per_tb_month, cur)] for s in catalogue.storage.values()],
+        ),
+        "Support services\n"
+        + _table(
+            ["name", "display name", "price", "per"],
+            [[s.name, s.display_name, _money(s.price, cur), s.unit] for s in catalogue.services.values()],
+        ),
+    ]
+    return "\n\n".join(parts)
+
+
+def check(settings: PlatformSettings) -> list[str]:
+    """Problems with the catalogue and settings, as messages; empty when everything is usable."""
+    problems = []
+    try:
+        catalogue = load_catalogue(settings.catalogue_path)
+    except CatalogueError as e:
+        return [str(e)]
+    if settings.default_plan not in catalogue.plans:
+        problems.append(
+            f"POLARTEP_DEFAULT_PLAN={settings.default_plan!r} is not a plan; choose one of: {', '.join(catalogue.plans)}"
+        )
+    if settings.mode == "docker":
+        try:
+            import dockerspawner  # noqa: F401
+        except ImportError:
+            problems.append("mode 'docker' needs dockerspawner: pip install 'polartep[docker]'")
+    try:
+        proxy_executable()
+    except FileNotFoundError as e:
+        problems.append(str(e))
+    return problems
+
+
+def _load_settings() -> PlatformSettings:
+    try:
+        return PlatformSettings()
+    except (TraitError, ValueError) as e:
+        raise SystemExit(f"polartep: invalid setting: {e}") from None
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    settings = _load_settings()
+    problems = check(settings)
+    if args.verbose or not problems:
+        for name, value, _ in settings.describe():
+            print(f"{name:22} {value}")
+    if problems:
+        print("\n".join(["", "Problems:"] + [f"- {p}" for p in problems]), file=sys.stderr)
+        return 1
+    print("\nCatalogue and settings are valid.")
+    return 0
+
+
+def cmd_catalogue(args: argparse.Namespace) -> int:
+    settings = _load_settings()
+    try:
+        catalogue = load_catalogue(args.file or settings.catalogue_path)
+    except CatalogueError as e:
+        print(e, file=sys.stderr)
+        return 1
+    print(json.dumps(catalogue.as_dict(), indent=2) if args.json else render_catalogue(catalogue))
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    settings = _load_settings()
+    problems = check(settings)
+    if problems:
+        print("\n".join(["polartep: cannot start:"] + [f"- {p}" for p in problems]), file=sys.stderr)
+        return 1
+    settings.state_path.mkdir(parents=True, exist_ok=True)
+    if proxy_is_up(settings):
+        print(f"Reusing the proxy already running on {settings.public_url}")
+    else:
+        start_proxy(settings)
+    password_hint = (
+        f"the password in {settings.state_path / 'admin-password'}"
+        if not os.environ.get("POLARTEP_ADMIN_PASSWORD")
+        else "the password in POLARTEP_ADMIN_PASSWORD"
+    )
+    settings.admin_password  # noqa: B018  (creates the generated password file before we point at it)
+    print(
+        f"\nPolar TEP ({settings.mode} mode) is starting.\n"
+        f"  Log in at {settings.public_url}/hub/login as '{settings.admin_user}' with {password_hint}.\n"
+        f"  Stop with Ctrl-C; user servers and the proxy keep running (polartep down stops the proxy).\n",
+        flush=True,
+    )
+    config = str(REPO_ROOT / "jupyterhub_config.py")
+    os.chdir(settings.state_path)
+    os.execv(sys.executable, [sys.executable, "-m", "jupyterhub", "-f", config])
+    return 0  # not reached
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    settings = _load_settings()
+    print("proxy stopped" if stop_proxy(settings) else "no proxy was running")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="polartep", description="Operate the Polar TEP platform.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start the proxy (if needed) and the hub with the platform service")
+    up.set_defaults(func=cmd_up)
+    down = sub.add_parser("down", help="stop the proxy that `polartep up` started")
+    down.set_defaults(func=cmd_down)
+    chk = sub.add_parser("check", help="validate the catalogue and settings")
+    chk.add_argument("-v", "--verbose", action="store_true", help="print the settings even when there are problems")
+    chk.set_defaults(func=cmd_check)
+    cat = sub.add_parser("catalogue", help="print profiles, plans and prices")
+    cat.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    cat.add_argument("--file", help="a catalogue file to show instead of the configured one")
+    cat.set_defaults(func=cmd_catalogue)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""Wire Polar TEP into a JupyterHub configuration object from ``PlatformSettings``.
+
+``jupyterhub_config.py`` calls ``configure_hub(c)`` and nothing else. Rules this module guarantees:
+
+* The catalogue is loaded and validated here, so a bad catalogue stops the hub before it serves anything, with a
+  message naming the file and the key.
+* The hub keeps user servers running across its own restarts: ``cleanup_servers`` is off and the proxy runs on its
+  own (started by ``polartep up`` or the test harness), so the hub neither starts nor stops it.
+* The platform service is a hub-managed service at ``/services/platform/``; the hub talks to it with the token of the
+  internal service ``polartep-hub``, which alone holds the custom scope ``custom:polartep:hub``.
+* Users' tokens may reach the platform service (``access:services!service=platform`` in the ``user`` role).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from .catalogue import load_catalogue
+from .platform_client import HUB_CLIENT_SERVICE_NAME, HUB_SCOPE, SERVICE_NAME
+from .settings import PlatformSettings
+
+
+def spawner_class_for(mode: str) -> str:
+    """The spawner class path for a settings mode."""
+    return {
+        "local": "polartep_hub.spawners.local.LocalProfileSpawner",
+        "docker": "polartep_hub.spawners.docker.DockerProfileSpawner",
+    }[mode]
+
+
+def platform_service_definition(settings: PlatformSettings) -> dict[str, Any]:
+    """The managed-service entry for the platform service."""
+    return {
+        "name": SERVICE_NAME,
+        "url": settings.service_url,
+        "command": [sys.executable, "-m", "polartep_hub.service"],
+        "display": True,
+        "oauth_no_confirm": True,
+        "environment": {
+            "POLARTEP_SERVICE_DB_URL": settings.service_db_url,
+            "POLARTEP_CATALOGUE": settings.catalogue_path,
+            "POLARTEP_ADMIN_USER": settings.admin_user,
+            "POLARTEP_ADMIN_PASSWORD": settings.admin_password,
+            "POLARTEP_DEFAULT_PLAN": settings.default_plan,
+            "POLARTEP_LOG_LEVEL": settings.log_level,
+            "PYTHONUNBUFFERED": "1",
+        },
+    }
+
+
+def configure_hub(c, settings: PlatformSettings | None = None) -> PlatformSettings:
+    """Apply the platform to JupyterHub's config ``c``; returns the settings used."""
+    settings = settings or PlatformSettings(config=c)
+    catalogue = load_catalogue(settings.catalogue_path)
+    if settings.default_plan not in catalogue.plans:
+        raise SystemExit(
+            f"POLARTEP_DEFAULT_PLAN={settings.default_plan!r} is not a plan in {catalogue.source}; "
+            f"choose one of: {', '.join(catalogue.plans)}"
+        )
+    state = settings.state_path
+    state.mkdir(parents=True, exist_ok=True)
+
+    c.JupyterHub.bind_url = settings.public_url
+    c.JupyterHub.hub_bind_url = settings.hub_url
+    c.JupyterHub.db_url = settings.hub_db_url
+    c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
+    c.JupyterHub.log_level = settings.log_level
+
+    # Survive hub restarts: servers keep running and the proxy is not ours to start or stop.
+    c.JupyterHub.cleanup_servers = False
+    c.ConfigurableHTTPProxy.should_start = False
+    c.ConfigurableHTTPProxy.api_url = settings.proxy_api_url
+    c.ConfigurableHTTPProxy.auth_token = settings.proxy_auth_token
+
+    c.JupyterHub.allow_named_servers = True
+    c.JupyterHub.named_server_limit_per_user = 4
+    c.JupyterHub.authenticate_prometheus = True
+
+    c.JupyterHub.authenticator_class = "polartep_hub.auth.platform_password.PlatformPasswordAuthenticator"
+    c.PlatformPasswordAuthenticator.platform_service_url = settings.service_url
+    c.PlatformPasswordAuthenticator.platform_service_token = settings.hub_service_token
+    c.Authenticator.admin_users = {settings.admin_user}
+
+    c.JupyterHub.spawner_class = spawner_class_for(settings.mode)
+    c.Spawner.catalogue_path = str(catalogue.source)
+    c.Spawner.platform_service_url = settings.service_url
+    c.Spawner.platform_service_token = settings.hub_service_token
+    c.Spawner.default_url = "/lab"
+    c.Spawner.http_timeout = 60
+    c.Spawner.start_timeout = 120
+    c.LocalProfileSpawner.home_dir_template = str(Path(state) / "users" / "{username}")
+    c.LocalProfileSpawner.enforce_memory_limit = settings.local_memory_limit
+
+    c.JupyterHub.custom_scopes = {
+        HUB_SCOPE: {"description": "Act for the hub towards the platform service (password checks, entitlements)."}
+    }
+    c.JupyterHub.services = [
+        platform_service_definition(settings),
+        {"name": HUB_CLIENT_SERVICE_NAME, "api_token": settings.hub_service_token},
+    ]
+    c.JupyterHub.load_roles = [
+        {"name": "user", "scopes": ["self", f"access:services!service={SERVICE_NAME}"]},
+        {"name": "polartep-hub-client", "scopes": [HUB_SCOPE], "services": [HUB_CLIENT_SERVICE_NAME]},
+        {"name": "platform-service", "scopes": ["read:users", "list:users", "read:groups"], "services": [SERVICE_NAME]},
+    ]
+    c.JupyterHub.template_vars = {
+        "announcement_login": "Polar TEP: sign in to pick an environment and start working.",
+    }
+    return settings

@@ -1,0 +1,78 @@
+"""The hub's client for the platform service: entitlements and password checks, over HTTP with a scoped token.
+
+The hub never reads the platform database directly (the service owns platform state). Every call carries the token of
+the internal JupyterHub service ``polartep-hub``, whose role holds the custom scope ``custom:polartep:hub``. Failures
+become ``tornado.web.HTTPError`` with a message a user can act on: 503 when the service cannot be reached.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.web import HTTPError
+
+SERVICE_NAME = "platform"
+SERVICE_PREFIX = f"/services/{SERVICE_NAME}/"
+HUB_CLIENT_SERVICE_NAME = "polartep-hub"
+HUB_SCOPE = "custom:polartep:hub"
+
+
+@dataclass(frozen=True)
+class Entitlements:
+    """What a user may start: their plan and the profile names it allows, in catalogue order."""
+
+    name: str
+    plan: str
+    profiles: tuple[str, ...]
+
+
+class PlatformClient:
+    """Async calls from the hub process to the platform service's ``/api/v1``."""
+
+    def __init__(self, service_url: str, token: str, request_timeout: float = 10.0) -> None:
+        self.api_url = service_url.rstrip("/") + SERVICE_PREFIX + "api/v1/"
+        self._token = token
+        self._timeout = request_timeout
+
+    async def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+        request = HTTPRequest(
+            self.api_url + path,
+            method=method,
+            headers={"Authorization": f"token {self._token}", "Content-Type": "application/json"},
+            body=None if body is None else json.dumps(body),
+            request_timeout=self._timeout,
+        )
+        try:
+            response = await AsyncHTTPClient().fetch(request, raise_error=False)
+        except (OSError, HTTPClientError) as e:
+            raise HTTPError(503, "The platform service is not reachable; try again in a minute.") from e
+        if response.code == 599:
+            raise HTTPError(503, "The platform service is not reachable; try again in a minute.")
+        try:
+            payload = json.loads(response.body or b"null")
+        except ValueError:
+            payload = None
+        return response.code, payload
+
+    async def entitlements(self, username: str, admin: bool = False) -> Entitlements:
+        """The plan and allowed profiles of ``username`` (admins may use every profile)."""
+        code, payload = await self._request(
+            "GET", f"users/{quote(username, safe='')}/entitlements?admin={'true' if admin else 'false'}"
+        )
+        if code != 200 or not isinstance(payload, dict):
+            detail = payload.get("detail") if isinstance(payload, dict) else None
+            raise HTTPError(503, f"Could not look up the plan of {username}: {detail or f'HTTP {code}'}")
+        return Entitlements(name=payload["name"], plan=payload["plan"], profiles=tuple(payload["profiles"]))
+
+    async def verify_password(self, username: str, password: str) -> dict[str, Any] | None:
+        """The account (``{"name", "admin"}``) when the password is right, ``None`` otherwise."""
+        code, payload = await self._request("POST", "auth/password", {"username": username, "password": password})
+        if code == 200 and isinstance(payload, dict):
+            return payload
+        if code in (400, 401, 403, 422):
+            return None
+        raise HTTPError(503, f"The platform service could not check the password (HTTP {code}).")

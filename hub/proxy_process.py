@@ -1,0 +1,98 @@
+"""Run configurable-http-proxy on its own, outside the hub, so hub restarts keep users connected.
+
+Rules it guarantees:
+
+* The proxy listens only where settings say (127.0.0.1 by default), its REST API on 127.0.0.1 with the settings'
+  auth token, and it sends unknown routes to the hub.
+* It runs in its own session (no signal from the hub's terminal reaches it) and writes its PID to the state folder,
+  so ``polartep up`` reuses a proxy that is already running and ``polartep down`` stops it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+from .settings import REPO_ROOT, PlatformSettings
+
+
+def proxy_executable() -> str:
+    """The npm configurable-http-proxy installed in the repository, else one on PATH."""
+    local = REPO_ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
+    if local.exists():
+        return str(local)
+    found = shutil.which("configurable-http-proxy")
+    if not found:
+        raise FileNotFoundError(
+            "configurable-http-proxy not found: run `make install` (npm install configurable-http-proxy)"
+        )
+    return found
+
+
+def proxy_command(settings: PlatformSettings) -> list[str]:
+    public = urlparse(settings.public_url)
+    return [
+        proxy_executable(),
+        "--ip", public.hostname or "127.0.0.1",
+        "--port", str(public.port),
+        "--api-ip", "127.0.0.1",
+        "--api-port", str(settings.proxy_api_port),
+        "--default-target", settings.hub_url,
+        "--error-target", f"{settings.hub_url}/hub/error",
+        "--log-level", "warn",
+    ]  # fmt: skip
+
+
+def proxy_is_up(settings: PlatformSettings, timeout: float = 1.0) -> bool:
+    """True when a proxy answers on the API port with our token."""
+    request = urllib.request.Request(
+        f"{settings.proxy_api_url}/api/routes", headers={"Authorization": f"token {settings.proxy_auth_token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (loopback only)
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def start_proxy(settings: PlatformSettings, log_path: Path | None = None, wait: float = 15.0) -> subprocess.Popen:
+    """Start the proxy detached from the caller and wait until its API answers."""
+    log_path = log_path or settings.state_path / "proxy.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "CONFIGPROXY_AUTH_TOKEN": settings.proxy_auth_token}
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            proxy_command(settings), env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    (settings.state_path / "proxy.pid").write_text(f"{process.pid}\n")
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"configurable-http-proxy exited with {process.returncode}; see {log_path}")
+        if proxy_is_up(settings, timeout=0.5):
+            return process
+        time.sleep(0.1)
+    process.terminate()
+    raise TimeoutError(f"configurable-http-proxy did not answer within {wait:.0f} s; see {log_path}")
+
+
+def stop_proxy(settings: PlatformSettings) -> bool:
+    """Stop the proxy whose PID the state folder records; False when none was running."""
+    pid_file = settings.state_path / "proxy.pid"
+    try:
+        pid = int(pid_file.read_text())
+    except (OSError, ValueError):
+        return False
+    try:
+        os.kill(pid, 15)
+    except ProcessLookupError:
+        return False
+    finally:
+        pid_file.unlink(missing_ok=True)
+    return True

@@ -1,0 +1,202 @@
+"""Typed platform settings, read from ``POLARTEP_*`` environment variables with defaults.
+
+Every setting is a traitlet with ``help=`` and ``config=True`` (so it can also be set in ``jupyterhub_config.py`` as
+``c.PlatformSettings.<name>``); environment defaults are read only inside ``@default`` methods, as JupyterHub does.
+Secrets that are not given are generated once and kept in files under the state directory (mode 0600), so restarts
+keep the same proxy token, cookie secret and internal service token.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import urlparse
+
+from traitlets import Bool, Enum, Integer, TraitError, Unicode, default, validate
+from traitlets.config import Configurable
+
+from .catalogue import DEFAULT_CATALOGUE_PATH
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(name: str, fallback: str) -> str:
+    value = os.environ.get(name, "")
+    return value if value.strip() else fallback
+
+
+class PlatformSettings(Configurable):
+    """Everything an operator sets to run Polar TEP. See the README's configuration table."""
+
+    mode = Enum(
+        ["local", "docker"],
+        help="How user servers run: 'local' (processes on this machine, the embedded default) or 'docker'. "
+        "Env: POLARTEP_MODE.",
+        config=True,
+    )
+
+    @default("mode")
+    def _mode_default(self) -> str:
+        return _env("POLARTEP_MODE", "local")
+
+    state_dir = Unicode(
+        help="Folder for databases, secrets, logs and (local mode) users' homes. Env: POLARTEP_STATE_DIR.",
+        config=True,
+    )
+
+    @default("state_dir")
+    def _state_dir_default(self) -> str:
+        return str(Path(_env("POLARTEP_STATE_DIR", str(REPO_ROOT / "state"))).resolve())
+
+    public_url = Unicode(
+        help="Where users reach the platform (the proxy's public address). Env: POLARTEP_PUBLIC_URL.",
+        config=True,
+    )
+
+    @default("public_url")
+    def _public_url_default(self) -> str:
+        return _env("POLARTEP_PUBLIC_URL", "http://127.0.0.1:8000")
+
+    @validate("public_url")
+    def _check_public_url(self, proposal):
+        url = urlparse(proposal["value"])
+        if url.scheme not in ("http", "https") or not url.hostname or not url.port:
+            raise TraitError(f"public_url must look like http://HOST:PORT, got {proposal['value']!r}")
+        return proposal["value"].rstrip("/")
+
+    proxy_api_port = Integer(help="Port of the proxy's REST API (127.0.0.1). Env: POLARTEP_PROXY_API_PORT.", config=True)
+
+    @default("proxy_api_port")
+    def _proxy_api_port_default(self) -> int:
+        return int(_env("POLARTEP_PROXY_API_PORT", "8001"))
+
+    hub_port = Integer(help="Port the hub listens on (127.0.0.1). Env: POLARTEP_HUB_PORT.", config=True)
+
+    @default("hub_port")
+    def _hub_port_default(self) -> int:
+        return int(_env("POLARTEP_HUB_PORT", "8081"))
+
+    service_port = Integer(
+        help="Port of the platform service (127.0.0.1). Env: POLARTEP_SERVICE_PORT.", config=True
+    )
+
+    @default("service_port")
+    def _service_port_default(self) -> int:
+        return int(_env("POLARTEP_SERVICE_PORT", "8090"))
+
+    hub_db_url = Unicode(help="JupyterHub's database URL. Env: POLARTEP_HUB_DB_URL.", config=True)
+
+    @default("hub_db_url")
+    def _hub_db_url_default(self) -> str:
+        return _env("POLARTEP_HUB_DB_URL", f"sqlite:///{self.state_path / 'jupyterhub.sqlite'}")
+
+    service_db_url = Unicode(
+        help="The platform service's database URL (SQLite file or postgresql+psycopg://...). "
+        "Env: POLARTEP_SERVICE_DB_URL.",
+        config=True,
+    )
+
+    @default("service_db_url")
+    def _service_db_url_default(self) -> str:
+        return _env("POLARTEP_SERVICE_DB_URL", f"sqlite:///{self.state_path / 'platform.sqlite'}")
+
+    catalogue_path = Unicode(help="The catalogue YAML file. Env: POLARTEP_CATALOGUE.", config=True)
+
+    @default("catalogue_path")
+    def _catalogue_path_default(self) -> str:
+        return _env("POLARTEP_CATALOGUE", str(DEFAULT_CATALOGUE_PATH))
+
+    admin_user = Unicode(help="The first administrator's username. Env: POLARTEP_ADMIN_USER.", config=True)
+
+    @default("admin_user")
+    def _admin_user_default(self) -> str:
+        return _env("POLARTEP_ADMIN_USER", "admin")
+
+    admin_password = Unicode(
+        help="The first administrator's password; generated into STATE_DIR/admin-password when not given. "
+        "Env: POLARTEP_ADMIN_PASSWORD.",
+        config=True,
+    )
+
+    @default("admin_password")
+    def _admin_password_default(self) -> str:
+        return _env("POLARTEP_ADMIN_PASSWORD", "") or self.secret("admin-password", nbytes=12)
+
+    default_plan = Unicode(help="The plan new accounts start on. Env: POLARTEP_DEFAULT_PLAN.", config=True)
+
+    @default("default_plan")
+    def _default_plan_default(self) -> str:
+        return _env("POLARTEP_DEFAULT_PLAN", "trial")
+
+    local_memory_limit = Bool(
+        help="Local mode: enforce the profile's memory as an address-space limit (RLIMIT_AS) on the user's server "
+        "and its kernels. Env: POLARTEP_LOCAL_MEMORY_LIMIT (1/0).",
+        config=True,
+    )
+
+    @default("local_memory_limit")
+    def _local_memory_limit_default(self) -> bool:
+        return _env("POLARTEP_LOCAL_MEMORY_LIMIT", "1") not in ("0", "false", "no")
+
+    log_level = Unicode(help="Log level of the hub and services. Env: POLARTEP_LOG_LEVEL.", config=True)
+
+    @default("log_level")
+    def _log_level_default(self) -> str:
+        return _env("POLARTEP_LOG_LEVEL", "INFO").upper()
+
+    # Derived values ---------------------------------------------------------------------------------------------
+
+    @property
+    def state_path(self) -> Path:
+        return Path(self.state_dir)
+
+    @property
+    def public_port(self) -> int:
+        return urlparse(self.public_url).port or 8000
+
+    @property
+    def proxy_api_url(self) -> str:
+        return f"http://127.0.0.1:{self.proxy_api_port}"
+
+    @property
+    def hub_url(self) -> str:
+        return f"http://127.0.0.1:{self.hub_port}"
+
+    @property
+    def service_url(self) -> str:
+        return f"http://127.0.0.1:{self.service_port}"
+
+    @property
+    def proxy_auth_token(self) -> str:
+        return _env("POLARTEP_PROXY_AUTH_TOKEN", "") or self.secret("proxy-auth-token")
+
+    @property
+    def hub_service_token(self) -> str:
+        """The token the hub's own hooks use to call the platform service (service ``polartep-hub``)."""
+        return _env("POLARTEP_HUB_SERVICE_TOKEN", "") or self.secret("hub-service-token")
+
+    def secret(self, name: str, nbytes: int = 32) -> str:
+        """Read ``STATE_DIR/<name>``, creating it (0600) with a fresh random value the first time."""
+        path = self.state_path / name
+        if path.exists():
+            return path.read_text().strip()
+        self.state_path.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(nbytes)
+        # O_EXCL: two processes starting together must not overwrite each other's secret.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as f:
+            f.write(value + "\n")
+        return value
+
+    def describe(self) -> list[tuple[str, str, str]]:
+        """(setting, value, help) rows for ``polartep check`` and the README's table; secrets are masked."""
+        rows = []
+        for name, trait in sorted(self.traits(config=True).items()):
+            # Reading a secret would generate it as a side effect: only say whether it was given.
+            shown = ("(given)" if self._trait_values.get(name) else "(generated on first start)") if "password" in name else str(getattr(self, name))
+            rows.append((name, shown, trait.help))
+        return rows

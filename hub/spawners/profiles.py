@@ -1,0 +1,146 @@
+"""Profile choice for every spawner: the spawn form, validation of ``{"profile": name}`` and applying the profile.
+
+Rules this module guarantees:
+
+* The form lists exactly the profiles the user's plan allows (asked of the platform service), with their sizes.
+* User options are exactly ``{"profile": <name>}`` (or empty, meaning the first allowed profile). Anything else, an
+  unknown profile or one the plan does not allow is refused with HTTP 400 and a message, before anything starts.
+* The profile's CPU and memory become ``cpu_limit``/``mem_limit`` (and so ``CPU_LIMIT``/``MEM_LIMIT`` in the
+  server's environment); concrete spawners add what their engine needs (image, GPU, process limits).
+"""
+
+from __future__ import annotations
+
+import html
+from functools import cached_property
+from pathlib import Path
+
+from tornado.web import HTTPError
+from traitlets import Unicode, default
+
+from ..catalogue import Catalogue, Profile, load_catalogue
+from ..platform_client import Entitlements, PlatformClient
+
+
+def host_has_gpu() -> bool:
+    """True when an NVIDIA device node exists (the only GPUs the ML image is built for)."""
+    return Path("/dev/nvidia0").exists() or Path("/dev/nvidiactl").exists()
+
+
+class ProfileSpawnerMixin:
+    """Mix into a JupyterHub ``Spawner`` to size it from the catalogue's profiles."""
+
+    catalogue_path = Unicode(
+        help="Catalogue YAML the profiles come from (set by polartep_hub.hub_config from settings).", config=True
+    )
+    platform_service_url = Unicode(help="Internal URL of the platform service.", config=True)
+    platform_service_token = Unicode(help="Token of the hub's internal client of the platform service.", config=True)
+
+    profile_name = Unicode("", help="The profile this server was started with (kept in the spawner's state).")
+
+    @cached_property
+    def catalogue(self) -> Catalogue:
+        return load_catalogue(self.catalogue_path or None)
+
+    @cached_property
+    def platform(self) -> PlatformClient:
+        return PlatformClient(self.platform_service_url, self.platform_service_token)
+
+    async def entitlements(self) -> Entitlements:
+        return await self.platform.entitlements(self.user.name, admin=bool(self.user.admin))
+
+    # The form ---------------------------------------------------------------------------------------------------
+
+    @default("options_form")
+    def _options_form_default(self):
+        return ProfileSpawnerMixin._render_profile_form
+
+    async def _render_profile_form(self) -> str:
+        allowed = (await self.entitlements()).profiles
+        rows = []
+        for index, name in enumerate(allowed):
+            profile = self.catalogue.profile(name)
+            checked = " checked" if index == 0 else ""
+            rows.append(
+                '<div class="radio polartep-profile">'
+                f'<label><input type="radio" name="profile" value="{html.escape(name)}"{checked}> '
+                f"<strong>{html.escape(profile.summary())}</strong>"
+                f'<br><span class="text-muted">{html.escape(profile.description)}</span></label></div>'
+            )
+        return '<fieldset><legend>Choose an environment</legend>' + "\n".join(rows) + "</fieldset>"
+
+    def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
+        values = formdata.get("profile") or []
+        return {"profile": values[0]} if values else {}
+
+    # Validation and application ---------------------------------------------------------------------------------
+
+    @default("apply_user_options")
+    def _apply_user_options_default(self):
+        return ProfileSpawnerMixin._apply_profile_options
+
+    async def _apply_profile_options(self, user_options: dict | None) -> None:
+        profile = await self.resolve_profile(user_options or {})
+        self.profile_name = profile.name
+        self.apply_profile(profile)
+        self.log.info("Starting %s with profile %s (%s)", self._log_name, profile.name, profile.summary())
+
+    async def resolve_profile(self, user_options: dict) -> Profile:
+        """Validate user options and return the profile they name; HTTP 400 with a message otherwise."""
+        unknown = sorted(set(user_options) - {"profile"})
+        if unknown:
+            raise HTTPError(400, f"Unknown server option(s): {', '.join(map(str, unknown))}. Only 'profile' is accepted.")
+        allowed = (await self.entitlements()).profiles
+        name = user_options.get("profile")
+        if name is None:
+            if not allowed:
+                raise HTTPError(400, "Your plan allows no environment; ask an administrator to change it.")
+            name = allowed[0]
+        if not isinstance(name, str) or name not in self.catalogue.profiles:
+            raise HTTPError(
+                400,
+                f"Unknown profile {str(name)[:64]!r}. Choose one of: {', '.join(allowed) or 'none (ask an administrator)'}.",
+            )
+        if name not in allowed:
+            raise HTTPError(
+                400,
+                f"Your plan does not include the profile {name!r}. Profiles you may use: {', '.join(allowed) or 'none'}.",
+            )
+        return self.catalogue.profile(name)
+
+    def apply_profile(self, profile: Profile) -> None:
+        """Set limits from the profile; subclasses extend this with their engine's settings."""
+        self.cpu_limit = profile.cpu
+        self.mem_limit = profile.memory
+        self.environment = {
+            **self.environment,
+            "POLARTEP_PROFILE": profile.name,
+            "POLARTEP_GPU": str(self.gpu_count(profile)),
+            # Numerical libraries size their thread pools from the host's cores, not the server's limit.
+            "OMP_NUM_THREADS": str(max(1, int(profile.cpu))),
+        }
+
+    def gpu_count(self, profile: Profile) -> int:
+        """GPUs to give this server: the profile's, only where the host has them (unless the profile requires)."""
+        if not profile.gpu:
+            return 0
+        if profile.gpu_policy == "required" or host_has_gpu():
+            return profile.gpu
+        return 0
+
+    # State, so a restarted hub remembers which profile a running server has -----------------------------------------
+
+    def get_state(self):
+        state = super().get_state()
+        if self.profile_name:
+            state["profile"] = self.profile_name
+        return state
+
+    def load_state(self, state):
+        super().load_state(state)
+        self.profile_name = state.get("profile", "")
+
+    def clear_state(self):
+        super().clear_state()
+        self.profile_name = ""
+
