@@ -200,7 +200,8 @@ class Catalogue:
                 for n, s in self.storage.items()
             },
             "services": {
-                n: {"display_name": s.display_name, "price": s.price, "unit": s.unit} for n, s in self.services.items()
+                n: {"display_name": s.display_name, "price": s.price, "unit": s.unit}
+                for n, s in self.services.items()
             },
         }
 
@@ -216,10 +217,12 @@ def _schema_errors(document: Any, source: Path) -> list[str]:
     messages = []
     for error in sorted(validator.iter_errors(document), key=lambda e: [str(p) for p in e.absolute_path]):
         where = _key_path(error.absolute_path)
-        if error.validator == "propertyNames":
+        if "propertyNames" in error.absolute_schema_path:
             # jsonschema reports the bad key as the instance; name it explicitly.
-            messages.append(f"{source}: at {where}: key {error.instance!r} is not a valid name "
-                            "(lower-case letters, digits and '-', starting with a letter)")
+            messages.append(
+                f"{source}: at {where}: key {error.instance!r} is not a valid name "
+                "(lower-case letters, digits and '-', starting with a letter)"
+            )
         else:
             messages.append(f"{source}: at {where}: {error.message}")
     return messages
@@ -237,10 +240,14 @@ def _reference_errors(document: Mapping[str, Any], source: Path) -> list[str]:
                 )
         for tier in plan.get("storage_quota_tb", {}):
             if tier not in document["storage"]:
-                messages.append(f"{source}: at plans.{plan_name}.storage_quota_tb.{tier}: unknown storage tier {tier!r}")
+                messages.append(
+                    f"{source}: at plans.{plan_name}.storage_quota_tb.{tier}: unknown storage tier {tier!r}"
+                )
     for sub_name, sub in document["subscriptions"].items():
         if sub["profile"] not in profiles:
-            messages.append(f"{source}: at subscriptions.{sub_name}.profile: unknown profile {sub['profile']!r}")
+            messages.append(
+                f"{source}: at subscriptions.{sub_name}.profile: unknown profile {sub['profile']!r}"
+            )
     return messages
 
 
@@ -255,7 +262,9 @@ def load_catalogue(path: str | Path | None = None) -> Catalogue:
     except OSError as e:
         raise CatalogueError(f"{source}: cannot read the catalogue: {e.strerror or e}") from None
     except UnicodeDecodeError as e:
-        raise CatalogueError(f"{source}: the catalogue is not valid UTF-8 ({e.reason} at byte {e.start})") from None
+        raise CatalogueError(
+            f"{source}: the catalogue is not valid UTF-8 ({e.reason} at byte {e.start})"
+        ) from None
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as e:
@@ -312,8 +321,12 @@ def load_catalogue(path: str | Path | None = None) -> Catalogue:
             n: Subscription(n, s["display_name"], s["kind"], s["profile"], float(s["price"]))
             for n, s in document["subscriptions"].items()
         },
-        storage={n: StorageTier(n, s["display_name"], float(s["price_per_tb_month"])) for n, s in document["storage"].items()},
+        storage={
+            n: StorageTier(n, s["display_name"], float(s["price_per_tb_month"]))
+            for n, s in document["storage"].items()
+        },
         services={
-            n: SupportService(n, s["display_name"], float(s["price"]), s["unit"]) for n, s in document["services"].items()
+            n: SupportService(n, s["display_name"], float(s["price"]), s["unit"])
+            for n, s in document["services"].items()
         },
     )

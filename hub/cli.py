@@ -40,7 +40,14 @@ def render_catalogue(catalogue: Catalogue) -> str:
         + _table(
             ["name", "display name", "CPU", "memory", "GPU", "image"],
             [
-                [p.name, p.display_name, f"{p.cpu:g}", p.memory_text, f"{p.gpu} ({p.gpu_policy})" if p.gpu else "-", p.image]
+                [
+                    p.name,
+                    p.display_name,
+                    f"{p.cpu:g}",
+                    p.memory_text,
+                    f"{p.gpu} ({p.gpu_policy})" if p.gpu else "-",
+                    p.image,
+                ]
                 for p in catalogue.profiles.values()
             ],
         ),
@@ -62,7 +69,10 @@ def render_catalogue(catalogue: Catalogue) -> str:
         "Subscriptions\n"
         + _table(
             ["name", "display name", "kind", "profile", "price/month"],
-            [[s.name, s.display_name, s.kind, s.profile, _money(s.price, cur)] for s in catalogue.subscriptions.values()],
+            [
+                [s.name, s.display_name, s.kind, s.profile, _money(s.price, cur)]
+                for s in catalogue.subscriptions.values()
+            ],
         ),
         "Storage\n"
         + _table(
@@ -175,7 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     down = sub.add_parser("down", help="stop the proxy that `polartep up` started")
     down.set_defaults(func=cmd_down)
     chk = sub.add_parser("check", help="validate the catalogue and settings")
-    chk.add_argument("-v", "--verbose", action="store_true", help="print the settings even when there are problems")
+    chk.add_argument(
+        "-v", "--verbose", action="store_true", help="print the settings even when there are problems"
+    )
     chk.set_defaults(func=cmd_check)
     cat = sub.add_parser("catalogue", help="print profiles, plans and prices")
     cat.add_argument("--json", action="store_true", help="print JSON instead of tables")

@@ -94,7 +94,9 @@ def configure_hub(c, settings: PlatformSettings | None = None) -> PlatformSettin
     c.LocalProfileSpawner.enforce_memory_limit = settings.local_memory_limit
 
     c.JupyterHub.custom_scopes = {
-        HUB_SCOPE: {"description": "Act for the hub towards the platform service (password checks, entitlements)."}
+        HUB_SCOPE: {
+            "description": "Act for the hub towards the platform service (password checks, entitlements)."
+        }
     }
     c.JupyterHub.services = [
         platform_service_definition(settings),
@@ -103,7 +105,11 @@ def configure_hub(c, settings: PlatformSettings | None = None) -> PlatformSettin
     c.JupyterHub.load_roles = [
         {"name": "user", "scopes": ["self", f"access:services!service={SERVICE_NAME}"]},
         {"name": "polartep-hub-client", "scopes": [HUB_SCOPE], "services": [HUB_CLIENT_SERVICE_NAME]},
-        {"name": "platform-service", "scopes": ["read:users", "list:users", "read:groups"], "services": [SERVICE_NAME]},
+        {
+            "name": "platform-service",
+            "scopes": ["read:users", "list:users", "read:groups"],
+            "services": [SERVICE_NAME],
+        },
     ]
     c.JupyterHub.template_vars = {
         "announcement_login": "Polar TEP: sign in to pick an environment and start working.",

@@ -70,7 +70,9 @@ class PlatformClient:
 
     async def verify_password(self, username: str, password: str) -> dict[str, Any] | None:
         """The account (``{"name", "admin"}``) when the password is right, ``None`` otherwise."""
-        code, payload = await self._request("POST", "auth/password", {"username": username, "password": password})
+        code, payload = await self._request(
+            "POST", "auth/password", {"username": username, "password": password}
+        )
         if code == 200 and isinstance(payload, dict):
             return payload
         if code in (400, 401, 403, 422):

@@ -52,7 +52,8 @@ def proxy_command(settings: PlatformSettings) -> list[str]:
 def proxy_is_up(settings: PlatformSettings, timeout: float = 1.0) -> bool:
     """True when a proxy answers on the API port with our token."""
     request = urllib.request.Request(
-        f"{settings.proxy_api_url}/api/routes", headers={"Authorization": f"token {settings.proxy_auth_token}"}
+        f"{settings.proxy_api_url}/api/routes",
+        headers={"Authorization": f"token {settings.proxy_auth_token}"},
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (loopback only)
@@ -61,7 +62,9 @@ def proxy_is_up(settings: PlatformSettings, timeout: float = 1.0) -> bool:
         return False
 
 
-def start_proxy(settings: PlatformSettings, log_path: Path | None = None, wait: float = 15.0) -> subprocess.Popen:
+def start_proxy(
+    settings: PlatformSettings, log_path: Path | None = None, wait: float = 15.0
+) -> subprocess.Popen:
     """Start the proxy detached from the caller and wait until its API answers."""
     log_path = log_path or settings.state_path / "proxy.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)

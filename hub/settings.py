@@ -65,7 +65,9 @@ class PlatformSettings(Configurable):
             raise TraitError(f"public_url must look like http://HOST:PORT, got {proposal['value']!r}")
         return proposal["value"].rstrip("/")
 
-    proxy_api_port = Integer(help="Port of the proxy's REST API (127.0.0.1). Env: POLARTEP_PROXY_API_PORT.", config=True)
+    proxy_api_port = Integer(
+        help="Port of the proxy's REST API (127.0.0.1). Env: POLARTEP_PROXY_API_PORT.", config=True
+    )
 
     @default("proxy_api_port")
     def _proxy_api_port_default(self) -> int:
@@ -197,6 +199,10 @@ class PlatformSettings(Configurable):
         rows = []
         for name, trait in sorted(self.traits(config=True).items()):
             # Reading a secret would generate it as a side effect: only say whether it was given.
-            shown = ("(given)" if self._trait_values.get(name) else "(generated on first start)") if "password" in name else str(getattr(self, name))
+            shown = (
+                ("(given)" if self._trait_values.get(name) else "(generated on first start)")
+                if "password" in name
+                else str(getattr(self, name))
+            )
             rows.append((name, shown, trait.help))
         return rows

@@ -24,7 +24,9 @@ class PlatformPasswordAuthenticator(Authenticator):
     """Passwords verified by the platform service."""
 
     platform_service_url = Unicode(help="Internal URL of the platform service.", config=True)
-    platform_service_token = Unicode(help="Token of the hub's internal client of the platform service.", config=True)
+    platform_service_token = Unicode(
+        help="Token of the hub's internal client of the platform service.", config=True
+    )
 
     @default("username_pattern")
     def _username_pattern_default(self) -> str:

@@ -31,10 +31,13 @@ class ProfileSpawnerMixin:
     """Mix into a JupyterHub ``Spawner`` to size it from the catalogue's profiles."""
 
     catalogue_path = Unicode(
-        help="Catalogue YAML the profiles come from (set by polartep_hub.hub_config from settings).", config=True
+        help="Catalogue YAML the profiles come from (set by polartep_hub.hub_config from settings).",
+        config=True,
     )
     platform_service_url = Unicode(help="Internal URL of the platform service.", config=True)
-    platform_service_token = Unicode(help="Token of the hub's internal client of the platform service.", config=True)
+    platform_service_token = Unicode(
+        help="Token of the hub's internal client of the platform service.", config=True
+    )
 
     profile_name = Unicode("", help="The profile this server was started with (kept in the spawner's state).")
 
@@ -67,7 +70,7 @@ class ProfileSpawnerMixin:
                 f"<strong>{html.escape(profile.summary())}</strong>"
                 f'<br><span class="text-muted">{html.escape(profile.description)}</span></label></div>'
             )
-        return '<fieldset><legend>Choose an environment</legend>' + "\n".join(rows) + "</fieldset>"
+        return "<fieldset><legend>Choose an environment</legend>" + "\n".join(rows) + "</fieldset>"
 
     def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
         values = formdata.get("profile") or []
@@ -89,7 +92,9 @@ class ProfileSpawnerMixin:
         """Validate user options and return the profile they name; HTTP 400 with a message otherwise."""
         unknown = sorted(set(user_options) - {"profile"})
         if unknown:
-            raise HTTPError(400, f"Unknown server option(s): {', '.join(map(str, unknown))}. Only 'profile' is accepted.")
+            raise HTTPError(
+                400, f"Unknown server option(s): {', '.join(map(str, unknown))}. Only 'profile' is accepted."
+            )
         allowed = (await self.entitlements()).profiles
         name = user_options.get("profile")
         if name is None:
@@ -143,4 +148,3 @@ class ProfileSpawnerMixin:
     def clear_state(self):
         super().clear_state()
         self.profile_name = ""
-

@@ -1,0 +1,56 @@
+# Polar TEP: `make up` starts the platform, `make test` runs the whole suite. Both install what they need first.
+SHELL := /bin/bash
+VENV ?= .venv
+# The venv is built on the system Python so that every local user can read it (see docs/operator-guide.md).
+SYSTEM_PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || command -v python3)
+PY := $(VENV)/bin/python
+MODE ?= local
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PYTEST_ARGS ?=
+
+.PHONY: install up down test lint format check catalogue test-deps clean
+
+install: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(SYSTEM_PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,docker]' 2> >(grep -v "is ignored: it is neither" >&2)
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+up: install
+	POLARTEP_MODE=$(MODE) $(VENV)/bin/polartep up
+
+down:
+	$(VENV)/bin/polartep down
+
+check: install
+	$(VENV)/bin/polartep check
+
+catalogue: install
+	$(VENV)/bin/polartep catalogue
+
+# System packages the suite needs: PostgreSQL server binaries for the service's database tests.
+test-deps:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		echo "Installing PostgreSQL from Debian's packages"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql >/dev/null; \
+	fi
+
+test: install test-deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint:
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format:
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf $(VENV) node_modules state

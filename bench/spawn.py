@@ -1,0 +1,100 @@
+"""Spawn-to-ready through the platform vs. booting the same single-user server by hand.
+
+Platform: ``POST /hub/api/users/<u>/server`` with a profile, until the hub reports the server ready (the user can
+reach it). Baseline: the same ``jupyterhub-singleuser`` program's server (``jupyter lab``, same venv, same extensions,
+same profile environment) started by hand on a free port, until ``/api/status`` answers. Both timed 10 times in
+one run, each run a fresh process; prints the medians and their ratio. Target: ratio <= 1.25.
+
+    .venv/bin/python bench/spawn.py [--runs 10] [--profile interactive]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.harness import RunningPlatform, free_port, wait_for  # noqa: E402
+
+
+def by_hand(profile_env: dict[str, str], home: Path) -> float:
+    port = free_port()
+    lab = Path(sys.executable).parent / "jupyter-lab"
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [str(lab), "--no-browser", "--allow-root", f"--port={port}", "--ip=127.0.0.1",
+         "--IdentityProvider.token=bench", f"--ServerApp.root_dir={home}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=profile_env, cwd=home,
+    )  # fmt: skip
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/api/status?token=bench", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(up, 60, interval=0.02, what="hand-started server")
+    elapsed = time.perf_counter() - started
+    process.terminate()
+    process.wait(20)
+    return elapsed
+
+
+def through_platform(platform: RunningPlatform, user: str, token: str, profile: str) -> float:
+    started = time.perf_counter()
+    r = platform.api("POST", f"/hub/api/users/{user}/server", token, json={"profile": profile})
+    assert r.status_code in (201, 202), r.text
+
+    def ready() -> bool:
+        model = platform.server_model(user)
+        return bool(model and model["ready"])
+
+    wait_for(ready, 90, interval=0.02, what="platform server")
+    elapsed = time.perf_counter() - started
+    platform.stop_server(user)
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--profile", default="interactive")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        platform = RunningPlatform(Path(tmp)).start()
+        try:
+            token = platform.create_user("bench", plan="large")
+            home = Path(tmp) / "hand-home"
+            home.mkdir()
+            env = {**platform.env, "HOME": str(home)}
+            for _ in range(2):  # warm the file cache and the hub's code paths for both sides alike
+                through_platform(platform, "bench", token, args.profile)
+                by_hand(env, home)
+            platform_times, hand_times = [], []
+            for _ in range(args.runs):  # interleaved so drift affects both alike
+                platform_times.append(through_platform(platform, "bench", token, args.profile))
+                hand_times.append(by_hand(env, home))
+        finally:
+            platform.stop()
+
+    p, h = statistics.median(platform_times), statistics.median(hand_times)
+    print(f"profile {args.profile}, {args.runs} runs each")
+    print(
+        f"platform spawn-to-ready median: {p:.3f} s  (min {min(platform_times):.3f}, max {max(platform_times):.3f})"
+    )
+    print(
+        f"by-hand boot-to-ready median:   {h:.3f} s  (min {min(hand_times):.3f}, max {max(hand_times):.3f})"
+    )
+    print(f"ratio platform/by-hand: {p / h:.2f}  (target <= 1.25)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""Accounts and plans: who has which plan, which profiles that allows, and password checks for the embedded login.
+
+Rules this module guarantees:
+
+* Account names follow one rule (``ACCOUNT_NAME_PATTERN``: 1-64 characters of ``a-z 0-9 . _ -``); nothing else
+  is ever stored.
+* JupyterHub is the authority on which users exist: an account is created lazily, on the default plan, the first
+  time a valid name is seen (``get_or_create_account``), and concurrent first sights create exactly one row.
+* Every plan written is a plan of the catalogue; a bad request stores nothing.
+* Each function that changes state commits before returning, so callers never hold a transaction across an await.
+* The profiles a plan allows are listed in catalogue order; admins get every profile.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..catalogue import Catalogue
+from .models import Account, utcnow
+from .passwords import Passwords
+
+ACCOUNT_NAME_PATTERN = r"[a-z0-9._-]{1,64}"
+ACCOUNT_NAME_RULE = "1-64 characters of lower-case letters, digits, '.', '_' and '-'"
+_ACCOUNT_NAME = re.compile(ACCOUNT_NAME_PATTERN)
+
+log = logging.getLogger(__name__)
+
+
+class AccountError(Exception):
+    """A request about accounts cannot be done; the message is safe to show to the caller."""
+
+
+class InvalidAccountName(AccountError):
+    pass
+
+
+class UnknownPlan(AccountError):
+    pass
+
+
+class AccountExists(AccountError):
+    pass
+
+
+class AccountNotFound(AccountError):
+    pass
+
+
+def check_account_name(name: str) -> str:
+    """``name`` if it is a valid account name; ``InvalidAccountName`` (with the rule) otherwise."""
+    if not _ACCOUNT_NAME.fullmatch(name):
+        # Bounded in the message: user names can be long, and messages end up in logs.
+        raise InvalidAccountName(f"invalid account name {name[:80]!r}: use {ACCOUNT_NAME_RULE}")
+    return name
+
+
+def check_plan(catalogue: Catalogue, plan: str) -> str:
+    """``plan`` if the catalogue has it; ``UnknownPlan`` naming the known plans otherwise."""
+    if plan not in catalogue.plans:
+        raise UnknownPlan(f"unknown plan {plan[:80]!r}; known plans: {', '.join(catalogue.plans)}")
+    return plan
+
+
+def get_account(session: Session, name: str) -> Account | None:
+    return session.scalar(select(Account).where(Account.name == name))
+
+
+def count_accounts(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(Account)) or 0
+
+
+def get_or_create_account(session: Session, name: str, *, default_plan: str) -> Account:
+    """The account called ``name``, created on ``default_plan`` (starting now) if it does not exist yet."""
+    check_account_name(name)
+    account = get_account(session, name)
+    if account is not None:
+        return account
+    account = Account(name=name, plan=default_plan, plan_started_at=utcnow())
+    session.add(account)
+    try:
+        session.commit()
+    except IntegrityError:
+        # Another request created it between our SELECT and INSERT: use theirs.
+        session.rollback()
+        account = get_account(session, name)
+        if account is None:
+            raise
+        return account
+    log.info("created account %s on plan %s", name, default_plan)
+    return account
+
+
+def create_account(
+    session: Session,
+    catalogue: Catalogue,
+    name: str,
+    *,
+    plan: str,
+    password_hash: str | None = None,
+    admin: bool = False,
+) -> Account:
+    """A new, approved account; ``AccountExists`` if the name is taken, ``UnknownPlan`` for a plan not on offer."""
+    check_account_name(name)
+    check_plan(catalogue, plan)
+    if get_account(session, name) is not None:
+        raise AccountExists(f"account {name!r} already exists")
+    now = utcnow()
+    account = Account(
+        name=name,
+        plan=plan,
+        plan_started_at=now,
+        created_at=now,
+        password_hash=password_hash,
+        is_admin=admin,
+        approved=True,
+    )
+    session.add(account)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise AccountExists(f"account {name!r} already exists") from None
+    log.info("created account %s on plan %s (admin=%s)", name, plan, admin)
+    return account
+
+
+def change_plan(session: Session, catalogue: Catalogue, name: str, plan: str) -> Account:
+    """Move the account to ``plan``; the plan period restarts now (unless it is already on that plan)."""
+    check_plan(catalogue, plan)
+    account = get_account(session, name)
+    if account is None:
+        raise AccountNotFound(f"no account {name[:80]!r}")
+    if account.plan != plan:
+        log.info("account %s: plan %s -> %s", name, account.plan, plan)
+        account.plan = plan
+        account.plan_started_at = utcnow()
+        session.commit()
+    return account
+
+
+def allowed_profiles(catalogue: Catalogue, account: Account, *, admin: bool) -> list[str]:
+    """The profile names ``account`` may start, in catalogue order (all of them for admins)."""
+    if admin or account.is_admin:
+        return list(catalogue.profiles)
+    plan = catalogue.plans.get(account.plan)
+    if plan is None:
+        # The catalogue dropped this plan after the account got it: allow nothing rather than guess.
+        log.warning("account %s has plan %r, which the catalogue no longer has", account.name, account.plan)
+        return []
+    return [name for name in catalogue.profiles if name in plan.profiles]
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    name: str
+    admin: bool
+
+
+def check_password(session: Session, passwords: Passwords, name: str, password: str) -> LoginResult | None:
+    """The account if ``name`` is approved and ``password`` matches; None otherwise, after the same amount of work.
+
+    Upgrades the stored hash when the hashing parameters changed.
+    """
+    account = get_account(session, name)
+    usable = account is not None and account.approved and account.password_hash is not None
+    if not passwords.verify(account.password_hash if usable else None, password):
+        return None
+    assert account is not None and account.password_hash is not None
+    if passwords.needs_rehash(account.password_hash):
+        account.password_hash = passwords.hash(password)
+        session.commit()
+    return LoginResult(name=account.name, admin=account.is_admin)
+
+
+def ensure_admin_account(session: Session, passwords: Passwords, name: str, password: str, *, plan: str) -> Account:
+    """Make ``name`` an approved admin whose password is ``password`` (creating the account if needed)."""
+    check_account_name(name)
+    account = get_account(session, name)
+    if account is None:
+        account = Account(name=name, plan=plan, plan_started_at=utcnow(), password_hash=passwords.hash(password))
+        session.add(account)
+        log.info("created admin account %s", name)
+    elif account.password_hash is None or not passwords.verify(account.password_hash, password):
+        account.password_hash = passwords.hash(password)
+        log.info("admin account %s: password updated from POLARTEP_ADMIN_PASSWORD", name)
+    account.is_admin = True
+    account.approved = True
+    session.commit()
+    return account

@@ -1,0 +1,137 @@
+"""The platform service's settings, read from the environment the hub gives it.
+
+Rules this module guarantees:
+
+* This is the only place in ``polartep_hub.service`` that reads environment variables (``HubOAuth`` reads the
+  standard ``JUPYTERHUB_*`` OAuth variables itself; see ``hubauth.py``). The full list is in ``__main__.py``.
+* Every value is checked here, once, at start-up; a bad value raises ``ConfigError`` naming the variable.
+* Secrets (the admin password, the cookie secret) never appear in ``repr()`` and so never in logs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+DEFAULT_DATABASE_URL = "sqlite:///./platform.sqlite"
+DEFAULT_SERVICE_NAME = "platform"
+DEFAULT_SERVICE_URL = "http://127.0.0.1:8090"
+
+# The same rule as the account names in ``accounts.py``; repeated as a pattern here so that this module stays
+# import-light (the migrations' env.py imports it).
+_ACCOUNT_NAME = re.compile(r"[a-z0-9._-]{1,64}")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the environment variable and what to fix."""
+
+
+def database_url_from_env(environ: Mapping[str, str] | None = None) -> str:
+    """The SQLAlchemy URL from ``POLARTEP_SERVICE_DB_URL`` (SQLite in the working directory by default)."""
+    environ = os.environ if environ is None else environ
+    return environ.get("POLARTEP_SERVICE_DB_URL", "").strip() or DEFAULT_DATABASE_URL
+
+
+def _normalise_prefix(prefix: str) -> str:
+    """A URL path that starts and ends with exactly one slash."""
+    return "/" + prefix.strip("/") + "/" if prefix.strip("/") else "/"
+
+
+def _access_scopes(environ: Mapping[str, str], service_name: str) -> frozenset[str]:
+    """The scopes a user token needs to use this service, read the way ``HubAuth.access_scopes`` reads them."""
+    import json
+
+    raw = environ.get("JUPYTERHUB_OAUTH_ACCESS_SCOPES") or environ.get("JUPYTERHUB_OAUTH_SCOPES")
+    if raw:
+        try:
+            scopes = json.loads(raw)
+        except ValueError:
+            raise ConfigError(f"JUPYTERHUB_OAUTH_ACCESS_SCOPES is not a JSON list of scopes: {raw[:200]!r}") from None
+        if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
+            raise ConfigError("JUPYTERHUB_OAUTH_ACCESS_SCOPES must be a JSON list of strings")
+        return frozenset(scopes)
+    return frozenset({f"access:services!service={service_name}"})
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Everything the service needs to start, already validated."""
+
+    prefix: str = f"/services/{DEFAULT_SERVICE_NAME}/"
+    host: str = "127.0.0.1"
+    port: int = 8090
+    service_name: str = DEFAULT_SERVICE_NAME
+    access_scopes: frozenset[str] = frozenset({f"access:services!service={DEFAULT_SERVICE_NAME}"})
+    database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)  # may hold a database password
+    catalogue_path: Path | None = None  # None: the shipped catalogue
+    admin_user: str = "admin"
+    admin_password: str | None = field(default=None, repr=False)
+    default_plan: str = "trial"
+    cookie_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+    cookie_secret_from_env: bool = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceConfig:
+        """Read and check the environment contract (see ``polartep_hub.service.__main__``)."""
+        environ = os.environ if environ is None else environ
+
+        service_name = environ.get("JUPYTERHUB_SERVICE_NAME", "").strip() or DEFAULT_SERVICE_NAME
+
+        service_url = environ.get("JUPYTERHUB_SERVICE_URL", "").strip() or DEFAULT_SERVICE_URL
+        parts = urlsplit(service_url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ConfigError(
+                f"JUPYTERHUB_SERVICE_URL={service_url!r} must be an http:// URL with a host, e.g. http://127.0.0.1:8090 "
+                "(the service binds plain HTTP; TLS is the proxy's job)"
+            )
+        try:
+            port = parts.port or 80
+        except ValueError:
+            raise ConfigError(f"JUPYTERHUB_SERVICE_URL={service_url!r} has an invalid port") from None
+
+        prefix = _normalise_prefix(environ.get("JUPYTERHUB_SERVICE_PREFIX", "") or f"/services/{service_name}/")
+
+        catalogue = environ.get("POLARTEP_CATALOGUE", "").strip()
+
+        admin_user = environ.get("POLARTEP_ADMIN_USER", "").strip() or "admin"
+        if not _ACCOUNT_NAME.fullmatch(admin_user):
+            raise ConfigError(
+                f"POLARTEP_ADMIN_USER={shlex.quote(admin_user[:80])} is not a valid account name "
+                "(1-64 characters of a-z, 0-9, '.', '_' and '-')"
+            )
+
+        default_plan = environ.get("POLARTEP_DEFAULT_PLAN", "").strip() or "trial"
+
+        secret_hex = environ.get("POLARTEP_SERVICE_COOKIE_SECRET", "").strip()
+        if secret_hex:
+            try:
+                cookie_secret = bytes.fromhex(secret_hex)
+            except ValueError:
+                raise ConfigError("POLARTEP_SERVICE_COOKIE_SECRET must be hex (e.g. `openssl rand -hex 32`)") from None
+            if len(cookie_secret) < 32:
+                raise ConfigError("POLARTEP_SERVICE_COOKIE_SECRET must hold at least 32 bytes (64 hex digits)")
+        else:
+            # A fresh secret per start: browser sessions end with a restart and silently log in again through
+            # the hub, which is harmless; tokens in Authorization headers are unaffected.
+            cookie_secret = secrets.token_bytes(32)
+
+        return cls(
+            prefix=prefix,
+            host=parts.hostname,
+            port=port,
+            service_name=service_name,
+            access_scopes=_access_scopes(environ, service_name),
+            database_url=database_url_from_env(environ),
+            catalogue_path=Path(catalogue) if catalogue else None,
+            admin_user=admin_user,
+            admin_password=environ.get("POLARTEP_ADMIN_PASSWORD") or None,
+            default_plan=default_plan,
+            cookie_secret=cookie_secret,
+            cookie_secret_from_env=bool(secret_hex),
+        )

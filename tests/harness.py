@@ -1,0 +1,245 @@
+"""A real Polar TEP on 127.0.0.1 free ports for tests and benchmarks: proxy, hub and platform service.
+
+``RunningPlatform`` starts the same processes ``polartep up`` starts (the npm proxy on its own, then JupyterHub with
+``jupyterhub_config.py``, which starts the platform service) in a private state folder, and offers one
+``api`` helper that every test uses. Nothing is faked: logins go through the real authenticator and service.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from polartep_hub.proxy_process import start_proxy
+from polartep_hub.settings import REPO_ROOT, PlatformSettings
+
+ADMIN_PASSWORD = "admin-test-password-1"  # noqa: S105 (throw-away test platform)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct free ports (held open together so none is handed out twice)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+@dataclass
+class RunningPlatform:
+    """One platform in ``root``; ``start()`` brings it up, ``stop()`` takes everything down."""
+
+    root: Path
+    mode: str = "local"
+    extra_env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(init=False)
+    settings: PlatformSettings = field(init=False)
+    hub_process: subprocess.Popen | None = field(default=None, init=False)
+    proxy_process: subprocess.Popen | None = field(default=None, init=False)
+    _admin_token: str | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        public, proxy_api, hub, service = free_ports(4)
+        state = self.root / "state"
+        self.env = {
+            **os.environ,
+            "POLARTEP_MODE": self.mode,
+            "POLARTEP_STATE_DIR": str(state),
+            "POLARTEP_PUBLIC_URL": f"http://127.0.0.1:{public}",
+            "POLARTEP_PROXY_API_PORT": str(proxy_api),
+            "POLARTEP_HUB_PORT": str(hub),
+            "POLARTEP_SERVICE_PORT": str(service),
+            "POLARTEP_ADMIN_USER": "admin",
+            "POLARTEP_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
+        }
+        # Settings read the same variables the hub process will see.
+        saved = dict(os.environ)
+        os.environ.update(self.env)
+        try:
+            self.settings = PlatformSettings()
+            self.settings.proxy_auth_token  # noqa: B018  (create the shared secret before either process reads it)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+    @property
+    def url(self) -> str:
+        return self.settings.public_url
+
+    @property
+    def hub_log(self) -> Path:
+        return self.root / "hub.log"
+
+    # Processes ------------------------------------------------------------------------------------------------------
+
+    def start(self) -> RunningPlatform:
+        self.proxy_process = start_proxy(self.settings, log_path=self.root / "proxy.log")
+        self.start_hub()
+        return self
+
+    def start_hub(self, timeout: float = 60) -> None:
+        log = open(self.hub_log, "ab")  # noqa: SIM115 (kept open for the hub's lifetime)
+        self.hub_process = subprocess.Popen(
+            [sys.executable, "-m", "jupyterhub", "-f", str(REPO_ROOT / "jupyterhub_config.py")],
+            cwd=self.settings.state_path,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+
+        def ready() -> bool:
+            if self.hub_process.poll() is not None:
+                raise RuntimeError(f"the hub exited with {self.hub_process.returncode}:\n{self.log_tail()}")
+            try:
+                hub = httpx.get(f"{self.url}/hub/api", timeout=2)
+                service = httpx.get(f"{self.url}/services/platform/health", timeout=2)
+            except httpx.HTTPError:
+                return False
+            return hub.status_code == 200 and service.status_code == 200
+
+        wait_for(ready, timeout, interval=0.2, what="the hub and the platform service")
+
+    def stop_hub(self, timeout: float = 30) -> None:
+        """Stop the hub the way an operator would (SIGTERM); servers and the proxy keep running."""
+        if self.hub_process and self.hub_process.poll() is None:
+            self.hub_process.send_signal(signal.SIGTERM)
+            try:
+                self.hub_process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.hub_process.kill()
+                self.hub_process.wait()
+        self.hub_process = None
+        self._admin_token = None
+
+    def stop(self) -> None:
+        """Stop every user server, then the hub and the proxy."""
+        if self.hub_process and self.hub_process.poll() is None:
+            try:
+                self.stop_all_servers()
+            except Exception as e:  # teardown must go on, but say why servers may be left
+                print(f"could not stop all servers: {e}", file=sys.stderr)
+        self.stop_hub()
+        if self.proxy_process:
+            self.proxy_process.terminate()
+            try:
+                self.proxy_process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proxy_process.kill()
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.hub_log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no hub log)"
+
+    # REST ----------------------------------------------------------------------------------------------------------
+
+    def api(
+        self, method: str, path: str, token: str | None = None, timeout: float = 30, **kwargs: Any
+    ) -> httpx.Response:
+        """A request to ``path`` under the public URL (through the proxy), with ``token`` if given."""
+        headers = dict(kwargs.pop("headers", {}))
+        if token:
+            headers["Authorization"] = f"token {token}"
+        return httpx.request(method, self.url + path, headers=headers, timeout=timeout, **kwargs)
+
+    @property
+    def admin_token(self) -> str:
+        """An API token of the administrator, obtained with the password (the real login path)."""
+        if not self._admin_token:
+            r = self.api(
+                "POST",
+                "/hub/api/users/admin/tokens",
+                json={"auth": {"username": "admin", "password": ADMIN_PASSWORD}, "note": "tests"},
+            )
+            assert r.status_code == 201, (r.status_code, r.text)
+            self._admin_token = r.json()["token"]
+        return self._admin_token
+
+    def create_user(self, name: str, plan: str | None = None, password: str | None = None) -> str:
+        """Create the account (platform service) and the hub user; return a token of that user."""
+        account: dict[str, Any] = {"name": name}
+        if plan:
+            account["plan"] = plan
+        if password:
+            account["password"] = password
+        r = self.api("POST", "/services/platform/api/v1/accounts", self.admin_token, json=account)
+        assert r.status_code == 201, (r.status_code, r.text)
+        r = self.api("POST", f"/hub/api/users/{name}", self.admin_token)
+        assert r.status_code in (201, 409), (r.status_code, r.text)
+        r = self.api("POST", f"/hub/api/users/{name}/tokens", self.admin_token, json={"note": "tests"})
+        assert r.status_code == 201, (r.status_code, r.text)
+        return r.json()["token"]
+
+    def server_model(self, user: str, server: str = "") -> dict[str, Any] | None:
+        r = self.api("GET", f"/hub/api/users/{user}", self.admin_token)
+        r.raise_for_status()
+        return r.json().get("servers", {}).get(server)
+
+    def spawn(
+        self, user: str, token: str, options: dict | None = None, server: str = "", timeout: float = 90
+    ):
+        """Ask for a server through the REST API and wait until it is ready; returns the server model."""
+        path = f"/hub/api/users/{user}/servers/{server}" if server else f"/hub/api/users/{user}/server"
+        r = self.api("POST", path, token, json=options or {})
+        if r.status_code not in (201, 202):
+            return r
+        return self.wait_ready(user, server, timeout)
+
+    def wait_ready(self, user: str, server: str = "", timeout: float = 90) -> dict[str, Any]:
+        def ready():
+            model = self.server_model(user, server)
+            if model is None:
+                raise RuntimeError(f"{user}/{server} stopped while starting:\n{self.log_tail()}")
+            return model if model.get("ready") else None
+
+        return wait_for(ready, timeout, interval=0.2, what=f"{user}/{server} to be ready")
+
+    def stop_server(self, user: str, server: str = "", timeout: float = 60) -> None:
+        path = f"/hub/api/users/{user}/servers/{server}" if server else f"/hub/api/users/{user}/server"
+        r = self.api("DELETE", path, self.admin_token)
+        assert r.status_code in (202, 204, 400, 404), (r.status_code, r.text)
+        wait_for(
+            lambda: self.server_model(user, server) is None, timeout, interval=0.2, what=f"{user} to stop"
+        )
+
+    def stop_all_servers(self) -> None:
+        r = self.api("GET", "/hub/api/users", self.admin_token, params={"state": "active"})
+        for model in r.json():
+            for name in model.get("servers", {}):
+                self.stop_server(model["name"], name)

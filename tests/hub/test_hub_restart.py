@@ -1,0 +1,34 @@
+"""A hub restart leaves running servers running and reachable (cleanup_servers off, proxy on its own)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ..harness import RunningPlatform
+from .test_spawn_profiles import server_state
+
+
+@pytest.fixture(scope="module")
+def own_platform(tmp_path_factory):
+    running = RunningPlatform(tmp_path_factory.mktemp("restart")).start()
+    yield running
+    running.stop()
+
+
+def test_hub_restart_keeps_a_running_server(own_platform):
+    token = own_platform.create_user("survivor", plan="trial")
+    own_platform.spawn("survivor", token, {"profile": "interactive"})
+    pid = server_state(own_platform, "survivor")["pid"]
+
+    own_platform.stop_hub()
+    os.kill(pid, 0)  # still alive while the hub is down
+    # Users keep their session through the proxy even while the hub is away.
+    assert own_platform.api("GET", "/user/survivor/api/status", token).status_code == 200
+
+    own_platform.start_hub()
+    model = own_platform.server_model("survivor")
+    assert model is not None and model["ready"]
+    assert server_state(own_platform, "survivor")["pid"] == pid
+    assert own_platform.api("GET", "/user/survivor/api/status", token).status_code == 200
