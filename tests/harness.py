@@ -90,6 +90,9 @@ class RunningPlatform:
         os.environ.update(self.env)
         try:
             self.settings = PlatformSettings()
+            # Defaults are computed lazily: read them now, while the environment is the hub's.
+            for name in self.settings.traits(config=True):
+                getattr(self.settings, name)
             self.settings.proxy_auth_token  # noqa: B018  (create the shared secret before either process reads it)
         finally:
             os.environ.clear()
@@ -217,8 +220,7 @@ class RunningPlatform:
         """Ask for a server through the REST API and wait until it is ready; returns the server model."""
         path = f"/hub/api/users/{user}/servers/{server}" if server else f"/hub/api/users/{user}/server"
         r = self.api("POST", path, token, json=options or {})
-        if r.status_code not in (201, 202):
-            return r
+        assert r.status_code in (201, 202), f"spawn refused: {r.status_code} {r.text}\n{self.log_tail()}"
         return self.wait_ready(user, server, timeout)
 
     def wait_ready(self, user: str, server: str = "", timeout: float = 90) -> dict[str, Any]:

@@ -178,12 +178,16 @@ def check_password(session: Session, passwords: Passwords, name: str, password: 
     return LoginResult(name=account.name, admin=account.is_admin)
 
 
-def ensure_admin_account(session: Session, passwords: Passwords, name: str, password: str, *, plan: str) -> Account:
+def ensure_admin_account(
+    session: Session, passwords: Passwords, name: str, password: str, *, plan: str
+) -> Account:
     """Make ``name`` an approved admin whose password is ``password`` (creating the account if needed)."""
     check_account_name(name)
     account = get_account(session, name)
     if account is None:
-        account = Account(name=name, plan=plan, plan_started_at=utcnow(), password_hash=passwords.hash(password))
+        account = Account(
+            name=name, plan=plan, plan_started_at=utcnow(), password_hash=passwords.hash(password)
+        )
         session.add(account)
         log.info("created admin account %s", name)
     elif account.password_hash is None or not passwords.verify(account.password_hash, password):

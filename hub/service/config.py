@@ -52,7 +52,9 @@ def _access_scopes(environ: Mapping[str, str], service_name: str) -> frozenset[s
         try:
             scopes = json.loads(raw)
         except ValueError:
-            raise ConfigError(f"JUPYTERHUB_OAUTH_ACCESS_SCOPES is not a JSON list of scopes: {raw[:200]!r}") from None
+            raise ConfigError(
+                f"JUPYTERHUB_OAUTH_ACCESS_SCOPES is not a JSON list of scopes: {raw[:200]!r}"
+            ) from None
         if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
             raise ConfigError("JUPYTERHUB_OAUTH_ACCESS_SCOPES must be a JSON list of strings")
         return frozenset(scopes)
@@ -75,6 +77,7 @@ class ServiceConfig:
     default_plan: str = "trial"
     cookie_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
     cookie_secret_from_env: bool = False
+    log_level: str = "INFO"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceConfig:
@@ -95,7 +98,9 @@ class ServiceConfig:
         except ValueError:
             raise ConfigError(f"JUPYTERHUB_SERVICE_URL={service_url!r} has an invalid port") from None
 
-        prefix = _normalise_prefix(environ.get("JUPYTERHUB_SERVICE_PREFIX", "") or f"/services/{service_name}/")
+        prefix = _normalise_prefix(
+            environ.get("JUPYTERHUB_SERVICE_PREFIX", "") or f"/services/{service_name}/"
+        )
 
         catalogue = environ.get("POLARTEP_CATALOGUE", "").strip()
 
@@ -113,13 +118,23 @@ class ServiceConfig:
             try:
                 cookie_secret = bytes.fromhex(secret_hex)
             except ValueError:
-                raise ConfigError("POLARTEP_SERVICE_COOKIE_SECRET must be hex (e.g. `openssl rand -hex 32`)") from None
+                raise ConfigError(
+                    "POLARTEP_SERVICE_COOKIE_SECRET must be hex (e.g. `openssl rand -hex 32`)"
+                ) from None
             if len(cookie_secret) < 32:
-                raise ConfigError("POLARTEP_SERVICE_COOKIE_SECRET must hold at least 32 bytes (64 hex digits)")
+                raise ConfigError(
+                    "POLARTEP_SERVICE_COOKIE_SECRET must hold at least 32 bytes (64 hex digits)"
+                )
         else:
             # A fresh secret per start: browser sessions end with a restart and silently log in again through
             # the hub, which is harmless; tokens in Authorization headers are unaffected.
             cookie_secret = secrets.token_bytes(32)
+
+        log_level = environ.get("POLARTEP_LOG_LEVEL", "").strip().upper() or "INFO"
+        if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ConfigError(
+                f"POLARTEP_LOG_LEVEL={log_level[:40]!r} must be DEBUG, INFO, WARNING or ERROR"
+            )
 
         return cls(
             prefix=prefix,
@@ -134,4 +149,5 @@ class ServiceConfig:
             default_plan=default_plan,
             cookie_secret=cookie_secret,
             cookie_secret_from_env=bool(secret_hex),
+            log_level=log_level,
         )

@@ -47,7 +47,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database in (None, "", ":memory:"):
             # Each connection would get its own empty database: migrations and requests would not see each other.
-            raise ValueError("in-memory SQLite is not supported; use a file, e.g. sqlite:///./platform.sqlite")
+            raise ValueError(
+                "in-memory SQLite is not supported; use a file, e.g. sqlite:///./platform.sqlite"
+            )
         connect_args = kwargs.pop("connect_args", {})
         connect_args.setdefault("check_same_thread", False)
         engine = create_engine(parsed, connect_args=connect_args, **kwargs)

@@ -6,12 +6,15 @@ Rules this module guarantees:
   in one process do not collide.
 * Requests are counted and timed by route *template* (``/services/platform/api/v1/users/{name}/entitlements``),
   never by raw path, so label cardinality stays bounded; unrouted requests share the label ``unmatched``.
+  (FastAPI >= 0.160 no longer copies the routes of an included router, so the route in the request scope carries
+  only its path *inside* the router; ``route_templates`` maps each such route to its full template.)
 * A request that raises is counted as a 500 before the error propagates.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -52,19 +55,29 @@ class ServiceMetrics:
         self.request_duration.labels(method=method, route=route).observe(seconds)
 
 
-def route_template(scope: Scope) -> str:
+def full_route_templates(prefix: str, routes: Iterable[Any]) -> dict[int, str]:
+    """``{id(route): prefix + template}`` for the routes of a router included at ``prefix``."""
+    return {id(route): prefix + route.path_format for route in routes if hasattr(route, "path_format")}
+
+
+def route_template(scope: Scope, templates: Mapping[int, str]) -> str:
     """The template of the route that handled ``scope`` (set by the router), or ``unmatched``."""
     route = scope.get("route")
-    path = getattr(route, "path_format", None) or getattr(route, "path", None)
+    if route is None:
+        return UNMATCHED_ROUTE
+    if id(route) in templates:
+        return templates[id(route)]
+    path = getattr(route, "path_format", None)
     return path if isinstance(path, str) else UNMATCHED_ROUTE
 
 
 class MetricsMiddleware:
     """ASGI middleware that feeds ``ServiceMetrics`` with every HTTP request."""
 
-    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics, route_templates: Mapping[int, str]) -> None:
         self.app = app
         self.metrics = metrics
+        self.route_templates = route_templates
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -84,4 +97,9 @@ class MetricsMiddleware:
             status["code"] = 500
             raise
         finally:
-            self.metrics.observe(scope["method"], route_template(scope), status["code"], time.perf_counter() - started)
+            self.metrics.observe(
+                scope["method"],
+                route_template(scope, self.route_templates),
+                status["code"],
+                time.perf_counter() - started,
+            )

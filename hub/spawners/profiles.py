@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tornado.web import HTTPError
 from traitlets import Unicode, default
+from traitlets.config import LoggingConfigurable
 
 from ..catalogue import Catalogue, Profile, load_catalogue
 from ..platform_client import Entitlements, PlatformClient
@@ -27,8 +28,11 @@ def host_has_gpu() -> bool:
     return Path("/dev/nvidia0").exists() or Path("/dev/nvidiactl").exists()
 
 
-class ProfileSpawnerMixin:
-    """Mix into a JupyterHub ``Spawner`` to size it from the catalogue's profiles."""
+class ProfileSpawnerMixin(LoggingConfigurable):
+    """Mix into a JupyterHub ``Spawner`` (first in the bases) to size it from the catalogue's profiles.
+
+    A ``LoggingConfigurable`` so that its traits are real, configurable traits on the combined class.
+    """
 
     catalogue_path = Unicode(
         help="Catalogue YAML the profiles come from (set by polartep_hub.hub_config from settings).",

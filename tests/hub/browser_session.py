@@ -23,4 +23,6 @@ def logged_in_session(platform, username: str, password: str):
 
 
 def form_xsrf(html: str) -> str:
-    return re.search(r'name="_xsrf" value="([^"]+)"', html).group(1)
+    """The XSRF token a page carries: a hidden form field, or the form's action URL (the spawn page)."""
+    match = re.search(r'name="_xsrf" value="([^"]+)"', html) or re.search(r"_xsrf=([^&\"']+)", html)
+    return match.group(1)

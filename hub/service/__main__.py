@@ -1,0 +1,132 @@
+"""Run the platform service: ``python -m polartep_hub.service`` (JupyterHub starts it as a managed service).
+
+Start-up, in order: read the settings, load the catalogue, check the default plan, upgrade the database to the newest
+schema, make sure the admin account exists (if a password is given), then serve HTTP on the service URL. Any problem
+before serving is printed to stderr as one clear message and the process exits with status 1.
+
+Environment (the ``JUPYTERHUB_*`` ones are set by the hub for a managed service):
+
+``JUPYTERHUB_SERVICE_URL``
+    Where to listen, e.g. ``http://127.0.0.1:8090`` (plain HTTP; default ``http://127.0.0.1:8090``).
+``JUPYTERHUB_SERVICE_PREFIX``
+    URL prefix of every route, e.g. ``/services/platform/`` (default ``/services/<service name>/``).
+``JUPYTERHUB_SERVICE_NAME``
+    The service's name in the hub (default ``platform``); users need ``access:services!service=<name>``.
+``JUPYTERHUB_OAUTH_ACCESS_SCOPES``
+    JSON list of the scopes that grant access (default: ``["access:services!service=<name>"]``).
+``JUPYTERHUB_API_URL``, ``JUPYTERHUB_API_TOKEN``, ``JUPYTERHUB_CLIENT_ID``, ``JUPYTERHUB_OAUTH_CALLBACK_URL``,
+``JUPYTERHUB_BASE_URL``, ``JUPYTERHUB_HOST``
+    Read by ``jupyterhub.services.auth.HubOAuth`` to check tokens and log browsers in (the first three are required).
+``POLARTEP_SERVICE_DB_URL``
+    SQLAlchemy URL of the database (default ``sqlite:///./platform.sqlite``; PostgreSQL as
+    ``postgresql+psycopg://user:password@host/db``).
+``POLARTEP_CATALOGUE``
+    Path of the catalogue YAML (default: the shipped ``spawner_profiles/catalogue.yaml``).
+``POLARTEP_DEFAULT_PLAN``
+    Plan given to accounts created at first sight (default ``trial``; must be a plan of the catalogue).
+``POLARTEP_ADMIN_USER``, ``POLARTEP_ADMIN_PASSWORD``
+    When the password is set and not empty, the account ``POLARTEP_ADMIN_USER`` (default ``admin``) is made an
+    approved admin with that password at every start.
+``POLARTEP_SERVICE_COOKIE_SECRET``
+    Optional hex key (at least 32 bytes) signing browser-session cookies; without it a random key is made per start,
+    so browser sessions re-login through the hub after a restart.
+``POLARTEP_LOG_LEVEL``
+    Optional log level (default ``INFO``).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+
+from ..catalogue import CatalogueError, load_catalogue
+from .config import ConfigError, ServiceConfig
+
+log = logging.getLogger("polartep_hub.service")
+
+
+def _fail(message: str) -> int:
+    print(f"polartep platform service: {message}", file=sys.stderr, flush=True)
+    return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Start the service from the environment; returns the exit status (1 for any start-up problem)."""
+    if argv:
+        return _fail(
+            f"takes no arguments (got {' '.join(argv)[:200]}); it is configured by environment variables"
+        )
+    try:
+        config = ServiceConfig.from_env()
+    except ConfigError as e:
+        return _fail(str(e))
+    logging.basicConfig(level=config.log_level, format="[%(levelname).1s %(asctime)s %(name)s] %(message)s")
+    # Alembic announces each of its plugins at INFO; only the migrations it runs are worth a line.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    try:
+        catalogue = load_catalogue(config.catalogue_path)
+    except CatalogueError as e:
+        return _fail(str(e))
+    if config.default_plan not in catalogue.plans:
+        return _fail(
+            f"POLARTEP_DEFAULT_PLAN={config.default_plan!r} is not a plan of {catalogue.source}; "
+            f"known plans: {', '.join(catalogue.plans)}"
+        )
+
+    # Imported late: the checks above should answer quickly, without loading the web and database stacks.
+    import uvicorn
+
+    from . import accounts
+    from .app import create_app
+    from .db import make_engine, make_sessionmaker, upgrade_to_head
+    from .hubauth import HubIdentityProvider
+    from .passwords import Passwords
+
+    try:
+        identity_provider = HubIdentityProvider.from_env()
+    except ValueError as e:
+        return _fail(str(e))
+
+    try:
+        engine = make_engine(config.database_url)
+        upgrade_to_head(engine)
+    # Any driver or migration error: say what failed, without the URL (it may hold a password).
+    except Exception as e:
+        return _fail(f"cannot prepare the database: {type(e).__name__}: {str(e)[:500]}")
+
+    passwords = Passwords()
+    if config.admin_password:
+        try:
+            with make_sessionmaker(engine)() as session:
+                accounts.ensure_admin_account(
+                    session, passwords, config.admin_user, config.admin_password, plan=config.default_plan
+                )
+        except Exception as e:
+            return _fail(
+                f"cannot set up the admin account {config.admin_user!r}: {type(e).__name__}: {str(e)[:500]}"
+            )
+
+    app = create_app(
+        config, catalogue, identity_provider=identity_provider, passwords=passwords, engine=engine
+    )
+    if not config.cookie_secret_from_env:
+        log.info("POLARTEP_SERVICE_COOKIE_SECRET not set: browser sessions last until the service restarts")
+    log.info(
+        "platform service %s on http://%s:%d%s (catalogue %s, database %s)",
+        config.service_name,
+        config.host,
+        config.port,
+        config.prefix,
+        catalogue.fingerprint,
+        engine.url.render_as_string(hide_password=True),
+    )
+    # access_log stays on: uvicorn logs method, path and status only, never headers or cookies.
+    uvicorn.run(
+        app, host=config.host, port=config.port, log_config=None, proxy_headers=True, server_header=False
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,136 @@
+"""Assembles the platform service's FastAPI application from its parts.
+
+Rules this module guarantees:
+
+* ``create_app`` is pure assembly: it does not read the environment, migrate the database or start a server
+  (``__main__`` does those), so tests build apps with fakes at the two seams, ``identity_provider`` and ``passwords``.
+* Every route lives under the service prefix, exactly as requests arrive through the proxy; the OpenAPI document is
+  ``<prefix>api/v1/openapi.json``.
+* Every error is JSON ``{"detail": "..."}``: validation errors name the field and the rule but never echo the input
+  (it may be a password), and unexpected errors answer 500 without a traceback (which goes to the log only).
+* Every response, errors included, carries the security headers of ``security_headers.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
+
+from ..catalogue import Catalogue
+from . import accounts, api, browser_login
+from .config import ConfigError, ServiceConfig
+from .context import ServiceContext
+from .db import make_engine, make_sessionmaker
+from .identity import IdentityProvider
+from .metrics import MetricsMiddleware, ServiceMetrics, full_route_templates
+from .passwords import Passwords
+from .request_limits import BodyLimitMiddleware
+from .security_headers import SECURITY_HEADERS, SecurityHeadersMiddleware
+
+log = logging.getLogger(__name__)
+
+_ACCOUNT_ERROR_STATUS: dict[type[accounts.AccountError], int] = {
+    accounts.InvalidAccountName: 400,
+    accounts.UnknownPlan: 400,
+    accounts.AccountExists: 409,
+    accounts.AccountNotFound: 404,
+}
+
+
+def _validation_message(error: RequestValidationError) -> str:
+    parts = []
+    for item in error.errors()[:10]:
+        # loc is e.g. ("body", "username"); drop the leading "body"/"query"/"path" only when a field follows.
+        loc = [str(p) for p in item.get("loc", ())]
+        where = ".".join(loc[1:] if len(loc) > 1 else loc) or "request"
+        message = str(item.get("msg", "invalid value"))
+        parts.append(f"{where}: {message}")
+    return "invalid request: " + "; ".join(parts)
+
+
+async def _on_validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+    return JSONResponse({"detail": _validation_message(error)}, status_code=422)
+
+
+async def _on_account_error(request: Request, error: accounts.AccountError) -> JSONResponse:
+    return JSONResponse({"detail": str(error)}, status_code=_ACCOUNT_ERROR_STATUS.get(type(error), 400))
+
+
+async def _on_unexpected_error(request: Request, error: Exception) -> JSONResponse:
+    # This handler runs outside the middleware stack (Starlette's ServerErrorMiddleware), so it sets the security
+    # headers itself. The traceback goes to the log (uvicorn logs it too); the client learns nothing about internals.
+    log.error(
+        "unhandled %s on %s %s", type(error).__name__, request.method, request.url.path[:200], exc_info=error
+    )
+    return JSONResponse({"detail": "internal server error"}, status_code=500, headers=SECURITY_HEADERS)
+
+
+def create_app(
+    config: ServiceConfig,
+    catalogue: Catalogue,
+    *,
+    identity_provider: IdentityProvider,
+    passwords: Passwords | None = None,
+    engine: Engine | None = None,
+) -> FastAPI:
+    """The platform service as an ASGI app. The database must already be at the newest schema (``db.upgrade_to_head``)."""
+    if config.default_plan not in catalogue.plans:
+        raise ConfigError(
+            f"POLARTEP_DEFAULT_PLAN={config.default_plan!r} is not a plan of {catalogue.source}; "
+            f"known plans: {', '.join(catalogue.plans)}"
+        )
+    engine = engine or make_engine(config.database_url)
+    context = ServiceContext(
+        config=config,
+        catalogue=catalogue,
+        engine=engine,
+        sessions=make_sessionmaker(engine),
+        passwords=passwords or Passwords(),
+        identity_provider=identity_provider,
+        metrics=ServiceMetrics(),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        close = getattr(identity_provider, "aclose", None)
+        if close is not None:
+            await close()
+
+    prefix = config.prefix.rstrip("/")
+    app = FastAPI(
+        title="Polar TEP platform service",
+        version=api.SERVICE_VERSION,
+        description="Accounts, plans and entitlements of the Polar TEP platform. "
+        "Authenticate with `Authorization: token <JupyterHub API token>`.",
+        openapi_url=f"{prefix}/api/v1/openapi.json",
+        docs_url=None,  # served by api.docs, with a CSP of its own
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.context = context
+
+    route_templates: dict[int, str] = {}
+    for router, router_prefix in (
+        (api.service_router, prefix),
+        (browser_login.router, prefix),
+        (api.api_router, f"{prefix}/api/v1"),
+    ):
+        app.include_router(router, prefix=router_prefix)
+        route_templates.update(full_route_templates(router_prefix, router.routes))
+
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(accounts.AccountError, _on_account_error)
+    app.add_exception_handler(Exception, _on_unexpected_error)
+
+    # Added innermost first: metrics see every response, security headers cover the 413s of the body limit.
+    app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(MetricsMiddleware, metrics=context.metrics, route_templates=route_templates)
+    return app

@@ -1,0 +1,46 @@
+"""What one running platform service holds: settings, catalogue, database, password hasher, identity provider, metrics.
+
+Rules this module guarantees:
+
+* Built once by ``app.create_app`` and reachable from every request as ``request.app.state.context``; there is no
+  module-level state, so several apps (tests) can live in one process.
+* Database sessions come only from ``session()``; each request gets its own and closes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.requests import Request
+
+from ..catalogue import Catalogue
+from .config import ServiceConfig
+from .identity import IdentityProvider
+from .metrics import ServiceMetrics
+from .passwords import Passwords
+
+
+@dataclass
+class ServiceContext:
+    config: ServiceConfig
+    catalogue: Catalogue
+    engine: Engine
+    sessions: sessionmaker[Session]
+    passwords: Passwords
+    identity_provider: IdentityProvider
+    metrics: ServiceMetrics
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session that is always closed; closing discards whatever was not committed."""
+        with self.sessions() as session:
+            yield session
+
+
+def get_context(request: Request) -> ServiceContext:
+    """The service context of the app handling ``request`` (a FastAPI dependency)."""
+    return request.app.state.context

@@ -1,0 +1,62 @@
+"""A bound on request body size, so no client can make the service buffer an arbitrary amount of data.
+
+Rules this module guarantees:
+
+* A request whose ``Content-Length`` exceeds the limit is answered 413 before its body is read.
+* A body without ``Content-Length`` (chunked) is counted as it arrives; past the limit, reading it raises
+  ``BodyTooLarge``, an ``HTTPException`` that FastAPI passes through and answers with 413.
+"""
+
+from __future__ import annotations
+
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+DEFAULT_MAX_BODY_BYTES = 64 * 1024
+
+
+class BodyTooLarge(HTTPException):
+    """The request body is larger than the service accepts."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, detail=f"request body too large (the limit is {limit} bytes)")
+        self.limit = limit
+
+
+class BodyLimitMiddleware:
+    """ASGI middleware enforcing ``max_body_bytes`` on every HTTP request."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    too_large = int(value) > self.max_body_bytes
+                except ValueError:
+                    too_large = False  # the server rejects malformed lengths itself
+                if too_large:
+                    response = JSONResponse(
+                        {"detail": str(BodyTooLarge(self.max_body_bytes))}, status_code=413
+                    )
+                    await response(scope, receive, send)
+                    return
+
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise BodyTooLarge(self.max_body_bytes)
+            return message
+
+        await self.app(scope, counting_receive, send)

@@ -1,0 +1,152 @@
+"""Fixtures for the platform service's tests.
+
+Switch-on fixtures:
+
+* ``database_url``: a database already at the newest schema, once on SQLite and once on PostgreSQL (the PostgreSQL
+  case is marked ``postgres``); ``empty_database_url`` is the same without the schema (for migration tests).
+* ``app`` / ``api``: the service assembled by ``create_app`` on that database, with ``FakeIdentityProvider`` as the
+  hub (``fake_hub``) and cheap argon2 parameters; ``api`` checks security headers on every response.
+* ``postgres_server``: one PostgreSQL server for the whole session (``postgres_server.PostgresServer``). Without the
+  server binaries the tests that need it fail with a message saying how to install them, unless
+  ``POLARTEP_SKIP_POSTGRES=1`` (ignored when ``CI`` is set), which skips them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from argon2 import PasswordHasher
+from fastapi import FastAPI
+
+from polartep_hub.catalogue import Catalogue, load_catalogue
+from polartep_hub.service.app import create_app
+from polartep_hub.service.config import ServiceConfig
+from polartep_hub.service.db import upgrade_to_head
+from polartep_hub.service.passwords import Passwords
+
+from .fakes import PREFIX, ApiClient, FakeIdentityProvider
+from .postgres_server import INSTALL_HINT, PostgresServer, find_bin_dir
+
+with warnings.catch_warnings():
+    # Starlette 1.x prefers the httpx2 package for its test client; httpx (a declared dependency) works the same.
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+    from fastapi.testclient import TestClient
+
+DATABASE_KINDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def _postgres_missing() -> None:
+    if os.environ.get("POLARTEP_SKIP_POSTGRES") == "1" and not os.environ.get("CI"):
+        pytest.skip(f"POLARTEP_SKIP_POSTGRES=1: {INSTALL_HINT}")
+    pytest.fail(INSTALL_HINT, pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    if find_bin_dir() is None:
+        _postgres_missing()
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_server: PostgresServer) -> str:
+    """The name of a PostgreSQL database at the newest schema, to copy for each test (much faster than migrating)."""
+    name = "platform_template"
+    upgrade_to_head(postgres_server.create_database(name))
+    return name
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite-template") / "platform.sqlite"
+    upgrade_to_head(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def sqlite_database_url(sqlite_template: Path, tmp_path: Path) -> str:
+    """A fresh SQLite database at the newest schema. Modules whose tests do not depend on the database kind
+    override ``database_url`` with this one."""
+    path = tmp_path / "platform.sqlite"
+    shutil.copyfile(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture(params=DATABASE_KINDS)
+def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh database at the newest schema, once on each kind."""
+    if request.param == "sqlite":
+        yield request.getfixturevalue("sqlite_database_url")
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    url = server.create_database(name, template=request.getfixturevalue("postgres_template"))
+    yield url
+    server.drop_database(name)
+
+
+@pytest.fixture(params=DATABASE_KINDS)
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.sqlite'}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    name = f"empty_{uuid.uuid4().hex[:12]}"
+    yield server.create_database(name)
+    server.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def fast_passwords() -> Passwords:
+    """argon2id with the cheapest parameters: the same code paths, a millisecond per hash."""
+    return Passwords(PasswordHasher(time_cost=1, memory_cost=64, parallelism=1))
+
+
+@pytest.fixture(scope="session")
+def catalogue() -> Catalogue:
+    return load_catalogue()
+
+
+@pytest.fixture
+def fake_hub() -> FakeIdentityProvider:
+    return FakeIdentityProvider()
+
+
+@pytest.fixture
+def service_config(database_url: str) -> ServiceConfig:
+    return ServiceConfig(prefix=PREFIX, database_url=database_url, default_plan="trial")
+
+
+@pytest.fixture
+def app(
+    service_config: ServiceConfig,
+    catalogue: Catalogue,
+    fake_hub: FakeIdentityProvider,
+    fast_passwords: Passwords,
+) -> Iterator[FastAPI]:
+    app = create_app(service_config, catalogue, identity_provider=fake_hub, passwords=fast_passwords)
+    yield app
+    app.state.context.engine.dispose()
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    # raise_server_exceptions=False: see the 500 responses clients would see, instead of the exception.
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.fixture
+def api(client: TestClient) -> ApiClient:
+    return ApiClient(client)

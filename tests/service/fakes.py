@@ -1,0 +1,131 @@
+"""Named fakes for the platform service's tests.
+
+* ``FakeIdentityProvider`` stands in for JupyterHub at the service's one identity seam
+  (``polartep_hub.service.identity.IdentityProvider``): it knows a fixed set of tokens, can act as a hub that is
+  down, and completes OAuth logins for codes it issued.
+* ``ApiClient`` is the one request helper: it prefixes paths with the service prefix, sends a token, and checks the
+  security headers on every response it returns.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+from httpx import Response
+
+from polartep_hub.service.identity import HUB_SCOPE, HubUnavailable, Identity
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
+
+PREFIX = "/services/platform/"
+ACCESS_SCOPE = "access:services!service=platform"
+
+
+def user(name: str, *, admin: bool = False, scopes: set[str] | None = None) -> Identity:
+    """A JupyterHub user identity; by default with access to the platform service."""
+    return Identity(
+        kind="user", name=name, admin=admin, scopes=frozenset({ACCESS_SCOPE} if scopes is None else scopes)
+    )
+
+
+def service(name: str, scopes: set[str]) -> Identity:
+    return Identity(kind="service", name=name, scopes=frozenset(scopes))
+
+
+HUB = service("polartep-hub", {HUB_SCOPE})
+
+# The tokens every test's fake hub knows.
+TOKENS: dict[str, Identity] = {
+    "alice-token": user("alice"),
+    "bob-token": user("bob"),
+    "ada-token": user("ada", admin=True),  # a JupyterHub admin
+    "all-services-token": user("dora", scopes={"access:services"}),  # unfiltered superset of the access scope
+    "other-service-token": user("carol", scopes={"access:services!service=other"}),
+    "hub-token": HUB,
+    "prometheus-token": service("prometheus", {"read:metrics"}),
+    "odd-name-token": user("Not Valid!"),
+}
+
+
+class FakeIdentityProvider:
+    """A JupyterHub that knows ``tokens``; set ``down = True`` to make every question fail as if unreachable."""
+
+    def __init__(self, tokens: dict[str, Identity] | None = None) -> None:
+        self.tokens = dict(TOKENS if tokens is None else tokens)
+        self.down = False
+        self.questions: list[str] = []
+        # OAuth: code -> (token, expected PKCE verifier); filled by ``grant``.
+        self._codes: dict[str, tuple[str, str | None]] = {}
+        self.last_challenge: str | None = None
+
+    async def identify(self, token: str) -> Identity | None:
+        self.questions.append(token)
+        if self.down:
+            raise HubUnavailable("fake hub is down")
+        return self.tokens.get(token)
+
+    def authorize_url(self, state: str, code_challenge: str) -> str:
+        self.last_challenge = code_challenge
+        return "/hub/api/oauth2/authorize?" + urlencode({"state": state, "code_challenge": code_challenge})
+
+    def grant(self, code: str, token: str) -> None:
+        """Let ``code`` be traded for ``token`` (what the hub does after the user approves)."""
+        self._codes[code] = (token, None)
+
+    async def token_for_code(self, code: str, code_verifier: str) -> str:
+        if self.down or code not in self._codes:
+            raise HubUnavailable("fake hub refused the code")
+        import base64
+        import hashlib
+
+        challenge = (
+            base64.urlsafe_b64encode(hashlib.sha256(code_verifier.encode()).digest()).decode().rstrip("=")
+        )
+        if challenge != self.last_challenge:
+            raise HubUnavailable("PKCE verifier does not match the challenge")
+        return self._codes.pop(code)[0]
+
+
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+}
+
+
+def check_security_headers(response: Response) -> None:
+    """Every response of the service carries these, errors included."""
+    for name, value in SECURITY_HEADERS.items():
+        assert response.headers.get(name) == value, (
+            f"{name} missing on {response.request.url}: {response.headers}"
+        )
+    csp = response.headers.get("content-security-policy", "")
+    assert "frame-ancestors 'none'" in csp, f"CSP missing on {response.request.url}"
+    if not response.request.url.path.endswith("/docs"):
+        assert csp == "default-src 'none'; frame-ancestors 'none'", csp
+
+
+class ApiClient:
+    """Requests to the service under test: ``api.get("api/v1/me", token="alice-token")``."""
+
+    def __init__(self, client: TestClient, prefix: str = PREFIX) -> None:
+        self.client = client
+        self.prefix = prefix
+
+    def request(self, method: str, path: str, *, token: str | None = None, **kwargs: Any) -> Response:
+        headers = dict(kwargs.pop("headers", None) or {})
+        if token is not None:
+            headers["Authorization"] = f"token {token}"
+        response = self.client.request(method, self.prefix + path, headers=headers, **kwargs)
+        check_security_headers(response)
+        return response
+
+    def get(self, path: str, **kwargs: Any) -> Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> Response:
+        return self.request("POST", path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> Response:
+        return self.request("PATCH", path, **kwargs)

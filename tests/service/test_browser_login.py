@@ -1,0 +1,136 @@
+"""Browser login to the platform service through the hub's OAuth, with a session cookie for reading pages."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from polartep_hub.service.browser_login import safe_next_url, session_cookie_name
+
+from .fakes import PREFIX
+
+STATE_COOKIE = "polartep-platform-oauth-state"
+SESSION_COOKIE = "polartep-platform-session"
+
+
+@pytest.fixture
+def database_url(sqlite_database_url):
+    """Logins do not depend on the database kind: SQLite only."""
+    return sqlite_database_url
+
+
+def start_login(api, next_url: str | None = None) -> str:
+    """Follow ``login`` to the hub's authorize URL; returns the state the hub would send back."""
+    response = api.get("login", params={} if next_url is None else {"next": next_url}, follow_redirects=False)
+    assert response.status_code == 302
+    query = parse_qs(urlsplit(response.headers["location"]).query)
+    assert query["code_challenge"][0]
+    return query["state"][0]
+
+
+def finish_login(api, fake_hub, state: str, token: str = "alice-token"):
+    fake_hub.grant("the-code", token)
+    return api.get("oauth_callback", params={"code": "the-code", "state": state}, follow_redirects=False)
+
+
+def test_login_redirects_to_the_hub_with_state_and_pkce(api, fake_hub):
+    response = api.get("login", follow_redirects=False)
+    assert response.status_code == 302
+    location = response.headers["location"]
+    assert location.startswith("/hub/api/oauth2/authorize?")
+    assert parse_qs(urlsplit(location).query)["code_challenge"] == [fake_hub.last_challenge]
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith(f"{STATE_COOKIE}=")
+    assert "HttpOnly" in cookie and f"Path={PREFIX}" in cookie and "SameSite=lax" in cookie
+
+
+def test_a_completed_login_sets_a_session_cookie_that_reads_pages(api, fake_hub):
+    state = start_login(api, next_url=f"{PREFIX}api/v1/me")
+    response = finish_login(api, fake_hub, state)
+    assert response.status_code == 302
+    assert response.headers["location"] == f"{PREFIX}api/v1/me"
+    assert api.client.cookies.get(SESSION_COOKIE)
+    assert STATE_COOKIE not in api.client.cookies
+
+    me = api.get("api/v1/me")
+    assert me.status_code == 200
+    assert me.json()["name"] == "alice"
+
+
+def test_the_session_cookie_does_not_authorise_state_changes(api, fake_hub):
+    finish_login(api, fake_hub, start_login(api), token="ada-token")
+    assert api.get("api/v1/me").json()["name"] == "ada"
+    response = api.post("api/v1/accounts", json={"name": "mallory"})
+    assert response.status_code == 401
+
+
+def test_a_callback_with_another_state_is_refused(api, fake_hub):
+    start_login(api)
+    response = finish_login(api, fake_hub, "a-state-from-elsewhere")
+    assert response.status_code == 403
+    assert "state does not match" in response.json()["detail"]
+    assert SESSION_COOKIE not in api.client.cookies
+
+
+def test_a_callback_without_the_state_cookie_is_refused(api, fake_hub):
+    state = start_login(api)
+    api.client.cookies.clear()
+    assert finish_login(api, fake_hub, state).status_code == 403
+
+
+def test_a_refused_code_is_a_502_with_a_message(api, fake_hub):
+    state = start_login(api)
+    response = api.get(
+        "oauth_callback", params={"code": "never-granted", "state": state}, follow_redirects=False
+    )
+    assert response.status_code == 502
+    assert "try again" in response.json()["detail"]
+
+
+def test_hub_errors_in_the_callback_are_400(api):
+    response = api.get("oauth_callback", params={"error": "access_denied"})
+    assert response.status_code == 400
+    assert "access_denied" in response.json()["detail"]
+
+
+def test_a_tampered_session_cookie_is_ignored(api, app):
+    api.client.cookies.set(session_cookie_name(app.state.context), "alice-token", path=PREFIX)
+    assert api.get("api/v1/me").status_code == 401
+
+
+def test_logout_forgets_the_session(api, fake_hub):
+    finish_login(api, fake_hub, start_login(api))
+    assert api.get("logout").status_code == 200
+    assert api.get("api/v1/me").status_code == 401
+
+
+@pytest.mark.parametrize(
+    "next_url",
+    [
+        "//evil.example/",
+        "///evil.example/",
+        "/\\evil.example/",
+        "https://evil.example/services/platform/",
+        f"{PREFIX}..//evil",
+        f"{PREFIX}../../hub/admin",
+        f"{PREFIX}%2e%2e/hub",
+        f"{PREFIX}\r\nSet-Cookie: x=y",
+        "/services/platform-evil/",
+        "/hub/home",
+        "",
+        None,
+    ],
+)
+def test_next_never_leaves_the_service_prefix(next_url):
+    assert safe_next_url(next_url, PREFIX) == PREFIX
+
+
+@pytest.mark.parametrize("next_url", [f"{PREFIX}api/v1/me", f"{PREFIX}api/v1/docs?x=1", PREFIX])
+def test_next_keeps_paths_under_the_prefix(next_url):
+    assert safe_next_url(next_url, PREFIX) == next_url
+
+
+def test_an_open_redirect_through_login_lands_on_the_prefix(api, fake_hub):
+    response = finish_login(api, fake_hub, start_login(api, next_url="//evil.example/"))
+    assert response.headers["location"] == PREFIX
