@@ -40,7 +40,7 @@ def by_hand(profile_env: dict[str, str], home: Path) -> float:
         except httpx.HTTPError:
             return False
 
-    wait_for(up, 60, interval=0.02, what="hand-started server")
+    wait_for(up, 60, interval=0.05, what="hand-started server")
     elapsed = time.perf_counter() - started
     process.terminate()
     process.wait(20)
@@ -56,7 +56,7 @@ def through_platform(platform: RunningPlatform, user: str, token: str, profile: 
         model = platform.server_model(user)
         return bool(model and model["ready"])
 
-    wait_for(ready, 90, interval=0.02, what="platform server")
+    wait_for(ready, 90, interval=0.05, what="platform server")
     elapsed = time.perf_counter() - started
     platform.stop_server(user)
     return elapsed

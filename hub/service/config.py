@@ -132,9 +132,7 @@ class ServiceConfig:
 
         log_level = environ.get("POLARTEP_LOG_LEVEL", "").strip().upper() or "INFO"
         if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-            raise ConfigError(
-                f"POLARTEP_LOG_LEVEL={log_level[:40]!r} must be DEBUG, INFO, WARNING or ERROR"
-            )
+            raise ConfigError(f"POLARTEP_LOG_LEVEL={log_level[:40]!r} must be DEBUG, INFO, WARNING or ERROR")
 
         return cls(
             prefix=prefix,

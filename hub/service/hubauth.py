@@ -36,16 +36,22 @@ class HubIdentityProvider:
         """Build from the hub's environment; ``ValueError`` naming what is missing."""
         try:
             hub_auth = HubOAuth(cache_max_age=cache_max_age)
-            # Touch the required values now: traitlets validates lazily, and a missing token should stop start-up.
-            hub_auth.api_token  # noqa: B018
-            hub_auth.oauth_client_id  # noqa: B018
         except TraitError as e:
+            raise ValueError(f"cannot set up JupyterHub authentication: {e}") from None
+        # traitlets does not validate environment defaults, so check the required ones here, at start-up.
+        missing = [
+            name
+            for name, value in (
+                ("JUPYTERHUB_API_TOKEN", hub_auth.api_token),
+                ("JUPYTERHUB_CLIENT_ID", hub_auth.oauth_client_id),
+            )
+            if not value
+        ]
+        if missing:
             raise ValueError(
-                "cannot talk to JupyterHub: JUPYTERHUB_API_TOKEN and JUPYTERHUB_CLIENT_ID must be set "
-                f"(the hub sets them for its managed services): {e}"
-            ) from None
-        if not hub_auth.api_url:
-            raise ValueError("cannot talk to JupyterHub: JUPYTERHUB_API_URL is not set")
+                f"cannot talk to JupyterHub: {' and '.join(missing)} not set "
+                "(the hub sets them for the services it manages)"
+            )
         return cls(hub_auth)
 
     @property

@@ -23,6 +23,7 @@ from traitlets import Bool, default
 
 from ..catalogue import Profile
 from .profiles import ProfileSpawnerMixin
+from .readiness import wait_until_answering
 
 
 class LocalProfileSpawner(ProfileSpawnerMixin, SimpleLocalProcessSpawner):
@@ -51,6 +52,15 @@ class LocalProfileSpawner(ProfileSpawnerMixin, SimpleLocalProcessSpawner):
         if not self.gpu_count(profile):
             # Hide any GPU from the ML profile when the catalogue says this host should not use one.
             self.environment = {**self.environment, "CUDA_VISIBLE_DEVICES": ""}
+
+    async def start(self):
+        ip, port = await super().start()
+        await wait_until_answering(
+            f"http://{ip}:{port}{self.server.base_url}api",
+            timeout=self.start_timeout,
+            alive=lambda: self.proc is not None and self.proc.poll() is None,
+        )
+        return ip, port
 
     def make_preexec_fn(self, name):
         make_home = super().make_preexec_fn(name)

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import uuid
 import warnings
 from collections.abc import Iterator
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -30,7 +32,7 @@ from polartep_hub.service.config import ServiceConfig
 from polartep_hub.service.db import upgrade_to_head
 from polartep_hub.service.passwords import Passwords
 
-from .fakes import PREFIX, ApiClient, FakeIdentityProvider
+from .fakes import PREFIX, ApiClient, FakeHubAPI, FakeIdentityProvider
 from .postgres_server import INSTALL_HINT, PostgresServer, find_bin_dir
 
 with warnings.catch_warnings():
@@ -150,3 +152,14 @@ def client(app: FastAPI) -> Iterator[TestClient]:
 @pytest.fixture
 def api(client: TestClient) -> ApiClient:
     return ApiClient(client)
+
+
+@pytest.fixture(scope="session")
+def hub_url() -> Iterator[str]:
+    """Base URL of a fake JupyterHub REST API (``fakes.FakeHubAPI``) on 127.0.0.1."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeHubAPI)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()

@@ -3,14 +3,18 @@
 * ``FakeIdentityProvider`` stands in for JupyterHub at the service's one identity seam
   (``polartep_hub.service.identity.IdentityProvider``): it knows a fixed set of tokens, can act as a hub that is
   down, and completes OAuth logins for codes it issued.
+* ``FakeHubAPI`` is the hub's REST API for tests of the real provider and the real service process: an HTTP handler
+  answering ``GET /hub/api/user`` and ``POST /hub/api/oauth2/token`` like JupyterHub (fixture ``hub_url``).
 * ``ApiClient`` is the one request helper: it prefixes paths with the service prefix, sends a token, and checks the
   security headers on every response it returns.
 """
 
 from __future__ import annotations
 
+import json
+from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 from httpx import Response
 
@@ -129,3 +133,59 @@ class ApiClient:
 
     def patch(self, path: str, **kwargs: Any) -> Response:
         return self.request("PATCH", path, **kwargs)
+
+
+# --- a fake JupyterHub REST API, over real HTTP ---------------------------------------------------------------
+
+HUB_MODELS = {
+    "alice-token": {
+        "kind": "user",
+        "name": "alice",
+        "admin": False,
+        "scopes": ["access:services!service=platform", "read:users:name!user=alice"],
+    },
+    "root-token": {"kind": "user", "name": "root", "admin": True, "scopes": ["access:services"]},
+    "hub-token": {"kind": "service", "name": "polartep-hub", "scopes": [HUB_SCOPE]},
+}
+
+
+class FakeHubAPI(BaseHTTPRequestHandler):
+    """JupyterHub's ``/hub/api/user`` and OAuth token endpoint for the tokens in ``HUB_MODELS``."""
+
+    questions: list[str] = []  # the tokens asked about, in order
+
+    def log_message(self, *args) -> None:  # keep test output quiet
+        pass
+
+    def _reply(self, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        token = self.headers.get("Authorization", "").removeprefix("token ")
+        self.questions.append(token)
+        if self.path != "/hub/api/user":
+            self._reply(404, {"message": "not found"})
+        elif token == "broken-hub-token":
+            self._reply(500, {"message": "boom"})
+        elif token in HUB_MODELS:
+            self._reply(200, {**HUB_MODELS[token], "session_id": None, "token_id": "a1"})
+        else:
+            self._reply(403, {"message": "not authorized"})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        form = parse_qs(self.rfile.read(length).decode())
+        expected = {
+            "code": ["good-code"],
+            "client_secret": ["service-api-token"],
+            "code_verifier": ["the-verifier"],
+        }
+        if self.path == "/hub/api/oauth2/token" and all(form.get(k) == v for k, v in expected.items()):
+            self._reply(200, {"access_token": "alice-token", "token_type": "Bearer"})
+        else:
+            self._reply(400, {"error": "invalid_grant"})

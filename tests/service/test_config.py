@@ -46,7 +46,11 @@ def test_every_platform_variable_is_read():
     assert config.access_scopes == frozenset({"access:services!service=platform", "custom:x"})
     assert config.database_url == "postgresql+psycopg://u:p%40ss@db/platform"
     assert config.catalogue_path == Path("/etc/polartep/catalogue.yaml")
-    assert (config.admin_user, config.admin_password, config.default_plan) == ("root-admin", "s3cret pass", "standard")
+    assert (config.admin_user, config.admin_password, config.default_plan) == (
+        "root-admin",
+        "s3cret pass",
+        "standard",
+    )
     assert config.cookie_secret == bytes.fromhex("ab" * 32) and config.cookie_secret_from_env
     assert config.log_level == "DEBUG"
 
