@@ -90,11 +90,11 @@ def render_catalogue(catalogue: Catalogue) -> str:
 
 def check(settings: PlatformSettings) -> list[str]:
     """Problems with the catalogue and settings, as messages; empty when everything is usable."""
-    problems = []
+    problems = settings.problems()
     try:
         catalogue = load_catalogue(settings.catalogue_path)
     except CatalogueError as e:
-        return [str(e)]
+        return [*problems, str(e)]
     if settings.default_plan not in catalogue.plans:
         problems.append(
             f"POLARTEP_DEFAULT_PLAN={settings.default_plan!r} is not a plan; choose one of: {', '.join(catalogue.plans)}"
@@ -198,7 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except TraitError as e:  # settings are read lazily, so a bad variable can surface here
+        print(f"polartep: invalid setting: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

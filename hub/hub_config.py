@@ -53,6 +53,9 @@ def platform_service_definition(settings: PlatformSettings) -> dict[str, Any]:
 def configure_hub(c, settings: PlatformSettings | None = None) -> PlatformSettings:
     """Apply the platform to JupyterHub's config ``c``; returns the settings used."""
     settings = settings or PlatformSettings(config=c)
+    problems = settings.problems()
+    if problems:
+        raise SystemExit("invalid settings:\n  " + "\n  ".join(problems))
     catalogue = load_catalogue(settings.catalogue_path)
     if settings.default_plan not in catalogue.plans:
         raise SystemExit(

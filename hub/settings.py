@@ -26,6 +26,21 @@ def _env(name: str, fallback: str) -> str:
     return value if value.strip() else fallback
 
 
+def _env_int(name: str, fallback: int) -> int:
+    value = _env(name, str(fallback))
+    try:
+        return int(value)
+    except ValueError:
+        raise TraitError(f"{name} must be a whole number, got {value!r}") from None
+
+
+def _public_url_problem(value: str) -> str | None:
+    url = urlparse(value)
+    if url.scheme not in ("http", "https") or not url.hostname or not url.port:
+        return f"public_url must look like http://HOST:PORT, got {value!r}"
+    return None
+
+
 class PlatformSettings(Configurable):
     """Everything an operator sets to run Polar TEP. See the README's configuration table."""
 
@@ -60,9 +75,9 @@ class PlatformSettings(Configurable):
 
     @validate("public_url")
     def _check_public_url(self, proposal):
-        url = urlparse(proposal["value"])
-        if url.scheme not in ("http", "https") or not url.hostname or not url.port:
-            raise TraitError(f"public_url must look like http://HOST:PORT, got {proposal['value']!r}")
+        problem = _public_url_problem(proposal["value"])
+        if problem:
+            raise TraitError(problem)
         return proposal["value"].rstrip("/")
 
     proxy_api_port = Integer(
@@ -71,13 +86,13 @@ class PlatformSettings(Configurable):
 
     @default("proxy_api_port")
     def _proxy_api_port_default(self) -> int:
-        return int(_env("POLARTEP_PROXY_API_PORT", "8001"))
+        return _env_int("POLARTEP_PROXY_API_PORT", 8001)
 
     hub_port = Integer(help="Port the hub listens on (127.0.0.1). Env: POLARTEP_HUB_PORT.", config=True)
 
     @default("hub_port")
     def _hub_port_default(self) -> int:
-        return int(_env("POLARTEP_HUB_PORT", "8081"))
+        return _env_int("POLARTEP_HUB_PORT", 8081)
 
     service_port = Integer(
         help="Port of the platform service (127.0.0.1). Env: POLARTEP_SERVICE_PORT.", config=True
@@ -85,7 +100,7 @@ class PlatformSettings(Configurable):
 
     @default("service_port")
     def _service_port_default(self) -> int:
-        return int(_env("POLARTEP_SERVICE_PORT", "8090"))
+        return _env_int("POLARTEP_SERVICE_PORT", 8090)
 
     hub_db_url = Unicode(help="JupyterHub's database URL. Env: POLARTEP_HUB_DB_URL.", config=True)
 
@@ -146,6 +161,26 @@ class PlatformSettings(Configurable):
     @default("log_level")
     def _log_level_default(self) -> str:
         return _env("POLARTEP_LOG_LEVEL", "INFO").upper()
+
+    def problems(self) -> list[str]:
+        """What is wrong with the settings in force (defaults from the environment are not validated on read)."""
+        found = []
+        problem = _public_url_problem(self.public_url)
+        if problem:
+            found.append(problem)
+        ports = {
+            "proxy_api_port": self.proxy_api_port,
+            "hub_port": self.hub_port,
+            "service_port": self.service_port,
+        }
+        if not problem:
+            ports["public_url port"] = self.public_port
+        for name, port in ports.items():
+            if not 0 < port < 65536:
+                found.append(f"{name} must be a port number (1-65535), got {port}")
+        if len(set(ports.values())) != len(ports):
+            found.append(f"the ports must differ: {ports}")
+        return found
 
     # Derived values ---------------------------------------------------------------------------------------------
 

@@ -57,7 +57,7 @@ class LocalProfileSpawner(ProfileSpawnerMixin, SimpleLocalProcessSpawner):
         ip, port = await super().start()
         await wait_until_answering(
             f"http://{ip}:{port}{self.server.base_url}api",
-            timeout=self.start_timeout,
+            within=self.start_timeout,
             alive=lambda: self.proc is not None and self.proc.poll() is None,
         )
         return ip, port

@@ -16,11 +16,11 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 
 async def wait_until_answering(
-    url: str, timeout: float, alive: Callable[[], bool] = lambda: True, interval: float = 0.05
+    url: str, within: float, alive: Callable[[], bool] = lambda: True, interval: float = 0.05
 ) -> bool:
-    """Poll ``url`` until any HTTP answer below 500 comes back; False on timeout or when ``alive()`` turns False."""
+    """Poll ``url`` until any HTTP answer below 500 comes back; False when ``within`` seconds pass or when ``alive()`` turns False."""
     client = AsyncHTTPClient()
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline and alive():
         try:
             response = await client.fetch(HTTPRequest(url, request_timeout=2), raise_error=False)
