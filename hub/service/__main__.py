@@ -96,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"cannot prepare the database: {type(e).__name__}: {str(e)[:500]}")
 
     passwords = Passwords()
+    passwords.warm_up()
     if config.admin_password:
         try:
             with make_sessionmaker(engine)() as session:

@@ -107,7 +107,6 @@ def admin_or_hub_caller(identity: Annotated[Identity, Depends(service_caller)]) 
     raise HTTPException(status.HTTP_403_FORBIDDEN, detail="only administrators may do this")
 
 
-OptionalCaller = Annotated[Identity | None, Depends(optional_identity)]
 Caller = Annotated[Identity, Depends(required_identity)]
 ServiceCaller = Annotated[Identity, Depends(service_caller)]
 UserCaller = Annotated[Identity, Depends(user_caller)]

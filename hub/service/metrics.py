@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 UNMATCHED_ROUTE = "unmatched"
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class ServiceMetrics:
@@ -51,6 +52,8 @@ class ServiceMetrics:
         return generate_latest(self.registry)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        # Clients choose the method token freely; fold the unusual ones so they cannot grow the label set.
+        method = method if method in _KNOWN_METHODS else "other"
         self.requests.labels(method=method, route=route, status=str(status)).inc()
         self.request_duration.labels(method=method, route=route).observe(seconds)
 

@@ -33,6 +33,10 @@ class Passwords:
         # Made with the same parameters as real hashes, so verifying it costs the same.
         return self._hasher.hash(secrets.token_urlsafe(24))
 
+    def warm_up(self) -> None:
+        """Make the dummy hash now, so the first unknown-user login does not pay for it (and stand out)."""
+        _ = self._dummy_hash
+
     def hash(self, password: str) -> str:
         """The encoded argon2id hash of ``password``."""
         return self._hasher.hash(password)

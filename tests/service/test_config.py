@@ -89,3 +89,13 @@ def test_empty_admin_password_means_no_admin_account():
 def test_bad_values_name_the_variable(env, variable):
     with pytest.raises(ConfigError, match=variable):
         ServiceConfig.from_env({**HUB_ENV, **env})
+
+
+def test_create_app_refuses_a_default_plan_missing_from_the_catalogue(catalogue, tmp_path):
+    from polartep_hub.service.app import create_app
+
+    from .fakes import FakeIdentityProvider
+
+    config = ServiceConfig(default_plan="platinum", database_url=f"sqlite:///{tmp_path / 'x.sqlite'}")
+    with pytest.raises(ConfigError, match="known plans: trial, standard, large"):
+        create_app(config, catalogue, identity_provider=FakeIdentityProvider())
