@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import os
+from collections.abc import Iterator
 
 import pytest
 
 from .harness import RunningPlatform
+from .postgres_server import INSTALL_HINT, PostgresServer, find_bin_dir
 
 _names = itertools.count(1)
 
@@ -34,3 +37,21 @@ def new_user(platform):
         return name, platform.create_user(name, plan=plan, password=password)
 
     return make
+
+
+def _postgres_missing() -> None:
+    if os.environ.get("POLARTEP_SKIP_POSTGRES") == "1" and not os.environ.get("CI"):
+        pytest.skip(f"POLARTEP_SKIP_POSTGRES=1: {INSTALL_HINT}")
+    pytest.fail(INSTALL_HINT, pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the session, from Debian's binaries, in a temporary folder."""
+    if find_bin_dir() is None:
+        _postgres_missing()
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -87,3 +87,11 @@ def test_the_hub_does_not_start_with_a_bad_catalogue(tmp_path):
     )  # fmt: skip
     assert result.returncode != 0
     assert f"{path}: at profiles.small.memory" in result.stdout + result.stderr
+
+
+def test_the_configuration_reference_in_docs_is_up_to_date():
+    result = run(POLARTEP, "config-reference")
+    assert result.returncode == 0
+    assert (REPO_ROOT / "docs" / "configuration.md").read_text() == result.stdout, (
+        "regenerate with: .venv/bin/polartep config-reference > docs/configuration.md"
+    )

@@ -14,7 +14,6 @@ Switch-on fixtures:
 
 from __future__ import annotations
 
-import os
 import shutil
 import threading
 import uuid
@@ -36,8 +35,8 @@ from polartep_hub.service.db import make_engine, upgrade_to_head
 from polartep_hub.service.models import Base
 from polartep_hub.service.passwords import Passwords
 
+from ..postgres_server import PostgresServer
 from .fakes import PREFIX, ApiClient, FakeHubAPI, FakeIdentityProvider
-from .postgres_server import INSTALL_HINT, PostgresServer, find_bin_dir
 
 with warnings.catch_warnings():
     # Starlette 1.x prefers the httpx2 package for its test client; httpx (a declared dependency) works the same.
@@ -45,23 +44,6 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 DATABASE_KINDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-
-
-def _postgres_missing() -> None:
-    if os.environ.get("POLARTEP_SKIP_POSTGRES") == "1" and not os.environ.get("CI"):
-        pytest.skip(f"POLARTEP_SKIP_POSTGRES=1: {INSTALL_HINT}")
-    pytest.fail(INSTALL_HINT, pytrace=False)
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    if find_bin_dir() is None:
-        _postgres_missing()
-    server = PostgresServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
