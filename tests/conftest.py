@@ -17,15 +17,8 @@ _names = itertools.count(1)
 @pytest.fixture(scope="session")
 def platform(tmp_path_factory):
     """One running platform for the session; tests use their own users so they do not interfere."""
-    running = RunningPlatform(tmp_path_factory.mktemp("platform"))
-    try:
-        running.start()
-    except Exception:
-        print(running.log_tail())
-        running.stop()
-        raise
-    yield running
-    running.stop()
+    with RunningPlatform(tmp_path_factory.mktemp("platform")).running() as running:
+        yield running
 
 
 @pytest.fixture

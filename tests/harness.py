@@ -7,12 +7,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,6 +114,20 @@ class RunningPlatform:
         self.proxy_process = start_proxy(self.settings, log_path=self.root / "proxy.log")
         self.start_hub()
         return self
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[RunningPlatform]:
+        """Start, yield, and always stop; the hub's log is printed when start-up fails."""
+        try:
+            self.start()
+        except Exception:
+            print(self.log_tail())
+            self.stop()
+            raise
+        try:
+            yield self
+        finally:
+            self.stop()
 
     def start_hub(self, timeout: float = 60) -> None:
         log = open(self.hub_log, "ab")  # noqa: SIM115 (kept open for the hub's lifetime)

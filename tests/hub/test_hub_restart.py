@@ -12,9 +12,8 @@ from .test_spawn_profiles import server_state
 
 @pytest.fixture(scope="module")
 def own_platform(tmp_path_factory):
-    running = RunningPlatform(tmp_path_factory.mktemp("restart")).start()
-    yield running
-    running.stop()
+    with RunningPlatform(tmp_path_factory.mktemp("restart")).running() as running:
+        yield running
 
 
 def test_hub_restart_keeps_a_running_server(own_platform):

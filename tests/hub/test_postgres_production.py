@@ -16,15 +16,8 @@ def postgres_platform(tmp_path_factory, postgres_server):
         "POLARTEP_HUB_DB_URL": postgres_server.create_database("hub_production"),
         "POLARTEP_SERVICE_DB_URL": postgres_server.create_database("platform_production"),
     }
-    running = RunningPlatform(tmp_path_factory.mktemp("postgres"), extra_env=env)
-    try:
-        running.start()
-    except Exception:
-        print(running.log_tail())
-        running.stop()
-        raise
-    yield running
-    running.stop()
+    with RunningPlatform(tmp_path_factory.mktemp("postgres"), extra_env=env).running() as running:
+        yield running
 
 
 def test_spawn_and_restart_with_both_databases_on_postgresql(postgres_platform):
