@@ -63,7 +63,8 @@ class ProfileSpawnerMixin(LoggingConfigurable):
         return ProfileSpawnerMixin._render_profile_form
 
     async def _render_profile_form(self) -> str:
-        allowed = (await self.entitlements()).profiles
+        entitlements = await self.entitlements()
+        allowed = entitlements.profiles
         rows = []
         for index, name in enumerate(allowed):
             profile = self.catalogue.profile(name)
@@ -74,7 +75,16 @@ class ProfileSpawnerMixin(LoggingConfigurable):
                 f"<strong>{html.escape(profile.summary())}</strong>"
                 f'<br><span class="text-muted">{html.escape(profile.description)}</span></label></div>'
             )
-        return "<fieldset><legend>Choose an environment</legend>" + "\n".join(rows) + "</fieldset>"
+        plan = self.catalogue.plans.get(entitlements.plan)
+        plan_line = (
+            f'<p class="text-muted">Your plan: {html.escape(plan.display_name)} '
+            f"({plan.cpu_hours_per_month:g} CPU-hours a month)</p>"
+            if plan
+            else ""
+        )
+        return (
+            "<fieldset><legend>Choose an environment</legend>" + plan_line + "\n".join(rows) + "</fieldset>"
+        )
 
     def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
         values = formdata.get("profile") or []

@@ -106,3 +106,4 @@ def test_the_spawn_form_lists_exactly_the_plan_profiles_with_sizes(platform, new
             assert f'value="{name}"' in page.text
             assert CATALOGUE.profile(name).summary() in page.text
         assert 'value="large"' not in page.text and 'value="ml"' not in page.text
+        assert "Your plan: Trial (500 CPU-hours a month)" in page.text
