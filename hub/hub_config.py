@@ -79,6 +79,8 @@ def configure_docker_spawner(c) -> None:
     # Host networking has no container IP to look up; the spawner answers 127.0.0.1 and the server's own port.
     c.DockerSpawner.use_internal_ip = True
     c.DockerSpawner.remove = True  # containers are disposable; the home volume is what persists
+    # The images' own command, named here so a spawn need not inspect the image to find it.
+    c.DockerSpawner.cmd = ["jupyterhub-singleuser"]
     c.DockerSpawner.pull_policy = "never"  # no registry is reachable; a missing image is a build problem
     c.DockerSpawner.prefix = "polartep"  # containers: polartep-{username}[--{servername}]
     c.DockerProfileSpawner.home_volume_template = "polartep-home-{username}"

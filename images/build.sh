@@ -16,6 +16,7 @@
 #   * Python packages come only from a wheelhouse downloaded on the host (`pip download` for Python 3.11.2 and
 #     manylinux), installed with `pip install --no-index`: nothing inside `docker build` touches the network, which
 #     here has no container registry and whose TLS certificate containers do not trust.
+#   * Superseded NAME:<hash> tags are removed after a build, so old layers do not pile up.
 #   * Concurrent calls wait for each other (flock on build/images/.lock) instead of building twice.
 #   * The images run as the unprivileged user jovyan (uid 1000, home /home/jovyan).
 # Prints each image's size at the end.
@@ -100,6 +101,9 @@ build() {  # $1 = image name, $2 = content hash, then extra docker build args
         rm -rf "$ctx"
     fi
     docker tag "$tag" "polartep/$name:latest"
+    # Older content-hash tags of this image are superseded: untag them so their layers can be reclaimed.
+    docker image ls "polartep/$name" --format '{{.Tag}}' | grep -vx -e latest -e "$hash" \
+        | while read -r old; do docker rmi "polartep/$name:$old" >/dev/null 2>&1 || true; done
 }
 
 base_hash() { hash_of images/base/Dockerfile images/base/requirements.txt notebooks; }
