@@ -102,7 +102,7 @@ build() {  # $1 = image name, $2 = content hash, then extra docker build args
     fi
     docker tag "$tag" "polartep/$name:latest"
     # Older content-hash tags of this image are superseded: untag them so their layers can be reclaimed.
-    docker image ls "polartep/$name" --format '{{.Tag}}' | grep -vx -e latest -e "$hash" \
+    docker image ls "polartep/$name" --format '{{.Tag}}' | { grep -vx -e latest -e "$hash" || true; } \
         | while read -r old; do docker rmi "polartep/$name:$old" >/dev/null 2>&1 || true; done
 }
 
