@@ -50,25 +50,45 @@ def by_hand(profile_env: dict[str, str], home: Path) -> float:
     return elapsed
 
 
-def by_docker_run(profile_name: str, catalogue_path: str, volume: str) -> float:
+def by_docker_run(
+    profile_name: str, catalogue_path: str, volume: str, singleuser_env: dict[str, str] | None = None
+) -> float:
+    """A bare ``docker run`` of the profile's image to ready: ``jupyter lab``, or with ``singleuser_env`` the image's
+    own command (``jupyterhub-singleuser``, talking to the running hub as the given user)."""
     from polartep_hub.catalogue import load_catalogue
 
     profile = load_catalogue(catalogue_path).profile(profile_name)
     port = free_port()
     name = f"polartep-bench-{secrets.token_hex(3)}"
+    if singleuser_env is None:
+        command = [
+            "jupyter",
+            "lab",
+            "--no-browser",
+            f"--port={port}",
+            "--ip=127.0.0.1",
+            "--IdentityProvider.token=bench",
+        ]
+        env_args: list[str] = []
+        probe = f"http://127.0.0.1:{port}/api/status?token=bench"
+    else:
+        prefix = singleuser_env["JUPYTERHUB_SERVICE_PREFIX"]
+        env = {**singleuser_env, "JUPYTERHUB_SERVICE_URL": f"http://127.0.0.1:{port}{prefix}"}
+        command = ["jupyterhub-singleuser", f"--port={port}", "--ip=127.0.0.1"]
+        env_args = [arg for key, value in env.items() for arg in ("-e", f"{key}={value}")]
+        probe = f"http://127.0.0.1:{port}{prefix}api"  # what the spawner polls too
     started = time.perf_counter()
     subprocess.run(
         ["docker", "run", "-d", "--rm", "--name", name, "--network", "host",
          f"--memory={profile.memory}", f"--memory-swap={profile.memory}",
          "--cpu-period=100000", f"--cpu-quota={int(profile.cpu * 100000)}",
-         "-v", f"{volume}:/home/jovyan", profile.image,
-         "jupyter", "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1", "--IdentityProvider.token=bench"],
+         "-v", f"{volume}:/home/jovyan", *env_args, profile.image, *command],
         check=True, stdout=subprocess.DEVNULL,
     )  # fmt: skip
 
     def up() -> bool:
         try:
-            return httpx.get(f"http://127.0.0.1:{port}/api/status?token=bench", timeout=1).status_code == 200
+            return httpx.get(probe, timeout=1).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -98,6 +118,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--profile", default="interactive")
     parser.add_argument("--mode", choices=["local", "docker"], default="local")
+    parser.add_argument(
+        "--baseline",
+        choices=["lab", "singleuser"],
+        default="lab",
+        help="docker mode: the bare container runs `jupyter lab` (default) or the image's own jupyterhub-singleuser",
+    )
     args = parser.parse_args()
 
     user = f"bench{secrets.token_hex(3)}" if args.mode == "docker" else "bench"
@@ -112,9 +138,24 @@ def main() -> None:
             home.mkdir()
             env = {**platform.env, "HOME": str(home)}
 
+            singleuser_env = None
+            if args.mode == "docker" and args.baseline == "singleuser":
+                hand_user = f"{user}hand"
+                hand_token = platform.create_user(hand_user, plan="large")
+                singleuser_env = {
+                    "JUPYTERHUB_API_URL": f"{platform.settings.hub_url}/hub/api",
+                    "JUPYTERHUB_API_TOKEN": hand_token,
+                    "JUPYTERHUB_USER": hand_user,
+                    "JUPYTERHUB_CLIENT_ID": f"jupyterhub-user-{hand_user}",
+                    "JUPYTERHUB_SERVICE_PREFIX": f"/user/{hand_user}/",
+                    "JUPYTERHUB_BASE_URL": "/",
+                }
+
             def baseline() -> float:
                 if args.mode == "docker":
-                    return by_docker_run(args.profile, platform.settings.catalogue_path, hand_volume)
+                    return by_docker_run(
+                        args.profile, platform.settings.catalogue_path, hand_volume, singleuser_env
+                    )
                 return by_hand(env, home)
 
             for _ in range(2):  # warm the file cache and the hub's code paths for both sides alike
@@ -133,7 +174,8 @@ def main() -> None:
                     )
 
     p, h = statistics.median(platform_times), statistics.median(hand_times)
-    print(f"mode {args.mode}, profile {args.profile}, {args.runs} runs each")
+    baseline_name = f", baseline {args.baseline}" if args.mode == "docker" else ""
+    print(f"mode {args.mode}{baseline_name}, profile {args.profile}, {args.runs} runs each")
     print(
         f"platform spawn-to-ready median: {p:.3f} s  (min {min(platform_times):.3f}, max {max(platform_times):.3f})"
     )

@@ -62,7 +62,7 @@ def test_two_servers_at_once_get_their_own_ports(docker_platform, docker_user):
     ids=["image-beside-profile", "image-alone"],
 )
 def test_an_api_request_cannot_pick_another_image(docker_platform, docker_user, options):
-    user, token = docker_user("img")
+    user, token = docker_user(f"img{len(options)}")
     r = docker_platform.api("POST", f"/hub/api/users/{user}/server", token, json=options)
     assert r.status_code == 400
     assert "Unknown server option(s): image" in r.json()["message"]
