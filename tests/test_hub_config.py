@@ -29,7 +29,9 @@ def test_idle_timeout_zero_turns_culling_off(tmp_path):
 
 
 def test_a_negative_idle_timeout_is_a_settings_problem(tmp_path):
-    assert any("idle_timeout" in p for p in PlatformSettings(state_dir=str(tmp_path), idle_timeout=-5).problems())
+    assert any(
+        "idle_timeout" in p for p in PlatformSettings(state_dir=str(tmp_path), idle_timeout=-5).problems()
+    )
 
 
 def test_docker_mode_uses_host_network_home_volumes_and_never_pulls(tmp_path):
