@@ -11,7 +11,7 @@
 * Users' tokens may reach the platform service (``access:services!service=platform`` in the ``user`` role).
 * Idle servers are stopped by jupyterhub-idle-culler, a hub-managed service holding only the scopes it needs,
   after ``idle_timeout`` seconds without activity (unless that is 0).
-* Docker mode: containers on the host's network (everything on 127.0.0.1, the hub's API included), removed when
+* Docker and Swarm modes: containers (swarm: services) on the host's network (everything on 127.0.0.1, the hub's API included), removed when
   they stop; each user's home is the named volume ``polartep-home-{username}``; images are never pulled (no
   registry: ``images/build.sh`` builds them here).
 """
@@ -32,6 +32,7 @@ def spawner_class_for(mode: str) -> str:
     return {
         "local": "polartep_hub.spawners.local.LocalProfileSpawner",
         "docker": "polartep_hub.spawners.docker.DockerProfileSpawner",
+        "swarm": "polartep_hub.spawners.swarm.SwarmProfileSpawner",
     }[mode]
 
 
@@ -133,7 +134,7 @@ def configure_hub(c, settings: PlatformSettings | None = None) -> PlatformSettin
     c.Spawner.start_timeout = 120
     c.LocalProfileSpawner.home_dir_template = str(Path(state) / "users" / "{username}")
     c.LocalProfileSpawner.enforce_memory_limit = settings.local_memory_limit
-    if settings.mode == "docker":
+    if settings.mode in ("docker", "swarm"):
         configure_docker_spawner(c)
 
     c.JupyterHub.custom_scopes = {

@@ -45,8 +45,9 @@ class PlatformSettings(Configurable):
     """Everything an operator sets to run Polar TEP. See the README's configuration table."""
 
     mode = Enum(
-        ["local", "docker"],
-        help="How user servers run: 'local' (processes on this machine, the embedded default) or 'docker'. "
+        ["local", "docker", "swarm"],
+        help="How user servers run: 'local' (processes on this machine, the embedded default), 'docker' "
+        "(containers on this machine's engine) or 'swarm' (Docker Swarm services). "
         "Env: POLARTEP_MODE.",
         config=True,
     )

@@ -58,10 +58,12 @@ def test_catalogue(tmp_path_factory) -> Path:
     return path
 
 
-def start_docker_platform(root: Path, catalogue: Path, idle_timeout: int = 0) -> RunningPlatform:
+def start_docker_platform(
+    root: Path, catalogue: Path, idle_timeout: int = 0, mode: str = "docker"
+) -> RunningPlatform:
     running = RunningPlatform(
         root,
-        mode="docker",
+        mode=mode,
         extra_env={"POLARTEP_CATALOGUE": str(catalogue), "POLARTEP_IDLE_TIMEOUT": str(idle_timeout)},
     )
     try:

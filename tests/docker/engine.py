@@ -59,7 +59,10 @@ def engine_problem() -> str | None:
 
 
 def remove_run_objects() -> None:
-    """Remove this run's containers and volumes (servers a failed test left behind)."""
+    """Remove this run's services, containers and volumes (servers a failed test left behind)."""
+    services = docker("service", "ls", "-q", "--filter", f"name=polartep-t{RUN_ID}", check=False).stdout.split()
+    if services:
+        docker("service", "rm", *services, check=False)
     containers = docker("ps", "-aq", "--filter", f"name=polartep-t{RUN_ID}", check=False).stdout.split()
     if containers:
         docker("rm", "-f", *containers, check=False)
