@@ -60,7 +60,9 @@ def engine_problem() -> str | None:
 
 def remove_run_objects() -> None:
     """Remove this run's services, containers and volumes (servers a failed test left behind)."""
-    services = docker("service", "ls", "-q", "--filter", f"name=polartep-t{RUN_ID}", check=False).stdout.split()
+    services = docker(
+        "service", "ls", "-q", "--filter", f"name=polartep-t{RUN_ID}", check=False
+    ).stdout.split()
     if services:
         docker("service", "rm", *services, check=False)
     containers = docker("ps", "-aq", "--filter", f"name=polartep-t{RUN_ID}", check=False).stdout.split()
