@@ -28,7 +28,11 @@ ROOT="$(dirname "$HERE")"
 CACHE="${POLARTEP_IMAGE_CACHE:-$ROOT/build/images}"
 ROOTFS_IMAGE=polartep/rootfs:bookworm
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-PIP="${PIP:-$(command -v pip3 || command -v pip)}"
+# pip only downloads here (for the image's Python); the repo's venv has one when `make install` ran.
+if [ -z "${PIP:-}" ]; then
+    PIP="$ROOT/.venv/bin/pip"
+    [ -x "$PIP" ] || PIP="$(command -v pip3 || command -v pip)"
+fi
 # The image's Python (bookworm's python3); pip must choose wheels for it, not for the host's Python.
 TARGET_PY=3.11.2
 export DOCKER_BUILDKIT=0  # the classic builder: docker.io 20.10 ships no buildx, and it is all we need
