@@ -1,16 +1,19 @@
 """Spawn-to-ready through the platform vs. booting the same single-user server by hand.
 
 Platform: ``POST /hub/api/users/<u>/server`` with a profile, until the hub reports the server ready (the user can
-reach it). Baseline: the same ``jupyterhub-singleuser`` program's server (``jupyter lab``, same venv, same extensions,
-same profile environment) started by hand on a free port, until ``/api/status`` answers. Both timed 10 times in
-one run, each run a fresh process; prints the medians and their ratio. Target: ratio <= 1.25.
+reach it). Baseline, ``--mode local``: the same ``jupyterhub-singleuser`` program's server (``jupyter lab``, same
+venv, same extensions, same profile environment) started by hand on a free port, until ``/api/status`` answers.
+Baseline, ``--mode docker``: a bare ``docker run`` of the profile's image with the same limits, host network and a
+home volume, running ``jupyter lab`` until ``/api/status`` answers. Both timed ``--runs`` times in one run,
+interleaved, each a fresh process or container; prints the medians and their ratio. Target: ratio <= 1.25.
 
-    .venv/bin/python bench/spawn.py [--runs 10] [--profile interactive]
+    .venv/bin/python bench/spawn.py [--mode local|docker] [--runs 10] [--profile interactive]
 """
 
 from __future__ import annotations
 
 import argparse
+import secrets
 import statistics
 import subprocess
 import sys
@@ -47,6 +50,54 @@ def by_hand(profile_env: dict[str, str], home: Path) -> float:
     return elapsed
 
 
+def by_docker_run(
+    profile_name: str, catalogue_path: str, volume: str, singleuser_env: dict[str, str] | None = None
+) -> float:
+    """A bare ``docker run`` of the profile's image to ready: ``jupyter lab``, or with ``singleuser_env`` the image's
+    own command (``jupyterhub-singleuser``, talking to the running hub as the given user)."""
+    from polartep_hub.catalogue import load_catalogue
+
+    profile = load_catalogue(catalogue_path).profile(profile_name)
+    port = free_port()
+    name = f"polartep-bench-{secrets.token_hex(3)}"
+    if singleuser_env is None:
+        command = [
+            "jupyter",
+            "lab",
+            "--no-browser",
+            f"--port={port}",
+            "--ip=127.0.0.1",
+            "--IdentityProvider.token=bench",
+        ]
+        env_args: list[str] = []
+        probe = f"http://127.0.0.1:{port}/api/status?token=bench"
+    else:
+        prefix = singleuser_env["JUPYTERHUB_SERVICE_PREFIX"]
+        env = {**singleuser_env, "JUPYTERHUB_SERVICE_URL": f"http://127.0.0.1:{port}{prefix}"}
+        command = ["jupyterhub-singleuser", f"--port={port}", "--ip=127.0.0.1"]
+        env_args = [arg for key, value in env.items() for arg in ("-e", f"{key}={value}")]
+        probe = f"http://127.0.0.1:{port}{prefix}api"  # what the spawner polls too
+    started = time.perf_counter()
+    subprocess.run(
+        ["docker", "run", "-d", "--rm", "--name", name, "--network", "host",
+         f"--memory={profile.memory}", f"--memory-swap={profile.memory}",
+         "--cpu-period=100000", f"--cpu-quota={int(profile.cpu * 100000)}",
+         "-v", f"{volume}:/home/jovyan", *env_args, profile.image, *command],
+        check=True, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+
+    def up() -> bool:
+        try:
+            return httpx.get(probe, timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(up, 60, interval=0.05, what="hand-started container")
+    elapsed = time.perf_counter() - started
+    subprocess.run(["docker", "stop", "-t", "10", name], check=True, stdout=subprocess.DEVNULL)
+    return elapsed
+
+
 def through_platform(platform: RunningPlatform, user: str, token: str, profile: str) -> float:
     started = time.perf_counter()
     r = platform.api("POST", f"/hub/api/users/{user}/server", token, json={"profile": profile})
@@ -66,27 +117,65 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--profile", default="interactive")
+    parser.add_argument("--mode", choices=["local", "docker"], default="local")
+    parser.add_argument(
+        "--baseline",
+        choices=["lab", "singleuser"],
+        default="lab",
+        help="docker mode: the bare container runs `jupyter lab` (default) or the image's own jupyterhub-singleuser",
+    )
     args = parser.parse_args()
 
+    user = f"bench{secrets.token_hex(3)}" if args.mode == "docker" else "bench"
+    hand_volume = f"polartep-home-{user}hand"
     with tempfile.TemporaryDirectory() as tmp:
-        platform = RunningPlatform(Path(tmp)).start()
+        platform = RunningPlatform(
+            Path(tmp), mode=args.mode, extra_env={"POLARTEP_IDLE_TIMEOUT": "0"}
+        ).start()
         try:
-            token = platform.create_user("bench", plan="large")
+            token = platform.create_user(user, plan="large")
             home = Path(tmp) / "hand-home"
             home.mkdir()
             env = {**platform.env, "HOME": str(home)}
+
+            singleuser_env = None
+            if args.mode == "docker" and args.baseline == "singleuser":
+                hand_user = f"{user}hand"
+                hand_token = platform.create_user(hand_user, plan="large")
+                singleuser_env = {
+                    "JUPYTERHUB_API_URL": f"{platform.settings.hub_url}/hub/api",
+                    "JUPYTERHUB_API_TOKEN": hand_token,
+                    "JUPYTERHUB_USER": hand_user,
+                    "JUPYTERHUB_CLIENT_ID": f"jupyterhub-user-{hand_user}",
+                    "JUPYTERHUB_SERVICE_PREFIX": f"/user/{hand_user}/",
+                    "JUPYTERHUB_BASE_URL": "/",
+                }
+
+            def baseline() -> float:
+                if args.mode == "docker":
+                    return by_docker_run(
+                        args.profile, platform.settings.catalogue_path, hand_volume, singleuser_env
+                    )
+                return by_hand(env, home)
+
             for _ in range(2):  # warm the file cache and the hub's code paths for both sides alike
-                through_platform(platform, "bench", token, args.profile)
-                by_hand(env, home)
+                through_platform(platform, user, token, args.profile)
+                baseline()
             platform_times, hand_times = [], []
             for _ in range(args.runs):  # interleaved so drift affects both alike
-                platform_times.append(through_platform(platform, "bench", token, args.profile))
-                hand_times.append(by_hand(env, home))
+                platform_times.append(through_platform(platform, user, token, args.profile))
+                hand_times.append(baseline())
         finally:
             platform.stop()
+            if args.mode == "docker":
+                for volume in (hand_volume, f"polartep-home-{user}"):
+                    subprocess.run(
+                        ["docker", "volume", "rm", "-f", volume], stdout=subprocess.DEVNULL, check=False
+                    )
 
     p, h = statistics.median(platform_times), statistics.median(hand_times)
-    print(f"profile {args.profile}, {args.runs} runs each")
+    baseline_name = f", baseline {args.baseline}" if args.mode == "docker" else ""
+    print(f"mode {args.mode}{baseline_name}, profile {args.profile}, {args.runs} runs each")
     print(
         f"platform spawn-to-ready median: {p:.3f} s  (min {min(platform_times):.3f}, max {max(platform_times):.3f})"
     )

@@ -99,11 +99,11 @@ def check(settings: PlatformSettings) -> list[str]:
         problems.append(
             f"POLARTEP_DEFAULT_PLAN={settings.default_plan!r} is not a plan; choose one of: {', '.join(catalogue.plans)}"
         )
-    if settings.mode == "docker":
+    if settings.mode in ("docker", "swarm"):
         try:
             import dockerspawner  # noqa: F401
         except ImportError:
-            problems.append("mode 'docker' needs dockerspawner: pip install 'polartep[docker]'")
+            problems.append(f"mode '{settings.mode}' needs dockerspawner: pip install 'polartep[docker]'")
     try:
         proxy_executable()
     except FileNotFoundError as e:

@@ -9,6 +9,11 @@
 * The platform service is a hub-managed service at ``/services/platform/``; the hub talks to it with the token of the
   internal service ``polartep-hub``, which alone holds the custom scope ``custom:polartep:hub``.
 * Users' tokens may reach the platform service (``access:services!service=platform`` in the ``user`` role).
+* Idle servers are stopped by jupyterhub-idle-culler, a hub-managed service holding only the scopes it needs,
+  after ``idle_timeout`` seconds without activity (unless that is 0).
+* Docker and Swarm modes: containers (swarm: services) on the host's network (everything on 127.0.0.1, the hub's API included), removed when
+  they stop; each user's home is the named volume ``polartep-home-{username}``; images are never pulled (no
+  registry: ``images/build.sh`` builds them here).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ def spawner_class_for(mode: str) -> str:
     return {
         "local": "polartep_hub.spawners.local.LocalProfileSpawner",
         "docker": "polartep_hub.spawners.docker.DockerProfileSpawner",
+        "swarm": "polartep_hub.spawners.swarm.SwarmProfileSpawner",
     }[mode]
 
 
@@ -48,6 +54,39 @@ def platform_service_definition(settings: PlatformSettings) -> dict[str, Any]:
             "PYTHONUNBUFFERED": "1",
         },
     }
+
+
+IDLE_CULLER_SERVICE_NAME = "idle-culler"
+
+
+def idle_culler_service_definition(settings: PlatformSettings) -> dict[str, Any]:
+    """The managed-service entry for jupyterhub-idle-culler, checking a few times per timeout."""
+    cull_every = max(5, min(300, settings.idle_timeout // 3))
+    return {
+        "name": IDLE_CULLER_SERVICE_NAME,
+        "command": [
+            sys.executable,
+            "-m",
+            "jupyterhub_idle_culler",
+            f"--timeout={settings.idle_timeout}",
+            f"--cull-every={cull_every}",
+        ],
+    }
+
+
+def configure_docker_spawner(c) -> None:
+    """DockerSpawner settings for ``mode=docker`` (the profile supplies image and limits per server)."""
+    c.DockerSpawner.network_name = "host"
+    # Host networking has no container IP to look up; the spawner answers 127.0.0.1 and the server's own port.
+    c.DockerSpawner.use_internal_ip = True
+    c.DockerSpawner.remove = True  # containers are disposable; the home volume is what persists
+    # The images' own command, named here so a spawn need not inspect the image to find it.
+    c.DockerSpawner.cmd = ["jupyterhub-singleuser"]
+    c.DockerSpawner.pull_policy = "never"  # no registry is reachable; a missing image is a build problem
+    c.DockerSpawner.prefix = "polartep"  # containers: polartep-{username}[--{servername}]
+    c.DockerProfileSpawner.home_volume_template = "polartep-home-{username}"
+    # A container that died (e.g. killed for memory) is noticed within this many seconds.
+    c.Spawner.poll_interval = 10
 
 
 def configure_hub(c, settings: PlatformSettings | None = None) -> PlatformSettings:
@@ -95,6 +134,8 @@ def configure_hub(c, settings: PlatformSettings | None = None) -> PlatformSettin
     c.Spawner.start_timeout = 120
     c.LocalProfileSpawner.home_dir_template = str(Path(state) / "users" / "{username}")
     c.LocalProfileSpawner.enforce_memory_limit = settings.local_memory_limit
+    if settings.mode in ("docker", "swarm"):
+        configure_docker_spawner(c)
 
     c.JupyterHub.custom_scopes = {
         HUB_SCOPE: {
@@ -105,6 +146,8 @@ def configure_hub(c, settings: PlatformSettings | None = None) -> PlatformSettin
         platform_service_definition(settings),
         {"name": HUB_CLIENT_SERVICE_NAME, "api_token": settings.hub_service_token},
     ]
+    if settings.idle_timeout:
+        c.JupyterHub.services.append(idle_culler_service_definition(settings))
     c.JupyterHub.load_roles = [
         {"name": "user", "scopes": ["self", f"access:services!service={SERVICE_NAME}"]},
         {"name": "polartep-hub-client", "scopes": [HUB_SCOPE], "services": [HUB_CLIENT_SERVICE_NAME]},
@@ -114,6 +157,14 @@ def configure_hub(c, settings: PlatformSettings | None = None) -> PlatformSettin
             "services": [SERVICE_NAME],
         },
     ]
+    if settings.idle_timeout:
+        c.JupyterHub.load_roles.append(
+            {
+                "name": "idle-culler",
+                "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+                "services": [IDLE_CULLER_SERVICE_NAME],
+            }
+        )
     c.JupyterHub.template_vars = {
         "announcement_login": "Polar TEP: sign in to pick an environment and start working.",
     }

@@ -45,8 +45,9 @@ class PlatformSettings(Configurable):
     """Everything an operator sets to run Polar TEP. See the README's configuration table."""
 
     mode = Enum(
-        ["local", "docker"],
-        help="How user servers run: 'local' (processes on this machine, the embedded default) or 'docker'. "
+        ["local", "docker", "swarm"],
+        help="How user servers run: 'local' (processes on this machine, the embedded default), 'docker' "
+        "(containers on this machine's engine) or 'swarm' (Docker Swarm services). "
         "Env: POLARTEP_MODE.",
         config=True,
     )
@@ -156,6 +157,16 @@ class PlatformSettings(Configurable):
     def _local_memory_limit_default(self) -> bool:
         return _env("POLARTEP_LOCAL_MEMORY_LIMIT", "1") not in ("0", "false", "no")
 
+    idle_timeout = Integer(
+        help="Stop a user's server after this many seconds without activity (jupyterhub-idle-culler, a "
+        "hub-managed service); 0 turns culling off. Env: POLARTEP_IDLE_TIMEOUT.",
+        config=True,
+    )
+
+    @default("idle_timeout")
+    def _idle_timeout_default(self) -> int:
+        return _env_int("POLARTEP_IDLE_TIMEOUT", 3600)
+
     log_level = Unicode(help="Log level of the hub and services. Env: POLARTEP_LOG_LEVEL.", config=True)
 
     @default("log_level")
@@ -178,6 +189,8 @@ class PlatformSettings(Configurable):
         for name, port in ports.items():
             if not 0 < port < 65536:
                 found.append(f"{name} must be a port number (1-65535), got {port}")
+        if self.idle_timeout < 0:
+            found.append(f"idle_timeout must be 0 (off) or a number of seconds, got {self.idle_timeout}")
         if len(set(ports.values())) != len(ports):
             found.append(f"the ports must differ: {ports}")
         return found

@@ -1,0 +1,94 @@
+"""Docker end-to-end fixtures: a real engine, the real images, and a platform in ``mode=docker``.
+
+These tests never skip in CI (``CI=true``): there a missing engine is a failure. Elsewhere, on a machine where Docker
+truly cannot start, they skip with the reason in the summary.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import pytest
+import yaml
+
+from polartep_hub.catalogue import DEFAULT_CATALOGUE_PATH
+
+from ..harness import RunningPlatform
+from .engine import engine_problem, remove_run_objects, unique_user_name
+
+# A test-only profile small enough to exceed on purpose (added to a copy of the real catalogue).
+TINY_PROFILE = {
+    "display_name": "Tiny (tests)",
+    "description": "512 MB, for the memory-limit test.",
+    "cpu": 0.5,
+    "memory": "512M",
+    "image": "polartep/base",
+}
+
+
+def pytest_collection_modifyitems(items):
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.docker)
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> None:
+    problem = engine_problem()
+    if problem is None:
+        return
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"Docker tests must run in CI, but the engine is not usable: {problem}")
+    message = f"DOCKER TESTS SKIPPED: the Docker engine cannot be used on this machine: {problem}"
+    warnings.warn(message, stacklevel=1)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def test_catalogue(tmp_path_factory) -> Path:
+    """The real catalogue plus the ``tiny`` profile, which the ``large`` plan allows."""
+    data = yaml.safe_load(DEFAULT_CATALOGUE_PATH.read_text())
+    data["profiles"]["tiny"] = TINY_PROFILE
+    data["plans"]["large"]["profiles"].append("tiny")
+    path = tmp_path_factory.mktemp("catalogue") / "catalogue.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def start_docker_platform(
+    root: Path, catalogue: Path, idle_timeout: int = 0, mode: str = "docker"
+) -> RunningPlatform:
+    running = RunningPlatform(
+        root,
+        mode=mode,
+        extra_env={"POLARTEP_CATALOGUE": str(catalogue), "POLARTEP_IDLE_TIMEOUT": str(idle_timeout)},
+    )
+    try:
+        return running.start()
+    except Exception:
+        print(running.log_tail())
+        running.stop()
+        raise
+
+
+@pytest.fixture(scope="session")
+def docker_platform(docker_engine, test_catalogue, tmp_path_factory):
+    """One platform in Docker mode for the session (no idle culling: tests hold servers as long as they need)."""
+    running = start_docker_platform(tmp_path_factory.mktemp("docker-platform"), test_catalogue)
+    yield running
+    running.stop()
+    remove_run_objects()
+
+
+@pytest.fixture
+def docker_user(docker_platform):
+    """A factory for fresh users on the Docker platform: ``docker_user(label, plan=...) -> (name, token)``."""
+
+    def make(label: str, plan: str = "large") -> tuple[str, str]:
+        name = unique_user_name(label)
+        return name, docker_platform.create_user(name, plan=plan)
+
+    return make

@@ -1,0 +1,42 @@
+"""How settings become JupyterHub configuration: idle culling and Docker mode (pure, no hub started)."""
+
+from __future__ import annotations
+
+from traitlets.config import Config
+
+from polartep_hub.hub_config import configure_hub
+from polartep_hub.settings import PlatformSettings
+
+
+def configured(tmp_path, **settings) -> Config:
+    c = Config()
+    configure_hub(c, PlatformSettings(state_dir=str(tmp_path), **settings))
+    return c
+
+
+def test_idle_servers_are_culled_after_an_hour_by_default(tmp_path, monkeypatch):
+    monkeypatch.delenv("POLARTEP_IDLE_TIMEOUT", raising=False)
+    c = configured(tmp_path)
+    culler = next(s for s in c.JupyterHub.services if s["name"] == "idle-culler")
+    assert "--timeout=3600" in culler["command"]
+    role = next(r for r in c.JupyterHub.load_roles if r["name"] == "idle-culler")
+    assert set(role["scopes"]) == {"list:users", "read:users:activity", "read:servers", "delete:servers"}
+
+
+def test_idle_timeout_zero_turns_culling_off(tmp_path):
+    c = configured(tmp_path, idle_timeout=0)
+    assert "idle-culler" not in {s["name"] for s in c.JupyterHub.services}
+
+
+def test_a_negative_idle_timeout_is_a_settings_problem(tmp_path):
+    assert any(
+        "idle_timeout" in p for p in PlatformSettings(state_dir=str(tmp_path), idle_timeout=-5).problems()
+    )
+
+
+def test_docker_mode_uses_host_network_home_volumes_and_never_pulls(tmp_path):
+    c = configured(tmp_path, mode="docker")
+    assert c.JupyterHub.spawner_class == "polartep_hub.spawners.docker.DockerProfileSpawner"
+    assert c.DockerSpawner.network_name == "host" and c.DockerSpawner.use_internal_ip is True
+    assert c.DockerSpawner.remove is True and c.DockerSpawner.pull_policy == "never"
+    assert c.DockerProfileSpawner.home_volume_template == "polartep-home-{username}"
