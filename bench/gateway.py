@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.harness import RunningPlatform  # noqa: E402
 from tests.hub.test_spawn_profiles import process_environment, server_state  # noqa: E402
 
-MEASURE = r'''
+MEASURE = r"""
 import json, os, statistics, subprocess, sys, time
 from pathlib import Path
 import dask.array as da, pandas as pd, xarray as xr
@@ -84,7 +84,7 @@ for _ in range(runs):
     rows["hand_start"].append(by_hand_start())
     rows["local_reduce"].append(local_throughput())
 print(json.dumps({k: statistics.median(v) for k, v in rows.items()}))
-'''
+"""
 
 
 def main() -> None:
