@@ -14,6 +14,9 @@
 * Docker and Swarm modes: containers (swarm: services) on the host's network (everything on 127.0.0.1, the hub's API included), removed when
   they stop; each user's home is the named volume ``polartep-home-{username}``; images are never pulled (no
   registry: ``images/build.sh`` builds them here).
+* Dask Gateway runs as the managed service ``dask-gateway`` (``gateway/config.py``); users' tokens may reach it
+  (``access:services!service=dask-gateway``) and every user server gets its addresses, so ``Gateway()`` needs no
+  arguments.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .catalogue import load_catalogue
+from .gateway.config import GATEWAY_SERVICE_NAME, gateway_service_definition, user_environment
 from .platform_client import HUB_CLIENT_SERVICE_NAME, HUB_SCOPE, SERVICE_NAME
 from .settings import PlatformSettings
 
@@ -130,6 +134,14 @@ def configure_hub(c, settings: PlatformSettings | None = None) -> PlatformSettin
     c.Spawner.platform_service_url = settings.service_url
     c.Spawner.platform_service_token = settings.hub_service_token
     c.Spawner.default_url = "/lab"
+    c.Spawner.environment = {**user_environment(settings)}
+    # The server's own token ($JUPYTERHUB_API_TOKEN, which dask-gateway's client sends) keeps JupyterHub's default
+    # `server` role scopes and may also reach the gateway.
+    c.Spawner.server_token_scopes = [
+        "users:activity!user",
+        "access:servers!server",
+        f"access:services!service={GATEWAY_SERVICE_NAME}",
+    ]
     c.Spawner.http_timeout = 60
     c.Spawner.start_timeout = 120
     c.LocalProfileSpawner.home_dir_template = str(Path(state) / "users" / "{username}")
@@ -145,11 +157,19 @@ def configure_hub(c, settings: PlatformSettings | None = None) -> PlatformSettin
     c.JupyterHub.services = [
         platform_service_definition(settings),
         {"name": HUB_CLIENT_SERVICE_NAME, "api_token": settings.hub_service_token},
+        gateway_service_definition(settings),
     ]
     if settings.idle_timeout:
         c.JupyterHub.services.append(idle_culler_service_definition(settings))
     c.JupyterHub.load_roles = [
-        {"name": "user", "scopes": ["self", f"access:services!service={SERVICE_NAME}"]},
+        {
+            "name": "user",
+            "scopes": [
+                "self",
+                f"access:services!service={SERVICE_NAME}",
+                f"access:services!service={GATEWAY_SERVICE_NAME}",
+            ],
+        },
         {"name": "polartep-hub-client", "scopes": [HUB_SCOPE], "services": [HUB_CLIENT_SERVICE_NAME]},
         {
             "name": "platform-service",

@@ -173,6 +173,45 @@ class PlatformSettings(Configurable):
     def _log_level_default(self) -> str:
         return _env("POLARTEP_LOG_LEVEL", "INFO").upper()
 
+    gateway_port = Integer(
+        help="Port of the Dask Gateway's HTTP proxy (127.0.0.1), which the hub's proxy serves at "
+        "/services/dask-gateway/. Env: POLARTEP_GATEWAY_PORT.",
+        config=True,
+    )
+
+    @default("gateway_port")
+    def _gateway_port_default(self) -> int:
+        return _env_int("POLARTEP_GATEWAY_PORT", 8092)
+
+    gateway_tcp_port = Integer(
+        help="Port of the Dask Gateway's TLS proxy for Dask clients (127.0.0.1). Env: POLARTEP_GATEWAY_TCP_PORT.",
+        config=True,
+    )
+
+    @default("gateway_tcp_port")
+    def _gateway_tcp_port_default(self) -> int:
+        return _env_int("POLARTEP_GATEWAY_TCP_PORT", 8093)
+
+    gateway_api_port = Integer(
+        help="Port of the Dask Gateway's private API, used by schedulers (127.0.0.1). "
+        "Env: POLARTEP_GATEWAY_API_PORT.",
+        config=True,
+    )
+
+    @default("gateway_api_port")
+    def _gateway_api_port_default(self) -> int:
+        return _env_int("POLARTEP_GATEWAY_API_PORT", 8094)
+
+    dask_idle_timeout = Integer(
+        help="Seconds a Dask cluster may sit idle (no client, no tasks) before the gateway stops it; 0 never. "
+        "Env: POLARTEP_DASK_IDLE_TIMEOUT.",
+        config=True,
+    )
+
+    @default("dask_idle_timeout")
+    def _dask_idle_timeout_default(self) -> int:
+        return _env_int("POLARTEP_DASK_IDLE_TIMEOUT", 1800)
+
     def problems(self) -> list[str]:
         """What is wrong with the settings in force (defaults from the environment are not validated on read)."""
         found = []
@@ -183,6 +222,9 @@ class PlatformSettings(Configurable):
             "proxy_api_port": self.proxy_api_port,
             "hub_port": self.hub_port,
             "service_port": self.service_port,
+            "gateway_port": self.gateway_port,
+            "gateway_tcp_port": self.gateway_tcp_port,
+            "gateway_api_port": self.gateway_api_port,
         }
         if not problem:
             ports["public_url port"] = self.public_port
@@ -191,6 +233,8 @@ class PlatformSettings(Configurable):
                 found.append(f"{name} must be a port number (1-65535), got {port}")
         if self.idle_timeout < 0:
             found.append(f"idle_timeout must be 0 (off) or a number of seconds, got {self.idle_timeout}")
+        if self.dask_idle_timeout < 0:
+            found.append(f"dask_idle_timeout must be 0 or more seconds, got {self.dask_idle_timeout}")
         if len(set(ports.values())) != len(ports):
             found.append(f"the ports must differ: {ports}")
         return found

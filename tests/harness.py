@@ -72,7 +72,7 @@ class RunningPlatform:
     _admin_token: str | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
-        public, proxy_api, hub, service = free_ports(4)
+        public, proxy_api, hub, service, gateway, gateway_tcp, gateway_api = free_ports(7)
         state = self.root / "state"
         self.env = {
             **os.environ,
@@ -82,6 +82,9 @@ class RunningPlatform:
             "POLARTEP_PROXY_API_PORT": str(proxy_api),
             "POLARTEP_HUB_PORT": str(hub),
             "POLARTEP_SERVICE_PORT": str(service),
+            "POLARTEP_GATEWAY_PORT": str(gateway),
+            "POLARTEP_GATEWAY_TCP_PORT": str(gateway_tcp),
+            "POLARTEP_GATEWAY_API_PORT": str(gateway_api),
             "POLARTEP_ADMIN_USER": "admin",
             "POLARTEP_ADMIN_PASSWORD": ADMIN_PASSWORD,
             "PYTHONUNBUFFERED": "1",

@@ -1,0 +1,131 @@
+"""Cluster lifecycle on a platform of its own with a short idle timeout: idle clusters stop; a gateway killed and
+restarted by the hub finds its running clusters again and leaves no worker process behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ..harness import RunningPlatform, wait_for
+from ..hub.test_spawn_profiles import process_environment, server_state
+from .test_gateway_clusters import gateway_api, run_as_user_server
+
+pytestmark = pytest.mark.hub
+
+IDLE_TIMEOUT = 6
+
+
+@pytest.fixture(scope="module")
+def short_idle_platform(tmp_path_factory):
+    running = RunningPlatform(
+        tmp_path_factory.mktemp("gateway-idle"), extra_env={"POLARTEP_DASK_IDLE_TIMEOUT": str(IDLE_TIMEOUT)}
+    )
+    try:
+        running.start()
+    except Exception:
+        print(running.log_tail())
+        running.stop()
+        raise
+    yield running
+    running.stop()
+
+
+def processes_in(folder: Path) -> set[int]:
+    """Pids of processes whose working directory lies in ``folder`` (cluster processes run in their workdir)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if Path(os.readlink(entry / "cwd")).is_relative_to(folder):
+                    found.add(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def gateway_pid(platform) -> int | None:
+    config = str(platform.settings.state_path / "dask_gateway_config.py")
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if config in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    return int(entry.name)
+            except OSError:
+                continue
+    return None
+
+
+START_TWO_WORKERS = """
+import json
+from dask_gateway import Gateway
+cluster = Gateway().new_cluster(shutdown_on_close=False)
+cluster.scale(2)
+client = cluster.get_client()
+client.wait_for_workers(2, timeout=60)
+print(json.dumps({"name": cluster.name}))
+"""
+
+
+def test_a_cluster_left_idle_is_stopped(short_idle_platform):
+    platform = short_idle_platform
+    user = "idle1"
+    token = platform.create_user(user, plan="trial")
+    name = run_as_user_server(platform, user, token, START_TWO_WORKERS)["name"]
+    workdir = platform.settings.state_path / "dask-clusters" / name
+
+    def stopped() -> bool:
+        r = gateway_api(platform, "GET", f"clusters/{name}", token)
+        return r.status_code == 404 or r.json()["status"] in ("STOPPED", "FAILED")
+
+    wait_for(stopped, IDLE_TIMEOUT + 40, interval=1, what="the idle cluster to stop")
+    wait_for(lambda: not processes_in(workdir), 30, interval=0.5, what="the cluster's processes to exit")
+
+
+def test_a_gateway_restart_does_not_orphan_running_workers(short_idle_platform):
+    platform = short_idle_platform
+    user = "restart1"
+    token = platform.create_user(user, plan="trial")
+    platform.spawn(user, token)
+    # A client stays connected (as a notebook's would), so the short idle timeout does not stop the cluster.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", START_TWO_WORKERS + "import sys, time; sys.stdout.flush(); time.sleep(300)\n"],
+        env=process_environment(server_state(platform, user)["pid"]),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        name = json.loads(holder.stdout.readline())["name"]
+        check_restart_keeps_workers(platform, token, name)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def check_restart_keeps_workers(platform, token: str, name: str) -> None:
+    workdir = platform.settings.state_path / "dask-clusters" / name
+    before = processes_in(workdir)
+    assert len(before) >= 3, before  # scheduler, two workers (each with its nanny)
+
+    old = gateway_pid(platform)
+    assert old
+    os.kill(old, signal.SIGKILL)
+    wait_for(
+        lambda: (gateway_pid(platform) or old) != old, 60, interval=0.5, what="the hub to restart the gateway"
+    )
+
+    def running_again() -> bool:
+        r = gateway_api(platform, "GET", f"clusters/{name}", token)
+        return r.status_code == 200 and r.json()["status"] == "RUNNING"
+
+    wait_for(running_again, 60, interval=0.5, what="the restarted gateway to report the cluster")
+    assert processes_in(workdir) == before  # the same processes, none started twice, none lost
+
+    r = gateway_api(platform, "DELETE", f"clusters/{name}", token)
+    assert r.status_code == 204, r.text
+    wait_for(lambda: not processes_in(workdir), 60, interval=0.5, what="every cluster process to exit")
