@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -270,13 +271,13 @@ class PlatformSettings(Configurable):
         """The token the hub's own hooks use to call the platform service (service ``polartep-hub``)."""
         return _env("POLARTEP_HUB_SERVICE_TOKEN", "") or self.secret("hub-service-token")
 
-    def secret(self, name: str, nbytes: int = 32) -> str:
-        """Read ``STATE_DIR/<name>``, creating it (0600) with a fresh random value the first time."""
+    def secret(self, name: str, nbytes: int = 32, generate: Callable[[], str] | None = None) -> str:
+        """Read ``STATE_DIR/<name>``, creating it (0600) the first time with ``generate()`` (random text by default)."""
         path = self.state_path / name
         if path.exists():
             return path.read_text().strip()
         self.state_path.mkdir(parents=True, exist_ok=True)
-        value = secrets.token_urlsafe(nbytes)
+        value = generate() if generate else secrets.token_urlsafe(nbytes)
         # O_EXCL: two processes starting together must not overwrite each other's secret.
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

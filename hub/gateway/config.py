@@ -18,7 +18,6 @@ STATE_DIR/dask_gateway_config.py``; that generated file only calls ``configure_g
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -47,19 +46,7 @@ configure_gateway(c)  # noqa: F821  (c is provided by dask-gateway-server)
 
 def encrypt_key(settings: PlatformSettings) -> str:
     """The gateway database's Fernet key: ``STATE_DIR/dask-gateway-encrypt-key``, created (0600) once."""
-    path = settings.state_path / ENCRYPT_KEY_FILE
-    if path.exists():
-        return path.read_text().strip()
-    settings.state_path.mkdir(parents=True, exist_ok=True)
-    key = Fernet.generate_key().decode()
-    try:
-        # O_EXCL: a second process starting at the same moment keeps the first key instead of replacing it.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as f:
-        f.write(key + "\n")
-    return key
+    return settings.secret(ENCRYPT_KEY_FILE, generate=lambda: Fernet.generate_key().decode())
 
 
 def python_bin(name: str) -> str:

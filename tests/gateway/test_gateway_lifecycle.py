@@ -23,17 +23,10 @@ IDLE_TIMEOUT = 6
 
 @pytest.fixture(scope="module")
 def short_idle_platform(tmp_path_factory):
-    running = RunningPlatform(
+    with RunningPlatform(
         tmp_path_factory.mktemp("gateway-idle"), extra_env={"POLARTEP_DASK_IDLE_TIMEOUT": str(IDLE_TIMEOUT)}
-    )
-    try:
-        running.start()
-    except Exception:
-        print(running.log_tail())
-        running.stop()
-        raise
-    yield running
-    running.stop()
+    ).running() as running:
+        yield running
 
 
 def processes_in(folder: Path) -> set[int]:
