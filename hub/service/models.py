@@ -13,9 +13,24 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Boolean, DateTime, Integer, MetaData, String, TypeDecorator, false, true
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    false,
+    true,
+)
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -70,6 +85,130 @@ class Account(Base):
     plan_started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
+    # Personal data collected at registration (GDPR statement): all erased with the account.
+    full_name: Mapped[str | None] = mapped_column(String(200), default=None)
+    email: Mapped[str | None] = mapped_column(String(254), default=None, index=True)
+    organisation: Mapped[str | None] = mapped_column(String(200), default=None)
+    organisation_location: Mapped[str | None] = mapped_column(String(200), default=None)
+    phone: Mapped[str | None] = mapped_column(String(40), default=None)
+    # "local" (embedded registration and password) or "oidc" (an identity provider vouches for the user).
+    auth_source: Mapped[str] = mapped_column(String(16), default="local", server_default="local")
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    approved_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Brute-force lock-out: consecutive failed logins and, once over the limit, until when logins are refused.
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+    consents: Mapped[list[Consent]] = relationship(
+        back_populates="account", cascade="all, delete-orphan", passive_deletes=True
+    )
+    subscriptions: Mapped[list[AccountSubscription]] = relationship(
+        back_populates="account", cascade="all, delete-orphan", passive_deletes=True
+    )
+    memberships: Mapped[list[ProjectMember]] = relationship(
+        back_populates="account", cascade="all, delete-orphan", passive_deletes=True
+    )
+
     def __repr__(self) -> str:
         # No password hash here: reprs end up in logs.
         return f"<Account {self.name!r} plan={self.plan!r} admin={self.is_admin} approved={self.approved}>"
+
+
+class Consent(Base):
+    """One acceptance of one version of a legal document (``terms`` or ``privacy``) by an account."""
+
+    __tablename__ = "consents"
+    __table_args__ = (UniqueConstraint("account_id", "document", "version", name="uq_consents_acceptance"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    document: Mapped[str] = mapped_column(String(32))
+    version: Mapped[str] = mapped_column(String(32))
+    accepted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    account: Mapped[Account] = relationship(back_populates="consents")
+
+
+class AccountSubscription(Base):
+    """A catalogue subscription (development environment, ML, hosting) held by an account; ``ended_at`` once dropped.
+
+    Rows are kept after they end, so statements can charge the months a subscription was held.
+    """
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    subscription: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+    account: Mapped[Account] = relationship(back_populates="subscriptions")
+
+
+class Project(Base):
+    """A project: a JupyterHub group (same name) whose members share datasets and processors."""
+
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    members: Mapped[list[ProjectMember]] = relationship(
+        back_populates="project", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class ProjectMember(Base):
+    """An account's membership of a project; ``role`` is ``owner`` or ``member``."""
+
+    __tablename__ = "project_members"
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    role: Mapped[str] = mapped_column(String(16), default="member")
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    project: Mapped[Project] = relationship(back_populates="members")
+    account: Mapped[Account] = relationship(back_populates="memberships")
+
+
+class UsageInterval(Base):
+    """Reserved resources over time: one row per scheduler, worker, server or run, from its start to its stop.
+
+    The usage ledger's raw material (cores x wall time). ``account_name`` is a plain column, not a foreign key, so
+    rows outlive an erased account; erasure replaces it with the account's pseudonym and the totals still add up.
+    ``source_key`` identifies the thing metered (e.g. ``<cluster>/<worker>``) so a restarted meter never counts it twice.
+    """
+
+    __tablename__ = "usage_intervals"
+    __table_args__ = (
+        UniqueConstraint("kind", "source_key", name="uq_usage_intervals_source"),
+        Index("ix_usage_intervals_account_started", "account_name", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_name: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    source_key: Mapped[str] = mapped_column(String(255))
+    cores: Mapped[float] = mapped_column(Float)
+    memory_bytes: Mapped[int] = mapped_column(BigInteger)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class Erasure(Base):
+    """That an account was erased, when and at whose request; holds no personal data, only the ledger pseudonym."""
+
+    __tablename__ = "erasures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pseudonym: Mapped[str] = mapped_column(String(64), unique=True)
+    # "self" when the user erased their own account, "admin" when an administrator did.
+    requested_by: Mapped[str] = mapped_column(String(16))
+    erased_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

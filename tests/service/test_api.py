@@ -510,7 +510,13 @@ def test_plan_change_is_for_admins(api, app):
 
 def test_an_internal_error_is_a_plain_500_without_traceback(api, app):
     with app.state.context.engine.begin() as connection:
-        connection.execute(text("DROP TABLE accounts"))
+        connection.execute(
+            text(
+                "DROP TABLE accounts CASCADE"
+                if connection.dialect.name == "postgresql"
+                else "DROP TABLE accounts"
+            )
+        )
     response = api.get("api/v1/me", token="alice-token")
     assert response.status_code == 500
     assert response.json() == {"detail": "internal server error"}

@@ -1,6 +1,6 @@
 """The platform service's schema migrations, on SQLite and on a real PostgreSQL server.
 
-Specification: an empty database upgrades to head; head has the ``accounts`` table as the models describe it, with
+Specification: an empty database upgrades to head; head has the platform's tables as the models describe it, with
 nothing left over for autogenerate (``alembic check``); downgrading to base removes it and upgrading again works; the
 migration history is one straight line.
 """
@@ -31,6 +31,36 @@ ACCOUNT_COLUMNS = {
     "plan",
     "plan_started_at",
     "created_at",
+    "full_name",
+    "email",
+    "organisation",
+    "organisation_location",
+    "phone",
+    "auth_source",
+    "approved_at",
+    "approved_by",
+    "failed_logins",
+    "locked_until",
+}
+NULLABLE_ACCOUNT_COLUMNS = {
+    "password_hash",
+    "full_name",
+    "email",
+    "organisation",
+    "organisation_location",
+    "phone",
+    "approved_at",
+    "approved_by",
+    "locked_until",
+}
+PLATFORM_TABLES = {
+    "accounts",
+    "consents",
+    "subscriptions",
+    "projects",
+    "project_members",
+    "usage_intervals",
+    "erasures",
 }
 
 
@@ -63,7 +93,7 @@ def test_history_is_one_line_starting_at_0001():
     assert revisions[-1] == "0001"
 
 
-def test_upgrade_from_empty_creates_accounts(empty_database_url):
+def test_upgrade_from_empty_creates_the_platform_tables(empty_database_url):
     assert current_revision(empty_database_url) is None
 
     upgrade_to_head(empty_database_url)
@@ -74,8 +104,8 @@ def test_upgrade_from_empty_creates_accounts(empty_database_url):
         inspector = inspect(engine)
         columns = {c["name"]: c for c in inspector.get_columns("accounts")}
         assert set(columns) == ACCOUNT_COLUMNS
-        assert columns["password_hash"]["nullable"] is True
-        assert all(not columns[name]["nullable"] for name in ACCOUNT_COLUMNS - {"password_hash"})
+        assert {name for name in ACCOUNT_COLUMNS if columns[name]["nullable"]} == NULLABLE_ACCOUNT_COLUMNS
+        assert PLATFORM_TABLES <= set(inspector.get_table_names())
         indexes = {i["name"]: i for i in inspector.get_indexes("accounts")}
         assert indexes["ix_accounts_name"]["unique"]
         assert indexes["ix_accounts_name"]["column_names"] == ["name"]
@@ -104,7 +134,7 @@ def test_downgrade_to_base_then_upgrade_again(empty_database_url):
 
     downgrade_to(empty_database_url, "base")
     assert current_revision(empty_database_url) is None
-    assert "accounts" not in _tables(empty_database_url)
+    assert not PLATFORM_TABLES & _tables(empty_database_url)
 
     upgrade_to_head(empty_database_url)
     assert current_revision(empty_database_url) == _head()
