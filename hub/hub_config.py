@@ -55,6 +55,7 @@ def platform_service_definition(settings: PlatformSettings) -> dict[str, Any]:
             "POLARTEP_ADMIN_PASSWORD": settings.admin_password,
             "POLARTEP_DEFAULT_PLAN": settings.default_plan,
             "POLARTEP_LOG_LEVEL": settings.log_level,
+            "POLARTEP_LEGAL_DIR": settings.legal_dir,
             "PYTHONUNBUFFERED": "1",
         },
     }

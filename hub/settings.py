@@ -148,6 +148,17 @@ class PlatformSettings(Configurable):
     def _default_plan_default(self) -> str:
         return _env("POLARTEP_DEFAULT_PLAN", "trial")
 
+    legal_dir = Unicode(
+        help="Folder of the versioned legal documents, <dir>/terms/<version>.md and <dir>/privacy/<version>.md; the "
+        "version that sorts last is current, and publishing a new one makes every user accept it again before "
+        "their next spawn. Empty: the shipped documents. Env: POLARTEP_LEGAL_DIR.",
+        config=True,
+    )
+
+    @default("legal_dir")
+    def _legal_dir_default(self) -> str:
+        return _env("POLARTEP_LEGAL_DIR", "")
+
     local_memory_limit = Bool(
         help="Local mode: enforce the profile's memory as an address-space limit (RLIMIT_AS) on the user's server "
         "and its kernels. Env: POLARTEP_LOCAL_MEMORY_LIMIT (1/0).",

@@ -28,6 +28,7 @@ from .config import ConfigError, ServiceConfig
 from .context import ServiceContext
 from .db import make_engine, make_sessionmaker
 from .identity import IdentityProvider
+from .legal import LegalDocumentsError, LegalLibrary
 from .metrics import MetricsMiddleware, ServiceMetrics, full_route_templates
 from .passwords import Passwords
 from .request_limits import BodyLimitMiddleware
@@ -85,6 +86,10 @@ def create_app(
             f"POLARTEP_DEFAULT_PLAN={config.default_plan!r} is not a plan of {catalogue.source}; "
             f"known plans: {', '.join(catalogue.plans)}"
         )
+    try:
+        legal = LegalLibrary.load(config.legal_dir)
+    except LegalDocumentsError as error:
+        raise ConfigError(f"POLARTEP_LEGAL_DIR: {error}") from None
     engine = engine or make_engine(config.database_url)
     context = ServiceContext(
         config=config,
@@ -94,6 +99,7 @@ def create_app(
         passwords=passwords or Passwords(),
         identity_provider=identity_provider,
         metrics=ServiceMetrics(),
+        legal=legal,
     )
 
     @asynccontextmanager

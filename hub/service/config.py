@@ -78,6 +78,7 @@ class ServiceConfig:
     cookie_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
     cookie_secret_from_env: bool = False
     log_level: str = "INFO"
+    legal_dir: Path | None = None  # None: the shipped terms and privacy statement
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceConfig:
@@ -148,4 +149,5 @@ class ServiceConfig:
             cookie_secret=cookie_secret,
             cookie_secret_from_env=bool(secret_hex),
             log_level=log_level,
+            legal_dir=Path(legal) if (legal := environ.get("POLARTEP_LEGAL_DIR", "").strip()) else None,
         )

@@ -1,4 +1,5 @@
-"""What one running platform service holds: settings, catalogue, database, password hasher, identity provider, metrics.
+"""What one running platform service holds: settings, catalogue, database, password hasher, identity provider, metrics,
+legal documents.
 
 Rules this module guarantees:
 
@@ -20,6 +21,7 @@ from starlette.requests import Request
 from ..catalogue import Catalogue
 from .config import ServiceConfig
 from .identity import IdentityProvider
+from .legal import LegalLibrary
 from .metrics import ServiceMetrics
 from .passwords import Passwords
 
@@ -33,6 +35,7 @@ class ServiceContext:
     passwords: Passwords
     identity_provider: IdentityProvider
     metrics: ServiceMetrics
+    legal: LegalLibrary
 
     @contextmanager
     def session(self) -> Iterator[Session]:
