@@ -174,7 +174,17 @@ def configure_hub(c, settings: PlatformSettings | None = None) -> PlatformSettin
         {"name": "polartep-hub-client", "scopes": [HUB_SCOPE], "services": [HUB_CLIENT_SERVICE_NAME]},
         {
             "name": "platform-service",
-            "scopes": ["read:users", "list:users", "read:groups"],
+            # Groups: projects are JupyterHub groups the service keeps in sync. Users and servers: erasure deletes
+            # the hub user (stopping servers, deleting homes through the spawner's delete_forever).
+            "scopes": [
+                "read:users",
+                "list:users",
+                "read:groups",
+                "list:groups",
+                "admin:groups",
+                "admin:users",
+                "admin:servers",
+            ],
             "services": [SERVICE_NAME],
         },
     ]

@@ -108,8 +108,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"cannot set up the admin account {config.admin_user!r}: {type(e).__name__}: {str(e)[:500]}"
             )
 
+    from .hub_api import HubAPI
+
+    hub_api = HubAPI(config.hub_api_url, config.hub_api_token) if config.hub_api_url else None
     app = create_app(
-        config, catalogue, identity_provider=identity_provider, passwords=passwords, engine=engine
+        config,
+        catalogue,
+        identity_provider=identity_provider,
+        passwords=passwords,
+        engine=engine,
+        hub_api=hub_api,
     )
     if not config.cookie_secret_from_env:
         log.info("POLARTEP_SERVICE_COOKIE_SECRET not set: browser sessions last until the service restarts")

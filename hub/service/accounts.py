@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -197,3 +198,12 @@ def ensure_admin_account(
     account.approved = True
     session.commit()
     return account
+
+
+def canonical_account_name(raw: str) -> str:
+    """The account name a typed user name stands for: Unicode NFKC, case-folded, stripped, then checked.
+
+    Names that differ only in case or Unicode form ("Alice", "ａｌｉｃｅ", "alice") are one name, so a second sign-up
+    under such a variant is a duplicate, not a new account.
+    """
+    return check_account_name(unicodedata.normalize("NFKC", raw).casefold().strip())

@@ -27,6 +27,7 @@ from . import accounts, api, browser_login
 from .config import ConfigError, ServiceConfig
 from .context import ServiceContext
 from .db import make_engine, make_sessionmaker
+from .hub_api import HubAPI
 from .identity import IdentityProvider
 from .legal import LegalDocumentsError, LegalLibrary
 from .metrics import MetricsMiddleware, ServiceMetrics, full_route_templates
@@ -79,6 +80,7 @@ def create_app(
     identity_provider: IdentityProvider,
     passwords: Passwords | None = None,
     engine: Engine | None = None,
+    hub_api: HubAPI | None = None,
 ) -> FastAPI:
     """The platform service as an ASGI app. The database must already be at the newest schema (``db.upgrade_to_head``)."""
     if config.default_plan not in catalogue.plans:
@@ -100,6 +102,7 @@ def create_app(
         identity_provider=identity_provider,
         metrics=ServiceMetrics(),
         legal=legal,
+        hub_api=hub_api,
     )
 
     @asynccontextmanager
@@ -108,6 +111,8 @@ def create_app(
         close = getattr(identity_provider, "aclose", None)
         if close is not None:
             await close()
+        if hub_api is not None:
+            hub_api.close()
 
     prefix = config.prefix.rstrip("/")
     app = FastAPI(

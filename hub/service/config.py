@@ -79,6 +79,8 @@ class ServiceConfig:
     cookie_secret_from_env: bool = False
     log_level: str = "INFO"
     legal_dir: Path | None = None  # None: the shipped terms and privacy statement
+    hub_api_url: str = ""  # JupyterHub's REST API, for group sync and erasure ("" when not run by a hub)
+    hub_api_token: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceConfig:
@@ -149,5 +151,7 @@ class ServiceConfig:
             cookie_secret=cookie_secret,
             cookie_secret_from_env=bool(secret_hex),
             log_level=log_level,
+            hub_api_url=environ.get("JUPYTERHUB_API_URL", "").strip(),
+            hub_api_token=environ.get("JUPYTERHUB_API_TOKEN", "").strip(),
             legal_dir=Path(legal) if (legal := environ.get("POLARTEP_LEGAL_DIR", "").strip()) else None,
         )

@@ -20,6 +20,7 @@ from starlette.requests import Request
 
 from ..catalogue import Catalogue
 from .config import ServiceConfig
+from .hub_api import HubAPI
 from .identity import IdentityProvider
 from .legal import LegalLibrary
 from .metrics import ServiceMetrics
@@ -36,6 +37,7 @@ class ServiceContext:
     identity_provider: IdentityProvider
     metrics: ServiceMetrics
     legal: LegalLibrary
+    hub_api: HubAPI | None = None  # None where no hub runs the service (unit tests)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -1,0 +1,96 @@
+"""The platform service's client for JupyterHub's REST API (groups, users, servers), with the service's own token.
+
+Rules this module guarantees:
+
+* Only this module talks to ``/hub/api`` on the service's behalf; the token is the one JupyterHub gave the managed
+  service (``JUPYTERHUB_API_TOKEN``), whose role (``hub_config.py``, ``platform-service``) holds exactly the scopes
+  these methods need.
+* Calls are synchronous (routes that use them are plain ``def``, run in FastAPI's thread pool) and bounded by a
+  timeout; any failure is ``HubApiError`` with the status and JupyterHub's message, never the token.
+* Every method is idempotent: creating what exists, adding a member twice, removing what is gone, or deleting a
+  deleted user succeeds, so an interrupted multi-step change can simply be run again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+
+class HubApiError(RuntimeError):
+    """JupyterHub refused or did not answer; ``status`` is its HTTP status (0 when it did not answer)."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class HubAPI:
+    """A small JupyterHub REST client: ``HubAPI("http://127.0.0.1:8081/hub/api", token)``."""
+
+    def __init__(self, api_url: str, token: str, *, timeout: float = 30.0) -> None:
+        self.api_url = api_url.rstrip("/")
+        self._client = httpx.Client(timeout=timeout, headers={"Authorization": f"token {token}"})
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _request(self, method: str, path: str, json: Any = None, *, ok: tuple[int, ...] = ()) -> Any:
+        try:
+            response = self._client.request(method, f"{self.api_url}{path}", json=json)
+        except httpx.HTTPError as error:
+            raise HubApiError(f"JupyterHub did not answer {method} {path}: {type(error).__name__}") from None
+        if response.status_code in ok:
+            return None
+        if response.status_code >= 400:
+            try:
+                message = response.json().get("message", "")
+            except ValueError:
+                message = response.text[:200]
+            raise HubApiError(
+                f"JupyterHub refused {method} {path}: {response.status_code} {message}", response.status_code
+            )
+        return response.json() if response.content else None
+
+    # --- groups --------------------------------------------------------------------------------------------------
+
+    def group(self, name: str) -> dict[str, Any] | None:
+        """The group model (with ``users``), or None if there is no such group."""
+        try:
+            return self._request("GET", f"/groups/{quote(name, safe='')}")
+        except HubApiError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def ensure_group(self, name: str) -> None:
+        """Create the group unless it exists."""
+        self._request("POST", f"/groups/{quote(name, safe='')}", {}, ok=(409,))
+
+    def delete_group(self, name: str) -> None:
+        self._request("DELETE", f"/groups/{quote(name, safe='')}", ok=(404,))
+
+    def add_group_members(self, name: str, users: list[str]) -> None:
+        if users:
+            self._request("POST", f"/groups/{quote(name, safe='')}/users", {"users": users})
+
+    def remove_group_members(self, name: str, users: list[str]) -> None:
+        if users:
+            self._request("DELETE", f"/groups/{quote(name, safe='')}/users", {"users": users}, ok=(404,))
+
+    # --- users and servers ---------------------------------------------------------------------------------------
+
+    def user(self, name: str) -> dict[str, Any] | None:
+        """The user model (with ``servers``), or None if JupyterHub has no such user."""
+        try:
+            return self._request("GET", f"/users/{quote(name, safe='')}")
+        except HubApiError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def delete_user(self, name: str) -> None:
+        """Delete the user: JupyterHub stops their servers and calls each spawner's ``delete_forever`` first."""
+        self._request("DELETE", f"/users/{quote(name, safe='')}", ok=(404,))
