@@ -8,6 +8,8 @@
   own (started by ``polartep up`` or the test harness), so the hub neither starts nor stops it.
 * The platform service is a hub-managed service at ``/services/platform/``; the hub talks to it with the token of the
   internal service ``polartep-hub``, which alone holds the custom scope ``custom:polartep:hub``.
+* Login is the platform's password login, or (``auth=oidc``) an OpenID Connect provider through
+  ``auth/oidc.py``, whose endpoints are discovered while this runs: an unreachable provider stops the hub here.
 * Users' tokens may reach the platform service (``access:services!service=platform`` in the ``user`` role).
 * Idle servers are stopped by jupyterhub-idle-culler, a hub-managed service holding only the scopes it needs,
   after ``idle_timeout`` seconds without activity (unless that is 0).
@@ -25,6 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .auth.oidc import configure_oidc
 from .catalogue import load_catalogue
 from .gateway.config import GATEWAY_SERVICE_NAME, gateway_service_definition, user_environment
 from .platform_client import HUB_CLIENT_SERVICE_NAME, HUB_SCOPE, SERVICE_NAME
@@ -129,6 +132,10 @@ def configure_hub(c, settings: PlatformSettings | None = None) -> PlatformSettin
     c.PlatformPasswordAuthenticator.platform_service_url = settings.service_url
     c.PlatformPasswordAuthenticator.platform_service_token = settings.hub_service_token
     c.Authenticator.admin_users = {settings.admin_user}
+    if settings.auth == "oidc":
+        configure_oidc(
+            c, settings
+        )  # discovers the provider's endpoints now: an unusable issuer stops start-up
 
     c.JupyterHub.spawner_class = spawner_class_for(settings.mode)
     c.Spawner.catalogue_path = str(catalogue.source)

@@ -30,6 +30,18 @@ class Entitlements:
     profiles: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class ConsentStatus:
+    """Which current legal documents a user has still to accept, and where a browser accepts them."""
+
+    missing: tuple[str, ...]  # e.g. "Terms and conditions (version 2026-11-01)"
+    consent_url: str  # the service's consent page, without ``next``
+
+
+class IdentityRefused(HTTPError):
+    """The platform service refused to bind an identity-provider login to an account (a 403 for the user)."""
+
+
 class PlatformClient:
     """Async calls from the hub process to the platform service's ``/api/v1``."""
 
@@ -78,3 +90,38 @@ class PlatformClient:
         if code in (400, 401, 403, 422):
             return None
         raise HTTPError(503, f"The platform service could not check the password (HTTP {code}).")
+
+    async def consents(self, username: str) -> ConsentStatus:
+        """Which current legal documents ``username`` has still to accept (empty ``missing``: may spawn)."""
+        code, payload = await self._request("GET", f"users/{quote(username, safe='')}/consents")
+        if code != 200 or not isinstance(payload, dict):
+            detail = payload.get("detail") if isinstance(payload, dict) else None
+            raise HTTPError(
+                503, f"Could not look up the accepted terms of {username}: {detail or f'HTTP {code}'}"
+            )
+        missing = tuple(f"{d['title']} (version {d['version']})" for d in payload.get("missing", ()))
+        return ConsentStatus(missing=missing, consent_url=str(payload["consent_url"]))
+
+    async def oidc_login(self, account: dict[str, Any]) -> dict[str, Any]:
+        """Create or update the account of an identity-provider login (``POST auth/oidc``, hub only).
+
+        ``IdentityRefused`` (a 403 with the service's reason) when the login would merge two identities or the
+        name is invalid.
+        """
+        code, payload = await self._request("POST", "auth/oidc", account)
+        if code == 200 and isinstance(payload, dict):
+            return payload
+        detail = payload.get("detail") if isinstance(payload, dict) else None
+        if code in (400, 409, 422):
+            raise IdentityRefused(403, f"Login refused: {detail or f'HTTP {code}'}")
+        raise HTTPError(503, f"The platform service could not record the login (HTTP {code}).")
+
+    async def project_groups(self, username: str) -> list[str]:
+        """The JupyterHub group names of the projects ``username`` belongs to (the platform service owns them)."""
+        code, payload = await self._request("GET", f"users/{quote(username, safe='')}/projects")
+        if code == 404:
+            # A platform without the projects route, or no such account yet: no project groups.
+            return []
+        if code != 200 or not isinstance(payload, dict) or not isinstance(payload.get("projects"), list):
+            raise HTTPError(503, f"Could not look up the projects of {username} (HTTP {code}).")
+        return [str(name) for name in payload["projects"]]

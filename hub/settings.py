@@ -159,6 +159,117 @@ class PlatformSettings(Configurable):
     def _legal_dir_default(self) -> str:
         return _env("POLARTEP_LEGAL_DIR", "")
 
+    # Login -------------------------------------------------------------------------------------------------------
+
+    auth = Enum(
+        ["platform", "oidc"],
+        help="How users log in: 'platform' (the embedded username/password login checked by the platform service, "
+        "the default) or 'oidc' (an OpenID Connect identity provider such as Keycloak, through oauthenticator's "
+        "GenericOAuthenticator). Env: POLARTEP_AUTH.",
+        config=True,
+    )
+
+    @default("auth")
+    def _auth_default(self) -> str:
+        return _env("POLARTEP_AUTH", "platform")
+
+    oidc_issuer = Unicode(
+        help="OIDC: the identity provider's issuer URL; its endpoints are discovered from "
+        "<issuer>/.well-known/openid-configuration when the hub starts, and the hub refuses to start if that "
+        "fails. Env: POLARTEP_OIDC_ISSUER.",
+        config=True,
+    )
+
+    @default("oidc_issuer")
+    def _oidc_issuer_default(self) -> str:
+        return _env("POLARTEP_OIDC_ISSUER", "").rstrip("/")
+
+    oidc_client_id = Unicode(
+        help="OIDC: the client id registered for the platform at the identity provider. "
+        "Env: POLARTEP_OIDC_CLIENT_ID.",
+        config=True,
+    )
+
+    @default("oidc_client_id")
+    def _oidc_client_id_default(self) -> str:
+        return _env("POLARTEP_OIDC_CLIENT_ID", "")
+
+    oidc_client_secret = Unicode(
+        help="OIDC: the client secret (prefer oidc_client_secret_file). Env: POLARTEP_OIDC_CLIENT_SECRET.",
+        config=True,
+    )
+
+    @default("oidc_client_secret")
+    def _oidc_client_secret_default(self) -> str:
+        return _env("POLARTEP_OIDC_CLIENT_SECRET", "")
+
+    oidc_client_secret_file = Unicode(
+        help="OIDC: a file holding the client secret (read at start-up; used when oidc_client_secret is empty). "
+        "Env: POLARTEP_OIDC_CLIENT_SECRET_FILE.",
+        config=True,
+    )
+
+    @default("oidc_client_secret_file")
+    def _oidc_client_secret_file_default(self) -> str:
+        return _env("POLARTEP_OIDC_CLIENT_SECRET_FILE", "")
+
+    oidc_scopes = Unicode(
+        help="OIDC: the scopes to request, separated by spaces. Env: POLARTEP_OIDC_SCOPES.", config=True
+    )
+
+    @default("oidc_scopes")
+    def _oidc_scopes_default(self) -> str:
+        return _env("POLARTEP_OIDC_SCOPES", "openid profile email groups")
+
+    oidc_username_claim = Unicode(
+        help="OIDC: the claim that becomes the username (case-folded and NFKC-normalised; a login whose value is "
+        "no valid account name is refused). Env: POLARTEP_OIDC_USERNAME_CLAIM.",
+        config=True,
+    )
+
+    @default("oidc_username_claim")
+    def _oidc_username_claim_default(self) -> str:
+        return _env("POLARTEP_OIDC_USERNAME_CLAIM", "preferred_username")
+
+    oidc_groups_claim = Unicode(
+        help="OIDC: the claim listing the user's groups at the identity provider. Env: POLARTEP_OIDC_GROUPS_CLAIM.",
+        config=True,
+    )
+
+    @default("oidc_groups_claim")
+    def _oidc_groups_claim_default(self) -> str:
+        return _env("POLARTEP_OIDC_GROUPS_CLAIM", "groups")
+
+    oidc_allowed_groups = Unicode(
+        help="OIDC: if set, only members of one of these identity-provider groups (comma-separated, as the "
+        "provider names them) may log in. Env: POLARTEP_OIDC_ALLOWED_GROUPS.",
+        config=True,
+    )
+
+    @default("oidc_allowed_groups")
+    def _oidc_allowed_groups_default(self) -> str:
+        return _env("POLARTEP_OIDC_ALLOWED_GROUPS", "")
+
+    oidc_admin_groups = Unicode(
+        help="OIDC: members of these identity-provider groups (comma-separated) are JupyterHub admins; when set, "
+        "admin status follows the provider at every login. Env: POLARTEP_OIDC_ADMIN_GROUPS.",
+        config=True,
+    )
+
+    @default("oidc_admin_groups")
+    def _oidc_admin_groups_default(self) -> str:
+        return _env("POLARTEP_OIDC_ADMIN_GROUPS", "")
+
+    oidc_group_prefix = Unicode(
+        help="OIDC: identity-provider groups become JupyterHub groups named <prefix><group>, so that a provider "
+        "can never put a user into a platform project's group. Env: POLARTEP_OIDC_GROUP_PREFIX.",
+        config=True,
+    )
+
+    @default("oidc_group_prefix")
+    def _oidc_group_prefix_default(self) -> str:
+        return _env("POLARTEP_OIDC_GROUP_PREFIX", "oidc-")
+
     local_memory_limit = Bool(
         help="Local mode: enforce the profile's memory as an address-space limit (RLIMIT_AS) on the user's server "
         "and its kernels. Env: POLARTEP_LOCAL_MEMORY_LIMIT (1/0).",
@@ -247,9 +358,39 @@ class PlatformSettings(Configurable):
             found.append(f"idle_timeout must be 0 (off) or a number of seconds, got {self.idle_timeout}")
         if self.dask_idle_timeout < 0:
             found.append(f"dask_idle_timeout must be 0 or more seconds, got {self.dask_idle_timeout}")
+        if self.auth == "oidc":
+            found.extend(self.oidc_problems())
         if len(set(ports.values())) != len(ports):
             found.append(f"the ports must differ: {ports}")
         return found
+
+    def oidc_problems(self) -> list[str]:
+        """What keeps the OIDC login from working (only asked when ``auth`` is ``oidc``)."""
+        found = []
+        issuer = urlparse(self.oidc_issuer)
+        if issuer.scheme not in ("http", "https") or not issuer.hostname:
+            found.append(
+                f"oidc_issuer (POLARTEP_OIDC_ISSUER) must be the identity provider's http(s) issuer URL, got "
+                f"{self.oidc_issuer[:200]!r}"
+            )
+        if not self.oidc_client_id:
+            found.append("oidc_client_id (POLARTEP_OIDC_CLIENT_ID) must be set for POLARTEP_AUTH=oidc")
+        if not self.oidc_client_secret and not self.oidc_client_secret_file:
+            found.append(
+                "set POLARTEP_OIDC_CLIENT_SECRET_FILE (or POLARTEP_OIDC_CLIENT_SECRET) for POLARTEP_AUTH=oidc"
+            )
+        elif not self.oidc_client_secret and not Path(self.oidc_client_secret_file).is_file():
+            found.append(f"oidc_client_secret_file {self.oidc_client_secret_file!r} does not exist")
+        if "openid" not in self.oidc_scopes.split():
+            found.append(f"oidc_scopes must include 'openid', got {self.oidc_scopes!r}")
+        return found
+
+    @property
+    def oidc_secret(self) -> str:
+        """The OIDC client secret, from the setting or its file."""
+        if self.oidc_client_secret:
+            return self.oidc_client_secret
+        return Path(self.oidc_client_secret_file).read_text().strip() if self.oidc_client_secret_file else ""
 
     # Derived values ---------------------------------------------------------------------------------------------
 
@@ -305,7 +446,7 @@ class PlatformSettings(Configurable):
             # Reading a secret would generate it as a side effect: only say whether it was given.
             shown = (
                 ("(given)" if self._trait_values.get(name) else "(generated on first start)")
-                if "password" in name
+                if "password" in name or name == "oidc_client_secret"
                 else str(getattr(self, name))
             )
             rows.append((name, shown, trait.help))

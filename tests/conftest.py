@@ -23,11 +23,14 @@ def platform(tmp_path_factory):
 
 @pytest.fixture
 def new_user(platform):
-    """A factory for fresh users on the session platform: ``new_user(plan=...) -> (name, token)``."""
+    """A factory for fresh users on the session platform: ``new_user(plan=...) -> (name, token)``; they have
+    accepted the current terms unless ``accept_terms=False``."""
 
-    def make(plan: str | None = None, password: str | None = None) -> tuple[str, str]:
+    def make(
+        plan: str | None = None, password: str | None = None, accept_terms: bool = True
+    ) -> tuple[str, str]:
         name = f"user{next(_names)}"
-        return name, platform.create_user(name, plan=plan, password=password)
+        return name, platform.create_user(name, plan=plan, password=password, accept_terms=accept_terms)
 
     return make
 

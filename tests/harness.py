@@ -116,6 +116,7 @@ class RunningPlatform:
     def start(self) -> RunningPlatform:
         self.proxy_process = start_proxy(self.settings, log_path=self.root / "proxy.log")
         self.start_hub()
+        self.admin_token  # noqa: B018  (the administrator accepts the current terms, so it can spawn)
         return self
 
     @contextlib.contextmanager
@@ -211,10 +212,27 @@ class RunningPlatform:
             )
             assert r.status_code == 201, (r.status_code, r.text)
             self._admin_token = r.json()["token"]
+            self.accept_current_terms(self._admin_token)
         return self._admin_token
 
-    def create_user(self, name: str, plan: str | None = None, password: str | None = None) -> str:
-        """Create the account (platform service) and the hub user; return a token of that user."""
+    def accept_current_terms(self, token: str) -> dict[str, Any]:
+        """Accept, with the user's own token, every current legal document the user has not accepted yet."""
+        r = self.api("GET", "/services/platform/api/v1/me/consents", token)
+        assert r.status_code == 200, (r.status_code, r.text)
+        missing = {document["kind"]: document["version"] for document in r.json()["missing"]}
+        if not missing:
+            return r.json()
+        r = self.api("POST", "/services/platform/api/v1/me/consents", token, json=missing)
+        assert r.status_code == 200 and not r.json()["missing"], (r.status_code, r.text)
+        return r.json()
+
+    def create_user(
+        self, name: str, plan: str | None = None, password: str | None = None, accept_terms: bool = True
+    ) -> str:
+        """Create the account (platform service) and the hub user; return a token of that user.
+
+        The user accepts the current terms and privacy statement (needed to spawn) unless ``accept_terms`` is off.
+        """
         account: dict[str, Any] = {"name": name}
         if plan:
             account["plan"] = plan
@@ -226,7 +244,10 @@ class RunningPlatform:
         assert r.status_code in (201, 409), (r.status_code, r.text)
         r = self.api("POST", f"/hub/api/users/{name}/tokens", self.admin_token, json={"note": "tests"})
         assert r.status_code == 201, (r.status_code, r.text)
-        return r.json()["token"]
+        token = r.json()["token"]
+        if accept_terms:
+            self.accept_current_terms(token)
+        return token
 
     def server_model(self, user: str, server: str = "") -> dict[str, Any] | None:
         r = self.api("GET", f"/hub/api/users/{user}", self.admin_token)

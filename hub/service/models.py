@@ -212,3 +212,20 @@ class Erasure(Base):
     # "self" when the user erased their own account, "admin" when an administrator did.
     requested_by: Mapped[str] = mapped_column(String(16))
     erased_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class OIDCIdentity(Base):
+    """The identity-provider subject (``iss``, ``sub``) an OIDC account belongs to: one per account and per subject.
+
+    Binding the account to the subject is what keeps two identities from ever sharing an account when their
+    usernames map to the same account name. Deleted with the account (personal data).
+    """
+
+    __tablename__ = "oidc_identities"
+    __table_args__ = (UniqueConstraint("issuer", "subject", name="uq_oidc_identities_subject"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), unique=True)
+    issuer: Mapped[str] = mapped_column(String(255))
+    subject: Mapped[str] = mapped_column(String(255))
+    linked_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -5,6 +5,9 @@ Rules this module guarantees:
 * The form lists exactly the profiles the user's plan allows (asked of the platform service), with their sizes.
 * User options are exactly ``{"profile": <name>}`` (or empty, meaning the first allowed profile). Anything else, an
   unknown profile or one the plan does not allow is refused with HTTP 400 and a message, before anything starts.
+* No server starts while the user has not accepted the current terms and privacy statement (asked of the platform
+  service before every spawn): the REST API gets 403 with a message naming the consent page, and a browser opening
+  the spawn page is redirected to that page, which brings it back to the spawn page afterwards.
 * The profile's CPU and memory become ``cpu_limit``/``mem_limit`` (and so ``CPU_LIMIT``/``MEM_LIMIT`` in the
   server's environment); concrete spawners add what their engine needs (image, GPU, process limits).
 """
@@ -14,13 +17,14 @@ from __future__ import annotations
 import html
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import quote
 
-from tornado.web import HTTPError
+from tornado.web import Finish, HTTPError
 from traitlets import Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from ..catalogue import Catalogue, Profile, load_catalogue
-from ..platform_client import Entitlements, PlatformClient
+from ..platform_client import SERVICE_PREFIX, ConsentStatus, Entitlements, PlatformClient
 
 
 def host_has_gpu() -> bool:
@@ -63,6 +67,9 @@ class ProfileSpawnerMixin(LoggingConfigurable):
         return ProfileSpawnerMixin._render_profile_form
 
     async def _render_profile_form(self) -> str:
+        consent = await self.platform.consents(self.user.name)
+        if consent.missing:
+            return self._consent_form_notice(consent)
         entitlements = await self.entitlements()
         allowed = entitlements.profiles
         rows = []
@@ -97,10 +104,60 @@ class ProfileSpawnerMixin(LoggingConfigurable):
         return ProfileSpawnerMixin._apply_profile_options
 
     async def _apply_profile_options(self, user_options: dict | None) -> None:
+        await self.require_consents()
         profile = await self.resolve_profile(user_options or {})
         self.profile_name = profile.name
         self.apply_profile(profile)
         self.log.info("Starting %s with profile %s (%s)", self._log_name, profile.name, profile.summary())
+
+    # Terms and privacy consent ----------------------------------------------------------------------------------
+
+    def spawn_page_path(self) -> str:
+        """The hub's spawn page for this server (where the consent page sends the browser back to)."""
+        base = self.hub.base_url if getattr(self, "hub", None) else "/hub/"
+        if self.name:
+            return f"{base}spawn/{quote(self.user.name, safe='')}/{quote(self.name, safe='')}"
+        return f"{base}spawn"
+
+    def consent_page_url(self, consent: ConsentStatus, next_path: str | None = None) -> str:
+        return f"{consent.consent_url}?next={quote(next_path or self.spawn_page_path(), safe='/')}"
+
+    async def require_consents(self) -> None:
+        """HTTP 403 naming the consent page while the user has not accepted the current legal documents."""
+        consent = await self.platform.consents(self.user.name)
+        if not consent.missing:
+            return
+        url = self.consent_page_url(consent)
+        error = HTTPError(
+            403,
+            f"Before starting a server, accept the current {' and '.join(consent.missing)} at {url} "
+            f"(or with POST {SERVICE_PREFIX}api/v1/me/consents).",
+        )
+        # The spawn page shows this instead of the plain message.
+        error.jupyterhub_html_message = (
+            "Before starting a server, please read and accept the current "
+            f"{html.escape(' and '.join(consent.missing))}: "
+            f'<a href="{html.escape(url)}">review and accept</a>.'
+        )
+        raise error
+
+    def _consent_form_notice(self, consent: ConsentStatus) -> str:
+        """Send a browser that opened the spawn page to the consent page; the form's text where that cannot be."""
+        handler = getattr(self, "handler", None)
+        if (
+            handler is not None
+            and handler.request.method == "GET"
+            and not getattr(handler, "_finished", True)
+        ):
+            # The spawn page's own request: redirect it and end the handler cleanly (tornado's Finish).
+            handler.redirect(self.consent_page_url(consent, handler.request.uri))
+            raise Finish()
+        url = self.consent_page_url(consent)
+        return (
+            '<div class="alert alert-warning polartep-consent">Before starting a server, please read and accept '
+            f"the current {html.escape(' and '.join(consent.missing))}: "
+            f'<a href="{html.escape(url)}">review and accept</a>.</div>'
+        )
 
     async def resolve_profile(self, user_options: dict) -> Profile:
         """Validate user options and return the profile they name; HTTP 400 with a message otherwise."""
