@@ -117,7 +117,7 @@ def _documents_to_accept(context: ServiceContext, body: ConsentAcceptance) -> li
     if not named:
         example = ", ".join(f'"{k}": "{v}"' for k, v in context.legal.current_versions().items())
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            422,
             detail=f"name the versions you accept, e.g. {{{example}}}",
         )
     documents = []
