@@ -56,6 +56,8 @@ class OIDCEndpoints:
     authorization_endpoint: str
     token_endpoint: str
     userinfo_endpoint: str
+    # How the token endpoint takes the client's credentials; the spec's default is HTTP Basic.
+    token_auth_methods: tuple[str, ...] = ("client_secret_basic",)
 
 
 def _is_http_url(value: Any) -> bool:
@@ -103,6 +105,9 @@ def discover(issuer: str, timeout: float = 10.0) -> OIDCEndpoints:
         authorization_endpoint=document["authorization_endpoint"],
         token_endpoint=document["token_endpoint"],
         userinfo_endpoint=document["userinfo_endpoint"],
+        token_auth_methods=tuple(
+            str(m) for m in document.get("token_endpoint_auth_methods_supported") or ("client_secret_basic",)
+        ),
     )
 
 
@@ -263,6 +268,8 @@ def configure_oidc(c, settings) -> None:
     auth.authorize_url = endpoints.authorization_endpoint
     auth.token_url = endpoints.token_endpoint
     auth.userdata_url = endpoints.userinfo_endpoint
+    # Client credentials in an HTTP Basic header unless the provider only takes them in the form.
+    auth.basic_auth = "client_secret_basic" in endpoints.token_auth_methods
     auth.client_id = settings.oidc_client_id
     auth.client_secret = settings.oidc_secret
     auth.scope = settings.oidc_scopes.split()

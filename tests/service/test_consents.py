@@ -29,7 +29,9 @@ OLD, CURRENT = "2026-01-01", "2026-06-01"
 
 def write_document(directory: Path, kind: str, version: str, text: str | None = None) -> None:
     (directory / kind).mkdir(parents=True, exist_ok=True)
-    (directory / kind / f"{version}.md").write_text(text or f"# {kind} {version}\n\nBe nice.\n", encoding="utf-8")
+    (directory / kind / f"{version}.md").write_text(
+        text or f"# {kind} {version}\n\nBe nice.\n", encoding="utf-8"
+    )
 
 
 @pytest.fixture
@@ -56,7 +58,10 @@ def test_a_new_account_misses_the_current_version_of_every_document(api):
     assert status["name"] == "alice"
     assert status["current"] == {"terms": CURRENT, "privacy": CURRENT}
     assert status["accepted"] == []
-    assert [(d["kind"], d["version"]) for d in status["missing"]] == [("terms", CURRENT), ("privacy", CURRENT)]
+    assert [(d["kind"], d["version"]) for d in status["missing"]] == [
+        ("terms", CURRENT),
+        ("privacy", CURRENT),
+    ]
     assert status["missing"][0]["url"] == f"{PREFIX}legal/terms/{CURRENT}"
     assert status["consent_url"] == f"{PREFIX}consent"
 
@@ -65,7 +70,10 @@ def test_accepting_the_current_versions_leaves_nothing_missing(api):
     r = api.post("api/v1/me/consents", token="alice-token", json={"terms": CURRENT, "privacy": CURRENT})
     assert r.status_code == 200, r.text
     assert r.json()["missing"] == []
-    assert {(c["kind"], c["version"]) for c in r.json()["accepted"]} == {("terms", CURRENT), ("privacy", CURRENT)}
+    assert {(c["kind"], c["version"]) for c in r.json()["accepted"]} == {
+        ("terms", CURRENT),
+        ("privacy", CURRENT),
+    }
     # Accepting again is harmless and stores nothing new.
     again = api.post("api/v1/me/consents", token="alice-token", json={"terms": CURRENT, "privacy": CURRENT})
     assert again.status_code == 200 and len(again.json()["accepted"]) == 2
@@ -234,6 +242,8 @@ def test_next_never_leaves_the_platform(next_url):
     assert safe_consent_next(next_url, PREFIX) == "/hub/home"
 
 
-@pytest.mark.parametrize("next_url", ["/hub/spawn", "/hub/spawn/alice/work", "/user/alice/lab", f"{PREFIX}account"])
+@pytest.mark.parametrize(
+    "next_url", ["/hub/spawn", "/hub/spawn/alice/work", "/user/alice/lab", f"{PREFIX}account"]
+)
 def test_next_may_be_the_hub_a_user_server_or_this_service(next_url):
     assert safe_consent_next(next_url, PREFIX) == next_url

@@ -20,7 +20,9 @@ ISSUER = "http://127.0.0.1:9/idp"
 
 def login(api, name="olivia", subject="sub-1", **claims):
     return api.post(
-        "api/v1/auth/oidc", token="hub-token", json={"name": name, "issuer": ISSUER, "subject": subject, **claims}
+        "api/v1/auth/oidc",
+        token="hub-token",
+        json={"name": name, "issuer": ISSUER, "subject": subject, **claims},
     )
 
 
@@ -88,7 +90,10 @@ def test_an_identity_renamed_at_the_provider_is_refused(api, app):
 
 
 def test_a_password_account_cannot_be_taken_over(api, app):
-    assert api.post("api/v1/accounts", token="hub-token", json={"name": "admin2", "admin": True}).status_code == 201
+    assert (
+        api.post("api/v1/accounts", token="hub-token", json={"name": "admin2", "admin": True}).status_code
+        == 201
+    )
     r = login(api, name="admin2")
     assert r.status_code == 409 and "password" in r.json()["detail"]
     assert account(app, "admin2").auth_source == "local"
