@@ -10,8 +10,11 @@ that cannot be an account name is refused with a message, and two identities are
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import httpx
 import oidc_provider_mock
@@ -19,9 +22,16 @@ import pytest
 import werkzeug.serving
 from sqlalchemy import select
 
-from polartep_hub.auth.oidc import account_name_from_claim, group_names
+from polartep_hub.auth.oidc import (
+    OIDCDiscoveryError,
+    PlatformOIDCAuthenticator,
+    account_name_from_claim,
+    discover,
+    group_names,
+)
 from polartep_hub.service.db import make_engine
 from polartep_hub.service.models import Account, OIDCIdentity
+from polartep_hub.settings import PlatformSettings
 
 from ..harness import RunningPlatform, free_port
 
@@ -239,3 +249,109 @@ def test_provider_groups_become_prefixed_valid_group_names():
     names, dropped = group_names(["Sea-Ice", "/polar/glaciology", "bad name", "", 7, "ocean"], "oidc-")
     assert names == ["oidc-ocean", "oidc-polar.glaciology", "oidc-sea-ice"]
     assert dropped == 3
+
+
+# --- groups and the platform service, without a hub --------------------------------------------------------------
+
+
+class FakePlatformService(BaseHTTPRequestHandler):
+    """The two routes the authenticator calls; ``projects`` is what the projects route knows (others: 404)."""
+
+    projects: ClassVar[dict[str, list[str]]] = {"olivia": ["ice-project"]}
+    logins: ClassVar[list[dict]] = []
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def _reply(self, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.logins.append(body)
+        self._reply(200, {"name": body["name"], "admin": False, "created": True, "rejected_claims": []})
+
+    def do_GET(self) -> None:
+        name = self.path.split("/users/", 1)[1].split("/", 1)[0]
+        if name in self.projects:
+            self._reply(200, {"projects": self.projects[name]})
+        else:
+            self._reply(404, {"detail": "Not Found"})
+
+
+@pytest.fixture
+def platform_service() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakePlatformService)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    FakePlatformService.logins.clear()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def authenticator(url: str, **traits) -> PlatformOIDCAuthenticator:
+    return PlatformOIDCAuthenticator(
+        platform_service_url=url, platform_service_token="hub-token", issuer="http://127.0.0.1:9", **traits
+    )
+
+
+def auth_model(name: str, **claims) -> dict:
+    return {"name": name, "admin": None, "auth_state": {"oauth_user": {"sub": f"sub-{name}", **claims}}}
+
+
+async def test_a_login_keeps_the_users_project_groups(platform_service):
+    auth = authenticator(platform_service)
+    model = await auth.update_auth_model(auth_model("olivia", groups=["sea-ice"], email="o@example.org"))
+    assert await auth.get_user_groups(model["auth_state"]) == {"oidc-sea-ice", "ice-project"}
+    assert FakePlatformService.logins == [
+        {"name": "olivia", "issuer": "http://127.0.0.1:9", "subject": "sub-olivia", "email": "o@example.org"}
+    ]
+
+
+async def test_a_platform_without_the_projects_route_means_no_project_groups(platform_service):
+    auth = authenticator(platform_service)
+    model = await auth.update_auth_model(auth_model("pia", groups=["ocean"]))
+    assert await auth.get_user_groups(model["auth_state"]) == {"oidc-ocean"}
+
+
+async def test_users_outside_the_allowed_groups_are_refused_before_anything_is_stored(platform_service):
+    from tornado.web import HTTPError
+
+    auth = authenticator(platform_service, provider_allowed_groups={"polar-staff"})
+    with pytest.raises(HTTPError) as refused:
+        await auth.update_auth_model(auth_model("pia", groups=["ocean"]))
+    assert refused.value.status_code == 403 and "not in a group allowed" in refused.value.log_message
+    assert FakePlatformService.logins == []
+    allowed = await auth.update_auth_model(auth_model("pia", groups=["polar-staff"]))
+    assert allowed["name"] == "pia"
+
+
+async def test_admin_groups_decide_admin_status_at_each_login(platform_service):
+    auth = authenticator(platform_service, provider_admin_groups={"polar-admins"})
+    assert (await auth.update_auth_model(auth_model("pia", groups=["polar-admins"])))["admin"] is True
+    assert (await auth.update_auth_model(auth_model("pia", groups=["ocean"])))["admin"] is False
+
+
+def test_oidc_settings_problems_say_what_to_set(tmp_path):
+    settings = PlatformSettings(state_dir=str(tmp_path), auth="oidc", oidc_issuer="", oidc_client_id="")
+    problems = "\n".join(settings.problems())
+    assert "POLARTEP_OIDC_ISSUER" in problems and "POLARTEP_OIDC_CLIENT_ID" in problems
+    assert "POLARTEP_OIDC_CLIENT_SECRET_FILE" in problems
+
+
+def test_discovery_names_the_url_and_the_problem(provider, monkeypatch):
+    assert discover(provider + "/").token_endpoint.startswith(provider)
+    with pytest.raises(OIDCDiscoveryError, match=r"answered HTTP 404 for .*/realms/polar/\.well-known"):
+        discover(provider + "/realms/polar")
+    # The document must be for the issuer asked about: reach the provider under another host name.
+    other = provider.replace("127.0.0.1", "localhost")
+    original = httpx.get
+    monkeypatch.setattr(httpx, "get", lambda url, **kwargs: original(url.replace(other, provider), **kwargs))
+    with pytest.raises(OIDCDiscoveryError, match="names the issuer"):
+        discover(other)
