@@ -130,8 +130,8 @@ class ProfileSpawnerMixin(LoggingConfigurable):
         url = self.consent_page_url(consent)
         error = HTTPError(
             403,
-            f"Before starting a server, accept the current {' and '.join(consent.missing)} at {url} "
-            f"(or with POST {SERVICE_PREFIX}api/v1/me/consents).",
+            f"{self.user.name} has not accepted the current {' and '.join(consent.missing)}: no server starts "
+            f"before that. Accept them at {url} (or with POST {SERVICE_PREFIX}api/v1/me/consents).",
         )
         # The spawn page shows this instead of the plain message.
         error.jupyterhub_html_message = (
@@ -144,15 +144,24 @@ class ProfileSpawnerMixin(LoggingConfigurable):
     def _consent_form_notice(self, consent: ConsentStatus) -> str:
         """Send a browser that opened the spawn page to the consent page; the form's text where that cannot be."""
         handler = getattr(self, "handler", None)
+        requester = getattr(handler, "current_user", None) if handler is not None else None
         if (
             handler is not None
             and handler.request.method == "GET"
             and not getattr(handler, "_finished", True)
+            # Only the user can accept: an admin opening someone else's spawn page would bounce back forever.
+            and getattr(requester, "name", None) == self.user.name
         ):
             # The spawn page's own request: redirect it and end the handler cleanly (tornado's Finish).
             handler.redirect(self.consent_page_url(consent, handler.request.uri))
             raise Finish()
         url = self.consent_page_url(consent)
+        if getattr(requester, "name", self.user.name) != self.user.name:
+            return (
+                '<div class="alert alert-warning polartep-consent">'
+                f"{html.escape(self.user.name)} has not accepted the current "
+                f"{html.escape(' and '.join(consent.missing))}; no server can start for them before they do.</div>"
+            )
         return (
             '<div class="alert alert-warning polartep-consent">Before starting a server, please read and accept '
             f"the current {html.escape(' and '.join(consent.missing))}: "

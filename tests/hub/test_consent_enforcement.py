@@ -32,7 +32,7 @@ def test_the_rest_api_refuses_to_spawn_before_the_terms_are_accepted(platform, n
     r = spawn_request(platform, user, token)
     assert r.status_code == 403, r.text
     message = r.json()["message"]
-    assert "accept the current Terms and conditions" in message
+    assert f"{user} has not accepted the current Terms and conditions" in message
     assert "/services/platform/consent?next=/hub/spawn" in message
     assert platform.server_model(user) is None
 
@@ -78,6 +78,16 @@ def test_the_browser_is_sent_to_accept_the_terms_and_then_spawns(platform, new_u
         )
         platform.wait_ready(user)
     platform.stop_server(user)
+
+
+def test_an_admin_opening_the_spawn_page_of_such_a_user_is_told_why(platform, new_user):
+    user, _ = new_user(plan="trial", accept_terms=False)
+    with logged_in_session(platform, "admin", platform.env["POLARTEP_ADMIN_PASSWORD"]) as browser:
+        # Not redirected (only the user can accept, so a redirect would bounce back forever): a notice instead.
+        page = browser.get(f"{platform.url}/hub/spawn/{user}", follow_redirects=False)
+        assert page.status_code == 200
+        assert f"{user} has not accepted the current Terms and conditions" in page.text
+    assert platform.server_model(user) is None
 
 
 def test_a_new_terms_version_forces_everyone_to_accept_again(tmp_path):
