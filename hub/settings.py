@@ -444,10 +444,11 @@ class PlatformSettings(Configurable):
         rows = []
         for name, trait in sorted(self.traits(config=True).items()):
             # Reading a secret would generate it as a side effect: only say whether it was given.
-            shown = (
-                ("(given)" if self._trait_values.get(name) else "(generated on first start)")
-                if "password" in name or name == "oidc_client_secret"
-                else str(getattr(self, name))
-            )
+            if name == "oidc_client_secret":
+                shown = "(given)" if self.oidc_client_secret else "(not set)"
+            elif "password" in name:
+                shown = "(given)" if self._trait_values.get(name) else "(generated on first start)"
+            else:
+                shown = str(getattr(self, name))
             rows.append((name, shown, trait.help))
         return rows

@@ -355,3 +355,10 @@ def test_discovery_names_the_url_and_the_problem(provider, monkeypatch):
     monkeypatch.setattr(httpx, "get", lambda url, **kwargs: original(url.replace(other, provider), **kwargs))
     with pytest.raises(OIDCDiscoveryError, match="names the issuer"):
         discover(other)
+
+
+def test_the_client_secret_is_never_shown_by_polartep_check(tmp_path):
+    settings = PlatformSettings(state_dir=str(tmp_path), auth="oidc", oidc_client_secret="s3cr3t-value")
+    rows = {name: shown for name, shown, _ in settings.describe()}
+    assert rows["oidc_client_secret"] == "(given)"
+    assert not any("s3cr3t-value" in shown for shown in rows.values())
