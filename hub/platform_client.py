@@ -1,4 +1,5 @@
-"""The hub's client for the platform service: entitlements and password checks, over HTTP with a scoped token.
+"""The hub's client for the platform service: entitlements, password checks, consents, OIDC logins and project
+groups, over HTTP with a scoped token.
 
 The hub never reads the platform database directly (the service owns platform state). Every call carries the token of
 the internal JupyterHub service ``polartep-hub``, whose role holds the custom scope ``custom:polartep:hub``. Failures
