@@ -30,6 +30,15 @@ class Entitlements:
     profiles: tuple[str, ...]
 
 
+class LoginRefused(Exception):
+    """The platform service refused a login for a reason the user should read (awaiting approval, locked)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
 class PlatformClient:
     """Async calls from the hub process to the platform service's ``/api/v1``."""
 
@@ -69,12 +78,19 @@ class PlatformClient:
         return Entitlements(name=payload["name"], plan=payload["plan"], profiles=tuple(payload["profiles"]))
 
     async def verify_password(self, username: str, password: str) -> dict[str, Any] | None:
-        """The account (``{"name", "admin"}``) when the password is right, ``None`` otherwise."""
+        """The account (``{"name", "admin"}``) when the password is right, ``None`` otherwise.
+
+        ``LoginRefused`` (with the service's message) for an account that awaits approval (the password was right)
+        or is locked after too many failed logins.
+        """
         code, payload = await self._request(
             "POST", "auth/password", {"username": username, "password": password}
         )
         if code == 200 and isinstance(payload, dict):
             return payload
+        detail = payload.get("detail") if isinstance(payload, dict) else None
+        if code in (403, 429) and isinstance(detail, str) and detail:
+            raise LoginRefused(code, detail[:300])
         if code in (400, 401, 403, 422):
             return None
         raise HTTPError(503, f"The platform service could not check the password (HTTP {code}).")

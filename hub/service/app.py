@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 
 from ..catalogue import Catalogue
-from . import accounts, api, browser_login
+from . import accounts, api, approvals, browser_login, signup
 from .config import ConfigError, ServiceConfig
 from .context import ServiceContext
 from .db import make_engine, make_sessionmaker
@@ -132,6 +132,10 @@ def create_app(
         (api.service_router, prefix),
         (browser_login.router, prefix),
         (api.api_router, f"{prefix}/api/v1"),
+        (signup.page_router, prefix),
+        (signup.api_router, f"{prefix}/api/v1"),
+        (approvals.page_router, prefix),
+        (approvals.api_router, f"{prefix}/api/v1"),
     ):
         app.include_router(router, prefix=router_prefix)
         route_templates.update(full_route_templates(router_prefix, router.routes))
