@@ -218,7 +218,7 @@ def register(
         request.password, request.username, PasswordPolicy(min_length=config.password_min_length)
     )
     if problems:
-        raise SignupRefused(status.HTTP_422_UNPROCESSABLE_ENTITY, {"password": " ".join(problems)})
+        raise SignupRefused(422, {"password": " ".join(problems)})
     stale = _stale_consents(context, request)
     if stale:
         raise SignupRefused(
@@ -323,7 +323,7 @@ def signup_api(body: SignupRequest, request: Request, context: Context) -> Any:
         account = register(context, body, client_address(request), signup_limiter(request, context))
     except SignupRefused as refused:
         detail = "; ".join(refused.problems.values())
-        if refused.status_code == status.HTTP_422_UNPROCESSABLE_ENTITY:
+        if refused.status_code == 422:
             detail = "invalid request: " + detail
         return JSONResponse({"detail": detail}, status_code=refused.status_code, headers=refused.headers)
     return SignupOut(
