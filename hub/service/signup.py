@@ -10,6 +10,8 @@ Rules this module guarantees:
   ``personal_details``; the user name through ``accounts.canonical_account_name`` (and it must start with a letter
   or digit, as the hub's login requires); the password through ``PasswordPolicy``; both consents must name the
   current version of their document.
+* A name is taken when an account has it or JupyterHub has a user by that name (the sign-up would otherwise
+  inherit that user's servers and files).
 * A refused sign-up stores nothing. An accepted one stores, in ONE transaction, an account with ``approved=False``,
   ``auth_source="local"``, the default plan and its argon2 hash, and a consent row for each document: either all of
   it or none.
@@ -42,6 +44,7 @@ from sqlalchemy.exc import IntegrityError
 from . import accounts
 from .access import Context
 from .context import ServiceContext
+from .hub_api import HubApiError
 from .legal import DOCUMENT_KINDS, DOCUMENT_TITLES, LegalDocument, record_consents
 from .models import Account, utcnow
 from .pages import read_form, render_page
@@ -250,6 +253,7 @@ def register(
                 },
                 headers={"Retry-After": "3600"},
             )
+    _check_hub_has_no_such_user(context, request.username)
     # Hash outside any transaction: argon2 takes tens of milliseconds and needs no database.
     password_hash = context.passwords.hash(request.password)
     now = utcnow()
@@ -283,6 +287,23 @@ def register(
     limiter.record(address)
     log.info("sign-up: account %s awaits approval", account.name)
     return account
+
+
+def _check_hub_has_no_such_user(context: ServiceContext, name: str) -> None:
+    """A JupyterHub user without a platform account (made through the hub's API) keeps its name: whoever signed up
+    under it would log in as that user, with its servers and files."""
+    if context.hub_api is None:
+        return
+    try:
+        exists = context.hub_api.user(name) is not None
+    except HubApiError:
+        raise SignupRefused(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            {"signup": "cannot check the user name with JupyterHub right now; try again in a minute"},
+            headers={"Retry-After": "60"},
+        ) from None
+    if exists:
+        raise _taken(name)
 
 
 def _taken(name: str) -> SignupRefused:

@@ -129,3 +129,12 @@ def test_a_locked_account_is_told_when_to_try_again_on_the_login_page(hub):
     assert "too many failed logins" in message and "locked until" in message
     time.sleep(LOCKOUT_S + 0.5)
     assert hub_login(hub, "scott", PASSWORD).status_code == 302
+
+
+def test_a_name_the_hub_already_has_cannot_be_signed_up(hub):
+    # A hub user made through JupyterHub's API, without a platform account: signing up under its name would
+    # inherit its servers and files.
+    r = hub.api("POST", "/hub/api/users/peary", hub.admin_token)
+    assert r.status_code == 201, r.text
+    response = sign_up(hub, "Peary")
+    assert response.status_code == 409 and "is taken" in response.text

@@ -409,3 +409,84 @@ def test_unknown_documents_and_versions_are_404(api, path):
     page = api.get(path)
     assert page.status_code == 404
     assert "<b>" not in page.text
+
+
+# --- names the hub or a concurrent sign-up already holds ----------------------------------------------------------
+
+
+class HubWithUsers:
+    """JupyterHub's user list as ``HubAPI.user`` sees it; ``down`` makes it fail like an unreachable hub."""
+
+    def __init__(self, *names: str, down: bool = False) -> None:
+        self.names = set(names)
+        self.down = down
+
+    def user(self, name: str):
+        from polartep_hub.service.hub_api import HubApiError
+
+        if self.down:
+            raise HubApiError("hub unreachable", status=0)
+        return {"name": name} if name in self.names else None
+
+
+def test_a_name_jupyterhub_already_has_is_taken_even_without_an_account(api, app):
+    app.state.context.hub_api = HubWithUsers("alice")
+    response = api_signup(api, username="Alice")
+    assert response.status_code == 409 and "is taken" in response.json()["detail"]
+    assert stored(app) == (0, 0)
+    assert api_signup(api, username="bob").status_code == 201
+
+
+def test_when_jupyterhub_cannot_be_asked_the_signup_is_refused_for_now(api, app):
+    app.state.context.hub_api = HubWithUsers(down=True)
+    response = api_signup(api)
+    assert response.status_code == 503 and "try again" in response.json()["detail"]
+    assert stored(app) == (0, 0)
+
+
+def test_a_concurrent_signup_of_the_same_name_gets_409_and_stores_one_account(api, app, monkeypatch):
+    assert api_signup(api).status_code == 201
+    # The other sign-up checked before ours committed: its check sees no account, its insert hits the constraint.
+    monkeypatch.setattr("polartep_hub.service.accounts.get_account", lambda session, name: None)
+    response = api_signup(api, email="other@example.org")
+    assert response.status_code == 409 and "is taken" in response.json()["detail"]
+    assert stored(app) == (1, 2)
+
+
+# --- settings -----------------------------------------------------------------------------------------------------
+
+
+def test_the_registration_settings_are_read_from_the_environment():
+    from polartep_hub.service.config import ServiceConfig
+
+    config = ServiceConfig.from_env(
+        {
+            "POLARTEP_SIGNUP": "0",
+            "POLARTEP_SIGNUP_PER_HOUR": "7",
+            "POLARTEP_SIGNUP_MAX_PENDING": "0",
+            "POLARTEP_PASSWORD_MIN_LENGTH": "12",
+            "POLARTEP_LOGIN_ATTEMPTS": "3",
+            "POLARTEP_LOGIN_LOCKOUT_SECONDS": "60",
+        }
+    )
+    assert (config.signup_enabled, config.signup_per_hour, config.signup_max_pending) == (False, 7, 0)
+    assert (config.password_min_length, config.login_attempts, config.login_lockout_seconds) == (12, 3, 60)
+    defaults = ServiceConfig.from_env({})
+    assert defaults.signup_enabled and defaults.login_attempts == 5 and defaults.password_min_length == 10
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("POLARTEP_SIGNUP", "maybe"),
+        ("POLARTEP_SIGNUP_PER_HOUR", "-1"),
+        ("POLARTEP_PASSWORD_MIN_LENGTH", "0"),
+        ("POLARTEP_LOGIN_ATTEMPTS", "many"),
+        ("POLARTEP_LOGIN_LOCKOUT_SECONDS", "0"),
+    ],
+)
+def test_bad_registration_settings_name_the_variable(variable, value):
+    from polartep_hub.service.config import ConfigError, ServiceConfig
+
+    with pytest.raises(ConfigError, match=variable):
+        ServiceConfig.from_env({variable: value})
