@@ -61,3 +61,8 @@ def password_problems(password: str, username: str, policy: PasswordPolicy) -> l
     if len(name) >= MIN_USERNAME_LENGTH_CHECKED and name in password.casefold():
         problems.append("password: must not contain your user name")
     return problems
+
+
+def password_message(problems: list[str]) -> str:
+    """Several broken rules as one message naming the field once."""
+    return "password: " + "; ".join(problem.removeprefix("password: ") for problem in problems)

@@ -48,7 +48,7 @@ from .hub_api import HubApiError
 from .legal import DOCUMENT_KINDS, DOCUMENT_TITLES, LegalDocument, record_consents
 from .models import Account, utcnow
 from .pages import read_form, render_page
-from .password_rules import MAX_PASSWORD_LENGTH, PasswordPolicy, password_problems
+from .password_rules import MAX_PASSWORD_LENGTH, PasswordPolicy, password_message, password_problems
 from .personal_details import PersonalDetails
 
 log = logging.getLogger(__name__)
@@ -62,9 +62,26 @@ FORM_FIELDS = (
     "organisation_location",
     "phone",
 )
+FIELD_ORDER = (
+    "username",
+    "password",
+    "password_confirm",
+    "full_name",
+    "email",
+    "organisation",
+    "organisation_location",
+    "phone",
+    "accept_terms",
+    "accept_privacy",
+)
 CONSENT_FIELDS = {"terms": "accept_terms", "privacy": "accept_privacy"}
 VERSION_FIELDS = {"terms": "terms_version", "privacy": "privacy_version"}
 API_VERSION_FIELDS = {"terms": "accept_terms_version", "privacy": "accept_privacy_version"}
+
+
+def _in_sentence(title: str) -> str:
+    """A title inside a sentence: "Privacy statement (GDPR)" -> "privacy statement (GDPR)"."""
+    return title[:1].lower() + title[1:]
 
 
 def signup_account_name(raw: str) -> str:
@@ -221,14 +238,14 @@ def register(
         request.password, request.username, PasswordPolicy(min_length=config.password_min_length)
     )
     if problems:
-        raise SignupRefused(422, {"password": " ".join(problems)})
+        raise SignupRefused(422, {"password": password_message(problems)})
     stale = _stale_consents(context, request)
     if stale:
         raise SignupRefused(
             status.HTTP_409_CONFLICT,
             {
                 API_VERSION_FIELDS[document.kind]: (
-                    f"{API_VERSION_FIELDS[document.kind]}: the current {document.title.lower()} is version "
+                    f"{API_VERSION_FIELDS[document.kind]}: the current {_in_sentence(document.title)} is version "
                     f"{document.version} ({config.prefix}legal/{document.kind}); read it and accept that version"
                 )
                 for document in stale
@@ -365,7 +382,8 @@ def _form_page(
     status_code: int = 200,
     notice: str | None = None,
 ) -> HTMLResponse:
-    problems = problems or {}
+    order = {field: i for i, field in enumerate(FIELD_ORDER)}
+    problems = dict(sorted((problems or {}).items(), key=lambda item: order.get(item[0], len(order))))
     documents = {kind: context.legal.current(kind) for kind in DOCUMENT_KINDS}
     return render_page(
         context,
@@ -378,6 +396,7 @@ def _form_page(
         values=values,
         documents=documents,
         consent_fields=CONSENT_FIELDS,
+        document_names={kind: _in_sentence(DOCUMENT_TITLES[kind]) for kind in DOCUMENT_KINDS},
         version_fields=VERSION_FIELDS,
         password_rules=PasswordPolicy(min_length=context.config.password_min_length).describe(),
         open=context.config.signup_enabled,
@@ -409,7 +428,7 @@ async def signup_form(request: Request, context: Context) -> HTMLResponse:
     body["phone"] = values["phone"] or None
     body["password"] = form.get("password", "")
     for kind, field in CONSENT_FIELDS.items():
-        title = DOCUMENT_TITLES[kind].lower()
+        title = _in_sentence(DOCUMENT_TITLES[kind])
         if values[field] != "yes":
             problems[field] = f"{field}: tick the box to accept the {title}; you cannot sign up without it"
         body[API_VERSION_FIELDS[kind]] = form.get(VERSION_FIELDS[kind], "")[:64] or "-"
@@ -421,6 +440,16 @@ async def signup_form(request: Request, context: Context) -> HTMLResponse:
         for field, message in _validation_problems(error, renames).items():
             problems.setdefault(field, message)
         signup = None
+    # The password rules too, so that one round trip shows every problem.
+    try:
+        rules_name = signup_account_name(values["username"])
+    except ValueError:
+        rules_name = values["username"].casefold()
+    broken = password_problems(
+        body["password"], rules_name, PasswordPolicy(min_length=context.config.password_min_length)
+    )
+    if broken:
+        problems.setdefault("password", password_message(broken))
     if problems or signup is None:
         return _form_page(context, values=values, problems=problems, status_code=422)
 

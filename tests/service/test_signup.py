@@ -286,6 +286,16 @@ def test_the_two_passwords_on_the_form_must_match(api, app):
     assert stored(app) == (0, 0)
 
 
+def test_the_form_shows_every_problem_at_once_in_field_order(api, app):
+    response = form_signup(
+        api, username="Bad Name", password="short", password_confirm="other", email="a@", accept_privacy=None
+    )
+    assert response.status_code == 422
+    shown = re.findall(r"<li>(\w+):", response.text)
+    assert shown == ["username", "password", "password_confirm", "email", "accept_privacy"]
+    assert stored(app) == (0, 0)
+
+
 def test_unknown_api_fields_are_refused(api, app):
     response = api_signup(api, admin=True)
     assert response.status_code == 422 and "admin" in response.json()["detail"]
