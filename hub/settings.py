@@ -374,7 +374,7 @@ class PlatformSettings(Configurable):
             # Reading a secret would generate it as a side effect: only say whether it was given.
             shown = (
                 ("(given)" if self._trait_values.get(name) else "(generated on first start)")
-                if "password" in name
+                if name.endswith("password")
                 else str(getattr(self, name))
             )
             rows.append((name, shown, trait.help))
