@@ -30,6 +30,11 @@ class Entitlements:
     profiles: tuple[str, ...]
 
 
+# The refusals whose message the user should see (the service names them in ``reason``); any other refusal stays
+# the generic "invalid username or password".
+LOGIN_REFUSAL_REASONS = ("pending_approval", "locked")
+
+
 class LoginRefused(Exception):
     """The platform service refused a login for a reason the user should read (awaiting approval, locked)."""
 
@@ -88,9 +93,8 @@ class PlatformClient:
         )
         if code == 200 and isinstance(payload, dict):
             return payload
-        detail = payload.get("detail") if isinstance(payload, dict) else None
-        if code in (403, 429) and isinstance(detail, str) and detail:
-            raise LoginRefused(code, detail[:300])
+        if isinstance(payload, dict) and payload.get("reason") in LOGIN_REFUSAL_REASONS:
+            raise LoginRefused(code, str(payload.get("detail", ""))[:300] or "login refused")
         if code in (400, 401, 403, 422):
             return None
         raise HTTPError(503, f"The platform service could not check the password (HTTP {code}).")

@@ -176,11 +176,13 @@ def password_login(body: PasswordLogin, caller: HubCaller, context: Context) -> 
                 session, context.passwords, body.username, body.password, lockout=lockout
             )
         except accounts.AccountPendingApproval as error:
-            return JSONResponse({"detail": str(error)}, status_code=status.HTTP_403_FORBIDDEN)
+            return JSONResponse(
+                {"detail": str(error), "reason": "pending_approval"}, status_code=status.HTTP_403_FORBIDDEN
+            )
         except accounts.AccountLocked as error:
             retry = max(1, int((error.until - utcnow()).total_seconds()) + 1)
             return JSONResponse(
-                {"detail": str(error), "locked_until": error.until.isoformat()},
+                {"detail": str(error), "reason": "locked", "locked_until": error.until.isoformat()},
                 status_code=status.HTTP_429_TOO_MANY_REQUESTS,
                 headers={"Retry-After": str(retry)},
             )

@@ -98,7 +98,7 @@ def test_a_pending_account_is_told_it_awaits_approval_only_with_the_right_passwo
     assert api_signup(api).status_code == 201
     right = login(api, "alice", PASSWORD)
     assert right.status_code == 403
-    assert "awaits approval" in right.json()["detail"]
+    assert right.json()["reason"] == "pending_approval" and "awaits approval" in right.json()["detail"]
     wrong = login(api, "alice", "Not-The-Password-1")
     assert wrong.status_code == 401 and wrong.json() == {"detail": "invalid username or password"}
 
@@ -129,7 +129,7 @@ def test_after_too_many_failures_even_the_right_password_is_refused_until_the_wa
     for _ in range(3):
         assert login(api, "alice", "Wrong-Password-9").status_code == 401
     locked = login(api, "alice", PASSWORD)
-    assert locked.status_code == 429
+    assert locked.status_code == 429 and locked.json()["reason"] == "locked"
     detail = locked.json()["detail"]
     assert "too many failed logins" in detail and "locked until" in detail and "UTC" in detail
     assert 1 <= int(locked.headers["retry-after"]) <= 3
