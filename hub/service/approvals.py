@@ -1,6 +1,7 @@
 """Administrators approve or reject sign-ups: the accounts API and the page ``<prefix>admin/signups``.
 
-Routes: ``GET api/v1/accounts?status=pending|approved|all``, ``POST api/v1/accounts/{name}/approve`` and
+Routes: ``GET api/v1/signups`` (the pending accounts; the same as ``GET api/v1/accounts?status=pending``),
+``GET api/v1/accounts?status=pending|approved|all``, ``POST api/v1/accounts/{name}/approve`` and
 ``POST api/v1/accounts/{name}/reject`` (admin users or the hub, by token); ``GET admin/signups`` (a logged-in
 admin's browser) with approve/reject buttons posting to ``admin/signups/{name}/approve|reject``.
 
@@ -139,6 +140,13 @@ def _refusal(error: accounts.AccountError) -> HTTPException:
 # --- API ------------------------------------------------------------------------------------------------------------
 
 api_router = APIRouter()
+
+
+@api_router.get("/signups", response_model=list[AccountDetails])
+def signups_list(caller: AdminOrHubCaller, context: Context) -> list[AccountDetails]:
+    """Sign-ups awaiting approval, oldest first, with their personal details and consents. Admin users or the hub."""
+    with context.session() as session:
+        return [account_details(a) for a in list_accounts(session, "pending")]
 
 
 @api_router.get("/accounts", response_model=list[AccountDetails])

@@ -93,7 +93,7 @@ def test_signup_then_approval_then_login_then_spawn(hub):
     wrong = hub_login(hub, "nansen", "Not-The-Password-1")
     assert wrong.status_code == 403 and login_error(wrong) == "Invalid username or password"
 
-    listed = hub.api("GET", "/services/platform/api/v1/accounts?status=pending", hub.admin_token).json()
+    listed = hub.api("GET", "/services/platform/api/v1/signups", hub.admin_token).json()
     assert [a["name"] for a in listed] == ["nansen"]
     approve(hub, "nansen")
 
@@ -114,7 +114,7 @@ def test_a_signup_with_bad_input_is_refused_through_the_proxy_and_nothing_is_sto
     assert "<script>alert(1)</script>" not in response.text and "&lt;script&gt;" in response.text
     without_consent = sign_up(hub, "amundsen", accept_privacy="")
     assert without_consent.status_code == 422
-    pending = hub.api("GET", "/services/platform/api/v1/accounts?status=all", hub.admin_token).json()
+    pending = hub.api("GET", "/services/platform/api/v1/signups", hub.admin_token).json()
     assert "amundsen" not in {a["name"] for a in pending}
 
 
