@@ -16,6 +16,7 @@
 * Docker and Swarm modes: containers (swarm: services) on the host's network (everything on 127.0.0.1, the hub's API included), removed when
   they stop; each user's home is the named volume ``polartep-home-{username}``; images are never pulled (no
   registry: ``images/build.sh`` builds them here).
+* The hub's login page links to the platform service's sign-up page while sign-up is open (``signup``).
 * Dask Gateway runs as the managed service ``dask-gateway`` (``gateway/config.py``); users' tokens may reach it
   (``access:services!service=dask-gateway``) and every user server gets its addresses, so ``Gateway()`` needs no
   arguments.
@@ -59,6 +60,12 @@ def platform_service_definition(settings: PlatformSettings) -> dict[str, Any]:
             "POLARTEP_DEFAULT_PLAN": settings.default_plan,
             "POLARTEP_LOG_LEVEL": settings.log_level,
             "POLARTEP_LEGAL_DIR": settings.legal_dir,
+            "POLARTEP_SIGNUP": "1" if settings.signup else "0",
+            "POLARTEP_SIGNUP_PER_HOUR": str(settings.signup_per_hour),
+            "POLARTEP_SIGNUP_MAX_PENDING": str(settings.signup_max_pending),
+            "POLARTEP_PASSWORD_MIN_LENGTH": str(settings.password_min_length),
+            "POLARTEP_LOGIN_ATTEMPTS": str(settings.login_attempts),
+            "POLARTEP_LOGIN_LOCKOUT_SECONDS": str(settings.login_lockout_seconds),
             "PYTHONUNBUFFERED": "1",
         },
     }
@@ -95,6 +102,16 @@ def configure_docker_spawner(c) -> None:
     c.DockerProfileSpawner.home_volume_template = "polartep-home-{username}"
     # A container that died (e.g. killed for memory) is noticed within this many seconds.
     c.Spawner.poll_interval = 10
+
+
+HUB_TEMPLATES_DIR = Path(__file__).with_name("templates")
+
+
+def configure_signup_link(c, settings: PlatformSettings) -> None:
+    """A "Sign up" link under the hub's login form (``templates/login.html``), while sign-up is open."""
+    c.JupyterHub.template_paths = [str(HUB_TEMPLATES_DIR), *c.JupyterHub.get("template_paths", [])]
+    if settings.signup:
+        c.JupyterHub.template_vars["polartep_signup_url"] = f"/services/{SERVICE_NAME}/signup"
 
 
 def configure_hub(c, settings: PlatformSettings | None = None) -> PlatformSettings:
@@ -206,4 +223,5 @@ def configure_hub(c, settings: PlatformSettings | None = None) -> PlatformSettin
     c.JupyterHub.template_vars = {
         "announcement_login": "Polar TEP: sign in to pick an environment and start working.",
     }
+    configure_signup_link(c, settings)
     return settings

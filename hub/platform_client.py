@@ -43,6 +43,20 @@ class IdentityRefused(HTTPError):
     """The platform service refused to bind an identity-provider login to an account (a 403 for the user)."""
 
 
+# The refusals whose message the user should see (the service names them in ``reason``); any other refusal stays
+# the generic "invalid username or password".
+LOGIN_REFUSAL_REASONS = ("pending_approval", "locked")
+
+
+class LoginRefused(Exception):
+    """The platform service refused a login for a reason the user should read (awaiting approval, locked)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
 class PlatformClient:
     """Async calls from the hub process to the platform service's ``/api/v1``."""
 
@@ -82,12 +96,18 @@ class PlatformClient:
         return Entitlements(name=payload["name"], plan=payload["plan"], profiles=tuple(payload["profiles"]))
 
     async def verify_password(self, username: str, password: str) -> dict[str, Any] | None:
-        """The account (``{"name", "admin"}``) when the password is right, ``None`` otherwise."""
+        """The account (``{"name", "admin"}``) when the password is right, ``None`` otherwise.
+
+        ``LoginRefused`` (with the service's message) for an account that awaits approval (the password was right)
+        or is locked after too many failed logins.
+        """
         code, payload = await self._request(
             "POST", "auth/password", {"username": username, "password": password}
         )
         if code == 200 and isinstance(payload, dict):
             return payload
+        if isinstance(payload, dict) and payload.get("reason") in LOGIN_REFUSAL_REASONS:
+            raise LoginRefused(code, str(payload.get("detail", ""))[:300] or "login refused")
         if code in (400, 401, 403, 422):
             return None
         raise HTTPError(503, f"The platform service could not check the password (HTTP {code}).")

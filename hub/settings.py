@@ -270,6 +270,65 @@ class PlatformSettings(Configurable):
     def _oidc_group_prefix_default(self) -> str:
         return _env("POLARTEP_OIDC_GROUP_PREFIX", "oidc-")
 
+    signup = Bool(
+        help="Open sign-up for the embedded login: anyone may register at /services/platform/signup (accepting the "
+        "terms and privacy statement); an administrator approves each account before it can log in. "
+        "Env: POLARTEP_SIGNUP (1/0).",
+        config=True,
+    )
+
+    @default("signup")
+    def _signup_default(self) -> bool:
+        return _env("POLARTEP_SIGNUP", "1").strip().lower() not in ("0", "false", "no", "off")
+
+    signup_per_hour = Integer(
+        help="Sign-ups accepted per client address per hour (counted in the platform service's memory); 0: no "
+        "limit. Env: POLARTEP_SIGNUP_PER_HOUR.",
+        config=True,
+    )
+
+    @default("signup_per_hour")
+    def _signup_per_hour_default(self) -> int:
+        return _env_int("POLARTEP_SIGNUP_PER_HOUR", 5)
+
+    signup_max_pending = Integer(
+        help="No more sign-ups are taken while this many accounts await approval (bounds what a flood of sign-ups "
+        "can store); 0: no bound. Env: POLARTEP_SIGNUP_MAX_PENDING.",
+        config=True,
+    )
+
+    @default("signup_max_pending")
+    def _signup_max_pending_default(self) -> int:
+        return _env_int("POLARTEP_SIGNUP_MAX_PENDING", 100)
+
+    password_min_length = Integer(
+        help="Shortest password accepted at sign-up (which also refuses the 10,000 most common passwords and "
+        "passwords containing the user name). Env: POLARTEP_PASSWORD_MIN_LENGTH.",
+        config=True,
+    )
+
+    @default("password_min_length")
+    def _password_min_length_default(self) -> int:
+        return _env_int("POLARTEP_PASSWORD_MIN_LENGTH", 10)
+
+    login_attempts = Integer(
+        help="Brute-force lock-out: after this many wrong passwords in a row an account refuses every login for "
+        "login_lockout_seconds; 0 turns lock-out off. Env: POLARTEP_LOGIN_ATTEMPTS.",
+        config=True,
+    )
+
+    @default("login_attempts")
+    def _login_attempts_default(self) -> int:
+        return _env_int("POLARTEP_LOGIN_ATTEMPTS", 5)
+
+    login_lockout_seconds = Integer(
+        help="How long a locked account refuses logins. Env: POLARTEP_LOGIN_LOCKOUT_SECONDS.", config=True
+    )
+
+    @default("login_lockout_seconds")
+    def _login_lockout_seconds_default(self) -> int:
+        return _env_int("POLARTEP_LOGIN_LOCKOUT_SECONDS", 600)
+
     local_memory_limit = Bool(
         help="Local mode: enforce the profile's memory as an address-space limit (RLIMIT_AS) on the user's server "
         "and its kernels. Env: POLARTEP_LOCAL_MEMORY_LIMIT (1/0).",
@@ -360,6 +419,16 @@ class PlatformSettings(Configurable):
             found.append(f"dask_idle_timeout must be 0 or more seconds, got {self.dask_idle_timeout}")
         if self.auth == "oidc":
             found.extend(self.oidc_problems())
+        if self.signup_per_hour < 0 or self.signup_max_pending < 0:
+            found.append("signup_per_hour and signup_max_pending must be 0 (no limit) or more")
+        if not 1 <= self.password_min_length <= 128:
+            found.append(f"password_min_length must be 1-128, got {self.password_min_length}")
+        if not 0 <= self.login_attempts <= 1000:
+            found.append(f"login_attempts must be 0 (no lock-out) to 1000, got {self.login_attempts}")
+        if not 1 <= self.login_lockout_seconds <= 30 * 86400:
+            found.append(
+                f"login_lockout_seconds must be 1 to 2592000 (30 days), got {self.login_lockout_seconds}"
+            )
         if len(set(ports.values())) != len(ports):
             found.append(f"the ports must differ: {ports}")
         return found
@@ -446,7 +515,7 @@ class PlatformSettings(Configurable):
             # Reading a secret would generate it as a side effect: only say whether it was given.
             if name == "oidc_client_secret":
                 shown = "(given)" if self.oidc_client_secret else "(not set)"
-            elif "password" in name:
+            elif name.endswith("password"):
                 shown = "(given)" if self._trait_values.get(name) else "(generated on first start)"
             else:
                 shown = str(getattr(self, name))

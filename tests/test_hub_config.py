@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from traitlets.config import Config
 
 from polartep_hub.hub_config import configure_hub
@@ -40,3 +42,35 @@ def test_docker_mode_uses_host_network_home_volumes_and_never_pulls(tmp_path):
     assert c.DockerSpawner.network_name == "host" and c.DockerSpawner.use_internal_ip is True
     assert c.DockerSpawner.remove is True and c.DockerSpawner.pull_policy == "never"
     assert c.DockerProfileSpawner.home_volume_template == "polartep-home-{username}"
+
+
+def test_registration_settings_reach_the_platform_service_and_the_login_page_links_to_signup(tmp_path):
+    c = configured(tmp_path, password_min_length=12, login_attempts=3, login_lockout_seconds=60)
+    env = next(s for s in c.JupyterHub.services if s["name"] == "platform")["environment"]
+    assert env["POLARTEP_SIGNUP"] == "1" and env["POLARTEP_PASSWORD_MIN_LENGTH"] == "12"
+    assert env["POLARTEP_LOGIN_ATTEMPTS"] == "3" and env["POLARTEP_LOGIN_LOCKOUT_SECONDS"] == "60"
+    assert c.JupyterHub.template_vars["polartep_signup_url"] == "/services/platform/signup"
+    assert (Path(c.JupyterHub.template_paths[0]) / "login.html").is_file()
+
+
+def test_closed_signup_drops_the_link(tmp_path):
+    c = configured(tmp_path, signup=False)
+    env = next(s for s in c.JupyterHub.services if s["name"] == "platform")["environment"]
+    assert env["POLARTEP_SIGNUP"] == "0"
+    assert "polartep_signup_url" not in c.JupyterHub.template_vars
+
+
+def test_bad_registration_settings_are_problems(tmp_path):
+    problems = PlatformSettings(
+        state_dir=str(tmp_path), password_min_length=0, login_attempts=-1, login_lockout_seconds=0
+    ).problems()
+    assert any("password_min_length" in p for p in problems)
+    assert any("login_attempts" in p for p in problems)
+    assert any("login_lockout_seconds" in p for p in problems)
+
+
+def test_polartep_check_shows_the_password_rules_but_never_the_admin_password(tmp_path, monkeypatch):
+    monkeypatch.delenv("POLARTEP_PASSWORD_MIN_LENGTH", raising=False)
+    rows = {name: shown for name, shown, _ in PlatformSettings(state_dir=str(tmp_path)).describe()}
+    assert rows["password_min_length"] == "10"
+    assert rows["admin_password"] in ("(given)", "(generated on first start)")

@@ -7,17 +7,24 @@ hub only asks it whether a password is right. The first administrator is created
 
 Rules it guarantees:
 
-* Usernames are normalised to lower case and must match ``username_pattern`` before anything is asked.
+* Usernames must match ``username_pattern`` before anything is asked.
+* Usernames are folded like the service's canonical account names (NFKC, case-folded), so the name typed at
+  sign-up logs in however it was typed.
 * Only approved accounts with a matching password log in; unknown users and wrong passwords get the same answer.
+  An account awaiting approval (once its password matched) and a locked account (after too many failed logins) get
+  the service's own message on the login page instead (``LoginRefused`` -> ``HTTPError``).
 * Every account the service knows may log in, so JupyterHub's own allow list is not used (``allow_all``).
 """
 
 from __future__ import annotations
 
+import unicodedata
+
 from jupyterhub.auth import Authenticator
+from tornado import web
 from traitlets import Unicode, default
 
-from ..platform_client import PlatformClient
+from ..platform_client import LoginRefused, PlatformClient
 
 
 class PlatformPasswordAuthenticator(Authenticator):
@@ -38,7 +45,8 @@ class PlatformPasswordAuthenticator(Authenticator):
         return True
 
     def normalize_username(self, username: str) -> str:
-        return username.strip().lower()
+        # The same folding as the service's canonical account names: "Alice" and fullwidth "ａｌｉｃｅ" are "alice".
+        return unicodedata.normalize("NFKC", username).casefold().strip()
 
     async def authenticate(self, handler, data):
         username = self.normalize_username(data.get("username", ""))
@@ -46,7 +54,12 @@ class PlatformPasswordAuthenticator(Authenticator):
         if not username or not password or not self.validate_username(username):
             return None
         client = PlatformClient(self.platform_service_url, self.platform_service_token)
-        account = await client.verify_password(username, password)
+        try:
+            account = await client.verify_password(username, password)
+        except LoginRefused as refused:
+            # JupyterHub's login page shows an HTTPError's message in place of "Invalid username or password".
+            self.log.warning("Login refused for %s: %s", username[:64], refused.message)
+            raise web.HTTPError(refused.status, refused.message) from None
         if account is None:
             self.log.warning("Failed login for %s", username[:64])
             return None

@@ -32,6 +32,12 @@ Environment (the ``JUPYTERHUB_*`` ones are set by the hub for a managed service)
     so browser sessions re-login through the hub after a restart.
 ``POLARTEP_LOG_LEVEL``
     Optional log level (default ``INFO``).
+``POLARTEP_SIGNUP``, ``POLARTEP_SIGNUP_PER_HOUR``, ``POLARTEP_SIGNUP_MAX_PENDING``
+    Sign-up open (``1``, default) or closed (``0``); accepted sign-ups per client address per hour (default 5; 0: no
+    limit); no sign-ups while this many accounts await approval (default 100; 0: no bound).
+``POLARTEP_PASSWORD_MIN_LENGTH``, ``POLARTEP_LOGIN_ATTEMPTS``, ``POLARTEP_LOGIN_LOCKOUT_SECONDS``
+    Shortest password accepted at sign-up (default 10); wrong passwords in a row before an account is locked
+    (default 5; 0: no lock-out) and for how long (default 600 s).
 """
 
 from __future__ import annotations

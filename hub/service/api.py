@@ -27,6 +27,7 @@ from . import accounts
 from .access import AdminOrHubCaller, Caller, Context, HubCaller, ServiceCaller, UserCaller
 from .db import database_is_available
 from .identity import METRICS_SCOPE
+from .models import utcnow
 from .schemas import (
     AccountCreate,
     AccountOut,
@@ -158,12 +159,33 @@ def entitlements(
 @api_router.post(
     "/auth/password",
     response_model=LoginResult,
-    responses={401: {"description": "invalid username or password"}},
+    responses={
+        401: {"description": "invalid username or password"},
+        403: {"description": "the password is right but the account awaits approval"},
+        429: {"description": "locked after too many failed logins; the detail says until when"},
+    },
 )
 def password_login(body: PasswordLogin, caller: HubCaller, context: Context) -> Any:
-    """Check a user name and password for the embedded login. Hub only."""
+    """Check a user name and password for the embedded login, with brute-force lock-out. Hub only."""
+    lockout = accounts.LockoutPolicy(
+        attempts=context.config.login_attempts, seconds=context.config.login_lockout_seconds
+    )
     with context.session() as session:
-        result = accounts.check_password(session, context.passwords, body.username, body.password)
+        try:
+            result = accounts.check_password(
+                session, context.passwords, body.username, body.password, lockout=lockout
+            )
+        except accounts.AccountPendingApproval as error:
+            return JSONResponse(
+                {"detail": str(error), "reason": "pending_approval"}, status_code=status.HTTP_403_FORBIDDEN
+            )
+        except accounts.AccountLocked as error:
+            retry = max(1, int((error.until - utcnow()).total_seconds()) + 1)
+            return JSONResponse(
+                {"detail": str(error), "reason": "locked", "locked_until": error.until.isoformat()},
+                status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+                headers={"Retry-After": str(retry)},
+            )
     if result is None:
         # One message for every failure, so callers cannot tell unknown users from wrong passwords.
         return JSONResponse(

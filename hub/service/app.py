@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 
 from ..catalogue import Catalogue
-from . import accounts, api, browser_login, consents, oidc_accounts
+from . import accounts, api, approvals, browser_login, consents, oidc_accounts, signup
 from .config import ConfigError, ServiceConfig
 from .context import ServiceContext
 from .db import make_engine, make_sessionmaker
@@ -135,6 +135,10 @@ def create_app(
         (consents.page_router, prefix),
         (consents.api_router, f"{prefix}/api/v1"),
         (oidc_accounts.router, f"{prefix}/api/v1"),
+        (signup.page_router, prefix),
+        (signup.api_router, f"{prefix}/api/v1"),
+        (approvals.page_router, prefix),
+        (approvals.api_router, f"{prefix}/api/v1"),
     ):
         app.include_router(router, prefix=router_prefix)
         route_templates.update(full_route_templates(router_prefix, router.routes))

@@ -81,6 +81,13 @@ class ServiceConfig:
     legal_dir: Path | None = None  # None: the shipped terms and privacy statement
     hub_api_url: str = ""  # JupyterHub's REST API, for group sync and erasure ("" when not run by a hub)
     hub_api_token: str = field(default="", repr=False)
+    # Registration (signup.py) and password login (accounts.check_password); see hub/settings.py for each.
+    signup_enabled: bool = True
+    signup_per_hour: int = 5
+    signup_max_pending: int = 100
+    password_min_length: int = 10
+    login_attempts: int = 5
+    login_lockout_seconds: int = 600
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceConfig:
@@ -137,6 +144,8 @@ class ServiceConfig:
         if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ConfigError(f"POLARTEP_LOG_LEVEL={log_level[:40]!r} must be DEBUG, INFO, WARNING or ERROR")
 
+        registration = _registration_settings(environ)
+
         return cls(
             prefix=prefix,
             host=parts.hostname,
@@ -154,4 +163,33 @@ class ServiceConfig:
             hub_api_url=environ.get("JUPYTERHUB_API_URL", "").strip(),
             hub_api_token=environ.get("JUPYTERHUB_API_TOKEN", "").strip(),
             legal_dir=Path(legal) if (legal := environ.get("POLARTEP_LEGAL_DIR", "").strip()) else None,
+            **registration,
         )
+
+
+def _int_setting(environ: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw[:40]!r} must be a whole number") from None
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name}={value} must be between {minimum} and {maximum}")
+    return value
+
+
+def _registration_settings(environ: Mapping[str, str]) -> dict[str, object]:
+    """Sign-up, password-rule and lock-out settings (``POLARTEP_SIGNUP`` ... ``POLARTEP_LOGIN_LOCKOUT_SECONDS``)."""
+    signup = environ.get("POLARTEP_SIGNUP", "").strip().lower() or "1"
+    if signup not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+        raise ConfigError(f"POLARTEP_SIGNUP={signup[:40]!r} must be 1 (sign-up open) or 0 (closed)")
+    return {
+        "signup_enabled": signup in ("1", "true", "yes", "on"),
+        "signup_per_hour": _int_setting(environ, "POLARTEP_SIGNUP_PER_HOUR", 5, 0, 100_000),
+        "signup_max_pending": _int_setting(environ, "POLARTEP_SIGNUP_MAX_PENDING", 100, 0, 1_000_000),
+        "password_min_length": _int_setting(environ, "POLARTEP_PASSWORD_MIN_LENGTH", 10, 1, 128),
+        "login_attempts": _int_setting(environ, "POLARTEP_LOGIN_ATTEMPTS", 5, 0, 1000),
+        "login_lockout_seconds": _int_setting(environ, "POLARTEP_LOGIN_LOCKOUT_SECONDS", 600, 1, 30 * 86400),
+    }

@@ -114,9 +114,13 @@ def test_every_password_check_costs_one_argon2_verification(session, passwords, 
         "wrong password": ("erin", "wrong"),
         "right password": ("erin", "right"),
     }[case]
-    result = accounts.check_password(session, passwords, name, password)
-
-    assert (result is not None) == (case == "right password")
+    if case == "unapproved":
+        # The right password of an account awaiting approval: said so, since the caller knows the password.
+        with pytest.raises(accounts.AccountPendingApproval):
+            accounts.check_password(session, passwords, name, password)
+    else:
+        result = accounts.check_password(session, passwords, name, password)
+        assert (result is not None) == (case == "right password")
     assert hasher.verifications == 1
 
 

@@ -1,0 +1,176 @@
+"""Password rules at sign-up and the login checks of the embedded login: approval and brute-force lock-out.
+
+Specification: a new password has at least ``password_min_length`` characters, is not one of the 10,000 most common
+passwords and does not contain the user name; each broken rule is named without repeating the password. At login
+(``POST api/v1/auth/password``, the hub's call) an account awaiting approval is refused with a message saying so,
+but only when the password was right; after ``login_attempts`` wrong passwords in a row an account refuses every
+login, even with the right password, with a message saying until when; after the wait it logs in again; a
+successful login resets the count.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import select
+
+from polartep_hub.service.models import Account
+from polartep_hub.service.password_rules import PasswordPolicy, common_passwords, password_problems
+
+from .test_signup import api_signup, configure, stored
+
+POLICY = PasswordPolicy(min_length=10)
+
+
+# --- the rules --------------------------------------------------------------------------------------------------
+
+
+def test_a_long_uncommon_password_without_the_name_is_accepted():
+    assert password_problems("Glacier-Moraine-42", "alice", POLICY) == []
+
+
+@pytest.mark.parametrize(
+    ("password", "username", "fragment"),
+    [
+        ("short-pw", "alice", "at least 10 characters"),
+        ("password123", "alice", "most commonly used"),
+        ("PassWord123", "alice", "most commonly used"),  # case does not make it uncommon
+        ("qwertyuiop", "alice", "most commonly used"),
+        ("my-alice-password-2026", "alice", "must not contain your user name"),
+        ("My-ALICE-Password-2026", "alice", "must not contain your user name"),
+        ("x" * 1025, "alice", "at most 1024"),
+    ],
+)
+def test_each_broken_rule_is_named_without_repeating_the_password(password, username, fragment):
+    problems = password_problems(password, username, POLICY)
+    assert any(fragment in problem for problem in problems)
+    assert all(problem.startswith("password: ") and password not in problem for problem in problems)
+
+
+def test_short_user_names_are_not_searched_for_in_passwords():
+    assert password_problems("Glacier-Moraine-ab", "ab", POLICY) == []
+
+
+def test_the_common_password_list_ships_ten_thousand_entries():
+    assert len(common_passwords()) > 9000 and "123456" in common_passwords()
+
+
+def test_the_minimum_length_is_a_setting():
+    assert password_problems("Aurora-1", "alice", PasswordPolicy(min_length=8)) == []
+    assert password_problems("Aurora-1", "alice", PasswordPolicy(min_length=12)) != []
+
+
+@pytest.mark.parametrize(
+    ("password", "fragment"),
+    [("short-pw", "at least 10"), ("1234567890", "commonly used"), ("alice-in-wonderland", "user name")],
+)
+def test_signup_refuses_a_password_breaking_a_rule_and_stores_nothing(api, app, password, fragment):
+    response = api_signup(api, password=password)
+    assert response.status_code == 422
+    assert "password" in response.json()["detail"] and fragment in response.json()["detail"]
+    assert password not in response.json()["detail"]
+    assert stored(app) == (0, 0)
+
+
+def test_the_form_shows_the_password_problem_next_to_the_field(api, app):
+    from .test_signup import field_error, form_signup
+
+    response = form_signup(api, password="1234567890", password_confirm="1234567890")
+    assert response.status_code == 422
+    assert "commonly used" in field_error(response.text, "password")
+    assert "1234567890" not in response.text
+    assert stored(app) == (0, 0)
+
+
+# --- approval at login ------------------------------------------------------------------------------------------
+
+PASSWORD = "Glacier-Moraine-42"
+
+
+def login(api, username: str, password: str):
+    return api.post(
+        "api/v1/auth/password", token="hub-token", json={"username": username, "password": password}
+    )
+
+
+def test_a_pending_account_is_told_it_awaits_approval_only_with_the_right_password(api):
+    assert api_signup(api).status_code == 201
+    right = login(api, "alice", PASSWORD)
+    assert right.status_code == 403
+    assert right.json()["reason"] == "pending_approval" and "awaits approval" in right.json()["detail"]
+    wrong = login(api, "alice", "Not-The-Password-1")
+    assert wrong.status_code == 401 and wrong.json() == {"detail": "invalid username or password"}
+
+
+def test_an_approved_signup_logs_in(api):
+    assert api_signup(api).status_code == 201
+    assert api.post("api/v1/accounts/alice/approve", token="ada-token").status_code == 200
+    response = login(api, "alice", PASSWORD)
+    assert response.status_code == 200 and response.json() == {"name": "alice", "admin": False}
+
+
+# --- lock-out ---------------------------------------------------------------------------------------------------
+
+
+def _approved(api, app, attempts: int, seconds: int) -> None:
+    configure(app, login_attempts=attempts, login_lockout_seconds=seconds)
+    assert api_signup(api).status_code == 201
+    assert api.post("api/v1/accounts/alice/approve", token="ada-token").status_code == 200
+
+
+def _account(app) -> Account:
+    with app.state.context.session() as session:
+        return session.scalar(select(Account).where(Account.name == "alice"))
+
+
+def test_after_too_many_failures_even_the_right_password_is_refused_until_the_wait_is_over(api, app):
+    _approved(api, app, attempts=3, seconds=2)
+    for _ in range(3):
+        assert login(api, "alice", "Wrong-Password-9").status_code == 401
+    locked = login(api, "alice", PASSWORD)
+    assert locked.status_code == 429 and locked.json()["reason"] == "locked"
+    detail = locked.json()["detail"]
+    assert "too many failed logins" in detail and "locked until" in detail and "UTC" in detail
+    assert 1 <= int(locked.headers["retry-after"]) <= 3
+    assert _account(app).locked_until is not None
+    time.sleep(2.1)
+    assert login(api, "alice", PASSWORD).status_code == 200
+    assert _account(app).locked_until is None and _account(app).failed_logins == 0
+
+
+def test_wrong_passwords_while_locked_do_not_extend_the_lock(api, app):
+    _approved(api, app, attempts=2, seconds=2)
+    for _ in range(2):
+        login(api, "alice", "Wrong-Password-9")
+    until = _account(app).locked_until
+    for _ in range(3):
+        assert login(api, "alice", "Wrong-Password-9").status_code == 429
+    assert _account(app).locked_until == until
+
+
+def test_a_successful_login_resets_the_count(api, app):
+    _approved(api, app, attempts=3, seconds=600)
+    for _ in range(2):
+        assert login(api, "alice", "Wrong-Password-9").status_code == 401
+    assert _account(app).failed_logins == 2
+    assert login(api, "alice", PASSWORD).status_code == 200
+    assert _account(app).failed_logins == 0
+    for _ in range(2):
+        assert login(api, "alice", "Wrong-Password-9").status_code == 401
+    assert login(api, "alice", PASSWORD).status_code == 200  # 2 + 2 failures, never 3 in a row
+
+
+def test_lock_out_can_be_switched_off(api, app):
+    _approved(api, app, attempts=0, seconds=600)
+    for _ in range(10):
+        login(api, "alice", "Wrong-Password-9")
+    assert login(api, "alice", PASSWORD).status_code == 200
+
+
+def test_unknown_users_are_never_reported_locked(api, app):
+    configure(app, login_attempts=2)
+    for _ in range(5):
+        response = login(api, "nobody", "Wrong-Password-9")
+        assert response.status_code == 401 and response.json() == {"detail": "invalid username or password"}
+    assert stored(app) == (0, 0)
