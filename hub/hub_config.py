@@ -60,7 +60,8 @@ def platform_service_definition(settings: PlatformSettings) -> dict[str, Any]:
             "POLARTEP_DEFAULT_PLAN": settings.default_plan,
             "POLARTEP_LOG_LEVEL": settings.log_level,
             "POLARTEP_LEGAL_DIR": settings.legal_dir,
-            "POLARTEP_SIGNUP": "1" if settings.signup else "0",
+            # With OIDC the identity provider registers people; an open local sign-up could reserve their names.
+            "POLARTEP_SIGNUP": "1" if settings.signup and settings.auth == "platform" else "0",
             "POLARTEP_SIGNUP_PER_HOUR": str(settings.signup_per_hour),
             "POLARTEP_SIGNUP_MAX_PENDING": str(settings.signup_max_pending),
             "POLARTEP_PASSWORD_MIN_LENGTH": str(settings.password_min_length),

@@ -273,7 +273,7 @@ class PlatformSettings(Configurable):
     signup = Bool(
         help="Open sign-up for the embedded login: anyone may register at /services/platform/signup (accepting the "
         "terms and privacy statement); an administrator approves each account before it can log in. "
-        "Env: POLARTEP_SIGNUP (1/0).",
+        "Always off with auth=oidc (the identity provider registers people). Env: POLARTEP_SIGNUP (1/0).",
         config=True,
     )
 

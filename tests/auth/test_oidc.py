@@ -171,6 +171,26 @@ def test_the_next_login_brings_the_providers_current_groups(oidc_platform, provi
     assert user["admin"] is True  # a member of POLARTEP_OIDC_ADMIN_GROUPS
 
 
+def test_local_sign_up_is_closed_when_the_identity_provider_registers_people(oidc_platform):
+    # An open sign-up would let anyone reserve (as a pending local account) the name of a future OIDC user.
+    r = httpx.post(
+        f"{oidc_platform.url}/services/platform/api/v1/signup",
+        json={
+            "username": "zoe",
+            "password": "a long unusual passphrase",
+            "full_name": "Zoe Example",
+            "email": "zoe@example.org",
+            "organisation": "Polar Institute",
+            "organisation_location": "Tromsø, NO",
+            "accept_terms_version": "2026-11-01",
+            "accept_privacy_version": "2026-11-01",
+        },
+        timeout=30,
+    )
+    assert r.status_code == 403, r.text
+    assert "sign-up is closed" in r.json()["detail"]
+
+
 def test_a_username_that_cannot_be_an_account_name_is_refused(oidc_platform, provider):
     set_identity(provider, "sub-odd", preferred_username="Ölaf the Great!", email="olaf@example.org")
     _, callback = log_in(oidc_platform, provider, "sub-odd")
