@@ -31,7 +31,7 @@ import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Table, or_, select, update
@@ -497,12 +497,18 @@ def run_erasure(context: ServiceContext, name: str) -> ErasureResult:
     return result
 
 
-def resume_pending_erasures(context: ServiceContext) -> int:
-    """Finish every erasure that was requested and not completed (a crash, JupyterHub down); returns how many."""
+def resume_pending_erasures(context: ServiceContext, *, older_than: timedelta = timedelta(0)) -> int:
+    """Finish every erasure requested at least ``older_than`` ago and not completed (a crash, JupyterHub down);
+    returns how many were finished."""
+    cutoff = utcnow() - older_than
     with context.session() as session:
-        names = list(
-            session.scalars(select(Account.name).join(PendingErasure).order_by(PendingErasure.requested_at))
+        query = (
+            select(Account.name)
+            .join(PendingErasure)
+            .where(PendingErasure.requested_at <= cutoff)
+            .order_by(PendingErasure.requested_at)
         )
+        names = list(session.scalars(query))
     finished = 0
     for name in names:
         try:
@@ -514,20 +520,27 @@ def resume_pending_erasures(context: ServiceContext) -> int:
 
 
 async def reconcile_erasures(
-    context: ServiceContext, *, first_delay: float = 5.0, interval: float = 300.0
+    context: ServiceContext,
+    *,
+    first_delay: float = 5.0,
+    interval: float = 300.0,
+    grace: timedelta = timedelta(minutes=10),
 ) -> None:
-    """Forever: finish pending erasures, first shortly after start-up, then every ``interval`` seconds.
+    """Forever: finish pending erasures, all of them shortly after start-up (nothing else can be running them), then
+    every ``interval`` seconds those older than ``grace`` (so as not to race a request still working on one).
 
     Runs as a task of the service (``app.py``); JupyterHub calls go through the thread pool, never on the loop.
     """
     import asyncio
 
     await asyncio.sleep(first_delay)
+    older_than = timedelta(0)
     while True:
         try:
-            finished = await asyncio.to_thread(resume_pending_erasures, context)
+            finished = await asyncio.to_thread(resume_pending_erasures, context, older_than=older_than)
             if finished:
                 log.info("finished %d pending erasure(s)", finished)
         except Exception:  # the loop must outlive a database hiccup; the next round tries again
             log.exception("looking for pending erasures failed")
+        older_than = grace
         await asyncio.sleep(interval)

@@ -3,15 +3,34 @@ token, the home folder and its files are gone, and the platform holds no account
 
 from __future__ import annotations
 
+import secrets
+import sqlite3
 from pathlib import Path
 
 from ..harness import wait_for
 
 
+def text_cells_mentioning(database: Path, needle: str) -> list[tuple[str, str]]:
+    """(table, column) of every text cell of an SQLite database that contains ``needle`` (case-insensitive)."""
+    found = []
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as connection:
+        tables = [row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for table in tables:
+            columns = [row[1] for row in connection.execute(f'PRAGMA table_info("{table}")')]
+            for column in columns:
+                query = f'SELECT count(*) FROM "{table}" WHERE lower(CAST("{column}" AS TEXT)) LIKE ?'
+                if connection.execute(query, (f"%{needle.lower()}%",)).fetchone()[0]:
+                    found.append((table, column))
+    return found
+
+
 def put_file(platform, user: str, token: str, path: str, content: str, server: str = "") -> None:
     prefix = f"/user/{user}/{server}/" if server else f"/user/{user}/"
     r = platform.api(
-        "PUT", f"{prefix}api/contents/{path}", token, json={"type": "file", "format": "text", "content": content}
+        "PUT",
+        f"{prefix}api/contents/{path}",
+        token,
+        json={"type": "file", "format": "text", "content": content},
     )
     assert r.status_code in (200, 201), r.text
 
@@ -26,8 +45,10 @@ def erase_me(platform, user: str, token: str):
     )
 
 
-def test_a_user_erases_their_account_with_running_servers(platform, new_user):
-    user, token = new_user(plan="standard")
+def test_a_user_erases_their_account_with_running_servers(platform):
+    # A name no other test's user contains, so that scanning the databases for it finds only this user.
+    user = f"gdpr{secrets.token_hex(4)}"
+    token = platform.create_user(user, plan="standard")
     platform.spawn(user, token, {"profile": "interactive"})
     platform.spawn(user, token, {"profile": "interactive"}, server="second")
     put_file(platform, user, token, "results.txt", "sea ice extent: 4.2 million km2")
@@ -50,6 +71,10 @@ def test_a_user_erases_their_account_with_running_servers(platform, new_user):
     assert export.status_code == 404
     again = platform.api("DELETE", f"/services/platform/api/v1/accounts/{user}", platform.admin_token)
     assert again.status_code == 404
+    # Neither the platform's database nor JupyterHub's holds the name any more.
+    state = Path(platform.settings.state_path)
+    assert text_cells_mentioning(state / "platform.sqlite", user) == []
+    assert text_cells_mentioning(state / "jupyterhub.sqlite", user) == []
 
 
 def test_an_admin_erases_an_account_and_the_configured_admin_is_refused(platform, new_user):

@@ -8,6 +8,7 @@ export finds them, so a table added later without export support makes these tes
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -565,3 +566,28 @@ def test_a_pending_erasure_naming_an_erased_transfer_target_falls_back_to_withdr
     with app.state.context.session() as session:
         pending = session.scalars(select(PendingErasure)).one()
         assert (pending.processors, pending.transfer_to) == ("withdraw", None)
+
+
+async def test_the_reconciliation_loop_finishes_interrupted_erasures_at_start_up(api, app, seeded, hub_api):
+    hub_api.failing = True
+    assert erase_me(api).status_code == 503
+    hub_api.failing = False
+    context = app.state.context
+    # Later rounds leave recent requests alone (a request may still be working on them); the first takes all.
+    assert personal_data.resume_pending_erasures(context, older_than=timedelta(minutes=10)) == 0
+
+    task = asyncio.create_task(personal_data.reconcile_erasures(context, first_delay=0, interval=0.05))
+    try:
+        for _ in range(100):
+            if stored_account(app, "alice") is None:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+    assert stored_account(app, "alice") is None
+    assert ("delete_user", "alice") in hub_api.calls
+
+
+def stored_account(app, name: str) -> Account | None:
+    with app.state.context.session() as session:
+        return session.scalar(select(Account).where(Account.name == name))
