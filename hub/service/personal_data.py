@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Table, or_, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from .accounts import AccountError, AccountNotFound, get_account
@@ -91,31 +91,30 @@ NOT_YET_HELD = {
 # --- export ------------------------------------------------------------------------------------------------------
 
 
-def _owner_conditions(table: Table, account: Account) -> list[ColumnElement[bool]]:
-    """The conditions under which a row of ``table`` belongs to ``account`` (empty: the table holds none)."""
+def _owner_conditions(table: Table, account_id: int, name: str) -> list[ColumnElement[bool]]:
+    """The conditions under which a row of ``table`` belongs to the account (empty: the table holds none)."""
     conditions: list[ColumnElement[bool]] = []
     if table.name == "accounts":
-        conditions.append(table.c.id == account.id)
+        conditions.append(table.c.id == account_id)
     for fk in table.foreign_keys:
         if fk.column.table.name == "accounts" and fk.column.name == "id":
-            conditions.append(fk.parent == account.id)
+            conditions.append(fk.parent == account_id)
     owner_column = OWNER_NAME_COLUMNS.get(table.name)
     if owner_column is not None:
-        conditions.append(table.c[owner_column] == account.name)
+        conditions.append(table.c[owner_column] == name)
     return conditions
 
 
 def personal_tables() -> list[Table]:
     """Every table of the schema that can hold rows of one account."""
-    placeholder = Account(id=0, name="")
-    return [t for t in Base.metadata.sorted_tables if _owner_conditions(t, placeholder)]
+    return [t for t in Base.metadata.sorted_tables if _owner_conditions(t, 0, "")]
 
 
 def owned_rows(session: Session, account: Account) -> dict[str, list[dict[str, Any]]]:
     """Every row of every table that belongs to ``account``, as column -> value, by table name."""
     rows: dict[str, list[dict[str, Any]]] = {}
     for table in Base.metadata.sorted_tables:
-        conditions = _owner_conditions(table, account)
+        conditions = _owner_conditions(table, account.id, account.name)
         if not conditions:
             continue
         query = select(table).where(or_(*conditions)).order_by(*table.primary_key.columns)
@@ -378,12 +377,25 @@ def _pseudonymise_owned_rows(session: Session, name: str, pseudonym: str, now: d
         for key_column in OWNER_KEY_COLUMNS.get(table_name, []):
             key = table.c[key_column]
             pk = list(table.primary_key.columns)
-            for row in session.execute(
+            rows = session.execute(
                 select(*pk, key).where(owner == name, key.contains(name, autoescape=True))
-            ).all():
-                new_key = token.sub(pseudonym, row[-1])
-                where = [c == v for c, v in zip(pk, row[:-1], strict=True)]
-                session.execute(update(table).where(*where).values({key_column: new_key}))
+            ).all()
+            if rows:
+                # One executemany, keyed by primary key: a ledger of many thousand rows is rewritten in well under
+                # a second.
+                statement = (
+                    update(table)
+                    .where(*[c == bindparam(f"pk_{c.name}") for c in pk])
+                    .values({key_column: bindparam("new_key")})
+                )
+                params = [
+                    {
+                        **{f"pk_{c.name}": v for c, v in zip(pk, row[:-1], strict=True)},
+                        "new_key": token.sub(pseudonym, row[-1]),
+                    }
+                    for row in rows
+                ]
+                session.connection().execute(statement, params)
         if table_name == "usage_intervals":
             # The user's servers were stopped a moment ago (first step): close what is still open, because a meter
             # closing it later by its source key would no longer find it.
