@@ -209,8 +209,24 @@ def export_personal_data(session: Session, account: Account) -> dict[str, Any]:
             "projects where you are the only member are deleted with their JupyterHub group",
         ],
         "pending": bool(document.get("erasure_requests")),
+        "projects_you_own": _owned_project_fates(session, account),
     }
     return document
+
+
+def _owned_project_fates(session: Session, account: Account) -> list[dict[str, str]]:
+    """What erasing ``account`` would do to each project it owns (without naming the other members)."""
+    fates = []
+    for project in _projects_owned(session, account):
+        others = [m for m in project.members if m.account_id != account.id]
+        if not others:
+            fate = "deleted with its JupyterHub group (you are its only member)"
+        elif any(m.role == "owner" for m in others):
+            fate = "stays with its other owners"
+        else:
+            fate = "ownership passes to the longest-standing other member"
+        fates.append({"project": project.name, "on_erasure": fate})
+    return fates
 
 
 # --- rectification -----------------------------------------------------------------------------------------------

@@ -282,6 +282,8 @@ def test_export_sections_read_as_the_user_would_expect(api, seeded):
     assert sorted(u["core_seconds"] or 0 for u in document["usage_intervals"]) == [0, 4.0 * 5400, 2.0 * 18000]
     assert set(document["not_yet_held"]) == {"processors", "runs"}
     assert document["erasure"]["pending"] is False
+    fates = {item["project"]: item["on_erasure"] for item in document["erasure"]["projects_you_own"]}
+    assert fates["melt-ponds"].startswith("deleted") and fates["sea-ice"].startswith("ownership passes")
 
 
 def test_an_admin_exports_any_account_and_users_only_their_own(api, seeded):
