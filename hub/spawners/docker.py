@@ -11,8 +11,9 @@ Rules it guarantees:
   stopped (its container is gone), not hung.
 * Each user has one persistent named volume, ``polartep-home-{username}``, mounted at ``/home/jovyan`` in every
   server of that user; containers are removed when they stop, volumes never are, so homes survive stop/start and
-  hub restarts. No other user's volume is mounted. ``delete_forever`` (JupyterHub calls it when the user is
-  deleted, e.g. on erasure) removes that volume, and only that one.
+  hub restarts. No other user's volume is mounted. ``delete_forever`` of the default server (JupyterHub calls it
+  when the user is deleted, e.g. on erasure) removes that volume, and only that one; removing a named server
+  (``{"remove": true}``) keeps it, since all the user's servers share it.
 * Host networking (all traffic stays on 127.0.0.1, and containers reach the hub's API there). Every server gets its
   own port: ports are chosen under a process-wide asyncio lock, reserved until the server stops and recorded in the
   spawner's state, so two concurrent spawns (or a server found again after a hub restart) never share one.
@@ -192,6 +193,9 @@ class DockerProfileSpawner(ProfileSpawnerMixin, DockerSpawner):
         A container that has just stopped may still hold the volume for a moment (a swarm task is removed
         asynchronously), so removal is retried for up to ``volume_removal_timeout`` seconds.
         """
+        if self.name:
+            # A named server being removed, not the user: the volume belongs to all their servers.
+            return
         name = self.home_volume_name
         deadline = asyncio.get_running_loop().time() + self.volume_removal_timeout
         while True:

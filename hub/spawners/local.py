@@ -6,8 +6,10 @@ Rules it guarantees:
 * The profile's memory is enforced where the OS allows: an address-space limit (``RLIMIT_AS``) on the server and
   everything it starts (kernels, terminals). CPU is advertised (``CPU_LIMIT``, thread counts), not enforced: local
   processes have no CPU quota without cgroups, which Docker mode provides.
-* ``delete_forever`` (called by JupyterHub when the user is deleted, e.g. on erasure) removes the user's home, and
-  only a folder strictly inside ``homes_root``: never the root itself, nothing reached through a symlink.
+* ``delete_forever`` of the default server (JupyterHub calls it when the user is deleted, e.g. on erasure) removes
+  the user's home, and only a folder strictly inside ``homes_root``: never the root itself, nothing reached through
+  a symlink. Removing one named server (``{"remove": true}``) also calls ``delete_forever``, on that server's
+  spawner only; the home is the user's, shared by all their servers, so it stays.
 * All servers run as the hub's own system user. That is no isolation between users, which is why this is the
   embedded default for one machine and development; Docker mode isolates. When that user is root the server needs
   ``--allow-root``, which is added here with a warning in the log.
@@ -109,6 +111,9 @@ class LocalProfileSpawner(ProfileSpawnerMixin, SimpleLocalProcessSpawner):
 
     async def delete_forever(self) -> None:
         """Delete the user's home and everything in it (JupyterHub calls this when it deletes the user)."""
+        if self.name:
+            # A named server being removed, not the user: the home belongs to all their servers.
+            return
         try:
             home = self.home_to_delete()
         except ValueError as error:

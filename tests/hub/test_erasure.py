@@ -55,6 +55,12 @@ def test_a_user_erases_their_account_with_running_servers(platform):
     home = Path(platform.settings.state_path) / "users" / user
     assert (home / "results.txt").read_text().startswith("sea ice")
     assert platform.api("GET", "/services/platform/api/v1/me/export", token).json()["account_name"] == user
+    # Removing one named server for good is not erasure: the home, shared by all servers, stays.
+    platform.spawn(user, token, {"profile": "interactive"}, server="scratch")
+    platform.stop_server(user, "scratch")
+    removed = platform.api("DELETE", f"/hub/api/users/{user}/servers/scratch", token, json={"remove": True})
+    assert removed.status_code in (202, 204), removed.text
+    assert (home / "results.txt").exists()
 
     response = erase_me(platform, user, token)
 

@@ -14,9 +14,16 @@ from polartep_hub.spawners.docker import DockerProfileSpawner
 from polartep_hub.spawners.local import LocalProfileSpawner
 
 
-def local_spawner(root, name: str = "alice", template: str | None = None) -> LocalProfileSpawner:
+def local_spawner(
+    root, name: str = "alice", template: str | None = None, server: str = ""
+) -> LocalProfileSpawner:
     user = types.SimpleNamespace(name=name, id=1, url=f"/user/{name}/")
-    return LocalProfileSpawner(user=user, home_dir_template=template or str(root / "users" / "{username}"))
+    spawner = LocalProfileSpawner(user=user, home_dir_template=template or str(root / "users" / "{username}"))
+    if server:
+        spawner.orm_spawner = types.SimpleNamespace(
+            name=server, server=None
+        )  # what names a server in JupyterHub
+    return spawner
 
 
 def test_the_homes_root_is_the_template_before_the_user_name(tmp_path):
@@ -38,6 +45,16 @@ def test_the_users_home_and_everything_in_it_is_deleted(tmp_path):
 
     assert not home.exists()
     assert neighbour.exists() and (outside / "keep.txt").read_text() == "keep"
+
+
+def test_removing_a_named_server_keeps_the_home(tmp_path):
+    home = tmp_path / "users" / "alice"
+    home.mkdir(parents=True)
+    (home / "results.txt").write_text("sea ice")
+
+    asyncio.run(local_spawner(tmp_path, server="second").delete_forever())
+
+    assert (home / "results.txt").read_text() == "sea ice"
 
 
 def test_a_home_that_never_existed_is_fine(tmp_path):
@@ -92,9 +109,11 @@ class FakeDockerClient:
         self.volumes.remove(name)
 
 
-def docker_spawner(name: str, client: FakeDockerClient) -> DockerProfileSpawner:
+def docker_spawner(name: str, client: FakeDockerClient, server: str = "") -> DockerProfileSpawner:
     user = types.SimpleNamespace(name=name, id=1, url=f"/user/{name}/")
     spawner = DockerProfileSpawner(user=user, network_name="host")
+    if server:
+        spawner.orm_spawner = types.SimpleNamespace(name=server, server=None)
     spawner._fake_client = client
     return spawner
 
@@ -110,3 +129,12 @@ def test_the_docker_home_volume_of_that_user_only_is_removed(monkeypatch):
 
     assert client.volumes == {"polartep-home-bob"}
     assert set(client.calls) == {"polartep-home-alice"}
+
+
+def test_removing_a_named_docker_server_keeps_the_home_volume(monkeypatch):
+    monkeypatch.setattr(DockerProfileSpawner, "client", property(lambda self: self._fake_client))
+    client = FakeDockerClient({"polartep-home-alice"})
+
+    asyncio.run(docker_spawner("alice", client, server="second").delete_forever())
+
+    assert client.volumes == {"polartep-home-alice"} and client.calls == []
