@@ -13,6 +13,7 @@ Rules this module guarantees:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,7 +24,17 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 
 from ..catalogue import Catalogue
-from . import accounts, api, approvals, browser_login, consents, oidc_accounts, signup
+from . import (
+    accounts,
+    api,
+    approvals,
+    browser_login,
+    consents,
+    oidc_accounts,
+    personal_data,
+    personal_data_routes,
+    signup,
+)
 from .config import ConfigError, ServiceConfig
 from .context import ServiceContext
 from .db import make_engine, make_sessionmaker
@@ -107,7 +118,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Erasures interrupted by a crash or a hub outage are finished by this loop (personal_data.py).
+        reconciler = asyncio.create_task(personal_data.reconcile_erasures(context)) if hub_api else None
         yield
+        if reconciler is not None:
+            reconciler.cancel()
         close = getattr(identity_provider, "aclose", None)
         if close is not None:
             await close()
@@ -139,6 +154,8 @@ def create_app(
         (signup.api_router, f"{prefix}/api/v1"),
         (approvals.page_router, prefix),
         (approvals.api_router, f"{prefix}/api/v1"),
+        (personal_data_routes.api_router, f"{prefix}/api/v1"),
+        (personal_data_routes.page_router, prefix),
     ):
         app.include_router(router, prefix=router_prefix)
         route_templates.update(full_route_templates(router_prefix, router.routes))

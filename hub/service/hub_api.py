@@ -13,6 +13,7 @@ Rules this module guarantees:
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -90,6 +91,30 @@ class HubAPI:
             if error.status == 404:
                 return None
             raise
+
+    def stop_servers(self, name: str, *, within: float = 120.0) -> None:
+        """Stop every server of the user (default and named) and wait until none is left; idempotent.
+
+        JupyterHub's ``DELETE /users/{name}`` stops only the default server and refuses a user whose named servers
+        still run, so erasure stops them all here first. ``HubApiError`` when they are still there after ``within``.
+        """
+        deadline = time.monotonic() + within
+        asked_at: dict[str, float] = {}
+        while True:
+            model = self.user(name)
+            servers = (model or {}).get("servers") or {}
+            if not servers:
+                return
+            now = time.monotonic()
+            for server in servers:
+                # Ask again every few seconds: a server still starting refuses the stop (400) until it is up.
+                if now - asked_at.get(server, -60.0) >= 5.0:
+                    path = f"/users/{quote(name, safe='')}/servers/{quote(server, safe='')}"
+                    self._request("DELETE", path, ok=(400, 404))
+                    asked_at[server] = now
+            if now > deadline:
+                raise HubApiError(f"the servers of the user did not stop within {within:.0f} s")
+            time.sleep(0.5)
 
     def delete_user(self, name: str) -> None:
         """Delete the user: JupyterHub stops their servers and calls each spawner's ``delete_forever`` first."""

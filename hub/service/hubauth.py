@@ -72,6 +72,10 @@ class HubIdentityProvider:
             log.error("JupyterHub answered /api/user with an unexpected model (keys: %s)", sorted(model)[:20])
             raise HubUnavailable("JupyterHub answered with an unexpected user model") from None
 
+    def forget_cached_identities(self) -> None:
+        """Drop every cached answer, so a token of a user deleted from the hub stops working now, not in a minute."""
+        self._auth.cache.clear()
+
     def authorize_url(self, state: str, code_challenge: str) -> str:
         return url_concat(
             self._auth.login_url,

@@ -229,3 +229,23 @@ class OIDCIdentity(Base):
     issuer: Mapped[str] = mapped_column(String(255))
     subject: Mapped[str] = mapped_column(String(255))
     linked_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class PendingErasure(Base):
+    """An erasure that was asked for and has not finished yet (``personal_data.py`` runs and resumes it).
+
+    Written before any step runs and deleted with the account in the final transaction, so a service that dies half
+    way finishes the erasure when it starts again. ``processors`` is the user's choice for processors they shared
+    (``withdraw`` or ``transfer``, then to the account ``transfer_to``).
+    """
+
+    __tablename__ = "pending_erasures"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    # "self" or "admin", copied into the erasure log.
+    requested_by: Mapped[str] = mapped_column(String(16))
+    processors: Mapped[str] = mapped_column(String(16), default="withdraw")
+    transfer_to: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Chosen at the request so that every log line of every attempt names the same pseudonym, never the account.
+    pseudonym: Mapped[str] = mapped_column(String(64))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -11,7 +11,9 @@ Rules it guarantees:
   stopped (its container is gone), not hung.
 * Each user has one persistent named volume, ``polartep-home-{username}``, mounted at ``/home/jovyan`` in every
   server of that user; containers are removed when they stop, volumes never are, so homes survive stop/start and
-  hub restarts. No other user's volume is mounted.
+  hub restarts. No other user's volume is mounted. ``delete_forever`` of the default server (JupyterHub calls it
+  when the user is deleted, e.g. on erasure) removes that volume, and only that one; removing a named server
+  (``{"remove": true}``) keeps it, since all the user's servers share it.
 * Host networking (all traffic stays on 127.0.0.1, and containers reach the hub's API there). Every server gets its
   own port: ports are chosen under a process-wide asyncio lock, reserved until the server stops and recorded in the
   spawner's state, so two concurrent spawns (or a server found again after a hub restart) never share one.
@@ -24,8 +26,9 @@ import asyncio
 import socket
 from typing import ClassVar
 
+from docker.errors import APIError, NotFound
 from dockerspawner import DockerSpawner
-from traitlets import Unicode, default
+from traitlets import Float, Unicode, default
 
 from ..catalogue import Profile
 from .profiles import ProfileSpawnerMixin
@@ -50,6 +53,12 @@ class DockerProfileSpawner(ProfileSpawnerMixin, DockerSpawner):
         "polartep-home-{username}",
         help="Name of the user's persistent Docker volume, mounted at /home/jovyan. DockerSpawner's templates "
         "apply ({username} is the escaped user name).",
+        config=True,
+    )
+
+    volume_removal_timeout = Float(
+        60.0,
+        help="Seconds delete_forever keeps retrying to remove a home volume that a stopping container still holds.",
         config=True,
     )
 
@@ -171,3 +180,34 @@ class DockerProfileSpawner(ProfileSpawnerMixin, DockerSpawner):
         if self._host_network and port:
             self.port = int(port)
             self._ports_in_use[self.port] = self._log_name
+
+    # Deleting the user: the home volume goes too ---------------------------------------------------------------
+
+    @property
+    def home_volume_name(self) -> str:
+        return self.format_volume_name(self.home_volume_template, self)
+
+    async def delete_forever(self) -> None:
+        """Remove the user's home volume (JupyterHub calls this after stopping every server of a deleted user).
+
+        A container that has just stopped may still hold the volume for a moment (a swarm task is removed
+        asynchronously), so removal is retried for up to ``volume_removal_timeout`` seconds.
+        """
+        if self.name:
+            # A named server being removed, not the user: the volume belongs to all their servers.
+            return
+        name = self.home_volume_name
+        deadline = asyncio.get_running_loop().time() + self.volume_removal_timeout
+        while True:
+            try:
+                await self.docker("remove_volume", name)
+            except NotFound:
+                return
+            except APIError as error:
+                if error.status_code == 409 and asyncio.get_running_loop().time() < deadline:
+                    await asyncio.sleep(1)  # in use: wait for the stopped container to go
+                    continue
+                self.log.error("Could not remove the home volume of %s: %s", self._log_name, error)
+                raise
+            self.log.info("Removed the home volume of %s", self._log_name)
+            return

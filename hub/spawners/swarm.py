@@ -7,6 +7,8 @@ host networking with a guarded port per server, readiness wait):
 * The user's home is the same named volume, ``polartep-home-{username}``, mounted as a volume (SwarmSpawner's
   default would bind-mount a host path).
 * A task that exits is not restarted by the swarm: the hub sees the server stopped, as in Docker mode.
+* Deleting the user (erasure) removes the home volume through the inherited ``delete_forever``, which waits for
+  the swarm to remove the stopped task's container that still holds the volume.
 
 One machine is enough (``docker swarm init --advertise-addr 127.0.0.1``); past one machine the home volumes need a
 volume driver that reaches every node (``DockerSpawner.volume_driver``).

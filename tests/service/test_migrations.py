@@ -62,6 +62,7 @@ PLATFORM_TABLES = {
     "usage_intervals",
     "erasures",
     "oidc_identities",
+    "pending_erasures",
 }
 
 

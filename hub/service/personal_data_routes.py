@@ -1,0 +1,352 @@
+"""Routes for a user's personal data: export, rectification and erasure, over the API and on the account page.
+
+``api_router`` is mounted at ``<prefix>api/v1`` and ``page_router`` at the service prefix (``app.py``).
+
+Rules this module guarantees:
+
+* The user acts on their own account (``/me``); administrators (and the hub) act on any account
+  (``/accounts/{name}``). Every check is made here, on the service side.
+* The export is a JSON download (``Content-Disposition: attachment``) built by ``personal_data.export_personal_data``.
+* Self-erasure needs the user name typed again (``confirm``) and an explicit choice for shared processors; the
+  configured administrator is never erased (409). A JupyterHub step that fails answers 503 and the erasure stays
+  recorded, to be finished by a retry or the service's reconciliation loop.
+* The account page (``GET <prefix>account``) needs a browser login; its forms carry the ``_xsrf`` field that
+  ``pages.BrowserFormCaller`` checks, every value is escaped by the templates, and bad input re-shows the form with
+  the message and stores nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from . import accounts, personal_data
+from .access import AdminOrHubCaller, Context, UserCaller, optional_identity
+from .browser_login import session_cookie_name
+from .context import ServiceContext
+from .identity import Identity
+from .models import Account
+from .pages import BrowserFormCaller, page_xsrf, read_form, render_page
+from .personal_details import PersonalDetailsUpdate
+
+api_router = APIRouter()
+page_router = APIRouter()
+
+PathName = Annotated[str, Path(max_length=64, description="an account (JupyterHub user) name")]
+
+_ERROR_STATUS: dict[type[accounts.AccountError], int] = {
+    accounts.AccountNotFound: 404,
+    accounts.InvalidAccountName: 400,
+    personal_data.ErasureRefused: 409,
+    personal_data.ErasureInvalid: 422,
+    personal_data.RectificationError: 422,
+    personal_data.ErasureIncomplete: 503,
+}
+
+
+def _http_error(error: accounts.AccountError) -> HTTPException:
+    return HTTPException(_ERROR_STATUS.get(type(error), 400), detail=str(error))
+
+
+class PersonalProfile(BaseModel):
+    """An account's personal details as the API returns them (never the password hash)."""
+
+    name: str
+    full_name: str | None
+    email: str | None
+    organisation: str | None
+    organisation_location: str | None
+    phone: str | None
+    auth_source: str
+    created_at: datetime
+
+
+class SelfErasureRequest(BaseModel):
+    """Erase my account: type the user name again and choose what happens to the processors you shared."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    confirm: str = Field(max_length=64, description="your user name, typed again to confirm")
+    processors: Literal["withdraw", "transfer"] = Field(
+        description="withdraw the processors you shared, or transfer them to the account `transfer_to`"
+    )
+    transfer_to: str | None = Field(default=None, max_length=64, description="with processors=transfer only")
+
+
+class AdminErasureRequest(BaseModel):
+    """Erase an account as an administrator (processors are withdrawn unless transferred)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    processors: Literal["withdraw", "transfer"] = "withdraw"
+    transfer_to: str | None = Field(default=None, max_length=64)
+
+
+class ErasureOut(BaseModel):
+    """What an erasure did; the pseudonym is not returned (it would tie the ledger back to the person)."""
+
+    status: Literal["erased"] = "erased"
+    requested_by: Literal["self", "admin"]
+    erased_at: datetime
+    projects_deleted: int
+    projects_handed_over: int
+
+
+def _profile(account: Account) -> PersonalProfile:
+    return PersonalProfile(
+        name=account.name,
+        full_name=account.full_name,
+        email=account.email,
+        organisation=account.organisation,
+        organisation_location=account.organisation_location,
+        phone=account.phone,
+        auth_source=account.auth_source,
+        created_at=account.created_at,
+    )
+
+
+def _export_response(context: ServiceContext, name: str) -> Response:
+    with context.session() as session:
+        account = accounts.get_account(session, name)
+        if account is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no account {name[:80]!r}")
+        document = personal_data.export_personal_data(session, account)
+    filename = f"polartep-{name}-personal-data.json"
+    return JSONResponse(document, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def _own_account(context: ServiceContext, caller: Identity) -> Account:
+    with context.session() as session:
+        return accounts.get_or_create_account(session, caller.name, default_plan=context.config.default_plan)
+
+
+def _erase(
+    context: ServiceContext,
+    name: str,
+    *,
+    requested_by: Literal["self", "admin"],
+    processors: Literal["withdraw", "transfer"],
+    transfer_to: str | None,
+) -> ErasureOut:
+    try:
+        with context.session() as session:
+            personal_data.request_erasure(
+                session,
+                name,
+                requested_by=requested_by,
+                processors=processors,
+                transfer_to=transfer_to,
+                protected_admin=context.config.admin_user,
+            )
+        result = personal_data.run_erasure(context, name)
+    except accounts.AccountError as error:
+        raise _http_error(error) from None
+    return ErasureOut(
+        requested_by=result.requested_by,  # type: ignore[arg-type]
+        erased_at=result.erased_at,
+        projects_deleted=result.projects_deleted,
+        projects_handed_over=result.projects_handed_over,
+    )
+
+
+# --- API ---------------------------------------------------------------------------------------------------------
+
+
+@api_router.get("/me/export", responses={200: {"content": {"application/json": {}}}})
+def export_me(caller: UserCaller, context: Context) -> Response:
+    """Everything the platform holds about the calling user, as one JSON document (a download)."""
+    return _export_response(context, _own_account(context, caller).name)
+
+
+@api_router.get(
+    "/accounts/{name}/export",
+    responses={200: {"content": {"application/json": {}}}, 404: {"description": "no such account"}},
+)
+def export_account(name: PathName, caller: AdminOrHubCaller, context: Context) -> Response:
+    """Everything the platform holds about ``name``. Admin users or the hub."""
+    return _export_response(context, name)
+
+
+@api_router.patch(
+    "/me", response_model=PersonalProfile, responses={422: {"description": "a field is invalid"}}
+)
+def rectify_me(body: PersonalDetailsUpdate, caller: UserCaller, context: Context) -> PersonalProfile:
+    """Correct the calling user's personal details: only the fields given change (``phone: null`` removes it)."""
+    with context.session() as session:
+        account = accounts.get_or_create_account(
+            session, caller.name, default_plan=context.config.default_plan
+        )
+        try:
+            personal_data.rectify(session, account, body)
+        except accounts.AccountError as error:
+            raise _http_error(error) from None
+        return _profile(account)
+
+
+@api_router.delete(
+    "/me",
+    response_model=ErasureOut,
+    responses={
+        409: {"description": "the configured administrator cannot be erased"},
+        422: {"description": "confirmation or transfer target wrong"},
+        503: {"description": "JupyterHub could not do its part yet; the erasure is recorded and will finish"},
+    },
+)
+def erase_me(body: SelfErasureRequest, caller: UserCaller, context: Context) -> ErasureOut:
+    """Erase the calling user's account, servers, home and personal data (irreversible)."""
+    if body.confirm != caller.name:
+        raise HTTPException(
+            422,
+            detail="confirm: type your user name exactly as it is to confirm the erasure",
+        )
+    _own_account(context, caller)
+    return _erase(
+        context, caller.name, requested_by="self", processors=body.processors, transfer_to=body.transfer_to
+    )
+
+
+@api_router.delete(
+    "/accounts/{name}",
+    response_model=ErasureOut,
+    responses={
+        404: {"description": "no such account"},
+        409: {"description": "the configured administrator cannot be erased"},
+        503: {"description": "JupyterHub could not do its part yet; the erasure is recorded and will finish"},
+    },
+)
+def erase_account(
+    name: PathName, caller: AdminOrHubCaller, context: Context, body: AdminErasureRequest | None = None
+) -> ErasureOut:
+    """Erase the account ``name`` with its servers, home and personal data. Admin users or the hub."""
+    body = body or AdminErasureRequest()
+    return _erase(
+        context, name, requested_by="admin", processors=body.processors, transfer_to=body.transfer_to
+    )
+
+
+# --- the account page ----------------------------------------------------------------------------------------------
+
+_DETAIL_FIELDS = ("full_name", "email", "organisation", "organisation_location", "phone")
+
+
+def _account_page(
+    request: Request,
+    context: ServiceContext,
+    account: Account,
+    *,
+    status_code: int = 200,
+    error: str | None = None,
+    notice: str | None = None,
+    values: dict[str, str] | None = None,
+) -> HTMLResponse:
+    shown = {field: getattr(account, field) or "" for field in _DETAIL_FIELDS}
+    if values:
+        shown.update({k: v for k, v in values.items() if k in _DETAIL_FIELDS})
+    return render_page(
+        context,
+        "account.html",
+        title="Your account and personal data",
+        status_code=status_code,
+        user=account.name,
+        account=account,
+        details=shown,
+        xsrf=page_xsrf(request, context),
+        error=error,
+        notice=notice,
+        export_url=f"{context.config.prefix}api/v1/me/export",
+        protected=account.name == context.config.admin_user,
+    )
+
+
+def _validation_text(error: ValidationError) -> str:
+    messages = []
+    for item in error.errors()[:5]:
+        message = str(item.get("msg", "invalid value")).removeprefix("Value error, ")
+        field = ".".join(str(p) for p in item.get("loc", ()))
+        messages.append(message if message.startswith(f"{field}:") else f"{field}: {message}")
+    return "; ".join(messages)
+
+
+@page_router.get("/account", include_in_schema=False, response_model=None)
+def account_page(
+    request: Request, context: Context, identity: Annotated[Identity | None, Depends(optional_identity)]
+) -> Response:
+    """The signed-in user's profile with a rectify form, the export download and the erase form."""
+    if identity is None or not identity.is_user:
+        target = f"{context.config.prefix}account"
+        return RedirectResponse(
+            f"{context.config.prefix}login?next={quote(target, safe='/')}", status_code=302
+        )
+    return _account_page(request, context, _own_account(context, identity))
+
+
+@page_router.post("/account/details", include_in_schema=False)
+def account_details(
+    request: Request,
+    caller: BrowserFormCaller,
+    context: Context,
+    form: Annotated[dict[str, str], Depends(read_form)],
+) -> HTMLResponse:
+    """Rectify from the page's form; bad input re-shows the form with the message, storing nothing."""
+    values = {field: form.get(field, "") for field in _DETAIL_FIELDS}
+    with context.session() as session:
+        account = accounts.get_or_create_account(
+            session, caller.name, default_plan=context.config.default_plan
+        )
+        try:
+            update: dict[str, Any] = {k: v for k, v in values.items() if k != "phone"}
+            update["phone"] = values["phone"] or None
+            personal_data.rectify(session, account, PersonalDetailsUpdate(**update))
+        except ValidationError as error:
+            return _account_page(
+                request, context, account, status_code=422, error=_validation_text(error), values=values
+            )
+        except accounts.AccountError as error:
+            return _account_page(request, context, account, status_code=422, error=str(error), values=values)
+        return _account_page(request, context, account, notice="Your personal details were saved.")
+
+
+@page_router.post("/account/erase", include_in_schema=False)
+def account_erase(
+    request: Request,
+    caller: BrowserFormCaller,
+    context: Context,
+    form: Annotated[dict[str, str], Depends(read_form)],
+) -> HTMLResponse:
+    """Erase the signed-in user's account from the page's form (user name typed again, processors choice)."""
+    processors = form.get("processors", "")
+    transfer_to = form.get("transfer_to", "").strip() or None
+    error: str | None = None
+    if form.get("confirm", "") != caller.name:
+        error = "Type your user name exactly as it is to confirm the erasure."
+    elif processors not in ("withdraw", "transfer"):
+        error = "Choose what happens to the processors you shared: withdraw or transfer."
+    if error is None:
+        try:
+            result = _erase(
+                context,
+                caller.name,
+                requested_by="self",
+                processors=processors,  # type: ignore[arg-type]
+                transfer_to=transfer_to if processors == "transfer" else None,
+            )
+        except HTTPException as refused:
+            error = str(refused.detail)
+            status_code = refused.status_code
+        else:
+            response = render_page(
+                context, "account_erased.html", title="Your account has been erased", result=result
+            )
+            # The session's token died with the hub user; forget the cookie too.
+            response.delete_cookie(session_cookie_name(context), path=context.config.prefix)
+            return response
+    else:
+        status_code = 422
+    return _account_page(
+        request, context, _own_account(context, caller), status_code=status_code, error=error
+    )
