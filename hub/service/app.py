@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 
 from ..catalogue import Catalogue
-from . import accounts, api, browser_login
+from . import accounts, admin_accounts_pages, api, browser_login, plans_api, projects_api
 from .config import ConfigError, ServiceConfig
 from .context import ServiceContext
 from .db import make_engine, make_sessionmaker
@@ -32,6 +32,7 @@ from .identity import IdentityProvider
 from .legal import LegalDocumentsError, LegalLibrary
 from .metrics import MetricsMiddleware, ServiceMetrics, full_route_templates
 from .passwords import Passwords
+from .project_groups import ProjectGroupSync, Reconciler
 from .request_limits import BodyLimitMiddleware
 from .security_headers import SECURITY_HEADERS, SecurityHeadersMiddleware
 
@@ -104,10 +105,17 @@ def create_app(
         legal=legal,
         hub_api=hub_api,
     )
+    if hub_api is not None:
+        context.project_groups = ProjectGroupSync(hub_api, context.sessions)
+        context.reconciler = Reconciler(context.project_groups)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if context.reconciler is not None:
+            context.reconciler.start()  # brings the hub's project groups in line with the database
         yield
+        if context.reconciler is not None:
+            context.reconciler.stop()
         close = getattr(identity_provider, "aclose", None)
         if close is not None:
             await close()
@@ -132,6 +140,9 @@ def create_app(
         (api.service_router, prefix),
         (browser_login.router, prefix),
         (api.api_router, f"{prefix}/api/v1"),
+        (plans_api.router, f"{prefix}/api/v1"),
+        (projects_api.router, f"{prefix}/api/v1"),
+        (admin_accounts_pages.router, prefix),
     ):
         app.include_router(router, prefix=router_prefix)
         route_templates.update(full_route_templates(router_prefix, router.routes))
