@@ -19,7 +19,8 @@ Rules this module guarantees:
 
 * Every plan and subscription written is one of the catalogue; unknown names are refused with the known ones listed
   (``UnknownPlan``/``UnknownSubscription``), a missing account is ``AccountNotFound``, subscribing twice is
-  ``AlreadySubscribed`` and ending what is not held is ``NotSubscribed``; a refused request stores nothing.
+  ``AlreadySubscribed`` (also under concurrency: a partial unique index allows one active row per account and
+  subscription) and ending what is not held is ``NotSubscribed``; a refused request stores nothing.
 * Each function that changes state commits before returning (no transaction is held across an ``await``).
 * The rule above is computed from the database on every call, so a change is in force for the very next spawn.
 """
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..catalogue import Catalogue, Plan
@@ -195,7 +197,12 @@ def subscribe(session: Session, catalogue: Catalogue, name: str, subscription: s
         raise AlreadySubscribed(f"account {name!r} already holds the subscription {subscription!r}")
     row = AccountSubscription(account_id=account.id, subscription=subscription, started_at=utcnow())
     session.add(row)
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError:
+        # A concurrent request subscribed first (the partial unique index of migration 0003).
+        session.rollback()
+        raise AlreadySubscribed(f"account {name!r} already holds the subscription {subscription!r}") from None
     log.info("account %s: subscribed to %s", name, subscription)
     return row
 

@@ -83,10 +83,10 @@ class ProfileSpawnerMixin(LoggingConfigurable):
         if plan:
             ends = ""
             if entitlements.plan_ends_at and not entitlements.plan_expired:
-                ends = f", until {html.escape(entitlements.plan_ends_at[:10])}"
+                ends = f" until {html.escape(entitlements.plan_ends_at[:10])}"
             plan_line = (
                 f'<p class="text-muted polartep-plan">Your plan: {html.escape(plan.display_name)} '
-                f"({plan.cpu_hours_per_month:g} CPU-hours a month{ends})</p>"
+                f"({plan.cpu_hours_per_month:g} CPU-hours a month){ends}</p>"
             )
         held = [
             self.catalogue.subscriptions[name].display_name

@@ -3,16 +3,20 @@
 Specification: the spawn form lists exactly the profiles the account may start (its plan's, plus its active
 subscriptions'), before and after a plan change and after adding the ``ml`` subscription; a REST spawn of a profile
 neither allows is refused with 400 naming it, and allowed as soon as an administrator subscribes the account; an
-ended Trial allows nothing and says so. Administrators change accounts on ``/services/platform/admin/accounts``.
+ended Trial allows nothing (no server, no Dask cluster) and says so. Administrators change accounts on ``/services/platform/admin/accounts``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import update
 
+from polartep_hub.catalogue import load_catalogue
+from polartep_hub.gateway.config import PlanLookup
 from polartep_hub.service.db import make_engine
 from polartep_hub.service.models import Account
 
@@ -40,7 +44,9 @@ def admin(platform, method: str, path: str, **kwargs):
 def test_the_spawn_form_lists_exactly_the_allowed_profiles_through_changes(platform, new_user):
     user, _ = new_user(plan="trial", password=PASSWORD)
     with logged_in_session(platform, user, PASSWORD) as session:
-        assert form_profiles(platform, session)[0] == TRIAL
+        profiles, page = form_profiles(platform, session)
+        assert profiles == TRIAL
+        assert re.search(r"Your plan: Trial \(500 CPU-hours a month\) until \d{4}-\d\d-\d\d</p>", page)
 
         admin(platform, "PUT", f"/{user}/plan", json={"plan": "standard"})
         assert form_profiles(platform, session)[0] == STANDARD
@@ -100,11 +106,14 @@ def test_an_ended_trial_allows_nothing_and_says_why(platform, new_user):
         profiles, page = form_profiles(platform, session)
         assert profiles == [] and "Your Trial plan ended on" in page
 
+    lookup = PlanLookup(platform.settings, load_catalogue())
+    with pytest.raises(ValueError, match="Your Trial plan ended on"):
+        asyncio.run(lookup.limits(user))  # no Dask cluster either
+
     admin(platform, "PUT", f"/{user}/plan", json={"plan": "standard"})
-    assert (
-        platform.api("GET", f"/services/platform/api/v1/users/{user}/entitlements", token).json()["profiles"]
-        == STANDARD
-    )
+    entitled = platform.api("GET", f"/services/platform/api/v1/users/{user}/entitlements", token).json()
+    assert entitled["profiles"] == STANDARD
+    assert asyncio.run(lookup.limits(user))[0] == "standard"
 
 
 def test_admins_change_plans_on_the_admin_page(platform, new_user):
