@@ -23,7 +23,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from . import subscriptions
+from . import projects, subscriptions
 from .access import Context, optional_identity
 from .accounts import AccountError, AccountNotFound
 from .context import ServiceContext
@@ -78,6 +78,10 @@ def _account_page(
 ) -> HTMLResponse:
     with context.session() as session:
         account = detail(session, context.catalogue, load_account(session, name))
+        memberships = [
+            (project.display_name, project.name, projects.role_of(project, name))
+            for project in projects.visible_projects(session, projects.Actor(name=name, admin=False))
+        ]
     held = set(account.subscriptions)
     return render_page(
         context,
@@ -85,6 +89,7 @@ def _account_page(
         title=f"Account {account.name}",
         user=caller.name,
         account=account,
+        memberships=memberships,
         plans=list(context.catalogue.plans.values()),
         offered=[s for s in context.catalogue.subscriptions.values() if s.name not in held],
         xsrf=page_xsrf(request, context),

@@ -37,7 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..catalogue import Catalogue, Plan
-from .accounts import AccountError, AccountNotFound, check_plan, get_account
+from .accounts import AccountError, AccountNotFound, change_plan, get_account
 from .models import Account, AccountSubscription, utcnow
 
 log = logging.getLogger(__name__)
@@ -179,14 +179,7 @@ def _account(session: Session, name: str) -> Account:
 
 def set_plan(session: Session, catalogue: Catalogue, name: str, plan: str) -> Account:
     """Move ``name`` to ``plan``; the plan period (and so a Trial's clock) restarts, unless it is already on it."""
-    check_plan(catalogue, plan)
-    account = _account(session, name)
-    if account.plan != plan:
-        log.info("account %s: plan %s -> %s", name, account.plan, plan)
-        account.plan = plan
-        account.plan_started_at = utcnow()
-        session.commit()
-    return account
+    return change_plan(session, catalogue, name, plan)
 
 
 def subscribe(session: Session, catalogue: Catalogue, name: str, subscription: str) -> AccountSubscription:

@@ -178,3 +178,17 @@ def test_names_users_typed_are_shown_escaped(api, app, fake_hub):
     page = api.get(f"{PAGES}/alice").text
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page
     assert "<script>" not in page
+
+
+def test_the_account_page_lists_projects_with_display_names_escaped(api, fake_hub):
+    make_account(api, "alice")
+    created = api.post(
+        "api/v1/projects",
+        token="alice-token",
+        json={"name": "ice", "display_name": "<img src=x onerror=alert(1)>"},
+    )
+    assert created.status_code == 201
+    browser_login(api, fake_hub)
+    page = api.get(f"{PAGES}/alice").text
+    assert "&lt;img src=x onerror=alert(1)&gt; (ice, owner)" in page
+    assert "<img" not in page
