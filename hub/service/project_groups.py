@@ -14,8 +14,8 @@ Rules this module guarantees:
   retries with backoff. ``reconcile()`` does the same for every project and every marked group; it runs at service
   start-up, after failures, every ``interval`` seconds, and on demand (``POST /api/v1/projects/reconcile``).
 * One lock per service serialises syncs, so a slow reconciliation never writes a stale member list over a newer one.
-* Members that have a platform account but no hub user yet are created in the hub (JupyterHub only groups users it
-  knows); this needs the service's ``admin:users`` scope, which it holds.
+* Members that have a platform account but no hub user yet are created in the hub when JupyterHub refuses to group
+  users it does not know (400), then added again; this needs the service's ``admin:users`` scope, which it holds.
 """
 
 from __future__ import annotations
@@ -102,10 +102,15 @@ class ProjectGroupSync:
         present = set(model.get("users") or [])
         missing = sorted(set(members) - present)
         extra = sorted(present - set(members))
-        for user in missing:
-            self.hub.ensure_user(user)
         if missing:
-            self.hub.add_group_members(name, missing)
+            try:
+                self.hub.add_group_members(name, missing)
+            except HubApiError as error:
+                if error.status != 400:  # 400 is JupyterHub's "No such user": create them, then try again
+                    raise
+                for user in missing:
+                    self.hub.ensure_user(user)
+                self.hub.add_group_members(name, missing)
             report.added[name] = missing
         if extra:
             self.hub.remove_group_members(name, extra)
