@@ -2,12 +2,22 @@
 
 Specification: creating a project creates the group (marked as a project's) with the creator in it; adding,
 removing, transferring and deleting change the group at once (``GET /hub/api/groups/<name>``); a group changed
-behind the service's back is repaired by reconciliation, and a group that is not a project's is never touched.
+behind the service's back is repaired by reconciliation (on demand, and at every service start, so a change
+committed just before a crash still reaches the hub), and a group that is not a project's is never touched.
 """
 
 from __future__ import annotations
 
 import itertools
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from polartep_hub.service.db import make_engine
+from polartep_hub.service.models import Account, Project, ProjectMember
+
+from ..harness import RunningPlatform, wait_for
 
 PROJECTS = "/services/platform/api/v1/projects"
 _names = itertools.count(1)
@@ -111,3 +121,37 @@ def test_a_member_without_a_hub_user_yet_is_created_in_the_hub(platform, new_use
     added = platform.api("POST", f"{PROJECTS}/{name}/members", owner_token, json={"user": fresh})
     assert added.json()["group_sync"] == "synced"
     assert group_users(platform, name) == {owner, fresh}
+
+
+@pytest.fixture(scope="module")
+def own_platform(tmp_path_factory):
+    with RunningPlatform(tmp_path_factory.mktemp("groups-restart")).running() as running:
+        yield running
+
+
+def test_a_change_committed_before_a_crash_reaches_the_hub_at_the_next_start(own_platform):
+    platform = own_platform
+    owner_token = platform.create_user("keeper")
+    platform.create_user("latecomer")
+    name = project_name()
+    assert platform.api("POST", PROJECTS, owner_token, json={"name": name}).status_code == 201
+
+    platform.stop_hub()  # the service stops with the hub, as after a crash
+    # The membership was committed, but the service died before it could touch the hub's group.
+    engine = make_engine(platform.settings.service_db_url)
+    try:
+        with Session(engine) as session:
+            project = session.scalar(select(Project).where(Project.name == name))
+            latecomer = session.scalar(select(Account).where(Account.name == "latecomer"))
+            session.add(ProjectMember(project_id=project.id, account_id=latecomer.id, role="member"))
+            session.commit()
+    finally:
+        engine.dispose()
+
+    platform.start_hub()
+    wait_for(
+        lambda: group_users(platform, name) == {"keeper", "latecomer"},
+        30,
+        interval=0.5,
+        what="the start-up reconciliation",
+    )
