@@ -2,7 +2,8 @@
 
 ``polartep up`` starts the proxy on its own (reusing one that already runs) and then JupyterHub in the foreground,
 which starts the platform service. ``polartep check`` validates the catalogue and settings and exits non-zero with
-the problems listed. ``polartep catalogue`` prints profiles, plans and prices as tables (or JSON).
+the problems listed. ``polartep catalogue`` prints profiles, plans and prices as tables (or JSON). ``polartep accounts
+…`` lists accounts and changes plans and subscriptions through the running platform service (``accounts_cli.py``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 
 from traitlets import TraitError
 
+from .accounts_cli import add_accounts_parser
 from .catalogue import Catalogue, CatalogueError, load_catalogue
 from .proxy_process import proxy_executable, proxy_is_up, start_proxy, stop_proxy
 from .settings import REPO_ROOT, PlatformSettings
@@ -199,6 +201,12 @@ def cmd_config_reference(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_accounts(args: argparse.Namespace) -> int:
+    from .accounts_cli import run_accounts_command
+
+    return run_accounts_command(args, _load_settings())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="polartep", description="Operate the Polar TEP platform.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -217,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     cat.set_defaults(func=cmd_catalogue)
     ref = sub.add_parser("config-reference", help="print the configuration reference (docs/configuration.md)")
     ref.set_defaults(func=cmd_config_reference)
+    add_accounts_parser(sub, cmd_accounts)
     return parser
 
 

@@ -24,11 +24,15 @@ HUB_SCOPE = "custom:polartep:hub"
 
 @dataclass(frozen=True)
 class Entitlements:
-    """What a user may start: their plan and the profile names it allows, in catalogue order."""
+    """What a user may start: their plan, active subscriptions and the profile names they allow, in catalogue order."""
 
     name: str
     plan: str
     profiles: tuple[str, ...]
+    subscriptions: tuple[str, ...] = ()
+    plan_ends_at: str | None = None  # ISO 8601, for plans with a duration (Trial)
+    plan_expired: bool = False
+    message: str | None = None  # why nothing (or less) is allowed, for the user
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,15 @@ class PlatformClient:
         if code != 200 or not isinstance(payload, dict):
             detail = payload.get("detail") if isinstance(payload, dict) else None
             raise HTTPError(503, f"Could not look up the plan of {username}: {detail or f'HTTP {code}'}")
-        return Entitlements(name=payload["name"], plan=payload["plan"], profiles=tuple(payload["profiles"]))
+        return Entitlements(
+            name=payload["name"],
+            plan=payload["plan"],
+            profiles=tuple(payload["profiles"]),
+            subscriptions=tuple(payload.get("subscriptions") or ()),
+            plan_ends_at=payload.get("plan_ends_at"),
+            plan_expired=bool(payload.get("plan_expired")),
+            message=payload.get("message"),
+        )
 
     async def verify_password(self, username: str, password: str) -> dict[str, Any] | None:
         """The account (``{"name", "admin"}``) when the password is right, ``None`` otherwise.

@@ -118,7 +118,11 @@ class PlanLookup:
             )
         if r.status_code != 200:
             raise ValueError(f"Could not look up the plan of {username} (HTTP {r.status_code}); try again.")
-        return r.json()["plan"]
+        body = r.json()
+        if body.get("plan_expired"):
+            # An ended Trial allows no work at all, clusters included (polartep_hub.service.subscriptions).
+            raise ValueError(body.get("message") or f"Your plan {body['plan']!r} has ended.")
+        return body["plan"]
 
     async def limits(self, username: str) -> tuple[str, DaskLimits]:
         plan = await self.plan_name(username)

@@ -8,10 +8,10 @@ Rules this module guarantees:
   time a valid name is seen (``get_or_create_account``), and concurrent first sights create exactly one row.
 * Every plan written is a plan of the catalogue; a bad request stores nothing.
 * Each function that changes state commits before returning, so callers never hold a transaction across an await.
-* The profiles a plan allows are listed in catalogue order; admins get every profile.
 * Password checks cost one argon2 verification whatever the outcome; an account awaiting approval is named as such
   only to a caller who gave its right password; after ``LockoutPolicy.attempts`` wrong passwords in a row an account
   refuses every login for ``LockoutPolicy.seconds`` (``check_password``).
+* Allowed profiles follow the one rule of ``subscriptions.py`` (plan + active subscriptions; admins: all).
 """
 
 from __future__ import annotations
@@ -150,15 +150,16 @@ def change_plan(session: Session, catalogue: Catalogue, name: str, plan: str) ->
 
 
 def allowed_profiles(catalogue: Catalogue, account: Account, *, admin: bool) -> list[str]:
-    """The profile names ``account`` may start, in catalogue order (all of them for admins)."""
-    if admin or account.is_admin:
-        return list(catalogue.profiles)
-    plan = catalogue.plans.get(account.plan)
-    if plan is None:
-        # The catalogue dropped this plan after the account got it: allow nothing rather than guess.
-        log.warning("account %s has plan %r, which the catalogue no longer has", account.name, account.plan)
-        return []
-    return [name for name in catalogue.profiles if name in plan.profiles]
+    """The profile names ``account`` may start now, in catalogue order: the rule of ``subscriptions.entitlement``
+    (plan profiles plus active subscriptions' profiles; nothing after a Trial ended; every profile for admins)."""
+    from sqlalchemy.orm import object_session
+
+    from .subscriptions import entitlement
+
+    session = object_session(account)
+    if session is None:
+        raise ValueError("allowed_profiles needs an account loaded in an open session")
+    return list(entitlement(session, catalogue, account, admin=admin).profiles)
 
 
 @dataclass(frozen=True)

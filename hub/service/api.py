@@ -23,7 +23,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from . import accounts
+from . import accounts, subscriptions
 from .access import AdminOrHubCaller, Caller, Context, HubCaller, ServiceCaller, UserCaller
 from .db import database_is_available
 from .identity import METRICS_SCOPE
@@ -140,7 +140,8 @@ def entitlements(
     context: Context,
     admin: Annotated[bool, Query(description="hub only: JupyterHub says this user is an admin")] = False,
 ) -> Entitlements:
-    """The profiles ``name`` may start. The hub, an admin user, or the user themself."""
+    """The profiles ``name`` may start now (plan + active subscriptions, see ``subscriptions.py``), with the plan, its
+    start and (Trial) end, and the active subscriptions. The hub, an admin user, or the user themself."""
     is_self = caller.is_user and caller.name == name
     if not (caller.is_hub or (caller.is_user and caller.admin) or is_self):
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="you may only read your own entitlements")
@@ -149,10 +150,17 @@ def entitlements(
         account = accounts.get_or_create_account(session, name, default_plan=context.config.default_plan)
         # Only the hub may vouch for admin status by parameter; a user's own token says it for itself.
         is_admin = (caller.is_hub and admin) or (is_self and caller.admin)
+        granted = subscriptions.entitlement(session, context.catalogue, account, admin=is_admin)
         return Entitlements(
-            name=account.name,
-            plan=account.plan,
-            profiles=accounts.allowed_profiles(context.catalogue, account, admin=is_admin),
+            name=granted.name,
+            plan=granted.plan,
+            profiles=list(granted.profiles),
+            plan_display_name=granted.plan_display_name,
+            plan_started_at=granted.plan_started_at,
+            plan_ends_at=granted.plan_ends_at,
+            plan_expired=granted.plan_expired,
+            subscriptions=list(granted.subscriptions),
+            message=granted.message,
         )
 
 

@@ -26,6 +26,7 @@ from sqlalchemy import Engine
 from ..catalogue import Catalogue
 from . import (
     accounts,
+    admin_accounts_pages,
     api,
     approvals,
     browser_login,
@@ -33,6 +34,8 @@ from . import (
     oidc_accounts,
     personal_data,
     personal_data_routes,
+    plans_api,
+    projects_api,
     signup,
 )
 from .config import ConfigError, ServiceConfig
@@ -43,6 +46,7 @@ from .identity import IdentityProvider
 from .legal import LegalDocumentsError, LegalLibrary
 from .metrics import MetricsMiddleware, ServiceMetrics, full_route_templates
 from .passwords import Passwords
+from .project_groups import ProjectGroupSync, Reconciler
 from .request_limits import BodyLimitMiddleware
 from .security_headers import SECURITY_HEADERS, SecurityHeadersMiddleware
 
@@ -115,14 +119,21 @@ def create_app(
         legal=legal,
         hub_api=hub_api,
     )
+    if hub_api is not None:
+        context.project_groups = ProjectGroupSync(hub_api, context.sessions)
+        context.reconciler = Reconciler(context.project_groups)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Erasures interrupted by a crash or a hub outage are finished by this loop (personal_data.py).
         reconciler = asyncio.create_task(personal_data.reconcile_erasures(context)) if hub_api else None
+        if context.reconciler is not None:
+            context.reconciler.start()  # brings the hub's project groups in line with the database
         yield
         if reconciler is not None:
             reconciler.cancel()
+        if context.reconciler is not None:
+            context.reconciler.stop()
         close = getattr(identity_provider, "aclose", None)
         if close is not None:
             await close()
@@ -156,6 +167,9 @@ def create_app(
         (approvals.api_router, f"{prefix}/api/v1"),
         (personal_data_routes.api_router, f"{prefix}/api/v1"),
         (personal_data_routes.page_router, prefix),
+        (plans_api.router, f"{prefix}/api/v1"),
+        (projects_api.router, f"{prefix}/api/v1"),
+        (admin_accounts_pages.router, prefix),
     ):
         app.include_router(router, prefix=router_prefix)
         route_templates.update(full_route_templates(router_prefix, router.routes))

@@ -1,7 +1,7 @@
 """Administrators approve or reject sign-ups: the accounts API and the page ``<prefix>admin/signups``.
 
-Routes: ``GET api/v1/signups`` (the pending accounts; the same as ``GET api/v1/accounts?status=pending``),
-``GET api/v1/accounts?status=pending|approved|all``, ``POST api/v1/accounts/{name}/approve`` and
+Routes: ``GET api/v1/signups`` (the pending accounts with their details and consents; every account is listed by
+``GET api/v1/accounts`` in ``plans_api.py``), ``POST api/v1/accounts/{name}/approve`` and
 ``POST api/v1/accounts/{name}/reject`` (admin users or the hub, by token); ``GET admin/signups`` (a logged-in
 admin's browser) with approve/reject buttons posting to ``admin/signups/{name}/approve|reject``.
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
@@ -147,20 +147,6 @@ def signups_list(caller: AdminOrHubCaller, context: Context) -> list[AccountDeta
     """Sign-ups awaiting approval, oldest first, with their personal details and consents. Admin users or the hub."""
     with context.session() as session:
         return [account_details(a) for a in list_accounts(session, "pending")]
-
-
-@api_router.get("/accounts", response_model=list[AccountDetails])
-def accounts_list(
-    caller: AdminOrHubCaller,
-    context: Context,
-    status_filter: Annotated[
-        Literal["pending", "approved", "all"], Query(alias="status", description="which accounts to list")
-    ] = "all",
-) -> list[AccountDetails]:
-    """Accounts with their personal details and consents; ``?status=pending`` lists sign-ups awaiting approval.
-    Admin users or the hub."""
-    with context.session() as session:
-        return [account_details(a) for a in list_accounts(session, status_filter)]
 
 
 @api_router.post(

@@ -25,6 +25,7 @@ from .identity import IdentityProvider
 from .legal import LegalLibrary
 from .metrics import ServiceMetrics
 from .passwords import Passwords
+from .project_groups import ProjectGroupSync, Reconciler
 
 
 @dataclass
@@ -38,6 +39,9 @@ class ServiceContext:
     metrics: ServiceMetrics
     legal: LegalLibrary
     hub_api: HubAPI | None = None  # None where no hub runs the service (unit tests)
+    # Projects mirrored into JupyterHub's groups (project_groups.py); None where there is no hub to mirror into.
+    project_groups: ProjectGroupSync | None = None
+    reconciler: Reconciler | None = None
 
     @contextmanager
     def session(self) -> Iterator[Session]:

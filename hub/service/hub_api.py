@@ -38,9 +38,17 @@ class HubAPI:
     def close(self) -> None:
         self._client.close()
 
-    def _request(self, method: str, path: str, json: Any = None, *, ok: tuple[int, ...] = ()) -> Any:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        json: Any = None,
+        *,
+        ok: tuple[int, ...] = (),
+        headers: dict[str, str] | None = None,
+    ) -> Any:
         try:
-            response = self._client.request(method, f"{self.api_url}{path}", json=json)
+            response = self._client.request(method, f"{self.api_url}{path}", json=json, headers=headers)
         except httpx.HTTPError as error:
             raise HubApiError(f"JupyterHub did not answer {method} {path}: {type(error).__name__}") from None
         if response.status_code in ok:
@@ -69,6 +77,26 @@ class HubAPI:
     def ensure_group(self, name: str) -> None:
         """Create the group unless it exists."""
         self._request("POST", f"/groups/{quote(name, safe='')}", {}, ok=(409,))
+
+    def groups(self) -> list[dict[str, Any]]:
+        """Every group model (with ``users`` and ``properties``), all pages."""
+        found: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            page = self._request(
+                "GET",
+                f"/groups?offset={offset}&limit=200",
+                headers={"Accept": "application/jupyterhub-pagination+json"},
+            )
+            found.extend(page["items"])
+            following = (page.get("_pagination") or {}).get("next")
+            if not following or not page["items"]:
+                return found
+            offset = following["offset"]
+
+    def set_group_properties(self, name: str, properties: dict[str, Any]) -> None:
+        """Replace the group's properties (JupyterHub keeps them as free-form JSON)."""
+        self._request("PUT", f"/groups/{quote(name, safe='')}/properties", properties)
 
     def delete_group(self, name: str) -> None:
         self._request("DELETE", f"/groups/{quote(name, safe='')}", ok=(404,))
@@ -115,6 +143,10 @@ class HubAPI:
             if now > deadline:
                 raise HubApiError(f"the servers of the user did not stop within {within:.0f} s")
             time.sleep(0.5)
+
+    def ensure_user(self, name: str) -> None:
+        """Create the hub user unless it exists (JupyterHub only puts users it knows into groups)."""
+        self._request("POST", f"/users/{quote(name, safe='')}", ok=(409,))
 
     def delete_user(self, name: str) -> None:
         """Delete the user: JupyterHub stops their servers and calls each spawner's ``delete_forever`` first."""

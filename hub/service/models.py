@@ -27,6 +27,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
+    text,
     true,
 )
 from sqlalchemy.engine import Dialect
@@ -136,6 +137,17 @@ class AccountSubscription(Base):
     """
 
     __tablename__ = "subscriptions"
+    __table_args__ = (
+        # At most one active row per account and subscription (migration 0003); ended rows are history.
+        Index(
+            "uq_subscriptions_active",
+            "account_id",
+            "subscription",
+            unique=True,
+            sqlite_where=text("ended_at IS NULL"),
+            postgresql_where=text("ended_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)

@@ -91,6 +91,14 @@ class Entitlements(BaseModel):
     name: str
     plan: str
     profiles: list[str] = Field(description="The profiles this user may start, in catalogue order")
+    plan_display_name: str = ""
+    plan_started_at: datetime | None = None
+    plan_ends_at: datetime | None = Field(
+        default=None, description="When a plan with a duration (Trial) ends"
+    )
+    plan_expired: bool = Field(default=False, description="The plan's duration is over: nothing may start")
+    subscriptions: list[str] = Field(default_factory=list, description="Active subscriptions")
+    message: str | None = Field(default=None, description="Why nothing (or less) is allowed, for the user")
 
 
 class Health(BaseModel):

@@ -2,12 +2,16 @@
 
 Rules this module guarantees:
 
-* The form lists exactly the profiles the user's plan allows (asked of the platform service), with their sizes.
+* The form lists exactly the profiles the user may start, asked of the platform service at every rendering (the
+  plan's profiles plus those of active subscriptions: ``polartep_hub.service.subscriptions``), with their sizes;
+  it names the plan and subscriptions, and says why when nothing is allowed (e.g. the Trial has ended).
 * User options are exactly ``{"profile": <name>}`` (or empty, meaning the first allowed profile). Anything else, an
   unknown profile or one the plan does not allow is refused with HTTP 400 and a message, before anything starts.
 * No server starts while the user has not accepted the current terms and privacy statement (asked of the platform
   service before every spawn): the REST API gets 403 with a message naming the consent page, and a browser opening
   the spawn page is redirected to that page, which brings it back to the spawn page afterwards.
+  unknown profile or one neither the plan nor a subscription allows is refused with HTTP 400 and a message naming
+  it, before anything starts; entitlements are asked afresh for every spawn, so a change is in force at once.
 * The profile's CPU and memory become ``cpu_limit``/``mem_limit`` (and so ``CPU_LIMIT``/``MEM_LIMIT`` in the
   server's environment); concrete spawners add what their engine needs (image, GPU, process limits).
 """
@@ -83,12 +87,29 @@ class ProfileSpawnerMixin(LoggingConfigurable):
                 f'<br><span class="text-muted">{html.escape(profile.description)}</span></label></div>'
             )
         plan = self.catalogue.plans.get(entitlements.plan)
-        plan_line = (
-            f'<p class="text-muted">Your plan: {html.escape(plan.display_name)} '
-            f"({plan.cpu_hours_per_month:g} CPU-hours a month)</p>"
-            if plan
-            else ""
-        )
+        plan_line = ""
+        if plan:
+            ends = ""
+            if entitlements.plan_ends_at and not entitlements.plan_expired:
+                ends = f" until {html.escape(entitlements.plan_ends_at[:10])}"
+            plan_line = (
+                f'<p class="text-muted polartep-plan">Your plan: {html.escape(plan.display_name)} '
+                f"({plan.cpu_hours_per_month:g} CPU-hours a month){ends}</p>"
+            )
+        held = [
+            self.catalogue.subscriptions[name].display_name
+            for name in entitlements.subscriptions
+            if name in self.catalogue.subscriptions
+        ]
+        if held:
+            plan_line += (
+                '<p class="text-muted polartep-subscriptions">Your subscriptions: '
+                f"{html.escape(', '.join(held))}</p>"
+            )
+        if entitlements.message:
+            plan_line += (
+                f'<p class="alert alert-warning polartep-message">{html.escape(entitlements.message)}</p>'
+            )
         return (
             "<fieldset><legend>Choose an environment</legend>" + plan_line + "\n".join(rows) + "</fieldset>"
         )
@@ -175,8 +196,12 @@ class ProfileSpawnerMixin(LoggingConfigurable):
             raise HTTPError(
                 400, f"Unknown server option(s): {', '.join(map(str, unknown))}. Only 'profile' is accepted."
             )
-        allowed = (await self.entitlements()).profiles
+        entitlements = await self.entitlements()
+        allowed = entitlements.profiles
         name = user_options.get("profile")
+        if not allowed and entitlements.message:
+            # E.g. the Trial has ended: say so, whatever was asked for.
+            raise HTTPError(400, entitlements.message)
         if name is None:
             if not allowed:
                 raise HTTPError(400, "Your plan allows no environment; ask an administrator to change it.")
@@ -189,7 +214,8 @@ class ProfileSpawnerMixin(LoggingConfigurable):
         if name not in allowed:
             raise HTTPError(
                 400,
-                f"Your plan does not include the profile {name!r}. Profiles you may use: {', '.join(allowed) or 'none'}.",
+                f"Your plan does not include the profile {name!r}, nor do your subscriptions. "
+                f"Profiles you may use: {', '.join(allowed) or 'none'}.",
             )
         return self.catalogue.profile(name)
 

@@ -147,3 +147,34 @@ def test_upgrade_at_head_is_a_no_op(empty_database_url):
     upgrade_to_head(empty_database_url)
     upgrade_to_head(empty_database_url)
     assert current_revision(empty_database_url) == _head()
+
+
+def test_subscriptions_allow_one_active_row_per_account_and_subscription(empty_database_url):
+    """Migration 0003: a second active row is refused; ended rows (history) are not constrained."""
+    import pytest
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    upgrade_to_head(empty_database_url)
+    engine = make_engine(empty_database_url)
+    insert = text(
+        "INSERT INTO subscriptions (account_id, subscription, started_at, ended_at) VALUES (1, :s, :t, :e)"
+    )
+    now, before = "2026-11-25 10:00:00+00:00", "2026-01-01 10:00:00+00:00"
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO accounts (id, name, plan, plan_started_at, created_at, is_admin, approved) "
+                    "VALUES (1, 'alice', 'trial', :t, :t, false, true)"
+                ),
+                {"t": now},
+            )
+            connection.execute(insert, {"s": "ml", "t": before, "e": now})
+            connection.execute(insert, {"s": "ml", "t": before, "e": now})
+            connection.execute(insert, {"s": "ml", "t": now, "e": None})
+            connection.execute(insert, {"s": "dev-small", "t": now, "e": None})
+        with pytest.raises(IntegrityError), engine.begin() as connection:
+            connection.execute(insert, {"s": "ml", "t": now, "e": None})
+    finally:
+        engine.dispose()
