@@ -14,6 +14,9 @@ STATE_DIR/dask_gateway_config.py``; that generated file only calls ``configure_g
 * The gateway's database is a file under the state directory, encrypted with a Fernet key generated once
   (``STATE_DIR/dask-gateway-encrypt-key``, mode 0600), so a gateway restart finds and keeps its running clusters.
 * Idle clusters stop after ``dask_idle_timeout`` seconds. Clusters are not stopped when the gateway stops.
+* The backend follows the mode: ``PlatformLocalBackend`` (processes) in local and swarm mode,
+  ``PlatformDockerBackend`` (a container per scheduler and worker, ``docker_backend.py``) in Docker mode, with the
+  same database, options and shutdown policy.
 """
 
 from __future__ import annotations
@@ -79,6 +82,7 @@ def gateway_service_definition(settings: PlatformSettings) -> dict[str, Any]:
     config_file = write_config_file(settings)
     passed = {
         "POLARTEP_STATE_DIR": settings.state_dir,
+        "POLARTEP_MODE": settings.mode,
         "POLARTEP_PUBLIC_URL": settings.public_url,
         "POLARTEP_HUB_PORT": str(settings.hub_port),
         "POLARTEP_SERVICE_PORT": str(settings.service_port),
@@ -199,4 +203,9 @@ def configure_gateway(c, settings: PlatformSettings | None = None) -> PlatformSe
         return bounded_options(plan, limits, settings.dask_idle_timeout)
 
     c.PlatformLocalBackend.cluster_options = cluster_options
+    if settings.mode == "docker":
+        # Docker mode: the same configuration, with schedulers and workers as containers (docker_backend.py).
+        from .docker_backend import configure_docker_backend
+
+        configure_docker_backend(c, settings, catalogue)
     return settings
