@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from traitlets import TraitError
 
 from .catalogue import Catalogue, CatalogueError, load_catalogue
+from .gateway.kubernetes import add_helm_values_command
 from .proxy_process import proxy_executable, proxy_is_up, start_proxy, stop_proxy
 from .settings import REPO_ROOT, PlatformSettings
 
@@ -217,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     cat.set_defaults(func=cmd_catalogue)
     ref = sub.add_parser("config-reference", help="print the configuration reference (docs/configuration.md)")
     ref.set_defaults(func=cmd_config_reference)
+    add_helm_values_command(sub)  # gateway-helm-values (gateway/kubernetes.py)
     return parser
 
 

@@ -14,8 +14,11 @@ import signal
 import textwrap
 
 import pytest
+from traitlets.config import Config
 
+from polartep_hub.gateway.config import configure_gateway, gateway_service_definition
 from polartep_hub.gateway.docker_backend import (
+    IMAGE_DASK,
     LABEL_CLUSTER,
     LABEL_GATEWAY,
     LABEL_ROLE,
@@ -25,6 +28,7 @@ from polartep_hub.gateway.docker_backend import (
     container_spec,
     instance_id_for,
 )
+from polartep_hub.settings import PlatformSettings
 
 from ..docker.conftest import docker_engine, start_docker_platform, test_catalogue  # noqa: F401  (fixtures)
 from ..docker.engine import container_name, docker, home_volume, inspect, remove_run_objects, unique_user_name
@@ -80,6 +84,26 @@ def test_only_catalogue_images_are_accepted_for_a_cluster():
     assert DockerClusterConfig(parent=backend, image="polartep/ml").image == "polartep/ml"
     with pytest.raises(Exception, match="not a catalogue image"):
         DockerClusterConfig(parent=backend, image="busybox")
+
+
+def test_docker_mode_uses_the_container_backend_with_the_same_database_options_and_policy(tmp_path):
+    c = Config()
+    settings = configure_gateway(c, PlatformSettings(mode="docker", state_dir=str(tmp_path)))
+    assert c.DaskGateway.backend_class == "polartep_hub.gateway.docker_backend.PlatformDockerBackend"
+    docker_backend, local_backend = c.PlatformDockerBackend, c.PlatformLocalBackend
+    assert docker_backend.db_url == local_backend.db_url
+    assert docker_backend.stop_clusters_on_shutdown is False
+    assert docker_backend.cluster_options is local_backend.cluster_options
+    assert docker_backend.allowed_images == ["polartep/base", "polartep/ml"]
+    assert "clusters_directory" not in docker_backend  # local-only settings stay local
+    assert c.DockerClusterConfig.image == "polartep/base"
+    assert c.DockerClusterConfig.scheduler_cmd == [IMAGE_DASK, "scheduler"]
+    # The gateway process learns the mode from the hub.
+    assert gateway_service_definition(settings)["environment"]["POLARTEP_MODE"] == "docker"
+
+    local = Config()
+    configure_gateway(local, PlatformSettings(mode="local", state_dir=str(tmp_path / "local")))
+    assert local.DaskGateway.backend_class == "polartep_hub.gateway.backend.PlatformLocalBackend"
 
 
 # A platform in Docker mode ------------------------------------------------------------------------------------------
