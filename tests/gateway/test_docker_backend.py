@@ -3,7 +3,9 @@
 Against the real Docker engine and a real platform in ``mode=docker``: a user's ``Gateway().new_cluster()`` runs from
 inside their spawned server container (``docker exec`` with the container's own environment and token); worker
 limits are read back with ``docker inspect``; stopping removes the containers; a gateway killed with SIGKILL and
-restarted by the hub finds its running containers again and removes orphaned ones. Never skipped in CI.
+restarted by the hub finds its running containers again and removes orphaned ones; a worker container that dies is
+removed and replaced; an idle cluster's containers go with it. The engine tests never skip in CI (the ``docker``
+fixtures of ``tests/docker``).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from polartep_hub.settings import PlatformSettings
 
 from ..docker.conftest import docker_engine, start_docker_platform, test_catalogue  # noqa: F401  (fixtures)
 from ..docker.engine import container_name, docker, home_volume, inspect, remove_run_objects, unique_user_name
-from ..harness import wait_for
+from ..harness import RunningPlatform, wait_for
 from .test_gateway_clusters import gateway_api
 from .test_gateway_lifecycle import gateway_pid
 
@@ -175,6 +177,8 @@ print(json.dumps({"name": cluster.name, "ready_s": ready, "total": total, "ones"
 """
 
 
+@pytest.mark.docker
+@pytest.mark.hub
 def test_clusters_run_as_containers_of_the_catalogue_image_with_the_cluster_limits(
     gateway_docker_platform, capsys
 ):
@@ -222,6 +226,8 @@ def test_clusters_run_as_containers_of_the_catalogue_image_with_the_cluster_limi
     platform.stop_server(user)
 
 
+@pytest.mark.docker
+@pytest.mark.hub
 def test_worker_size_from_the_options_reaches_the_container(gateway_docker_platform):
     platform = gateway_docker_platform
     user = unique_user_name("gwd2")
@@ -248,6 +254,8 @@ def test_worker_size_from_the_options_reaches_the_container(gateway_docker_platf
     )
 
 
+@pytest.mark.docker
+@pytest.mark.hub
 def test_user_a_cannot_list_or_stop_user_b_cluster(gateway_docker_platform):
     platform = gateway_docker_platform
     alice, bob = unique_user_name("gwda"), unique_user_name("gwdb")
@@ -284,6 +292,8 @@ def test_user_a_cannot_list_or_stop_user_b_cluster(gateway_docker_platform):
     )
 
 
+@pytest.mark.docker
+@pytest.mark.hub
 def test_a_gateway_killed_and_restarted_keeps_running_containers_and_removes_orphans(gateway_docker_platform):
     platform = gateway_docker_platform
     user = unique_user_name("gwdk")
@@ -346,6 +356,84 @@ def test_a_gateway_killed_and_restarted_keeps_running_containers_and_removes_orp
         docker("rm", "-f", f"polartep-{foreign}", f"polartep-{orphan}", check=False)
         r = gateway_api(platform, "DELETE", f"clusters/{name}", token)
     assert r.status_code == 204, r.text
+    wait_for(
+        lambda: not containers(**{LABEL_CLUSTER: name}),
+        STOP_WITHIN,
+        interval=0.5,
+        what="every container to go",
+    )
+
+
+def running_workers(name: str) -> list[dict]:
+    return [w for w in containers(**{LABEL_CLUSTER: name, LABEL_ROLE: "worker"}) if w["State"]["Running"]]
+
+
+@pytest.mark.docker
+@pytest.mark.hub
+def test_a_worker_container_that_dies_is_removed_and_replaced(gateway_docker_platform):
+    platform = gateway_docker_platform
+    user = unique_user_name("gwdr")
+    token = platform.create_user(user, plan="trial")
+    name = start_cluster(platform, token, workers=2)
+    try:
+        wait_for(lambda: len(running_workers(name)) == 2, 90, interval=0.5, what="two worker containers")
+        victim = running_workers(name)[0]["Id"]
+        docker("kill", victim)  # as the kernel's OOM killer or a crash would
+
+        def replaced() -> bool:
+            workers = running_workers(name)
+            return len(workers) == 2 and victim not in {w["Id"] for w in workers}
+
+        wait_for(replaced, 90, interval=0.5, what="a replacement worker container")
+        wait_for(
+            lambda: inspect("container", victim) is None,
+            STOP_WITHIN,
+            interval=0.5,
+            what="the dead one removed",
+        )
+    finally:
+        gateway_api(platform, "DELETE", f"clusters/{name}", token)
+    wait_for(
+        lambda: not containers(**{LABEL_CLUSTER: name}),
+        STOP_WITHIN,
+        interval=0.5,
+        what="every container to go",
+    )
+
+
+DASK_IDLE_TIMEOUT = 8
+
+
+@pytest.fixture(scope="module")
+def short_idle_docker_platform(docker_engine, test_catalogue, tmp_path_factory):  # noqa: F811
+    running = RunningPlatform(
+        tmp_path_factory.mktemp("gateway-docker-idle"),
+        mode="docker",
+        extra_env={
+            "POLARTEP_CATALOGUE": str(test_catalogue),
+            "POLARTEP_IDLE_TIMEOUT": "0",
+            "POLARTEP_DASK_IDLE_TIMEOUT": str(DASK_IDLE_TIMEOUT),
+        },
+    )
+    with running.running():
+        yield running
+    remove_run_objects()
+
+
+@pytest.mark.docker
+@pytest.mark.hub
+def test_an_idle_cluster_stops_and_its_containers_are_removed(short_idle_docker_platform):
+    platform = short_idle_docker_platform
+    user = unique_user_name("gwdi")
+    token = platform.create_user(user, plan="trial")
+    name = start_cluster(platform, token, workers=1)
+    wait_for(lambda: running_workers(name), 90, interval=0.5, what="a worker container")
+
+    def stopped() -> bool:
+        r = gateway_api(platform, "GET", f"clusters/{name}", token)
+        return r.status_code == 404 or r.json()["status"] in ("STOPPED", "FAILED")
+
+    wait_for(stopped, DASK_IDLE_TIMEOUT + 40, interval=1, what="the idle cluster to stop")
     wait_for(
         lambda: not containers(**{LABEL_CLUSTER: name}),
         STOP_WITHIN,
