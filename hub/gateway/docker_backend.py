@@ -49,7 +49,6 @@ from typing import Any
 from dask_gateway_server.backends.base import ClusterConfig
 from dask_gateway_server.backends.db_base import Cluster, DBBackendBase, JobStatus, Worker
 from dask_gateway_server.traitlets import Type
-from dockerspawner import DockerSpawner
 from traitlets import Float, Integer, List, TraitError, Unicode, default, validate
 
 LABEL_PREFIX = "org.polartep.dask"
@@ -71,6 +70,8 @@ def instance_id_for(db_url: str) -> str:
 
 def escape_name(text: str) -> str:
     """A user name made safe for Docker object names, exactly as DockerSpawner escapes it (so volumes match)."""
+    from dockerspawner import DockerSpawner  # the `docker` extra; not needed to import this module
+
     return DockerSpawner._escape(text)
 
 

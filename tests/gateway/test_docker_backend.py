@@ -88,7 +88,9 @@ def test_only_catalogue_images_are_accepted_for_a_cluster():
         DockerClusterConfig(parent=backend, image="busybox")
 
 
-def test_docker_mode_uses_the_container_backend_with_the_same_database_options_and_policy(tmp_path):
+def test_docker_mode_uses_the_container_backend_with_the_same_database_options_and_policy(
+    tmp_path, monkeypatch
+):
     c = Config()
     settings = configure_gateway(c, PlatformSettings(mode="docker", state_dir=str(tmp_path)))
     assert c.DaskGateway.backend_class == "polartep_hub.gateway.docker_backend.PlatformDockerBackend"
@@ -100,12 +102,33 @@ def test_docker_mode_uses_the_container_backend_with_the_same_database_options_a
     assert "clusters_directory" not in docker_backend  # local-only settings stay local
     assert c.DockerClusterConfig.image == "polartep/base"
     assert c.DockerClusterConfig.scheduler_cmd == [IMAGE_DASK, "scheduler"]
-    # The gateway process learns the mode from the hub.
-    assert gateway_service_definition(settings)["environment"]["POLARTEP_MODE"] == "docker"
+    # The gateway process learns the mode from the hub, and reaches the hub's engine.
+    monkeypatch.setenv("DOCKER_HOST", "unix:///run/user/1000/docker.sock")
+    environment = gateway_service_definition(settings)["environment"]
+    assert environment["POLARTEP_MODE"] == "docker"
+    assert environment["DOCKER_HOST"] == "unix:///run/user/1000/docker.sock"
 
     local = Config()
     configure_gateway(local, PlatformSettings(mode="local", state_dir=str(tmp_path / "local")))
     assert local.DaskGateway.backend_class == "polartep_hub.gateway.backend.PlatformLocalBackend"
+
+
+@pytest.mark.docker
+@pytest.mark.usefixtures("docker_engine")
+@pytest.mark.parametrize("image", ["polartep/base", "polartep/ml"])
+def test_catalogue_images_have_the_dask_cli_and_the_hub_versions_of_dask_and_dask_gateway(image):
+    import dask
+    import dask_gateway
+    import distributed
+
+    code = (
+        "import subprocess, dask, distributed, dask_gateway, dask_gateway.scheduler_preload;"
+        f"subprocess.run([{IMAGE_DASK!r}, 'worker', '--help'], check=True, capture_output=True);"
+        "print(dask.__version__, distributed.__version__, dask_gateway.__version__)"
+    )
+    done = docker("run", "--rm", "--network", "none", image, "python", "-c", code, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [dask.__version__, distributed.__version__, dask_gateway.__version__]
 
 
 # A platform in Docker mode ------------------------------------------------------------------------------------------
