@@ -2,8 +2,9 @@
 
 For each mode a platform is started, a trial user spawns an Interactive server, and the same client code runs with
 that server's environment and token (local mode: a process with the server's environment; Docker mode: ``docker
-exec`` in the server's container, so the client is where a notebook's would be). Each side runs ``--runs`` times;
-prints medians and the Docker/local ratio. Worker size: the trial plan's default (1 core, 2 GiB).
+exec`` in the server's container, so the client is where a notebook's would be). Both platforms run at once and
+the sides take turns, ``--runs`` times each, so both see the same load; prints medians and the Docker/local ratio.
+Worker size: the trial plan's default (1 core, 2 GiB).
 
     .venv/bin/python bench/gateway_docker.py [--runs 5]
 """
@@ -52,35 +53,37 @@ print(json.dumps(rows))
 """
 
 
-def measure(mode: str, runs: int) -> dict[str, list[float]]:
-    with tempfile.TemporaryDirectory() as root:
-        platform = RunningPlatform(Path(root), mode=mode, extra_env={"POLARTEP_IDLE_TIMEOUT": "0"}).start()
-        try:
-            user = f"benchgw{mode}"
-            token = platform.create_user(user, plan="trial")
-            platform.spawn(user, token, {"profile": "interactive"})
-            if mode == "docker":
-                done = docker(
-                    "exec",
-                    container_name(user),
-                    "python",
-                    "-c",
-                    MEASURE,
-                    str(runs),
-                    check=False,
-                    timeout=1800,
-                )
-            else:
-                env = process_environment(server_state(platform, user)["pid"])
-                done = subprocess.run(
-                    [sys.executable, "-c", MEASURE, str(runs)],
-                    env=env, cwd=root, capture_output=True, text=True, timeout=1800,
-                )  # fmt: skip
-            if done.returncode:
-                raise SystemExit(f"{mode}: {done.stderr[-4000:]}")
-            return json.loads(done.stdout.strip().splitlines()[-1])
-        finally:
-            platform.stop()
+class Side:
+    """One platform in ``mode`` with a trial user's Interactive server, ready to run the client code."""
+
+    def __init__(self, mode: str, root: Path) -> None:
+        self.mode, self.root = mode, root
+        self.platform = RunningPlatform(root, mode=mode, extra_env={"POLARTEP_IDLE_TIMEOUT": "0"}).start()
+        self.user = f"benchgw{mode}"
+        token = self.platform.create_user(self.user, plan="trial")
+        self.platform.spawn(self.user, token, {"profile": "interactive"})
+
+    def run(self, runs: int) -> dict[str, list[float]]:
+        if self.mode == "docker":
+            done = docker(
+                "exec",
+                container_name(self.user),
+                "python",
+                "-c",
+                MEASURE,
+                str(runs),
+                check=False,
+                timeout=1800,
+            )
+        else:
+            env = process_environment(server_state(self.platform, self.user)["pid"])
+            done = subprocess.run(
+                [sys.executable, "-c", MEASURE, str(runs)],
+                env=env, cwd=self.root, capture_output=True, text=True, timeout=1800,
+            )  # fmt: skip
+        if done.returncode:
+            raise SystemExit(f"{self.mode}: {done.stderr[-4000:]}")
+        return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -90,7 +93,20 @@ def main() -> None:
     problem = engine_problem()
     if problem:
         raise SystemExit(f"no Docker engine: {problem}")
-    results = {mode: measure(mode, args.runs) for mode in ("local", "docker")}
+    results: dict[str, dict[str, list[float]]] = {m: {"start": [], "reduce": []} for m in ("local", "docker")}
+    with tempfile.TemporaryDirectory() as root:
+        sides = []
+        try:
+            for mode in results:
+                sides.append(Side(mode, Path(root) / mode))
+            # Interleaved, one run at a time per side, so both see the same load on a shared machine.
+            for _ in range(args.runs):
+                for side in sides:
+                    for key, values in side.run(1).items():
+                        results[side.mode][key] += values
+        finally:
+            for side in sides:
+                side.platform.stop()
     med = {mode: {k: statistics.median(v) for k, v in r.items()} for mode, r in results.items()}
     for mode, r in results.items():
         print(f"{mode:6} start to 2 workers: " + ", ".join(f"{s:.2f}" for s in r["start"]) + " s; reduce: "
