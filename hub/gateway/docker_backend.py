@@ -27,8 +27,9 @@ Rules it guarantees:
 * Host networking, every listener on 127.0.0.1 (``--host 127.0.0.1`` for scheduler and workers, port 0 so the
   kernel picks free ports, no race between concurrent clusters). Traffic between the gateway, scheduler and
   workers is TLS with the cluster's own certificate (dask-gateway's model); the certificate and key reach the
-  containers in their environment as PEM text (distributed accepts PEM contents in place of file paths), so no
-  secret is written to the host's disk.
+  containers in their environment as PEM text (distributed accepts PEM contents in place of file paths), so the
+  gateway writes no credential file; the engine keeps a container's environment in its own root-only state, as it
+  does for the hub token DockerSpawner passes to servers.
 * Every container carries labels naming this gateway (``instance_id``), the user, the cluster and (workers) the
   worker. State is checkpointed to the gateway's database *before* each container is created, so a gateway killed at
   any line finds its containers again by name or label. At start-up and every ``orphan_check_period`` seconds,
@@ -43,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -156,7 +158,7 @@ class PlatformDockerBackend(DBBackendBase):
 
     instance_id = Unicode(
         help="Labels this gateway's containers, so that it finds (and cleans up) only its own on a shared engine. "
-        "Defaults to a hash of db_url.",
+        "Defaults to a hash of db_url; set it explicitly before moving the database.",
         config=True,
     )
 
@@ -197,6 +199,7 @@ class PlatformDockerBackend(DBBackendBase):
     # Docker client and thread pool ----------------------------------------------------------------------------------
 
     _client = None
+    _client_lock = threading.Lock()
     _executor: ThreadPoolExecutor | None = None
     _orphan_task: asyncio.Task | None = None
 
@@ -206,11 +209,12 @@ class PlatformDockerBackend(DBBackendBase):
         return self._executor
 
     def _docker_client(self):
-        # Created on first use inside a pool thread: from_env() asks the engine for its API version.
-        if self._client is None:
-            import docker
+        # Created on first use inside a pool thread (from_env() asks the engine for its API version), once.
+        with self._client_lock:
+            if self._client is None:
+                import docker
 
-            self._client = docker.from_env(timeout=120)
+                self._client = docker.from_env(timeout=120)
         return self._client
 
     async def _docker(self, fn, *args: Any) -> Any:
