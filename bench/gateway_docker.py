@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.docker.engine import container_name, docker, engine_problem  # noqa: E402
+from tests.docker.engine import container_name, docker, engine_problem, home_volume  # noqa: E402
 from tests.harness import RunningPlatform  # noqa: E402
 from tests.hub.test_spawn_profiles import process_environment, server_state  # noqa: E402
 
@@ -107,6 +107,7 @@ def main() -> None:
         finally:
             for side in sides:
                 side.platform.stop()
+            docker("volume", "rm", "-f", home_volume("benchgwdocker"), check=False)  # the bench user's home
     med = {mode: {k: statistics.median(v) for k, v in r.items()} for mode, r in results.items()}
     for mode, r in results.items():
         print(f"{mode:6} start to 2 workers: " + ", ".join(f"{s:.2f}" for s in r["start"]) + " s; reduce: "
