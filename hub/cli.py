@@ -18,6 +18,7 @@ from traitlets import TraitError
 
 from .accounts_cli import add_accounts_parser
 from .catalogue import Catalogue, CatalogueError, load_catalogue
+from .gateway.kubernetes import add_helm_values_command
 from .proxy_process import proxy_executable, proxy_is_up, start_proxy, stop_proxy
 from .settings import REPO_ROOT, PlatformSettings
 
@@ -226,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     ref = sub.add_parser("config-reference", help="print the configuration reference (docs/configuration.md)")
     ref.set_defaults(func=cmd_config_reference)
     add_accounts_parser(sub, cmd_accounts)
+    add_helm_values_command(sub)  # gateway-helm-values (gateway/kubernetes.py)
     return parser
 
 
