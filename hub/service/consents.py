@@ -35,10 +35,9 @@ from . import accounts
 from .access import Context, ServiceCaller, UserCaller
 from .browser_login import safe_next_url, session_token
 from .context import ServiceContext
-from .identity import HubUnavailable
 from .legal import DOCUMENT_KINDS, LegalDocument, missing_consents, record_consents
 from .models import Account, Consent
-from .pages import BrowserFormCaller, page_xsrf, read_form, render_page
+from .pages import BrowserFormCaller, identify_session, page_xsrf, read_form, render_page
 
 log = logging.getLogger(__name__)
 
@@ -231,13 +230,8 @@ async def consent_page(
     token = session_token(request, context)
     if token is None:
         return _login_redirect(context, next_url)
-    try:
-        identity = await context.identity_provider.identify(token)
-    except HubUnavailable:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, detail="cannot check your login with JupyterHub right now"
-        ) from None
-    if identity is None or not identity.is_user:
+    identity = await identify_session(context, token)
+    if identity is None:
         return _login_redirect(context, next_url)
     with context.session() as session:
         account = accounts.get_or_create_account(

@@ -77,6 +77,18 @@ async def read_form(request: Request) -> dict[str, str]:
     return {key: value for key, value in form.items() if isinstance(value, str)}
 
 
+async def identify_session(context: ServiceContext, session: str) -> Identity | None:
+    """The user whose browser session token ``session`` is (None if it is no longer valid or not a user's); 503 while
+    JupyterHub cannot be asked."""
+    try:
+        identity = await context.identity_provider.identify(session)
+    except HubUnavailable:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, detail="cannot check your login with JupyterHub right now"
+        ) from None
+    return identity if identity is not None and identity.is_user else None
+
+
 async def browser_form_identity(
     request: Request, context: Annotated[ServiceContext, Depends(get_context)]
 ) -> Identity:
@@ -94,13 +106,8 @@ async def browser_form_identity(
             status.HTTP_403_FORBIDDEN,
             detail="the form has expired or came from another site; reload the page",
         )
-    try:
-        identity = await context.identity_provider.identify(session)
-    except HubUnavailable:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, detail="cannot check your login with JupyterHub right now"
-        ) from None
-    if identity is None or not identity.is_user:
+    identity = await identify_session(context, session)
+    if identity is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, detail=f"your login has expired: open {context.config.prefix}login"
         )
