@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import ClassVar
 
 import httpx
@@ -34,6 +34,7 @@ from polartep_hub.service.models import Account, OIDCIdentity
 from polartep_hub.settings import PlatformSettings
 
 from ..harness import RunningPlatform, free_port
+from ..service.fakes import JsonHandler
 
 pytestmark = [
     pytest.mark.hub,
@@ -274,22 +275,11 @@ def test_provider_groups_become_prefixed_valid_group_names():
 # --- groups and the platform service, without a hub --------------------------------------------------------------
 
 
-class FakePlatformService(BaseHTTPRequestHandler):
+class FakePlatformService(JsonHandler):
     """The two routes the authenticator calls; ``projects`` is what the projects route knows (others: 404)."""
 
     projects: ClassVar[dict[str, list[str]]] = {"olivia": ["ice-project"]}
     logins: ClassVar[list[dict]] = []
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def _reply(self, status: int, body: dict) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))

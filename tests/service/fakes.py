@@ -149,10 +149,8 @@ HUB_MODELS = {
 }
 
 
-class FakeHubAPI(BaseHTTPRequestHandler):
-    """JupyterHub's ``/hub/api/user`` and OAuth token endpoint for the tokens in ``HUB_MODELS``."""
-
-    questions: list[str] = []  # the tokens asked about, in order
+class JsonHandler(BaseHTTPRequestHandler):
+    """A quiet request handler that answers JSON: the base of the fake HTTP servers in tests."""
 
     def log_message(self, *args) -> None:  # keep test output quiet
         pass
@@ -164,6 +162,12 @@ class FakeHubAPI(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+
+class FakeHubAPI(JsonHandler):
+    """JupyterHub's ``/hub/api/user`` and OAuth token endpoint for the tokens in ``HUB_MODELS``."""
+
+    questions: list[str] = []  # the tokens asked about, in order
 
     def do_GET(self) -> None:
         token = self.headers.get("Authorization", "").removeprefix("token ")
