@@ -183,6 +183,34 @@ class RunningPlatform:
                 self.proxy_process.wait(10)
             except subprocess.TimeoutExpired:
                 self.proxy_process.kill()
+        self.kill_leftover_processes()
+
+    def kill_leftover_processes(self, grace: float = 5) -> list[int]:
+        """Terminate every process still running with this platform's folder in its environment or command line.
+
+        A hub killed by a test (``kill -9``) leaves its managed services (platform service, gateway, culler) and
+        local-mode servers running, since each runs in a session of its own; the suite must not leak them.
+        """
+        marker = str(self.root).encode()
+        leftovers = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                if marker in (entry / "environ").read_bytes() or marker in (entry / "cmdline").read_bytes():
+                    leftovers.append(int(entry.name))
+            except OSError:  # gone already, or not ours to read
+                continue
+        for pid in leftovers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for pid in leftovers:
+            while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+                time.sleep(0.1)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        return leftovers
 
     def log_tail(self, lines: int = 60) -> str:
         try:
