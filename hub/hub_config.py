@@ -26,7 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from .catalogue import load_catalogue
-from .gateway.config import GATEWAY_SERVICE_NAME, gateway_service_definition, user_environment
+from .gateway.config import (
+    GATEWAY_SERVICE_NAME,
+    gateway_db_url,
+    gateway_service_definition,
+    user_environment,
+)
 from .platform_client import HUB_CLIENT_SERVICE_NAME, HUB_SCOPE, SERVICE_NAME
 from .settings import PlatformSettings
 
@@ -56,6 +61,9 @@ def platform_service_definition(settings: PlatformSettings) -> dict[str, Any]:
             "POLARTEP_DEFAULT_PLAN": settings.default_plan,
             "POLARTEP_LOG_LEVEL": settings.log_level,
             "POLARTEP_LEGAL_DIR": settings.legal_dir,
+            # The gateway meter (accounting/gateway_meter.py) reads the gateway's database into the usage ledger.
+            "POLARTEP_GATEWAY_DB_URL": gateway_db_url(settings),
+            "POLARTEP_GATEWAY_METER_INTERVAL": str(settings.gateway_meter_interval),
             "PYTHONUNBUFFERED": "1",
         },
     }

@@ -224,6 +224,17 @@ class PlatformSettings(Configurable):
     def _dask_idle_timeout_default(self) -> int:
         return _env_int("POLARTEP_DASK_IDLE_TIMEOUT", 1800)
 
+    gateway_meter_interval = Integer(
+        help="Seconds between two passes of the platform service's Dask Gateway meter, which copies every "
+        "scheduler's and worker's start and stop from the gateway's database into the usage ledger. "
+        "Env: POLARTEP_GATEWAY_METER_INTERVAL.",
+        config=True,
+    )
+
+    @default("gateway_meter_interval")
+    def _gateway_meter_interval_default(self) -> int:
+        return _env_int("POLARTEP_GATEWAY_METER_INTERVAL", 10)
+
     def problems(self) -> list[str]:
         """What is wrong with the settings in force (defaults from the environment are not validated on read)."""
         found = []
@@ -247,6 +258,10 @@ class PlatformSettings(Configurable):
             found.append(f"idle_timeout must be 0 (off) or a number of seconds, got {self.idle_timeout}")
         if self.dask_idle_timeout < 0:
             found.append(f"dask_idle_timeout must be 0 or more seconds, got {self.dask_idle_timeout}")
+        if not 1 <= self.gateway_meter_interval <= 3600:
+            found.append(
+                f"gateway_meter_interval must be 1 to 3600 seconds, got {self.gateway_meter_interval}"
+            )
         if len(set(ports.values())) != len(ports):
             found.append(f"the ports must differ: {ports}")
         return found

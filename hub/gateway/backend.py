@@ -26,13 +26,16 @@ from pathlib import Path
 from dask_gateway_server.backends.local import UnsafeLocalBackend
 from traitlets import TraitError, validate
 
+from .user_totals import UserTotalsMixin
+
 
 class UnsafeOwnershipChange(RuntimeError):
     """Raised when something asks this backend to change ownership outside its clusters directory."""
 
 
-class PlatformLocalBackend(UnsafeLocalBackend):
-    """Local cluster processes as the hub's user, confined to ``clusters_directory``."""
+class PlatformLocalBackend(UserTotalsMixin, UnsafeLocalBackend):
+    """Local cluster processes as the hub's user, confined to ``clusters_directory``; the plan bounds each user's
+    total over all their clusters (``user_totals.py``)."""
 
     @validate("clusters_directory")
     def _clusters_directory_is_absolute(self, proposal) -> str:

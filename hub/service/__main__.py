@@ -32,6 +32,9 @@ Environment (the ``JUPYTERHUB_*`` ones are set by the hub for a managed service)
     so browser sessions re-login through the hub after a restart.
 ``POLARTEP_LOG_LEVEL``
     Optional log level (default ``INFO``).
+``POLARTEP_GATEWAY_DB_URL``, ``POLARTEP_GATEWAY_METER_INTERVAL``
+    The Dask Gateway's database, which the gateway meter reads (read-only) into the usage ledger every
+    ``POLARTEP_GATEWAY_METER_INTERVAL`` seconds (default 10); without the URL there is no meter.
 """
 
 from __future__ import annotations

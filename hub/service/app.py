@@ -22,8 +22,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 
+from ..accounting.gateway_meter import start_gateway_meter
 from ..catalogue import Catalogue
-from . import accounts, api, browser_login
+from . import accounts, api, browser_login, usage_api
 from .config import ConfigError, ServiceConfig
 from .context import ServiceContext
 from .db import make_engine, make_sessionmaker
@@ -104,7 +105,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        meter_task = start_gateway_meter(config, context)
         yield
+        if meter_task is not None:
+            meter_task.cancel()
         close = getattr(identity_provider, "aclose", None)
         if close is not None:
             await close()
@@ -127,6 +131,7 @@ def create_app(
         (api.service_router, prefix),
         (browser_login.router, prefix),
         (api.api_router, f"{prefix}/api/v1"),
+        (usage_api.router, f"{prefix}/api/v1"),
     ):
         app.include_router(router, prefix=router_prefix)
         route_templates.update(full_route_templates(router_prefix, router.routes))

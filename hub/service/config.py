@@ -79,6 +79,9 @@ class ServiceConfig:
     cookie_secret_from_env: bool = False
     log_level: str = "INFO"
     legal_dir: Path | None = None  # None: the shipped terms and privacy statement
+    # The Dask Gateway's database, read by the gateway meter (``accounting/gateway_meter.py``); None: no meter.
+    gateway_db_url: str | None = field(default=None, repr=False)
+    gateway_meter_interval: float = 10.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceConfig:
@@ -135,6 +138,17 @@ class ServiceConfig:
         if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ConfigError(f"POLARTEP_LOG_LEVEL={log_level[:40]!r} must be DEBUG, INFO, WARNING or ERROR")
 
+        gateway_db_url = environ.get("POLARTEP_GATEWAY_DB_URL", "").strip() or None
+        raw_interval = environ.get("POLARTEP_GATEWAY_METER_INTERVAL", "").strip() or "10"
+        try:
+            gateway_meter_interval = float(raw_interval)
+        except ValueError:
+            gateway_meter_interval = -1.0
+        if not 1 <= gateway_meter_interval <= 3600:
+            raise ConfigError(
+                f"POLARTEP_GATEWAY_METER_INTERVAL={raw_interval[:40]!r} must be a number of seconds from 1 to 3600"
+            )
+
         return cls(
             prefix=prefix,
             host=parts.hostname,
@@ -150,4 +164,6 @@ class ServiceConfig:
             cookie_secret_from_env=bool(secret_hex),
             log_level=log_level,
             legal_dir=Path(legal) if (legal := environ.get("POLARTEP_LEGAL_DIR", "").strip()) else None,
+            gateway_db_url=gateway_db_url,
+            gateway_meter_interval=gateway_meter_interval,
         )

@@ -61,6 +61,7 @@ PLATFORM_TABLES = {
     "project_members",
     "usage_intervals",
     "erasures",
+    "meter_checkpoints",
 }
 
 
