@@ -9,7 +9,7 @@ pass, never later; an unreadable gateway database closes nothing; failures back 
 
 from __future__ import annotations
 
-import time
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -154,7 +154,9 @@ async def test_a_cluster_shutdown_closes_its_workers_at_the_clusters_stop_time(g
     assert rows[f"{cluster.name}/{worker.name}"].stopped_at == ms(cluster.stop_time)
 
 
-async def test_a_cluster_that_ran_entirely_while_the_meter_was_down_is_still_charged(gateway, meter, sessions):
+async def test_a_cluster_that_ran_entirely_while_the_meter_was_down_is_still_charged(
+    gateway, meter, sessions
+):
     meter.reconcile_once()
     cluster = gateway.create_cluster("bob", {}, CONFIG)
     worker = gateway.create_worker(cluster)
@@ -167,7 +169,9 @@ async def test_a_cluster_that_ran_entirely_while_the_meter_was_down_is_still_cha
     assert rows[f"{cluster.name}/{worker.name}"].stopped_at == ms(cluster.stop_time)
 
 
-async def test_a_vanished_record_is_closed_at_the_last_pass_never_later(gateway, gateway_url, meter, sessions):
+async def test_a_vanished_record_is_closed_at_the_last_pass_never_later(
+    gateway, gateway_url, meter, sessions
+):
     cluster = gateway.create_cluster("alice", {}, CONFIG)
     gateway.create_worker(cluster)
     meter.reconcile_once()
@@ -175,7 +179,7 @@ async def test_a_vanished_record_is_closed_at_the_last_pass_never_later(gateway,
         last_pass = session.get(MeterCheckpoint, "dask-gateway").last_pass_at
     # The meter is down longer than the gateway keeps stopped records: the records are gone when it returns.
     stop_cluster(gateway, cluster)
-    time.sleep(0.01)
+    await asyncio.sleep(0.01)
     gateway.cleanup_expired(0)
 
     result = meter.reconcile_once()
