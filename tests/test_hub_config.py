@@ -40,3 +40,17 @@ def test_docker_mode_uses_host_network_home_volumes_and_never_pulls(tmp_path):
     assert c.DockerSpawner.network_name == "host" and c.DockerSpawner.use_internal_ip is True
     assert c.DockerSpawner.remove is True and c.DockerSpawner.pull_policy == "never"
     assert c.DockerProfileSpawner.home_volume_template == "polartep-home-{username}"
+
+
+def test_the_platform_service_meters_the_gateways_database(tmp_path):
+    c = configured(tmp_path, gateway_meter_interval=3)
+    service = next(s for s in c.JupyterHub.services if s["name"] == "platform")
+    assert (
+        service["environment"]["POLARTEP_GATEWAY_DB_URL"] == f"sqlite:///{tmp_path / 'dask-gateway.sqlite'}"
+    )
+    assert service["environment"]["POLARTEP_GATEWAY_METER_INTERVAL"] == "3"
+
+
+def test_a_meter_interval_out_of_range_is_a_settings_problem(tmp_path):
+    problems = PlatformSettings(state_dir=str(tmp_path), gateway_meter_interval=0).problems()
+    assert any("gateway_meter_interval" in p for p in problems)
