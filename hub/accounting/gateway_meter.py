@@ -16,7 +16,7 @@ So the meter is *level-triggered*, in dask-gateway-server's own style: a reconci
 records with the open intervals and repairs the difference; state lives only in the two databases; each pass is
 idempotent; a failing pass is retried with exponential backoff. It runs inside the platform service (a task
 started by the FastAPI lifespan, ``service/app.py``): the service owns the ledger, needs no extra credential, and
-the hub restarts it when it dies. The gateway's database is opened read-only.
+the hub restarts it when it dies. The meter only ever reads the gateway's database (SQLite ``query_only``).
 
 Rules this module guarantees:
 
@@ -118,7 +118,7 @@ def _config(raw: bytes | str | None) -> dict:
 
 
 def gateway_engine(url: str) -> Engine:
-    """A read-only engine on the gateway's database (SQLite: opened with ``mode=ro``, never created)."""
+    """An engine that only reads the gateway's database (SQLite: ``query_only``, never created)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         path = parsed.database
@@ -128,7 +128,14 @@ def gateway_engine(url: str) -> Engine:
         def connect() -> sqlite3.Connection:
             if not Path(path).exists():
                 raise GatewayDatabaseUnavailable(f"the gateway's database {path} does not exist (yet)")
-            return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10, check_same_thread=False)
+            # mode=rw, not ro: the gateway's database is in write-ahead-log mode, whose readers must be able to
+            # create the shared-memory index when the gateway is not running. rw never creates the database,
+            # and this module only ever reads.
+            connection = sqlite3.connect(
+                f"file:{path}?mode=rw", uri=True, timeout=10, check_same_thread=False
+            )
+            connection.execute("PRAGMA query_only=ON")
+            return connection
 
         return create_engine("sqlite://", creator=connect, poolclass=NullPool)
     return create_engine(url, poolclass=NullPool)

@@ -22,6 +22,7 @@ from polartep_hub.accounting.gateway_meter import (
     GatewayDatabaseUnavailable,
     GatewayMeter,
 )
+from polartep_hub.gateway.gateway_db import use_write_ahead_log
 from polartep_hub.service.db import make_engine, make_sessionmaker, upgrade_to_head
 from polartep_hub.service.models import MeterCheckpoint, UsageInterval
 
@@ -197,6 +198,16 @@ async def test_an_unreadable_gateway_database_closes_nothing(tmp_path, gateway, 
         meter.reconcile_once()
 
     assert intervals(sessions)[cluster.name].stopped_at is None
+
+
+async def test_a_gateway_database_in_write_ahead_log_mode_is_read_while_the_gateway_is_down(
+    gateway, meter, sessions
+):
+    use_write_ahead_log(gateway.db)
+    cluster = gateway.create_cluster("alice", {}, CONFIG)
+    gateway.db.dispose()  # the gateway stopped: no connection of its own is open any more
+
+    assert meter.reconcile_once().opened == [cluster.name]
 
 
 def test_a_meter_whose_gateway_has_not_started_yet_waits(tmp_path, sessions):
