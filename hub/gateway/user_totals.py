@@ -216,7 +216,7 @@ class UserTotalsMixin:
         room = self.room_in(cluster)
         allowed = max(0, room.workers - len(active))
         if wanted > allowed:
-            self.log.info(  # type: ignore[attr-defined]
+            self.log.debug(  # type: ignore[attr-defined]
                 "Cluster %s of %s wants %d more workers; %d fit in the plan's %s across the user's clusters",
                 cluster.name,
                 cluster.username,
