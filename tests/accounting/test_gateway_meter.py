@@ -10,6 +10,7 @@ pass, never later; an unreadable gateway database closes nothing; failures back 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -45,13 +46,21 @@ def gateway(gateway_url) -> DataManager:
     return DataManager(url=gateway_url, encrypt_keys=[Fernet.generate_key()])
 
 
-@pytest.fixture
-def sessions(tmp_path):
-    url = f"sqlite:///{tmp_path / 'platform.sqlite'}"
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def sessions(request, tmp_path):
+    """The platform database (the ledger), once on SQLite and once on a real PostgreSQL server."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'platform.sqlite'}"
+    else:
+        server = request.getfixturevalue("postgres_server")
+        name = f"meter_{uuid.uuid4().hex[:12]}"
+        url = server.create_database(name)
     upgrade_to_head(url)
     engine = make_engine(url)
     yield make_sessionmaker(engine)
     engine.dispose()
+    if request.param == "postgres":
+        server.drop_database(name)
 
 
 @pytest.fixture
