@@ -15,6 +15,9 @@ active clusters: workers (``max_workers``), cores (``max_cores``, schedulers inc
   workers adaptive scaling asks for are started only while the user's totals stay inside the plan (the rest wait
   until the user's other clusters free room). This is the hard guard for every path: no worker is ever created that
   would take the user past a bound, whatever the scheduler asks in its heartbeats.
+* The bounds applied are those stored with the cluster being created or scaled (its plan when it was created), so
+  a plan change applies to new clusters; clusters from before these totals existed carry none and stay bounded
+  per cluster only.
 * All checks read the gateway's in-memory state and create or refuse without awaiting in between, so two
   concurrent requests of one user cannot both take the last room (the gateway is one asyncio process).
 """
