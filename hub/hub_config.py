@@ -30,7 +30,12 @@ from typing import Any
 
 from .auth.oidc import configure_oidc
 from .catalogue import load_catalogue
-from .gateway.config import GATEWAY_SERVICE_NAME, gateway_service_definition, user_environment
+from .gateway.config import (
+    GATEWAY_SERVICE_NAME,
+    gateway_db_url,
+    gateway_service_definition,
+    user_environment,
+)
 from .platform_client import HUB_CLIENT_SERVICE_NAME, HUB_SCOPE, SERVICE_NAME
 from .settings import PlatformSettings
 
@@ -67,6 +72,9 @@ def platform_service_definition(settings: PlatformSettings) -> dict[str, Any]:
             "POLARTEP_PASSWORD_MIN_LENGTH": str(settings.password_min_length),
             "POLARTEP_LOGIN_ATTEMPTS": str(settings.login_attempts),
             "POLARTEP_LOGIN_LOCKOUT_SECONDS": str(settings.login_lockout_seconds),
+            # The gateway meter (accounting/gateway_meter.py) reads the gateway's database into the usage ledger.
+            "POLARTEP_GATEWAY_DB_URL": gateway_db_url(settings),
+            "POLARTEP_GATEWAY_METER_INTERVAL": str(settings.gateway_meter_interval),
             "PYTHONUNBUFFERED": "1",
         },
     }

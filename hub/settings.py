@@ -394,6 +394,17 @@ class PlatformSettings(Configurable):
     def _dask_idle_timeout_default(self) -> int:
         return _env_int("POLARTEP_DASK_IDLE_TIMEOUT", 1800)
 
+    gateway_meter_interval = Integer(
+        help="Seconds between two passes of the platform service's Dask Gateway meter, which copies every "
+        "scheduler's and worker's start and stop from the gateway's database into the usage ledger. "
+        "Env: POLARTEP_GATEWAY_METER_INTERVAL.",
+        config=True,
+    )
+
+    @default("gateway_meter_interval")
+    def _gateway_meter_interval_default(self) -> int:
+        return _env_int("POLARTEP_GATEWAY_METER_INTERVAL", 10)
+
     def problems(self) -> list[str]:
         """What is wrong with the settings in force (defaults from the environment are not validated on read)."""
         found = []
@@ -428,6 +439,10 @@ class PlatformSettings(Configurable):
         if not 1 <= self.login_lockout_seconds <= 30 * 86400:
             found.append(
                 f"login_lockout_seconds must be 1 to 2592000 (30 days), got {self.login_lockout_seconds}"
+            )
+        if not 1 <= self.gateway_meter_interval <= 3600:
+            found.append(
+                f"gateway_meter_interval must be 1 to 3600 seconds, got {self.gateway_meter_interval}"
             )
         if len(set(ports.values())) != len(ports):
             found.append(f"the ports must differ: {ports}")

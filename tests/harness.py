@@ -177,6 +177,7 @@ class RunningPlatform:
             except Exception as e:  # teardown must go on, but say why servers may be left
                 print(f"could not stop all servers: {e}", file=sys.stderr)
         self.stop_hub()
+        self.kill_cluster_processes()
         if self.proxy_process:
             self.proxy_process.terminate()
             try:
@@ -211,6 +212,22 @@ class RunningPlatform:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         return leftovers
+
+    def kill_cluster_processes(self) -> None:
+        """End Dask schedulers and workers still running in this platform's clusters folder.
+
+        Clusters outlive the gateway by design (``stop_clusters_on_shutdown`` is off), so a cluster that a test did
+        not stop, or whose stop was still under way, would otherwise outlive the test session.
+        """
+        clusters = (self.settings.state_path / "dask-clusters").resolve()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if Path(os.readlink(entry / "cwd")).is_relative_to(clusters):
+                    os.kill(int(entry.name), signal.SIGKILL)
+            except (OSError, ValueError):
+                continue
 
     def log_tail(self, lines: int = 60) -> str:
         try:

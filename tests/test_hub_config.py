@@ -74,3 +74,17 @@ def test_polartep_check_shows_the_password_rules_but_never_the_admin_password(tm
     rows = {name: shown for name, shown, _ in PlatformSettings(state_dir=str(tmp_path)).describe()}
     assert rows["password_min_length"] == "10"
     assert rows["admin_password"] in ("(given)", "(generated on first start)")
+
+
+def test_the_platform_service_meters_the_gateways_database(tmp_path):
+    c = configured(tmp_path, gateway_meter_interval=3)
+    service = next(s for s in c.JupyterHub.services if s["name"] == "platform")
+    assert (
+        service["environment"]["POLARTEP_GATEWAY_DB_URL"] == f"sqlite:///{tmp_path / 'dask-gateway.sqlite'}"
+    )
+    assert service["environment"]["POLARTEP_GATEWAY_METER_INTERVAL"] == "3"
+
+
+def test_a_meter_interval_out_of_range_is_a_settings_problem(tmp_path):
+    problems = PlatformSettings(state_dir=str(tmp_path), gateway_meter_interval=0).problems()
+    assert any("gateway_meter_interval" in p for p in problems)

@@ -15,24 +15,31 @@ Rules it guarantees:
   with an error (the stock bug can never reach ``/`` through this class).
 * Every cluster's working directory lies inside ``clusters_directory`` (required, created mode 0700).
 * Scheduler and worker processes run as the gateway's (that is, the hub's) own user, from the same Python
-  environment as the user servers, so versions match.
+  environment as the user servers, so versions match. They are started in their working directory with ``cwd``
+  rather than a ``preexec_fn`` (which forces a full ``fork`` of the gateway process before each ``exec``).
+* The gateway's SQLite database runs in write-ahead-log mode (``gateway_db.py``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
 from dask_gateway_server.backends.local import UnsafeLocalBackend
 from traitlets import TraitError, validate
 
+from .gateway_db import use_write_ahead_log
+from .user_totals import UserTotalsMixin
+
 
 class UnsafeOwnershipChange(RuntimeError):
     """Raised when something asks this backend to change ownership outside its clusters directory."""
 
 
-class PlatformLocalBackend(UnsafeLocalBackend):
-    """Local cluster processes as the hub's user, confined to ``clusters_directory``."""
+class PlatformLocalBackend(UserTotalsMixin, UnsafeLocalBackend):
+    """Local cluster processes as the hub's user, confined to ``clusters_directory``; the plan bounds each user's
+    total over all their clusters (``user_totals.py``)."""
 
     @validate("clusters_directory")
     def _clusters_directory_is_absolute(self, proposal) -> str:
@@ -73,3 +80,28 @@ class PlatformLocalBackend(UnsafeLocalBackend):
         self.set_file_permissions([workdir, certsdir, logsdir, cert_path, key_path], cluster.username)
         self.log.debug("Working directory %s for cluster %s created", workdir, cluster.name)
         return workdir
+
+    async def setup(self, app) -> None:
+        await super().setup(app)
+        if use_write_ahead_log(self.db.db):
+            self.log.info("Gateway database in write-ahead-log mode")
+
+    async def start_process(self, cluster, cmd, env, name) -> int:
+        """Start a scheduler or worker in the cluster's working directory, logging to ``logs/<name>.log``."""
+        workdir = cluster.state["workdir"]
+        log_path = os.path.join(self.get_logs_directory(workdir), name + ".log")
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            # cwd instead of upstream's preexec_fn(chdir): without a preexec_fn Python can use vfork/posix_spawn
+            # instead of copying the gateway's whole address space for every process it starts.
+            proc = await asyncio.create_subprocess_exec(
+                *cmd,
+                cwd=workdir,
+                start_new_session=True,
+                env=env,
+                stdout=fd,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+        finally:
+            os.close(fd)
+        return proc.pid

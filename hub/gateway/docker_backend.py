@@ -48,10 +48,12 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from dask_gateway_server.backends.base import ClusterConfig
 from dask_gateway_server.backends.db_base import Cluster, DBBackendBase, JobStatus, Worker
 from dask_gateway_server.traitlets import Type
 from traitlets import Float, Integer, List, TraitError, Unicode, default, validate
+
+from .options import PlatformClusterConfig
+from .user_totals import UserTotalsMixin
 
 LABEL_PREFIX = "org.polartep.dask"
 LABEL_GATEWAY = f"{LABEL_PREFIX}.gateway"
@@ -119,8 +121,9 @@ def container_spec(
     return spec
 
 
-class DockerClusterConfig(ClusterConfig):
-    """A cluster's configuration in Docker mode: the common one plus the (catalogue) image."""
+class DockerClusterConfig(PlatformClusterConfig):
+    """A cluster's configuration in Docker mode: the platform's (plan bounds, worker profile) plus the scheduler's
+    (catalogue) image; workers run the chosen profile's ``worker_image`` when there is one."""
 
     image = Unicode(
         "polartep/base",
@@ -129,19 +132,20 @@ class DockerClusterConfig(ClusterConfig):
         config=True,
     )
 
-    @validate("image")
+    @validate("image", "worker_image")
     def _image_from_the_catalogue(self, proposal) -> str:
         image = proposal["value"]
         allowed = getattr(self.parent, "allowed_images", None)
-        if allowed is not None and image not in allowed:
+        if image and allowed is not None and image not in allowed:
             raise TraitError(
                 f"image {image!r} is not a catalogue image; allowed: {', '.join(sorted(allowed))}"
             )
         return image
 
 
-class PlatformDockerBackend(DBBackendBase):
-    """Schedulers and workers as containers on this machine's Docker engine."""
+class PlatformDockerBackend(UserTotalsMixin, DBBackendBase):
+    """Schedulers and workers as containers on this machine's Docker engine; the plan bounds each user's total over
+    all their clusters (``UserTotalsMixin``), as in local mode."""
 
     cluster_config_class = Type(
         "polartep_hub.gateway.docker_backend.DockerClusterConfig",
@@ -399,7 +403,8 @@ class PlatformDockerBackend(DBBackendBase):
         yield {"container": name}
         spec = container_spec(
             name=name,
-            image=cluster.config.image,
+            # The worker profile's image (e.g. the ML image) when the user chose one; the cluster's otherwise.
+            image=cluster.config.worker_image or cluster.config.image,
             command=self.get_worker_command(cluster, worker.name),
             environment=self.get_worker_env(cluster),
             labels=self.labels(cluster, "worker", worker.name),
@@ -475,6 +480,8 @@ def configure_docker_backend(c, settings, catalogue) -> None:
         if key in shared:
             c.PlatformDockerBackend[key] = value
     c.DaskGateway.backend_class = "polartep_hub.gateway.docker_backend.PlatformDockerBackend"
+    # Not carried over: the local cluster config class has no image.
+    c.PlatformDockerBackend.cluster_config_class = "polartep_hub.gateway.docker_backend.DockerClusterConfig"
     c.PlatformDockerBackend.allowed_images = sorted({p.image for p in catalogue.profiles.values()})
     c.PlatformDockerBackend.home_volume_template = "polartep-home-{username}"
     c.DockerClusterConfig.image = default_cluster_image(catalogue)

@@ -38,6 +38,9 @@ Environment (the ``JUPYTERHUB_*`` ones are set by the hub for a managed service)
 ``POLARTEP_PASSWORD_MIN_LENGTH``, ``POLARTEP_LOGIN_ATTEMPTS``, ``POLARTEP_LOGIN_LOCKOUT_SECONDS``
     Shortest password accepted at sign-up (default 10); wrong passwords in a row before an account is locked
     (default 5; 0: no lock-out) and for how long (default 600 s).
+``POLARTEP_GATEWAY_DB_URL``, ``POLARTEP_GATEWAY_METER_INTERVAL``
+    The Dask Gateway's database, which the gateway meter reads (read-only) into the usage ledger every
+    ``POLARTEP_GATEWAY_METER_INTERVAL`` seconds (default 10); without the URL there is no meter.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 
+from ..accounting.gateway_meter import start_gateway_meter
 from ..catalogue import Catalogue
 from . import (
     accounts,
@@ -37,6 +38,7 @@ from . import (
     plans_api,
     projects_api,
     signup,
+    usage_api,
 )
 from .config import ConfigError, ServiceConfig
 from .context import ServiceContext
@@ -129,7 +131,10 @@ def create_app(
         reconciler = asyncio.create_task(personal_data.reconcile_erasures(context)) if hub_api else None
         if context.reconciler is not None:
             context.reconciler.start()  # brings the hub's project groups in line with the database
+        meter_task = start_gateway_meter(config, context)
         yield
+        if meter_task is not None:
+            meter_task.cancel()
         if reconciler is not None:
             reconciler.cancel()
         if context.reconciler is not None:
@@ -170,6 +175,7 @@ def create_app(
         (plans_api.router, f"{prefix}/api/v1"),
         (projects_api.router, f"{prefix}/api/v1"),
         (admin_accounts_pages.router, prefix),
+        (usage_api.router, f"{prefix}/api/v1"),
     ):
         app.include_router(router, prefix=router_prefix)
         route_templates.update(full_route_templates(router_prefix, router.routes))

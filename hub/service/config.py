@@ -88,6 +88,9 @@ class ServiceConfig:
     password_min_length: int = 10
     login_attempts: int = 5
     login_lockout_seconds: int = 600
+    # The Dask Gateway's database, read by the gateway meter (``accounting/gateway_meter.py``); None: no meter.
+    gateway_db_url: str | None = field(default=None, repr=False)
+    gateway_meter_interval: float = 10.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceConfig:
@@ -145,6 +148,16 @@ class ServiceConfig:
             raise ConfigError(f"POLARTEP_LOG_LEVEL={log_level[:40]!r} must be DEBUG, INFO, WARNING or ERROR")
 
         registration = _registration_settings(environ)
+        gateway_db_url = environ.get("POLARTEP_GATEWAY_DB_URL", "").strip() or None
+        raw_interval = environ.get("POLARTEP_GATEWAY_METER_INTERVAL", "").strip() or "10"
+        try:
+            gateway_meter_interval = float(raw_interval)
+        except ValueError:
+            gateway_meter_interval = -1.0
+        if not 1 <= gateway_meter_interval <= 3600:
+            raise ConfigError(
+                f"POLARTEP_GATEWAY_METER_INTERVAL={raw_interval[:40]!r} must be a number of seconds from 1 to 3600"
+            )
 
         return cls(
             prefix=prefix,
@@ -164,6 +177,8 @@ class ServiceConfig:
             hub_api_token=environ.get("JUPYTERHUB_API_TOKEN", "").strip(),
             legal_dir=Path(legal) if (legal := environ.get("POLARTEP_LEGAL_DIR", "").strip()) else None,
             **registration,
+            gateway_db_url=gateway_db_url,
+            gateway_meter_interval=gateway_meter_interval,
         )
 
 

@@ -214,6 +214,20 @@ class UsageInterval(Base):
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 
 
+class MeterCheckpoint(Base):
+    """A meter's last complete pass: everything it saw open then was running at ``last_pass_at`` (at least).
+
+    When a metered thing vanishes from its source without a stop time (e.g. the gateway's database dropped the
+    record while the meter was down), its interval is closed at this time: the latest moment it was known to run,
+    so usage is never charged for time nobody saw.
+    """
+
+    __tablename__ = "meter_checkpoints"
+
+    meter: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_pass_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class Erasure(Base):
     """That an account was erased, when and at whose request; holds no personal data, only the ledger pseudonym."""
 

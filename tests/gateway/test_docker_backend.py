@@ -30,6 +30,7 @@ from polartep_hub.gateway.docker_backend import (
     container_spec,
     instance_id_for,
 )
+from polartep_hub.gateway.options import PlatformClusterConfig
 from polartep_hub.settings import PlatformSettings
 
 from ..docker.conftest import docker_engine, start_docker_platform, test_catalogue  # noqa: F401  (fixtures)
@@ -84,8 +85,11 @@ def spec_args() -> dict:
 def test_only_catalogue_images_are_accepted_for_a_cluster():
     backend = PlatformDockerBackend(allowed_images=["polartep/base", "polartep/ml"])
     assert DockerClusterConfig(parent=backend, image="polartep/ml").image == "polartep/ml"
+    assert DockerClusterConfig(parent=backend, worker_image="polartep/ml").worker_image == "polartep/ml"
     with pytest.raises(Exception, match="not a catalogue image"):
         DockerClusterConfig(parent=backend, image="busybox")
+    with pytest.raises(Exception, match="not a catalogue image"):
+        DockerClusterConfig(parent=backend, worker_image="busybox")
 
 
 def test_docker_mode_uses_the_container_backend_with_the_same_database_options_and_policy(
@@ -95,6 +99,9 @@ def test_docker_mode_uses_the_container_backend_with_the_same_database_options_a
     settings = configure_gateway(c, PlatformSettings(mode="docker", state_dir=str(tmp_path)))
     assert c.DaskGateway.backend_class == "polartep_hub.gateway.docker_backend.PlatformDockerBackend"
     docker_backend, local_backend = c.PlatformDockerBackend, c.PlatformLocalBackend
+    # Plan bounds and the worker profile travel with each cluster, as in local mode; the image is Docker's own.
+    assert docker_backend.cluster_config_class == "polartep_hub.gateway.docker_backend.DockerClusterConfig"
+    assert issubclass(DockerClusterConfig, PlatformClusterConfig)
     assert docker_backend.db_url == local_backend.db_url
     assert docker_backend.stop_clusters_on_shutdown is False
     assert docker_backend.cluster_options is local_backend.cluster_options
@@ -267,6 +274,34 @@ def test_worker_size_from_the_options_reaches_the_container(gateway_docker_platf
         host = worker["HostConfig"]
         assert host["CpuQuota"] / host["CpuPeriod"] == 2
         assert host["Memory"] == host["MemorySwap"] == 3 * GIB
+    finally:
+        gateway_api(platform, "DELETE", f"clusters/{name}", token)
+    wait_for(
+        lambda: not containers(**{LABEL_CLUSTER: name}),
+        STOP_WITHIN,
+        interval=0.5,
+        what="the containers to be removed",
+    )
+
+
+@pytest.mark.docker
+@pytest.mark.hub
+def test_workers_run_the_image_of_the_chosen_profile(gateway_docker_platform):
+    platform = gateway_docker_platform
+    user = unique_user_name("gwd5")
+    token = platform.create_user(user, plan="large")  # the Large plan allows the ML profile
+    name = start_cluster(platform, token, {"profile": "ml", "worker_cores": 1, "worker_memory": 2}, workers=1)
+    try:
+        wait_for(
+            lambda: containers(**{LABEL_CLUSTER: name, LABEL_ROLE: "worker"}),
+            90,
+            interval=0.5,
+            what="a worker container",
+        )
+        (worker,) = containers(**{LABEL_CLUSTER: name, LABEL_ROLE: "worker"})
+        (scheduler,) = containers(**{LABEL_CLUSTER: name, LABEL_ROLE: "scheduler"})
+        assert worker["Config"]["Image"] == "polartep/ml"
+        assert scheduler["Config"]["Image"] == "polartep/base"
     finally:
         gateway_api(platform, "DELETE", f"clusters/{name}", token)
     wait_for(

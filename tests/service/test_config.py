@@ -55,6 +55,21 @@ def test_every_platform_variable_is_read():
     assert config.log_level == "DEBUG"
 
 
+def test_the_gateway_meter_is_off_without_the_gateways_database_and_reads_it_when_given():
+    assert ServiceConfig.from_env(HUB_ENV).gateway_db_url is None
+    config = ServiceConfig.from_env(
+        {
+            **HUB_ENV,
+            "POLARTEP_GATEWAY_DB_URL": "sqlite:////state/dask-gateway.sqlite",
+            "POLARTEP_GATEWAY_METER_INTERVAL": "2.5",
+        }
+    )
+    assert (config.gateway_db_url, config.gateway_meter_interval) == (
+        "sqlite:////state/dask-gateway.sqlite",
+        2.5,
+    )
+
+
 def test_secrets_stay_out_of_repr():
     config = ServiceConfig.from_env(
         {
@@ -84,6 +99,8 @@ def test_empty_admin_password_means_no_admin_account():
         ({"POLARTEP_SERVICE_COOKIE_SECRET": "not hex"}, "POLARTEP_SERVICE_COOKIE_SECRET"),
         ({"POLARTEP_SERVICE_COOKIE_SECRET": "abcd"}, "POLARTEP_SERVICE_COOKIE_SECRET"),
         ({"POLARTEP_LOG_LEVEL": "loud"}, "POLARTEP_LOG_LEVEL"),
+        ({"POLARTEP_GATEWAY_METER_INTERVAL": "0"}, "POLARTEP_GATEWAY_METER_INTERVAL"),
+        ({"POLARTEP_GATEWAY_METER_INTERVAL": "often"}, "POLARTEP_GATEWAY_METER_INTERVAL"),
     ],
 )
 def test_bad_values_name_the_variable(env, variable):

@@ -63,6 +63,7 @@ PLATFORM_TABLES = {
     "erasures",
     "oidc_identities",
     "pending_erasures",
+    "meter_checkpoints",
 }
 
 
