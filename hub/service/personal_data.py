@@ -72,6 +72,7 @@ SECRET_COLUMNS: set[tuple[str, str]] = {("accounts", "password_hash")}
 NOT_PERSONAL_TABLES: dict[str, str] = {
     "projects": "a project belongs to its members together; each member's export shows it with their membership",
     "erasures": "the erasure log holds only pseudonyms, who asked (self or admin) and when",
+    "meter_checkpoints": "one row per meter (e.g. the gateway meter): when its last complete pass ran",
 }
 
 # Where a table's rows go in the export document (the table's own name when not listed).
