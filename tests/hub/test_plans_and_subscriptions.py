@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import update
 
 from polartep_hub.catalogue import load_catalogue
-from polartep_hub.gateway.config import PlanLookup
+from polartep_hub.gateway.options import PlanLookup
 from polartep_hub.service.db import make_engine
 from polartep_hub.service.models import Account
 
@@ -106,14 +106,17 @@ def test_an_ended_trial_allows_nothing_and_says_why(platform, new_user):
         profiles, page = form_profiles(platform, session)
         assert profiles == [] and "Your Trial plan ended on" in page
 
-    lookup = PlanLookup(platform.settings, load_catalogue())
+    def dask_plan(name: str):
+        # A lookup per call: its HTTP client belongs to the event loop it first ran in.
+        return asyncio.run(PlanLookup(platform.settings, load_catalogue()).user_plan(name))
+
     with pytest.raises(ValueError, match="Your Trial plan ended on"):
-        asyncio.run(lookup.limits(user))  # no Dask cluster either
+        dask_plan(user)  # no Dask cluster either
 
     admin(platform, "PUT", f"/{user}/plan", json={"plan": "standard"})
     entitled = platform.api("GET", f"/services/platform/api/v1/users/{user}/entitlements", token).json()
     assert entitled["profiles"] == STANDARD
-    assert asyncio.run(lookup.limits(user))[0] == "standard"
+    assert dask_plan(user).plan == "standard"
 
 
 def test_admins_change_plans_on_the_admin_page(platform, new_user):
