@@ -162,6 +162,29 @@ def containers(**labels: str) -> list[dict]:
     return [inspect("container", i) for i in ids if inspect("container", i)]
 
 
+def wait_for_containers(name: str, role: str, timeout: float = 90) -> list[dict]:
+    """The cluster's containers of ``role`` (scheduler or worker), once there is at least one."""
+    wait_for(
+        lambda: containers(**{LABEL_CLUSTER: name, LABEL_ROLE: role}),
+        timeout,
+        interval=0.5,
+        what=f"a {role} container of cluster {name}",
+    )
+    return containers(**{LABEL_CLUSTER: name, LABEL_ROLE: role})
+
+
+def stop_cluster(platform, token: str, name: str):
+    """Stop the cluster through the gateway's API and wait until every one of its containers is gone."""
+    r = gateway_api(platform, "DELETE", f"clusters/{name}", token)
+    wait_for(
+        lambda: not containers(**{LABEL_CLUSTER: name}),
+        STOP_WITHIN,
+        interval=0.5,
+        what=f"every container of cluster {name} to be removed",
+    )
+    return r
+
+
 def start_cluster(platform, token: str, options: dict | None = None, workers: int = 0) -> str:
     """Create a cluster through the gateway's REST API with the user's token, wait until it runs, scale it."""
     r = gateway_api(platform, "POST", "clusters/", token, json={"cluster_options": options or {}})
@@ -245,14 +268,8 @@ def test_clusters_run_as_containers_of_the_catalogue_image_with_the_cluster_limi
         else:
             assert (cores, host["Memory"]) == (1, 2 * GIB)  # dask-gateway's scheduler defaults
 
-    r = gateway_api(platform, "DELETE", f"clusters/{name}", token)
+    r = stop_cluster(platform, token, name)
     assert r.status_code == 204, r.text
-    wait_for(
-        lambda: not containers(**{LABEL_CLUSTER: name}),
-        STOP_WITHIN,
-        interval=0.5,
-        what="the containers to be removed",
-    )
     platform.stop_server(user)
 
 
@@ -264,24 +281,12 @@ def test_worker_size_from_the_options_reaches_the_container(gateway_docker_platf
     token = platform.create_user(user, plan="trial")
     name = start_cluster(platform, token, {"worker_cores": 2, "worker_memory": 3}, workers=1)
     try:
-        wait_for(
-            lambda: containers(**{LABEL_CLUSTER: name, LABEL_ROLE: "worker"}),
-            90,
-            interval=0.5,
-            what="a worker container",
-        )
-        (worker,) = containers(**{LABEL_CLUSTER: name, LABEL_ROLE: "worker"})
+        (worker,) = wait_for_containers(name, "worker")
         host = worker["HostConfig"]
         assert host["CpuQuota"] / host["CpuPeriod"] == 2
         assert host["Memory"] == host["MemorySwap"] == 3 * GIB
     finally:
-        gateway_api(platform, "DELETE", f"clusters/{name}", token)
-    wait_for(
-        lambda: not containers(**{LABEL_CLUSTER: name}),
-        STOP_WITHIN,
-        interval=0.5,
-        what="the containers to be removed",
-    )
+        stop_cluster(platform, token, name)
 
 
 @pytest.mark.docker
@@ -292,24 +297,12 @@ def test_workers_run_the_image_of_the_chosen_profile(gateway_docker_platform):
     token = platform.create_user(user, plan="large")  # the Large plan allows the ML profile
     name = start_cluster(platform, token, {"profile": "ml", "worker_cores": 1, "worker_memory": 2}, workers=1)
     try:
-        wait_for(
-            lambda: containers(**{LABEL_CLUSTER: name, LABEL_ROLE: "worker"}),
-            90,
-            interval=0.5,
-            what="a worker container",
-        )
-        (worker,) = containers(**{LABEL_CLUSTER: name, LABEL_ROLE: "worker"})
+        (worker,) = wait_for_containers(name, "worker")
         (scheduler,) = containers(**{LABEL_CLUSTER: name, LABEL_ROLE: "scheduler"})
         assert worker["Config"]["Image"] == "polartep/ml"
         assert scheduler["Config"]["Image"] == "polartep/base"
     finally:
-        gateway_api(platform, "DELETE", f"clusters/{name}", token)
-    wait_for(
-        lambda: not containers(**{LABEL_CLUSTER: name}),
-        STOP_WITHIN,
-        interval=0.5,
-        what="the containers to be removed",
-    )
+        stop_cluster(platform, token, name)
 
 
 @pytest.mark.docker
@@ -341,13 +334,7 @@ def test_user_a_cannot_list_or_stop_user_b_cluster(gateway_docker_platform):
             "RUNNING",
         )
     finally:
-        gateway_api(platform, "DELETE", f"clusters/{name}", alice_token)
-    wait_for(
-        lambda: not containers(**{LABEL_CLUSTER: name}),
-        STOP_WITHIN,
-        interval=0.5,
-        what="the containers to be removed",
-    )
+        stop_cluster(platform, alice_token, name)
 
 
 @pytest.mark.docker
@@ -412,14 +399,8 @@ def test_a_gateway_killed_and_restarted_keeps_running_containers_and_removes_orp
         )
     finally:
         docker("rm", "-f", f"polartep-{foreign}", f"polartep-{orphan}", check=False)
-        r = gateway_api(platform, "DELETE", f"clusters/{name}", token)
+        r = stop_cluster(platform, token, name)
     assert r.status_code == 204, r.text
-    wait_for(
-        lambda: not containers(**{LABEL_CLUSTER: name}),
-        STOP_WITHIN,
-        interval=0.5,
-        what="every container to go",
-    )
 
 
 def running_workers(name: str) -> list[dict]:
@@ -450,13 +431,7 @@ def test_a_worker_container_that_dies_is_removed_and_replaced(gateway_docker_pla
             what="the dead one removed",
         )
     finally:
-        gateway_api(platform, "DELETE", f"clusters/{name}", token)
-    wait_for(
-        lambda: not containers(**{LABEL_CLUSTER: name}),
-        STOP_WITHIN,
-        interval=0.5,
-        what="every container to go",
-    )
+        stop_cluster(platform, token, name)
 
 
 DASK_IDLE_TIMEOUT = 8
