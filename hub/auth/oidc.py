@@ -219,6 +219,9 @@ class PlatformOIDCAuthenticator(GenericOAuthenticator):
         }
         if "organisation" not in claims and isinstance(user_info.get("organization"), str):
             claims["organisation"] = user_info["organization"]
+        if user_info.get("email_verified") is False:
+            # The provider says it has not checked this address: the account keeps what it has (or none).
+            claims.pop("email", None)
         await self.platform.oidc_login({"name": name, "issuer": self.issuer, "subject": subject, **claims})
 
         mapped, dropped = group_names(provider_groups, self.group_prefix)

@@ -372,3 +372,38 @@ def test_the_client_secret_is_never_shown_by_polartep_check(tmp_path):
     rows = {name: shown for name, shown, _ in settings.describe()}
     assert rows["oidc_client_secret"] == "(given)"
     assert not any("s3cr3t-value" in shown for shown in rows.values())
+
+
+@pytest.mark.parametrize(
+    "groups",
+    [
+        "polar-staff-evil",  # a string claim that merely contains the allowed name
+        "xpolar-staff",
+        ["Polar-Staff"],  # another case is another group at the provider
+        ["polar-staff "],
+        [["polar-staff"]],  # nested
+        [{"name": "polar-staff"}],
+        {"polar-staff": True},
+        None,
+        [],
+    ],
+    ids=["substring", "prefix", "case", "whitespace", "nested-list", "object", "dict-claim", "null", "empty"],
+)
+async def test_the_group_allow_list_holds_against_adversarial_claims(platform_service, groups):
+    # Security checklist: allow-list bypasses through crafted claims. Only an exact group name in a list (or the
+    # claim being exactly that one name) lets a user in.
+    from tornado.web import HTTPError
+
+    auth = authenticator(platform_service, provider_allowed_groups={"polar-staff"})
+    with pytest.raises(HTTPError) as refused:
+        await auth.update_auth_model(auth_model("pia", groups=groups))
+    assert refused.value.status_code == 403
+    assert FakePlatformService.logins == []
+
+
+async def test_an_email_the_provider_has_not_verified_is_not_taken(platform_service):
+    auth = authenticator(platform_service)
+    await auth.update_auth_model(auth_model("pia", email="pia@example.org", email_verified=False))
+    await auth.update_auth_model(auth_model("rui", email="rui@example.org", email_verified=True))
+    emails = {login["name"]: login.get("email") for login in FakePlatformService.logins}
+    assert emails == {"pia": None, "rui": "rui@example.org"}
