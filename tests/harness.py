@@ -151,11 +151,13 @@ class RunningPlatform:
             try:
                 hub = httpx.get(f"{self.url}/hub/api", timeout=2)
                 service = httpx.get(f"{self.url}/services/platform/health", timeout=2)
+                # The gateway registers its API route with its own proxy a moment after it starts listening.
+                gateway = httpx.get(f"{self.url}/services/dask-gateway/api/health", timeout=2)
             except httpx.HTTPError:
                 return False
-            return hub.status_code == 200 and service.status_code == 200
+            return hub.status_code == 200 and service.status_code == 200 and gateway.status_code == 200
 
-        wait_for(ready, timeout, interval=0.2, what="the hub and the platform service")
+        wait_for(ready, timeout, interval=0.2, what="the hub, the platform service and the Dask Gateway")
 
     def stop_hub(self, timeout: float = 30) -> None:
         """Stop the hub the way an operator would (SIGTERM); servers and the proxy keep running."""
