@@ -23,7 +23,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from . import projects, subscriptions
+from . import accounts, projects, subscriptions
 from .access import Context, optional_identity
 from .accounts import AccountError, AccountNotFound
 from .context import ServiceContext
@@ -164,7 +164,7 @@ async def change_plan_form(
         context,
         caller,
         name,
-        lambda s: subscriptions.set_plan(s, context.catalogue, name, plan),
+        lambda s: accounts.change_plan(s, context.catalogue, name, plan),
         "plan",
     )
 

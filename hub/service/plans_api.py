@@ -31,7 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..catalogue import Catalogue
-from . import subscriptions
+from . import accounts, subscriptions
 from .access import AdminOrHubCaller, Context
 from .accounts import AccountError, AccountNotFound, get_account
 from .identity import Identity
@@ -176,7 +176,7 @@ def put_plan(
 ) -> AccountDetail:
     """Move the account to another plan; its period (a Trial's clock) restarts. The same plan changes nothing."""
     with context.session() as session:
-        account = subscriptions.set_plan(session, context.catalogue, name, body.plan)
+        account = accounts.change_plan(session, context.catalogue, name, body.plan)
         log.info("plan of %s set to %s by %s", name, body.plan, _by(caller))
         return detail(session, context.catalogue, account)
 

@@ -37,7 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..catalogue import Catalogue, Plan
-from .accounts import AccountError, AccountNotFound, change_plan, get_account
+from .accounts import AccountError, AccountNotFound, get_account
 from .models import Account, AccountSubscription, utcnow
 
 log = logging.getLogger(__name__)
@@ -175,11 +175,6 @@ def _account(session: Session, name: str) -> Account:
     if account is None:
         raise AccountNotFound(f"no account {name[:80]!r}")
     return account
-
-
-def set_plan(session: Session, catalogue: Catalogue, name: str, plan: str) -> Account:
-    """Move ``name`` to ``plan``; the plan period (and so a Trial's clock) restarts, unless it is already on it."""
-    return change_plan(session, catalogue, name, plan)
 
 
 def subscribe(session: Session, catalogue: Catalogue, name: str, subscription: str) -> AccountSubscription:
