@@ -76,6 +76,7 @@ def platform_service_definition(settings: PlatformSettings) -> dict[str, Any]:
             "POLARTEP_AUTH": settings.auth,
             "POLARTEP_PUBLIC_URL": settings.public_url,
             "POLARTEP_PASSWORD_RESET_MINUTES": str(settings.password_reset_minutes),
+            "POLARTEP_PASSWORD_RESET_PER_HOUR": str(settings.password_reset_per_hour),
             "POLARTEP_SMTP_HOST": settings.smtp_host,
             "POLARTEP_SMTP_PORT": str(settings.smtp_port or ""),
             "POLARTEP_SMTP_SECURITY": settings.smtp_security,

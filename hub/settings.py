@@ -339,6 +339,17 @@ class PlatformSettings(Configurable):
     def _password_reset_minutes_default(self) -> int:
         return _env_int("POLARTEP_PASSWORD_RESET_MINUTES", 30)
 
+    password_reset_per_hour = Integer(
+        help='"Forgot password" requests accepted per client address per hour (counted in the platform '
+        "service's database); each account is also mailed at most 3 links an hour. 0: no limit per address. "
+        "Env: POLARTEP_PASSWORD_RESET_PER_HOUR.",
+        config=True,
+    )
+
+    @default("password_reset_per_hour")
+    def _password_reset_per_hour_default(self) -> int:
+        return _env_int("POLARTEP_PASSWORD_RESET_PER_HOUR", 10)
+
     # Mail (the platform service's outbox: password-reset links, later quota notifications) -----------------------
 
     smtp_host = Unicode(
@@ -518,6 +529,10 @@ class PlatformSettings(Configurable):
         if not 1 <= self.password_reset_minutes <= 7 * 24 * 60:
             found.append(
                 f"password_reset_minutes must be 1 to 10080 (a week), got {self.password_reset_minutes}"
+            )
+        if self.password_reset_per_hour < 0:
+            found.append(
+                f"password_reset_per_hour must be 0 (no limit) or more, got {self.password_reset_per_hour}"
             )
         if not 0 <= self.smtp_port < 65536:
             found.append(f"smtp_port must be 0 (the usual port) or a port number, got {self.smtp_port}")

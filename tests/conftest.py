@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from .harness import RunningPlatform
+from .mail_server import SMTPTestServer
 from .postgres_server import INSTALL_HINT, PostgresServer, find_bin_dir
 
 _names = itertools.count(1)
@@ -18,6 +19,21 @@ _names = itertools.count(1)
 def platform(tmp_path_factory):
     """One running platform for the session; tests use their own users so they do not interfere."""
     with RunningPlatform(tmp_path_factory.mktemp("platform")).running() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def mail_server():
+    """A real SMTP server on 127.0.0.1 (aiosmtpd) that keeps every message it accepts."""
+    with SMTPTestServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def mail_platform(tmp_path_factory, mail_server):
+    """A running platform whose outbox delivers to ``mail_server`` (its own, so mail tests share no SMTP settings)."""
+    env = {**mail_server.platform_env(), "POLARTEP_PASSWORD_RESET_PER_HOUR": "1000"}
+    with RunningPlatform(tmp_path_factory.mktemp("mail-platform"), extra_env=env).running() as running:
         yield running
 
 

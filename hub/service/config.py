@@ -111,6 +111,7 @@ class ServiceConfig:
     public_url: str = "http://127.0.0.1:8000"  # where links in e-mails point
     auth: str = "platform"  # "platform" (passwords here) or "oidc" (the identity provider owns passwords)
     password_reset_minutes: int = 30
+    password_reset_per_hour: int = 10  # "forgot password" requests per client address per hour; 0: no limit
     mail: MailSettings = field(default_factory=lambda: MailSettings())
 
     @classmethod
@@ -206,6 +207,9 @@ class ServiceConfig:
             auth="oidc" if environ.get("POLARTEP_AUTH", "").strip() == "oidc" else "platform",
             password_reset_minutes=_int_setting(
                 environ, "POLARTEP_PASSWORD_RESET_MINUTES", 30, 1, 7 * 24 * 60
+            ),
+            password_reset_per_hour=_int_setting(
+                environ, "POLARTEP_PASSWORD_RESET_PER_HOUR", 10, 0, 1_000_000
             ),
             mail=mail_settings_from_env(environ),
         )

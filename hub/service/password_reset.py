@@ -13,8 +13,8 @@ Rules this module guarantees:
   ``POLARTEP_PASSWORD_RESET_MINUTES`` and works once: it is claimed by one conditional ``UPDATE`` in the transaction
   that sets the password, so two uses at the same moment cannot both succeed. Setting a password (any way)
   invalidates every other outstanding link of the account.
-* Rate limits live in the database (``password_reset_requests``): per client address ``PER_ADDRESS_PER_HOUR``
-  requests (over it: 429, which says nothing about accounts), per account ``PER_ACCOUNT_PER_HOUR`` mails (over it:
+* Rate limits live in the database (``password_reset_requests``): per client address ``config.password_reset_per_hour``
+  requests (``POLARTEP_PASSWORD_RESET_PER_HOUR``; over it: 429, which says nothing about accounts), per account ``PER_ACCOUNT_PER_HOUR`` mails (over it:
   the same answer, no mail).
 * **Every** password change or reset ends all of the user's login sessions: in the transaction that sets the
   password, ``end_sessions_pending`` is set; ``end_sessions`` then has JupyterHub rotate the user's login-cookie id
@@ -56,7 +56,6 @@ log = logging.getLogger(__name__)
 
 RESET_TOKEN_BYTES = 32
 PER_ACCOUNT_PER_HOUR = 3
-PER_ADDRESS_PER_HOUR = 10
 _HOUR = timedelta(hours=1)
 MAX_ACCOUNTS_PER_ADDRESS = 5  # accounts sharing one e-mail address that a single request mails
 
@@ -321,7 +320,8 @@ def request_reset(context: ServiceContext, login: str, address: str) -> None:
                 PasswordResetRequest.requested_at < now - 24 * _HOUR
             )
         )
-        if _recent(session, address_key, now) >= PER_ADDRESS_PER_HOUR:
+        limit = context.config.password_reset_per_hour
+        if limit and _recent(session, address_key, now) >= limit:
             oldest = _oldest_recent(session, address_key, now) or now
             wait = max(1, int((oldest + _HOUR - now).total_seconds()) + 1)
             session.commit()
