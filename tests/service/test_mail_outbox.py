@@ -30,7 +30,9 @@ def sessions(database_url):
 
 
 def settings_for(server: SMTPTestServer) -> MailSettings:
-    return MailSettings(host="127.0.0.1", port=server.port, security="none", from_address="noreply@polartep.test")
+    return MailSettings(
+        host="127.0.0.1", port=server.port, security="none", from_address="noreply@polartep.test"
+    )
 
 
 def test_a_committed_message_is_delivered_and_removed(sessions):
@@ -90,7 +92,9 @@ def test_without_an_smtp_host_mail_stays_in_the_outbox_and_the_log_has_no_body(s
     assert "di@polar.example" in kept[0] and "s3cr3t" not in caplog.text
 
 
-@pytest.mark.parametrize("to, subject", [("a@b\r\nBcc: x@y", "s"), ("no-at-sign", "s"), ("a@b.c", "x\nBcc: y")])
+@pytest.mark.parametrize(
+    "to, subject", [("a@b\r\nBcc: x@y", "s"), ("no-at-sign", "s"), ("a@b.c", "x\nBcc: y")]
+)
 def test_header_injection_and_bad_addresses_are_refused(sessions, to, subject):
     with sessions() as session, pytest.raises(InvalidMail):
         enqueue_mail(session, to, subject, "body")
