@@ -114,3 +114,37 @@ def test_only_administrators_force_resets(api, app):
     assert api.post("api/v1/accounts/dave/password-reset", token="alice-token").status_code == 403
     assert api.post("api/v1/accounts/dave/password-reset").status_code == 401
     assert rows(app, OutboxMail) == []
+
+
+def test_the_admin_page_button_forces_a_reset_only_with_the_pages_xsrf(api, app, fake_hub):
+    from .test_admin_accounts_pages import browser_login, xsrf_of
+
+    make(api, app, "erin", "erin@polar.example")
+    browser_login(api, fake_hub)
+    page = api.get("admin/accounts/erin")
+    assert (
+        page.status_code == 200
+        and "Force a password reset" in page.text
+        and "erin@polar.example" in page.text
+    )
+    forged = api.post("admin/accounts/erin/password-reset", data={"_xsrf": "forged"}, follow_redirects=False)
+    assert forged.status_code == 403
+    assert rows(app, OutboxMail) == []
+    done = api.post(
+        "admin/accounts/erin/password-reset", data={"_xsrf": xsrf_of(page.text)}, follow_redirects=False
+    )
+    assert done.status_code == 303
+    assert done.headers["location"].endswith("admin/accounts/erin?done=password-reset")
+    assert [m.to_address for m in rows(app, OutboxMail)] == ["erin@polar.example"]
+    shown = api.get("admin/accounts/erin?done=password-reset")
+    assert "a reset link was e-mailed" in shown.text
+
+
+def test_the_account_page_offers_the_change_form_only_for_platform_passwords(api, app, fake_hub):
+    from .test_admin_accounts_pages import browser_login
+
+    make(api, app, "alice", "alice@polar.example")
+    browser_login(api, fake_hub, token="alice-token")
+    assert "Change your password" in api.get("account").text
+    edit_account(app, "alice", auth_source="oidc")
+    assert "Change your password" not in api.get("account").text
