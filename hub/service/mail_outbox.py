@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 RETRY_BASE_S = 30.0
 RETRY_MAX_S = 3600.0
 MAX_ATTEMPTS = 12
-POLL_S = 5.0
+POLL_S = 2.0
 BATCH = 20
 SMTP_TIMEOUT_S = 30.0
 

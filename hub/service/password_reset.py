@@ -8,7 +8,8 @@ Rules this module guarantees:
   link or "forgot password"; only someone who knew it learns that), and a reset link is e-mailed to the account.
 * **Forgot password** answers the same whatever it is given (``request_reset`` returns nothing and raises only for
   the caller's own rate limit): a link is mailed only when the user name or e-mail belongs to an account with a
-  platform password. Mail goes through the outbox (``mail_outbox``), so no answer waits for SMTP.
+  platform password. Mail goes through the outbox (``mail_outbox``) at its next poll, so no answer waits for SMTP
+  or shares the CPU with a delivery it caused.
 * A reset link carries ``RESET_TOKEN_BYTES`` random bytes; only their SHA-256 is stored. It expires after
   ``POLARTEP_PASSWORD_RESET_MINUTES`` and works once: it is claimed by one conditional ``UPDATE`` in the transaction
   that sets the password, so two uses at the same moment cannot both succeed. Setting a password (any way)
@@ -353,7 +354,8 @@ def request_reset(context: ServiceContext, login: str, address: str) -> None:
             mailed += 1
         session.commit()
     if mailed:
-        _wake_outbox(context)
+        # No wake-up of the outbox here: delivering at once would compete with this very answer for the CPU and
+        # the database and make a known name measurably slower; the outbox's next poll (seconds) sends it.
         log.info("password reset requested: %d link(s) queued", mailed)
 
 

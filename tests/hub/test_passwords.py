@@ -222,6 +222,10 @@ def test_forgot_password_mails_a_single_use_expiring_link(mail_platform, mail_se
         page = client.get(link)
         assert page.status_code == 200
         assert re.search(r'name="token" value="([^"]+)"', page.text).group(1) == reset_token
+    # The link was opened, but its token is in no log (the service's access log redacts it).
+    logs = platform.hub_log.read_text(errors="replace") + (platform.root / "proxy.log").read_text(errors="replace")
+    assert reset_token not in logs
+    assert '"GET /services/platform/password/reset?token=[redacted] HTTP/1.1" 200' in logs
 
     weak = platform.api("POST", f"{API}/password/reset", json={"token": reset_token, "new_password": "short"})
     assert weak.status_code == 422  # the rules apply, and the link is still good afterwards
