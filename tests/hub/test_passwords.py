@@ -223,7 +223,9 @@ def test_forgot_password_mails_a_single_use_expiring_link(mail_platform, mail_se
         assert page.status_code == 200
         assert re.search(r'name="token" value="([^"]+)"', page.text).group(1) == reset_token
     # The link was opened, but its token is in no log (the service's access log redacts it).
-    logs = platform.hub_log.read_text(errors="replace") + (platform.root / "proxy.log").read_text(errors="replace")
+    logs = platform.hub_log.read_text(errors="replace") + (platform.root / "proxy.log").read_text(
+        errors="replace"
+    )
     assert reset_token not in logs
     assert '"GET /services/platform/password/reset?token=[redacted] HTTP/1.1" 200' in logs
 
