@@ -78,7 +78,7 @@ NOT_PERSONAL_TABLES: dict[str, str] = {
     "projects": "a project belongs to its members together; each member's export shows it with their membership",
     "erasures": "the erasure log holds only pseudonyms, who asked (self or admin) and when",
     "meter_checkpoints": "one row per meter (e.g. the gateway meter): when its last complete pass ran",
-    "password_reset_requests": "rate-limit counters of \"forgot password\": a key (an account id or a client "
+    "password_reset_requests": 'rate-limit counters of "forgot password": a key (an account id or a client '
     "address) and a time, deleted after a day",
 }
 
