@@ -127,6 +127,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.verbose or not problems:
         for name, value, _ in settings.describe():
             print(f"{name:22} {value}")
+    warnings = settings.warnings()
+    if warnings:
+        print("\n".join(["", "Warnings:"] + [f"- {w}" for w in warnings]), file=sys.stderr)
     if problems:
         print("\n".join(["", "Problems:"] + [f"- {p}" for p in problems]), file=sys.stderr)
         return 1

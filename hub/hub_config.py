@@ -72,6 +72,17 @@ def platform_service_definition(settings: PlatformSettings) -> dict[str, Any]:
             "POLARTEP_PASSWORD_MIN_LENGTH": str(settings.password_min_length),
             "POLARTEP_LOGIN_ATTEMPTS": str(settings.login_attempts),
             "POLARTEP_LOGIN_LOCKOUT_SECONDS": str(settings.login_lockout_seconds),
+            # Passwords and mail (service/password_reset.py, service/mail_outbox.py).
+            "POLARTEP_AUTH": settings.auth,
+            "POLARTEP_PUBLIC_URL": settings.public_url,
+            "POLARTEP_PASSWORD_RESET_MINUTES": str(settings.password_reset_minutes),
+            "POLARTEP_PASSWORD_RESET_PER_HOUR": str(settings.password_reset_per_hour),
+            "POLARTEP_SMTP_HOST": settings.smtp_host,
+            "POLARTEP_SMTP_PORT": str(settings.smtp_port or ""),
+            "POLARTEP_SMTP_SECURITY": settings.smtp_security,
+            "POLARTEP_SMTP_USER": settings.smtp_user,
+            "POLARTEP_SMTP_PASSWORD_FILE": settings.smtp_password_file,
+            "POLARTEP_MAIL_FROM": settings.mail_from,
             # The gateway meter (accounting/gateway_meter.py) reads the gateway's database into the usage ledger.
             "POLARTEP_GATEWAY_DB_URL": gateway_db_url(settings),
             "POLARTEP_GATEWAY_METER_INTERVAL": str(settings.gateway_meter_interval),
@@ -121,6 +132,8 @@ def configure_signup_link(c, settings: PlatformSettings) -> None:
     c.JupyterHub.template_paths = [str(HUB_TEMPLATES_DIR), *c.JupyterHub.get("template_paths", [])]
     if settings.signup:
         c.JupyterHub.template_vars["polartep_signup_url"] = f"/services/{SERVICE_NAME}/signup"
+    if settings.auth == "platform":
+        c.JupyterHub.template_vars["polartep_forgot_url"] = f"/services/{SERVICE_NAME}/password/forgot"
 
 
 def configure_hub(c, settings: PlatformSettings | None = None) -> PlatformSettings:

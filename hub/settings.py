@@ -329,6 +329,88 @@ class PlatformSettings(Configurable):
     def _login_lockout_seconds_default(self) -> int:
         return _env_int("POLARTEP_LOGIN_LOCKOUT_SECONDS", 600)
 
+    password_reset_minutes = Integer(
+        help='How long a password-reset link ("forgot password" or an administrator\'s forced reset) works; each '
+        "link works once. Env: POLARTEP_PASSWORD_RESET_MINUTES.",
+        config=True,
+    )
+
+    @default("password_reset_minutes")
+    def _password_reset_minutes_default(self) -> int:
+        return _env_int("POLARTEP_PASSWORD_RESET_MINUTES", 30)
+
+    password_reset_per_hour = Integer(
+        help='"Forgot password" requests accepted per client address per hour (counted in the platform '
+        "service's database); each account is also mailed at most 3 links an hour. 0: no limit per address. "
+        "Env: POLARTEP_PASSWORD_RESET_PER_HOUR.",
+        config=True,
+    )
+
+    @default("password_reset_per_hour")
+    def _password_reset_per_hour_default(self) -> int:
+        return _env_int("POLARTEP_PASSWORD_RESET_PER_HOUR", 10)
+
+    # Mail (the platform service's outbox: password-reset links, later quota notifications) -----------------------
+
+    smtp_host = Unicode(
+        help="SMTP server the platform sends e-mail through. Empty: no mail is sent; messages (such as "
+        "password-reset links) stay in the service's outbox table and are logged without their content, and "
+        "`polartep check` warns. Env: POLARTEP_SMTP_HOST.",
+        config=True,
+    )
+
+    @default("smtp_host")
+    def _smtp_host_default(self) -> str:
+        return _env("POLARTEP_SMTP_HOST", "").strip()
+
+    smtp_security = Enum(
+        ["starttls", "ssl", "none"],
+        help="How to secure the SMTP connection: 'starttls' (upgrade a plain connection, port 587 by default), "
+        "'ssl' (TLS from the start, port 465) or 'none' (plain text, port 25: only for a relay on this machine). "
+        "Env: POLARTEP_SMTP_SECURITY.",
+        config=True,
+    )
+
+    @default("smtp_security")
+    def _smtp_security_default(self) -> str:
+        return _env("POLARTEP_SMTP_SECURITY", "starttls").strip().lower()
+
+    smtp_port = Integer(
+        help="SMTP port; 0: the usual port for smtp_security (587, 465 or 25). Env: POLARTEP_SMTP_PORT.",
+        config=True,
+    )
+
+    @default("smtp_port")
+    def _smtp_port_default(self) -> int:
+        return _env_int("POLARTEP_SMTP_PORT", 0)
+
+    smtp_user = Unicode(
+        help="User name for SMTP authentication; empty: no authentication. Env: POLARTEP_SMTP_USER.",
+        config=True,
+    )
+
+    @default("smtp_user")
+    def _smtp_user_default(self) -> str:
+        return _env("POLARTEP_SMTP_USER", "").strip()
+
+    smtp_password_file = Unicode(
+        help="File holding the SMTP password (read by the platform service at start-up; never put the password "
+        "itself in the environment). Env: POLARTEP_SMTP_PASSWORD_FILE.",
+        config=True,
+    )
+
+    @default("smtp_password_file")
+    def _smtp_password_file_default(self) -> str:
+        return _env("POLARTEP_SMTP_PASSWORD_FILE", "").strip()
+
+    mail_from = Unicode(
+        help="The From address of the platform's e-mail. Env: POLARTEP_MAIL_FROM.", config=True
+    )
+
+    @default("mail_from")
+    def _mail_from_default(self) -> str:
+        return _env("POLARTEP_MAIL_FROM", "polartep@localhost").strip()
+
     local_memory_limit = Bool(
         help="Local mode: enforce the profile's memory as an address-space limit (RLIMIT_AS) on the user's server "
         "and its kernels. Env: POLARTEP_LOCAL_MEMORY_LIMIT (1/0).",
@@ -444,8 +526,32 @@ class PlatformSettings(Configurable):
             found.append(
                 f"gateway_meter_interval must be 1 to 3600 seconds, got {self.gateway_meter_interval}"
             )
+        if not 1 <= self.password_reset_minutes <= 7 * 24 * 60:
+            found.append(
+                f"password_reset_minutes must be 1 to 10080 (a week), got {self.password_reset_minutes}"
+            )
+        if self.password_reset_per_hour < 0:
+            found.append(
+                f"password_reset_per_hour must be 0 (no limit) or more, got {self.password_reset_per_hour}"
+            )
+        if not 0 <= self.smtp_port < 65536:
+            found.append(f"smtp_port must be 0 (the usual port) or a port number, got {self.smtp_port}")
+        if self.smtp_password_file and not Path(self.smtp_password_file).is_file():
+            found.append(f"smtp_password_file {self.smtp_password_file!r} does not exist")
+        if "@" not in self.mail_from:
+            found.append(f"mail_from must be an e-mail address, got {self.mail_from[:200]!r}")
         if len(set(ports.values())) != len(ports):
             found.append(f"the ports must differ: {ports}")
+        return found
+
+    def warnings(self) -> list[str]:
+        """What works but deserves the operator's attention (``polartep check`` prints these without failing)."""
+        found = []
+        if not self.smtp_host and self.auth == "platform":
+            found.append(
+                "smtp_host (POLARTEP_SMTP_HOST) is not set: password-reset links are not e-mailed; they stay in the "
+                "platform service's outbox (table mail_outbox) and the service logs each one without its content"
+            )
         return found
 
     def oidc_problems(self) -> list[str]:

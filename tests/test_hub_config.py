@@ -88,3 +88,51 @@ def test_the_platform_service_meters_the_gateways_database(tmp_path):
 def test_a_meter_interval_out_of_range_is_a_settings_problem(tmp_path):
     problems = PlatformSettings(state_dir=str(tmp_path), gateway_meter_interval=0).problems()
     assert any("gateway_meter_interval" in p for p in problems)
+
+
+def test_mail_and_reset_settings_reach_the_platform_service_and_the_login_page_links_to_forgot(tmp_path):
+    secret = tmp_path / "smtp-password"
+    secret.write_text("s3cret\n")
+    c = configured(
+        tmp_path,
+        smtp_host="mail.polar.example",
+        smtp_security="ssl",
+        smtp_user="polartep",
+        smtp_password_file=str(secret),
+        mail_from="noreply@polar.example",
+        password_reset_minutes=15,
+    )
+    env = next(s for s in c.JupyterHub.services if s["name"] == "platform")["environment"]
+    assert {
+        k: v
+        for k, v in env.items()
+        if k.startswith(("POLARTEP_SMTP", "POLARTEP_MAIL", "POLARTEP_PASSWORD_R"))
+    } == {
+        "POLARTEP_SMTP_HOST": "mail.polar.example",
+        "POLARTEP_SMTP_PORT": "",
+        "POLARTEP_SMTP_SECURITY": "ssl",
+        "POLARTEP_SMTP_USER": "polartep",
+        "POLARTEP_SMTP_PASSWORD_FILE": str(secret),
+        "POLARTEP_MAIL_FROM": "noreply@polar.example",
+        "POLARTEP_PASSWORD_RESET_MINUTES": "15",
+        "POLARTEP_PASSWORD_RESET_PER_HOUR": "10",
+    }
+    assert "s3cret" not in str(env)  # the service reads the file itself
+    assert c.JupyterHub.template_vars["polartep_forgot_url"] == "/services/platform/password/forgot"
+    assert PlatformSettings(state_dir=str(tmp_path), smtp_host="mail.polar.example").warnings() == []
+
+
+def test_no_smtp_host_is_a_warning_not_a_problem(tmp_path):
+    settings = PlatformSettings(state_dir=str(tmp_path), smtp_host="")
+    assert settings.problems() == []
+    [warning] = settings.warnings()
+    assert warning.startswith(
+        "smtp_host (POLARTEP_SMTP_HOST) is not set: password-reset links are not e-mailed"
+    )
+    bad = PlatformSettings(
+        state_dir=str(tmp_path), smtp_password_file=str(tmp_path / "missing"), mail_from="x"
+    )
+    assert bad.problems() == [
+        f"smtp_password_file {str(tmp_path / 'missing')!r} does not exist",
+        "mail_from must be an e-mail address, got 'x'",
+    ]

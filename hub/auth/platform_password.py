@@ -14,17 +14,54 @@ Rules it guarantees:
   An account awaiting approval (once its password matched) and a locked account (after too many failed logins) get
   the service's own message on the login page instead (``LoginRefused`` -> ``HTTPError``).
 * Every account the service knows may log in, so JupyterHub's own allow list is not used (``allow_all``).
+* ``POST /hub/api/polartep/users/{name}/end-sessions`` (scope ``admin:users``; the platform service calls it after
+  a password change or reset) ends every login session of the user at one moment, in one commit: it gives the user
+  a new ``cookie_id`` (JupyterHub's login cookie holds that id, shared by all the user's browsers, so every existing
+  hub cookie stops working) and deletes every API and OAuth token of the user and its unused OAuth codes (servers'
+  and services' browser sessions and tokens made by hand). JupyterHub's ``refresh_user`` was weighed and rejected
+  for this: it runs per user at most every ``auth_refresh_age`` seconds and cannot tell one browser session from
+  another (see ``service/password_reset.py``).
 """
 
 from __future__ import annotations
 
+import json
 import unicodedata
 
+from jupyterhub import orm
+from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.auth import Authenticator
+from jupyterhub.scopes import needs_scope
+from jupyterhub.utils import new_token
 from tornado import web
 from traitlets import Unicode, default
 
 from ..platform_client import LoginRefused, PlatformClient
+
+
+class EndSessionsHandler(APIHandler):
+    """``POST /hub/api/polartep/users/{name}/end-sessions``: end every session and token of one user."""
+
+    @needs_scope("admin:users")
+    def post(self, user_name: str) -> None:
+        user = self.find_user(user_name)
+        if user is None:
+            raise web.HTTPError(404, "no such user")
+        orm_user = user.orm_user
+        # No await between these steps: the hub's single thread runs nothing else until the commit.
+        orm_user.cookie_id = new_token()
+        tokens = list(orm_user.api_tokens)
+        for token in tokens:
+            self.db.delete(token)
+        codes = self.db.query(orm.OAuthCode).filter(orm.OAuthCode.user_id == orm_user.id).delete()
+        self.db.commit()
+        self.log.info(
+            "ended every session of %s: new login-cookie id, %d token(s) and %d OAuth code(s) deleted",
+            user.name,
+            len(tokens),
+            codes,
+        )
+        self.write(json.dumps({"name": user.name, "tokens_deleted": len(tokens)}))
 
 
 class PlatformPasswordAuthenticator(Authenticator):
@@ -64,3 +101,6 @@ class PlatformPasswordAuthenticator(Authenticator):
             self.log.warning("Failed login for %s", username[:64])
             return None
         return {"name": account["name"], "admin": bool(account.get("admin"))}
+
+    def get_handlers(self, app):
+        return [*super().get_handlers(app), (r"/api/polartep/users/([^/]+)/end-sessions", EndSessionsHandler)]

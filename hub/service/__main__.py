@@ -38,6 +38,11 @@ Environment (the ``JUPYTERHUB_*`` ones are set by the hub for a managed service)
 ``POLARTEP_PASSWORD_MIN_LENGTH``, ``POLARTEP_LOGIN_ATTEMPTS``, ``POLARTEP_LOGIN_LOCKOUT_SECONDS``
     Shortest password accepted at sign-up (default 10); wrong passwords in a row before an account is locked
     (default 5; 0: no lock-out) and for how long (default 600 s).
+``POLARTEP_AUTH``, ``POLARTEP_PUBLIC_URL``, ``POLARTEP_PASSWORD_RESET_MINUTES``
+    ``oidc`` when the identity provider owns passwords (then none can be changed here); the public URL that links in
+    e-mails point to; how long a reset link works (default 30 minutes).
+``POLARTEP_SMTP_HOST``, ``POLARTEP_SMTP_PORT``, ``POLARTEP_SMTP_SECURITY``, ``POLARTEP_SMTP_USER``, ``POLARTEP_SMTP_PASSWORD_FILE``, ``POLARTEP_MAIL_FROM``
+    How the mail outbox delivers (``mail_outbox.py``); without a host, mail stays in the outbox.
 ``POLARTEP_GATEWAY_DB_URL``, ``POLARTEP_GATEWAY_METER_INTERVAL``
     The Dask Gateway's database, which the gateway meter reads (read-only) into the usage ledger every
     ``POLARTEP_GATEWAY_METER_INTERVAL`` seconds (default 10); without the URL there is no meter.
@@ -46,6 +51,7 @@ Environment (the ``JUPYTERHUB_*`` ones are set by the hub for a managed service)
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Sequence
 
@@ -53,6 +59,20 @@ from ..catalogue import CatalogueError, load_catalogue
 from .config import ConfigError, ServiceConfig
 
 log = logging.getLogger("polartep_hub.service")
+
+
+class RedactResetTokens(logging.Filter):
+    """Keep password-reset tokens (``?token=...`` of the reset link) out of uvicorn's access log."""
+
+    _TOKEN = re.compile(r"(token=)[^&\s]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and any(isinstance(a, str) and "token=" in a for a in args):
+            record.args = tuple(
+                self._TOKEN.sub(r"\1[redacted]", a) if isinstance(a, str) else a for a in args
+            )
+        return True
 
 
 def _fail(message: str) -> int:
@@ -73,6 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=config.log_level, format="[%(levelname).1s %(asctime)s %(name)s] %(message)s")
     # Alembic announces each of its plugins at INFO; only the migrations it runs are worth a line.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    logging.getLogger("uvicorn.access").addFilter(RedactResetTokens())
     try:
         catalogue = load_catalogue(config.catalogue_path)
     except CatalogueError as e:

@@ -10,7 +10,8 @@ Rules this module guarantees:
 * Each function that changes state commits before returning, so callers never hold a transaction across an await.
 * Password checks cost one argon2 verification whatever the outcome; an account awaiting approval is named as such
   only to a caller who gave its right password; after ``LockoutPolicy.attempts`` wrong passwords in a row an account
-  refuses every login for ``LockoutPolicy.seconds`` (``check_password``).
+  refuses every login for ``LockoutPolicy.seconds`` (``check_password``); after an administrator's password reset
+  the old password logs nobody in (``AccountPasswordResetRequired``, again only told to whoever typed it).
 * Allowed profiles follow the one rule of ``subscriptions.py`` (plan + active subscriptions; admins: all).
 """
 
@@ -181,6 +182,10 @@ class AccountPendingApproval(AccountError):
     """The password is right but an administrator has not approved the account yet."""
 
 
+class AccountPasswordResetRequired(AccountError):
+    """The password is right but an administrator reset it: only a reset link can set a new one."""
+
+
 class AccountLocked(AccountError):
     """Too many failed logins: the account refuses every login until ``until``."""
 
@@ -228,6 +233,12 @@ def check_password(
     if passwords.needs_rehash(account.password_hash):
         account.password_hash = passwords.hash(password)
     session.commit()
+    if account.password_reset_required:
+        # After the argon2 check, like the approval below: only someone who knew the old password learns this.
+        raise AccountPasswordResetRequired(
+            "an administrator has reset your password: set a new one with the link e-mailed to you, or ask for "
+            'a new link with "Forgot your password?" (/services/platform/password/forgot)'
+        )
     if not account.approved:
         raise AccountPendingApproval(
             "your account awaits approval by an administrator; you can log in once it is approved"

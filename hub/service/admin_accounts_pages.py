@@ -29,6 +29,7 @@ from .accounts import AccountError, AccountNotFound
 from .context import ServiceContext
 from .identity import Identity
 from .pages import BrowserFormCaller, page_xsrf, read_form, render_page
+from .password_reset import can_reset_password
 from .plans_api import detail, list_accounts, load_account, summary
 
 router = APIRouter(include_in_schema=False)
@@ -41,6 +42,9 @@ _NOTICES = {
     "plan": "The plan was changed.",
     "subscribed": "The subscription was added.",
     "ended": "The subscription was ended.",
+    "password-reset": "The password was reset: the account's sessions were ended and a reset link was e-mailed.",
+    "password-reset-no-mail": "The password was reset and the sessions were ended, but the account has no e-mail "
+    "address: no reset link could be sent.",
 }
 
 
@@ -77,7 +81,10 @@ def _account_page(
     status_code: int = 200,
 ) -> HTMLResponse:
     with context.session() as session:
-        account = detail(session, context.catalogue, load_account(session, name))
+        loaded = load_account(session, name)
+        account = detail(session, context.catalogue, loaded)
+        password_reset = can_reset_password(context, loaded)
+        account_email = loaded.email
         memberships = [
             (project.display_name, project.name, projects.role_of(project, name))
             for project in projects.visible_projects(session, projects.Actor(name=name, admin=False))
@@ -92,6 +99,8 @@ def _account_page(
         memberships=memberships,
         plans=list(context.catalogue.plans.values()),
         offered=[s for s in context.catalogue.subscriptions.values() if s.name not in held],
+        password_reset=password_reset,
+        account_email=account_email,
         xsrf=page_xsrf(request, context),
         base=f"{context.config.prefix}admin/accounts",
         error=error,

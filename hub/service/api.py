@@ -187,6 +187,10 @@ def password_login(body: PasswordLogin, caller: HubCaller, context: Context) -> 
             return JSONResponse(
                 {"detail": str(error), "reason": "pending_approval"}, status_code=status.HTTP_403_FORBIDDEN
             )
+        except accounts.AccountPasswordResetRequired as error:
+            return JSONResponse(
+                {"detail": str(error), "reason": "password_reset"}, status_code=status.HTTP_403_FORBIDDEN
+            )
         except accounts.AccountLocked as error:
             retry = max(1, int((error.until - utcnow()).total_seconds()) + 1)
             return JSONResponse(

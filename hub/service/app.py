@@ -33,6 +33,8 @@ from . import (
     browser_login,
     consents,
     oidc_accounts,
+    password_reset,
+    password_routes,
     personal_data,
     personal_data_routes,
     plans_api,
@@ -46,6 +48,7 @@ from .db import make_engine, make_sessionmaker
 from .hub_api import HubAPI
 from .identity import IdentityProvider
 from .legal import LegalDocumentsError, LegalLibrary
+from .mail_outbox import MailOutbox
 from .metrics import MetricsMiddleware, ServiceMetrics, full_route_templates
 from .passwords import Passwords
 from .project_groups import ProjectGroupSync, Reconciler
@@ -121,6 +124,7 @@ def create_app(
         legal=legal,
         hub_api=hub_api,
     )
+    context.outbox = MailOutbox(context.sessions, config.mail)
     if hub_api is not None:
         context.project_groups = ProjectGroupSync(hub_api, context.sessions)
         context.reconciler = Reconciler(context.project_groups)
@@ -132,7 +136,11 @@ def create_app(
         if context.reconciler is not None:
             context.reconciler.start()  # brings the hub's project groups in line with the database
         meter_task = start_gateway_meter(config, context)
+        outbox_task = asyncio.create_task(context.outbox.run())
+        session_ends = asyncio.create_task(password_reset.reconcile_session_ends(context))
         yield
+        outbox_task.cancel()
+        session_ends.cancel()
         if meter_task is not None:
             meter_task.cancel()
         if reconciler is not None:
@@ -176,6 +184,8 @@ def create_app(
         (projects_api.router, f"{prefix}/api/v1"),
         (admin_accounts_pages.router, prefix),
         (usage_api.router, f"{prefix}/api/v1"),
+        (password_routes.api_router, f"{prefix}/api/v1"),
+        (password_routes.page_router, prefix),
     ):
         app.include_router(router, prefix=router_prefix)
         route_templates.update(full_route_templates(router_prefix, router.routes))

@@ -62,6 +62,22 @@ def _access_scopes(environ: Mapping[str, str], service_name: str) -> frozenset[s
 
 
 @dataclass(frozen=True)
+class MailSettings:
+    """How the outbox delivers mail; no ``host``: messages stay in the outbox (and are logged without their body)."""
+
+    host: str = ""
+    port: int = 587
+    security: str = "starttls"  # "starttls", "ssl" or "none"
+    user: str = ""
+    password: str = field(default="", repr=False)
+    from_address: str = "polartep@localhost"
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.host)
+
+
+@dataclass(frozen=True)
 class ServiceConfig:
     """Everything the service needs to start, already validated."""
 
@@ -91,6 +107,12 @@ class ServiceConfig:
     # The Dask Gateway's database, read by the gateway meter (``accounting/gateway_meter.py``); None: no meter.
     gateway_db_url: str | None = field(default=None, repr=False)
     gateway_meter_interval: float = 10.0
+    # Passwords and mail (password_reset.py, mail_outbox.py); see hub/settings.py for each.
+    public_url: str = "http://127.0.0.1:8000"  # where links in e-mails point
+    auth: str = "platform"  # "platform" (passwords here) or "oidc" (the identity provider owns passwords)
+    password_reset_minutes: int = 30
+    password_reset_per_hour: int = 10  # "forgot password" requests per client address per hour; 0: no limit
+    mail: MailSettings = field(default_factory=lambda: MailSettings())
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceConfig:
@@ -179,6 +201,17 @@ class ServiceConfig:
             **registration,
             gateway_db_url=gateway_db_url,
             gateway_meter_interval=gateway_meter_interval,
+            public_url=(environ.get("POLARTEP_PUBLIC_URL", "").strip() or "http://127.0.0.1:8000").rstrip(
+                "/"
+            ),
+            auth="oidc" if environ.get("POLARTEP_AUTH", "").strip() == "oidc" else "platform",
+            password_reset_minutes=_int_setting(
+                environ, "POLARTEP_PASSWORD_RESET_MINUTES", 30, 1, 7 * 24 * 60
+            ),
+            password_reset_per_hour=_int_setting(
+                environ, "POLARTEP_PASSWORD_RESET_PER_HOUR", 10, 0, 1_000_000
+            ),
+            mail=mail_settings_from_env(environ),
         )
 
 
@@ -208,3 +241,36 @@ def _registration_settings(environ: Mapping[str, str]) -> dict[str, object]:
         "login_attempts": _int_setting(environ, "POLARTEP_LOGIN_ATTEMPTS", 5, 0, 1000),
         "login_lockout_seconds": _int_setting(environ, "POLARTEP_LOGIN_LOCKOUT_SECONDS", 600, 1, 30 * 86400),
     }
+
+
+SMTP_SECURITY = ("starttls", "ssl", "none")
+
+
+def mail_settings_from_env(environ: Mapping[str, str]) -> MailSettings:
+    """The outbox's SMTP settings (``POLARTEP_SMTP_*``, ``POLARTEP_MAIL_FROM``); the password is read from its file."""
+    security = environ.get("POLARTEP_SMTP_SECURITY", "").strip().lower() or "starttls"
+    if security not in SMTP_SECURITY:
+        raise ConfigError(
+            f"POLARTEP_SMTP_SECURITY={security[:40]!r} must be one of {', '.join(SMTP_SECURITY)}"
+        )
+    default_port = {"starttls": 587, "ssl": 465, "none": 25}[security]
+    password = ""
+    password_file = environ.get("POLARTEP_SMTP_PASSWORD_FILE", "").strip()
+    if password_file:
+        try:
+            password = Path(password_file).read_text(encoding="utf-8").strip()
+        except OSError as error:
+            raise ConfigError(
+                f"POLARTEP_SMTP_PASSWORD_FILE={password_file[:200]!r} cannot be read: {error.strerror}"
+            ) from None
+    from_address = environ.get("POLARTEP_MAIL_FROM", "").strip() or "polartep@localhost"
+    if "@" not in from_address or any(c in from_address for c in "\r\n"):
+        raise ConfigError(f"POLARTEP_MAIL_FROM={from_address[:200]!r} must be one e-mail address")
+    return MailSettings(
+        host=environ.get("POLARTEP_SMTP_HOST", "").strip(),
+        port=_int_setting(environ, "POLARTEP_SMTP_PORT", default_port, 1, 65535),
+        security=security,
+        user=environ.get("POLARTEP_SMTP_USER", "").strip(),
+        password=password,
+        from_address=from_address,
+    )

@@ -23,6 +23,7 @@ from .config import ServiceConfig
 from .hub_api import HubAPI
 from .identity import IdentityProvider
 from .legal import LegalLibrary
+from .mail_outbox import MailOutbox
 from .metrics import ServiceMetrics
 from .passwords import Passwords
 from .project_groups import ProjectGroupSync, Reconciler
@@ -42,6 +43,8 @@ class ServiceContext:
     # Projects mirrored into JupyterHub's groups (project_groups.py); None where there is no hub to mirror into.
     project_groups: ProjectGroupSync | None = None
     reconciler: Reconciler | None = None
+    # The mail outbox's deliverer (mail_outbox.py); None until the app is assembled.
+    outbox: MailOutbox | None = None
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -151,3 +151,16 @@ class HubAPI:
     def delete_user(self, name: str) -> None:
         """Delete the user: JupyterHub stops their servers and calls each spawner's ``delete_forever`` first."""
         self._request("DELETE", f"/users/{quote(name, safe='')}", ok=(404,))
+
+    def end_sessions(self, name: str) -> None:
+        """End every login session of the user: JupyterHub rotates its login-cookie id and deletes all its API and
+        OAuth tokens (``POST /hub/api/polartep/users/{name}/end-sessions``, served by the platform's authenticator).
+        A user JupyterHub does not know has no sessions: that is success."""
+        self._request("POST", f"/polartep/users/{quote(name, safe='')}/end-sessions", {}, ok=(404,))
+
+    def request_stop_servers(self, name: str) -> None:
+        """Ask JupyterHub to stop every server of the user, without waiting for them to be gone."""
+        model = self.user(name)
+        for server in (model or {}).get("servers") or {}:
+            path = f"/users/{quote(name, safe='')}/servers/{quote(server, safe='')}"
+            self._request("DELETE", path, ok=(400, 404))

@@ -99,6 +99,12 @@ class Account(Base):
     # Brute-force lock-out: consecutive failed logins and, once over the limit, until when logins are refused.
     failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # Passwords (password_reset.py): when the password last changed or was reset (every login session from before
+    # is ended); an administrator's forced reset refuses the old password until the user sets a new one; and a
+    # flag that stays set until JupyterHub has ended the sessions (so a crash or hub outage only delays that).
+    credentials_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    password_reset_required: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    end_sessions_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     consents: Mapped[list[Consent]] = relationship(
         back_populates="account", cascade="all, delete-orphan", passive_deletes=True
@@ -275,3 +281,54 @@ class PendingErasure(Base):
     # Chosen at the request so that every log line of every attempt names the same pseudonym, never the account.
     pseudonym: Mapped[str] = mapped_column(String(64))
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class PasswordResetToken(Base):
+    """A password-reset link: only the SHA-256 of its token is stored; single use (``used_at``), expiring."""
+
+    __tablename__ = "password_reset_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # "forgot" (asked for by the user) or "admin" (an administrator forced the reset).
+    reason: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class PasswordResetRequest(Base):
+    """One "forgot password" request, by account and by client address, for the rate limits (kept a day)."""
+
+    __tablename__ = "password_reset_requests"
+    __table_args__ = (Index("ix_password_reset_requests_key_at", "key", "requested_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # "account:<id>" or "address:<client address>".
+    key: Mapped[str] = mapped_column(String(128))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class OutboxMail(Base):
+    """An e-mail waiting to be delivered by the outbox (``mail_outbox.py``); deleted once the SMTP server took it.
+
+    ``account_id`` ties a message to the account it is about, so erasing the account deletes its unsent mail.
+    """
+
+    __tablename__ = "mail_outbox"
+    __table_args__ = (Index("ix_mail_outbox_due", "failed_at", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), default=None, index=True
+    )
+    to_address: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(String(500), default=None)
+    # Set when delivery was given up (too many attempts, or the server refused the address for good).
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

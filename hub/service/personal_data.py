@@ -66,13 +66,20 @@ NAME_MENTIONS: dict[tuple[str, str], Literal["pseudonymise", "clear"]] = {
 }
 
 # Secret columns: exported only as whether a value is held.
-SECRET_COLUMNS: set[tuple[str, str]] = {("accounts", "password_hash")}
+SECRET_COLUMNS: set[tuple[str, str]] = {
+    ("accounts", "password_hash"),
+    # A reset link's hash, and unsent mail, whose body may hold a live reset link: held, not shown.
+    ("password_reset_tokens", "token_hash"),
+    ("mail_outbox", "body"),
+}
 
 # Tables that hold no row of any one account, and why (tests check that every table is accounted for).
 NOT_PERSONAL_TABLES: dict[str, str] = {
     "projects": "a project belongs to its members together; each member's export shows it with their membership",
     "erasures": "the erasure log holds only pseudonyms, who asked (self or admin) and when",
     "meter_checkpoints": "one row per meter (e.g. the gateway meter): when its last complete pass ran",
+    "password_reset_requests": 'rate-limit counters of "forgot password": a key (an account id or a client '
+    "address) and a time, deleted after a day",
 }
 
 # Where a table's rows go in the export document (the table's own name when not listed).

@@ -32,6 +32,7 @@ from .context import ServiceContext
 from .identity import Identity
 from .models import Account
 from .pages import BrowserFormCaller, page_xsrf, read_form, render_page
+from .password_rules import PasswordPolicy
 from .personal_details import PersonalDetailsUpdate
 
 api_router = APIRouter()
@@ -260,7 +261,18 @@ def _account_page(
         notice=notice,
         export_url=f"{context.config.prefix}api/v1/me/export",
         protected=account.name == context.config.admin_user,
+        # Passwords (password_routes.py): only the platform's own, never the configured administrator's.
+        password_change=context.config.auth == "platform"
+        and account.auth_source == "local"
+        and account.password_hash is not None
+        and account.name != context.config.admin_user,
+        password_rules=PasswordPolicy(min_length=context.config.password_min_length).describe(),
     )
+
+
+render_account_page = (
+    _account_page  # the account page with a message, for other modules' forms (password_routes)
+)
 
 
 def _validation_text(error: ValidationError) -> str:

@@ -78,7 +78,7 @@ def test_the_account_page_offers_the_plans_and_the_subscriptions_not_held(api, f
     assert '<option value="standard">' in page and '<option value="large">' in page
     assert '<option value="dev-small">' in page and '<option value="ml">' not in page
     assert f'action="{PREFIX}{PAGES}/alice/subscriptions/ml/end"' in page
-    assert page.count('name="_xsrf"') == 3  # plan, add, end ml
+    assert page.count('name="_xsrf"') == 4  # plan, password reset, add, end ml
 
 
 def test_a_plan_change_through_the_form_is_applied_and_redirects(api, fake_hub):

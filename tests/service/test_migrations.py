@@ -41,6 +41,9 @@ ACCOUNT_COLUMNS = {
     "approved_by",
     "failed_logins",
     "locked_until",
+    "credentials_changed_at",
+    "password_reset_required",
+    "end_sessions_pending",
 }
 NULLABLE_ACCOUNT_COLUMNS = {
     "password_hash",
@@ -52,6 +55,7 @@ NULLABLE_ACCOUNT_COLUMNS = {
     "approved_at",
     "approved_by",
     "locked_until",
+    "credentials_changed_at",
 }
 PLATFORM_TABLES = {
     "accounts",
@@ -64,6 +68,9 @@ PLATFORM_TABLES = {
     "oidc_identities",
     "pending_erasures",
     "meter_checkpoints",
+    "password_reset_tokens",
+    "password_reset_requests",
+    "mail_outbox",
 }
 
 
