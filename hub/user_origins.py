@@ -19,6 +19,10 @@ With ``subdomain_host`` on, ``configure_user_origins`` guarantees:
   host-only on the hub's host, so no user server ever receives them, and neither the hub nor the service answers a
   cross-origin request with CORS headers, so a script on a user's host cannot read their answers. State-changing
   requests need a token or an ``_xsrf`` value that only the hub's and the service's own pages carry.
+* Logins happen on the hub's host only (``login_only_on_hub_host``, JupyterHub's ``post_auth_hook``). The proxy
+  hands the hub every request for a host it has no route for, so the hub's login page also answers on a user's
+  host (``http://mallory.<host>/hub/login``); a password typed there would put the hub's login cookie on
+  Mallory's origin, where her pages could use it. Such a login is refused, naming the address to use instead.
 * The hub's "Services" menu links to services by path (``templates/page.html``): JupyterHub's own links name the
   service's host without the port, which would lead nowhere on any port but 80/443.
 
@@ -35,7 +39,11 @@ wildcard DNS record and one wildcard certificate); CORS allow-lists (no user ori
 
 from __future__ import annotations
 
+from typing import Any
+from urllib.parse import urlparse
+
 from jupyterhub.utils import subdomain_hook_idna
+from tornado import web
 
 from .settings import PlatformSettings
 
@@ -53,6 +61,21 @@ def is_loopback_name(host: str | None) -> bool:
     return host == "localhost" or host.endswith(".localhost")
 
 
+def login_only_on_hub_host(hub_host: str):
+    """A ``post_auth_hook`` refusing (403) a login whose request came to any host but ``hub_host`` (host:port)."""
+
+    def hook(authenticator: Any, handler: web.RequestHandler, authentication: Any) -> Any:
+        if handler.request.host.lower() != hub_host.lower():
+            raise web.HTTPError(
+                403,
+                reason="Log in on the platform's own address",
+                log_message=f"This address belongs to a user's server; log in at //{hub_host}/hub/login instead",
+            )
+        return authentication
+
+    return hook
+
+
 def configure_user_origins(c, settings: PlatformSettings) -> None:
     """Turn on per-user origins in JupyterHub's config ``c`` when ``settings.subdomain_host`` asks for them."""
     subdomain_host = settings.user_subdomain_host
@@ -60,3 +83,4 @@ def configure_user_origins(c, settings: PlatformSettings) -> None:
         return
     c.JupyterHub.subdomain_host = subdomain_host
     c.JupyterHub.subdomain_hook = platform_subdomain_hook
+    c.Authenticator.post_auth_hook = login_only_on_hub_host(urlparse(subdomain_host).netloc)
