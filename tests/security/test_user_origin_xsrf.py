@@ -41,6 +41,9 @@ from ..harness import RunningPlatform
 from ..helpers import localhost_names
 from ..helpers.browser import login, wait_until
 
+# Two platforms, two spawns and a server restart each; their teardown (stopping servers, the hub) ends the module.
+pytestmark = pytest.mark.timeout(480)
+
 ATTACKER = "mallory"
 PENDING = "pendingpat"
 PASSWORD = "a-long-password-for-signups-7"  # noqa: S105 (throw-away test platform)
@@ -140,8 +143,9 @@ async def _execute(platform: RunningPlatform, user: str, token: str, kernel: str
     message = {"header": header, "parent_header": {}, "metadata": {}, "content": content, "channel": "shell"}
     await connection.write_message(json.dumps(message))
     output = []
+    replied = idle = False  # the reply (shell) and the output (iopub) arrive in either order
     try:
-        while True:
+        while not (replied and idle):
             raw = await asyncio.wait_for(connection.read_message(), 60)
             assert raw is not None, "the kernel's websocket closed"
             reply = json.loads(raw)
@@ -152,7 +156,10 @@ async def _execute(platform: RunningPlatform, user: str, token: str, kernel: str
             elif reply["msg_type"] == "error":
                 raise AssertionError("\n".join(reply["content"]["traceback"]))
             elif reply["msg_type"] == "execute_reply":
-                return "".join(output)
+                replied = True
+            elif reply["msg_type"] == "status" and reply["content"]["execution_state"] == "idle":
+                idle = True
+        return "".join(output)
     finally:
         connection.close()
 
@@ -220,7 +227,7 @@ def admin_token_notes(platform: RunningPlatform) -> list[str]:
 
 def victim_opens(browser, platform: RunningPlatform, url: str):
     """The administrator logs in to the hub and the service's pages, then opens Mallory's link; returns the page's
-    results and the browser."""
+    results, the browser, and the administrator's API tokens just before the link was opened."""
     from selenium.webdriver.common.by import By
 
     driver = browser()
@@ -230,9 +237,10 @@ def victim_opens(browser, platform: RunningPlatform, url: str):
         driver, lambda d: d.current_url.endswith("/services/platform/admin/signups"), 60, "service login"
     )
     assert PENDING in driver.page_source
+    tokens = admin_token_notes(platform)  # the service's login added one (the service's OAuth token)
     driver.get(url)
     wait_until(driver, lambda d: d.title == "attack finished", 60, "the attack page to finish")
-    return json.loads(driver.find_element(By.ID, "results").text), driver
+    return json.loads(driver.find_element(By.ID, "results").text), driver, tokens
 
 
 def service_access_log(platform: RunningPlatform, path: str) -> list[str]:
@@ -257,9 +265,8 @@ def test_a_page_on_a_users_origin_cannot_drive_the_platform_as_its_visitor(isola
     port = platform.settings.public_port
     assert url == f"http://mallory.tep.localhost:{port}/user/mallory/static/attack.html"
     sign_up_pending(platform)
-    tokens_before = admin_token_notes(platform)
 
-    results, driver = victim_opens(browser, platform, url)
+    results, driver, tokens_before = victim_opens(browser, platform, url)
 
     blocked = (
         "TypeError: Failed to fetch"  # the browser's CORS check: the service and hub allow no other origin
@@ -310,10 +317,10 @@ def test_without_user_origins_the_same_page_drives_the_platform(shared_origin, b
     assert url == f"{platform.url}/user/mallory/static/attack.html"
     sign_up_pending(platform)
 
-    results, _ = victim_opens(browser, platform, url)
+    results, _, tokens_before = victim_opens(browser, platform, url)
 
     assert results["read_me"].startswith("answered 200: {"), results["read_me"]
     assert '"name":"admin"' in results["read_me"], results["read_me"]
     assert results["export"].startswith("answered 200: "), results["export"]
     assert results["hub_token"].startswith('answered 201: {"'), results["hub_token"]
-    assert "stolen" in admin_token_notes(platform)
+    assert admin_token_notes(platform) == sorted([*tokens_before, "stolen"])
