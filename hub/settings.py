@@ -97,7 +97,9 @@ class PlatformSettings(Configurable):
         return str(Path(_env("POLARTEP_STATE_DIR", str(REPO_ROOT / "state"))).resolve())
 
     public_url = Unicode(
-        help="Where users reach the platform (the proxy's public address). Env: POLARTEP_PUBLIC_URL.",
+        help="Where users reach the platform (the proxy's public address); the hub and the platform service are "
+        "served on its host. Default: http://127.0.0.1:8000, in docker mode http://localhost:8000 (per-user origins, "
+        "see subdomain_host, need a host name). Env: POLARTEP_PUBLIC_URL.",
         config=True,
     )
 
