@@ -4,11 +4,12 @@
 ``jupyterhub_config.py``, which starts the platform service) in a private state folder, and offers one
 ``api`` helper that every test uses. Nothing is faked: logins go through the real authenticator and service.
 
-With ``subdomains=True`` the platform serves each user's server on an origin of its own (``subdomain_host``,
-``polartep_hub/user_origins.py``) under ``public_host`` (``localhost`` unless given, e.g. ``tep.localhost``): the
-hub is at ``http://<public_host>:<port>``, Alice's server at ``http://alice.<public_host>:<port>/user/alice/``.
-``api`` then sends ``/user/<name>/...`` paths to that user's host, and every request reaches ``*.localhost`` names
-on 127.0.0.1 (``helpers/localhost_names.py``), so tests call it exactly as before.
+With ``subdomains=True`` (or in Docker mode with a host name as ``public_host``) the platform serves each user's
+server on an origin of its own (``subdomain_host``, ``polartep_hub/user_origins.py``) under ``public_host``
+(``localhost`` unless given, e.g. ``tep.localhost``): the hub is at ``http://<public_host>:<port>``, Alice's server
+at ``http://alice.<public_host>:<port>/user/alice/``. ``api`` then sends ``/user/<name>/...`` paths to that user's
+host, and every request reaches ``*.localhost`` names on 127.0.0.1 (``helpers/localhost_names.py``), so tests call
+it exactly as before.
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ class RunningPlatform:
     root: Path
     mode: str = "local"
     extra_env: dict[str, str] = field(default_factory=dict)
-    subdomains: bool = False  # every user's server on its own origin (subdomain_host)
+    # Every user's server on its own origin (subdomain_host); None: the mode's default (as polartep up).
+    subdomains: bool | None = None
     public_host: str = ""  # the hub's host name: 127.0.0.1, or localhost with subdomains, unless given
     env: dict[str, str] = field(init=False)
     settings: PlatformSettings = field(init=False)
@@ -94,7 +96,6 @@ class RunningPlatform:
             "POLARTEP_MODE": self.mode,
             "POLARTEP_STATE_DIR": str(state),
             "POLARTEP_PUBLIC_URL": f"http://{public_host}:{public}",
-            "POLARTEP_SUBDOMAIN_HOST": "on" if self.subdomains else "off",
             "POLARTEP_PROXY_API_PORT": str(proxy_api),
             "POLARTEP_HUB_PORT": str(hub),
             "POLARTEP_SERVICE_PORT": str(service),
@@ -104,6 +105,11 @@ class RunningPlatform:
             "POLARTEP_ADMIN_USER": "admin",
             "POLARTEP_ADMIN_PASSWORD": ADMIN_PASSWORD,
             "PYTHONUNBUFFERED": "1",
+            **(
+                {}
+                if self.subdomains is None
+                else {"POLARTEP_SUBDOMAIN_HOST": "on" if self.subdomains else "off"}
+            ),
             **self.extra_env,
         }
         # Settings read the same variables the hub process will see.
