@@ -26,6 +26,10 @@ With ``subdomain_host`` on, ``configure_user_origins`` guarantees:
 * The hub's "Services" menu links to services by path (``templates/page.html``): JupyterHub's own links name the
   service's host without the port, which would lead nowhere on any port but 80/443.
 
+* Behind TLS (an ``https`` public URL) the hub's cookies carry the ``__Host-`` prefix
+  (``cookie_host_prefix_enabled``), which browsers accept only from the hub's own host, so a user's server cannot
+  plant a hub cookie of that name (JupyterHub recommends it exactly together with per-user domains).
+
 What it does not do: a user's host and the hub's host are the same *site* (``alice.hub.example.org`` and
 ``hub.example.org``), so a user's server can set cookies for the parent domain ("cookie tossing"); JupyterHub's
 XSRF checks and the service's signed cookies make a tossed cookie useless for acting as someone else, but an
@@ -84,3 +88,6 @@ def configure_user_origins(c, settings: PlatformSettings) -> None:
     c.JupyterHub.subdomain_host = subdomain_host
     c.JupyterHub.subdomain_hook = platform_subdomain_hook
     c.Authenticator.post_auth_hook = login_only_on_hub_host(urlparse(subdomain_host).netloc)
+    if urlparse(subdomain_host).scheme == "https":
+        # Behind TLS the hub's cookies get the __Host- prefix: no user host can toss a cookie of that name.
+        c.JupyterHub.cookie_host_prefix_enabled = True

@@ -90,3 +90,13 @@ def test_servers_reach_the_gateway_on_the_hub_host_or_directly_for_localhost_sub
         user_environment(s)["DASK_GATEWAY__PUBLIC_ADDRESS"]
         == "http://tep.localhost:8000/services/dask-gateway"
     )
+
+
+def test_behind_tls_the_hubs_cookies_get_the_host_prefix(tmp_path):
+    c = Config()
+    configure_hub(c, settings(tmp_path, public_url="https://tep.example.org:443", subdomain_host="on"))
+    assert c.JupyterHub.subdomain_host == "https://tep.example.org:443"
+    assert c.JupyterHub.cookie_host_prefix_enabled is True
+    c = Config()
+    configure_hub(c, settings(tmp_path, mode="docker"))
+    assert "cookie_host_prefix_enabled" not in c.JupyterHub
