@@ -113,6 +113,9 @@ def test_in_a_browser_login_spawn_and_jupyterlab_load_at_the_users_origin(origin
     port = platform.settings.public_port
     driver = browser()
     login(driver, platform, USER, PASSWORD)
+    driver.get(f"{platform.url}/hub/home")
+    # The "Services" menu links by path, on the hub's host (JupyterHub's own link would drop the port).
+    assert 'href="/services/platform/"' in driver.page_source
     driver.get(f"{platform.url}/hub/user/{USER}/lab")
     wait_until(
         driver,
