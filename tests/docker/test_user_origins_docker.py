@@ -10,7 +10,7 @@ import pytest
 
 from ..harness import RunningPlatform
 from ..helpers import localhost_names
-from .engine import container_name, inspect, unique_user_name
+from .engine import container_name, inspect, remove_run_objects, unique_user_name
 
 pytestmark = pytest.mark.timeout(420)  # its own Docker-mode platform, one container
 
@@ -23,8 +23,11 @@ def docker_origins_platform(docker_engine, test_catalogue, tmp_path_factory):
         root, mode="docker", public_host="localhost", extra_env={"POLARTEP_CATALOGUE": str(test_catalogue)}
     )
     assert "POLARTEP_SUBDOMAIN_HOST" not in platform.env or platform.env["POLARTEP_SUBDOMAIN_HOST"] == ""
-    with platform.running(timeout=240) as running:
-        yield running
+    try:
+        with platform.running(timeout=240) as running:
+            yield running
+    finally:
+        remove_run_objects()  # the user's home volume
 
 
 def test_a_container_answers_on_its_users_own_host_in_docker_mode(docker_origins_platform):
