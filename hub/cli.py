@@ -148,6 +148,19 @@ def cmd_catalogue(args: argparse.Namespace) -> int:
     return 0
 
 
+def user_servers_line(settings: PlatformSettings) -> str:
+    """Where users' servers are served, for ``polartep up``: their own origins, or a warning that they share one."""
+    if settings.user_subdomain_host:
+        return (
+            f"User servers have origins of their own: {settings.user_origin('alice')}/user/alice/ for 'alice' "
+            "(subdomain_host; production needs wildcard DNS and a wildcard TLS certificate)."
+        )
+    return (
+        f"User servers share the hub's origin ({settings.public_url}/user/<user>/): a page on any user's server can "
+        "act as its visitors. Set POLARTEP_SUBDOMAIN_HOST=on with a host name in POLARTEP_PUBLIC_URL (README: Origins)."
+    )
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     settings = _load_settings()
     problems = check(settings)
@@ -168,6 +181,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     print(
         f"\nPolar TEP ({settings.mode} mode) is starting.\n"
         f"  Log in at {settings.public_url}/hub/login as '{settings.admin_user}' with {password_hint}.\n"
+        f"  {user_servers_line(settings)}\n"
         f"  Stop with Ctrl-C; user servers and the proxy keep running (polartep down stops the proxy).\n",
         flush=True,
     )

@@ -17,6 +17,8 @@
   they stop; each user's home is the named volume ``polartep-home-{username}``; images are never pulled (no
   registry: ``images/build.sh`` builds them here).
 * The hub's login page links to the platform service's sign-up page while sign-up is open (``signup``).
+* With ``subdomain_host`` on, every user's server has an origin of its own and the hub and services stay on the
+  public URL's host (``user_origins.py``).
 * Dask Gateway runs as the managed service ``dask-gateway`` (``gateway/config.py``); users' tokens may reach it
   (``access:services!service=dask-gateway``) and every user server gets its addresses, so ``Gateway()`` needs no
   arguments.
@@ -38,6 +40,7 @@ from .gateway.config import (
 )
 from .platform_client import HUB_CLIENT_SERVICE_NAME, HUB_SCOPE, SERVICE_NAME
 from .settings import PlatformSettings
+from .user_origins import configure_user_origins
 
 
 def spawner_class_for(mode: str) -> str:
@@ -156,6 +159,7 @@ def configure_hub(c, settings: PlatformSettings | None = None) -> PlatformSettin
     c.JupyterHub.db_url = settings.hub_db_url
     c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
     c.JupyterHub.log_level = settings.log_level
+    configure_user_origins(c, settings)  # per-user origins (subdomain_host), when on
 
     # Survive hub restarts: servers keep running and the proxy is not ours to start or stop.
     c.JupyterHub.cleanup_servers = False

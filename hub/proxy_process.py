@@ -2,8 +2,9 @@
 
 Rules it guarantees:
 
-* The proxy listens only where settings say (127.0.0.1 by default), its REST API on 127.0.0.1 with the settings'
-  auth token, and it sends unknown routes to the hub.
+* The proxy listens only where settings say (127.0.0.1 by default, and for ``localhost`` names), its REST API on
+  127.0.0.1 with the settings' auth token, and it sends unknown routes to the hub. With per-user origins
+  (``subdomain_host``) it routes by host.
 * It runs in its own session (no signal from the hub's terminal reaches it) and writes its PID to the state folder,
   so ``polartep up`` reuses a proxy that is already running and ``polartep down`` stops it.
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from .settings import REPO_ROOT, PlatformSettings
+from .user_origins import is_loopback_name
 
 
 def proxy_executable() -> str:
@@ -37,9 +39,12 @@ def proxy_executable() -> str:
 
 def proxy_command(settings: PlatformSettings) -> list[str]:
     public = urlparse(settings.public_url)
-    return [
+    # localhost names (localhost, *.localhost) listen on 127.0.0.1: node would pick one of localhost's addresses
+    # (possibly ::1 only), and *.localhost resolves nowhere but in browsers.
+    bind_ip = "127.0.0.1" if is_loopback_name(public.hostname) else public.hostname or "127.0.0.1"
+    command = [
         proxy_executable(),
-        "--ip", public.hostname or "127.0.0.1",
+        "--ip", bind_ip,
         "--port", str(public.port),
         "--api-ip", "127.0.0.1",
         "--api-port", str(settings.proxy_api_port),
@@ -47,6 +52,10 @@ def proxy_command(settings: PlatformSettings) -> list[str]:
         "--error-target", f"{settings.hub_url}/hub/error",
         "--log-level", "warn",
     ]  # fmt: skip
+    if settings.user_subdomain_host:
+        # Per-user origins: JupyterHub's routes then start with the host (user_origins.py).
+        command.append("--host-routing")
+    return command
 
 
 def proxy_is_up(settings: PlatformSettings, timeout: float = 1.0) -> bool:

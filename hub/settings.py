@@ -8,6 +8,7 @@ keep the same proxy token, cookie secret and internal service token.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from collections.abc import Callable
@@ -42,6 +43,35 @@ def _public_url_problem(value: str) -> str | None:
     return None
 
 
+def _is_ip_address(host: str | None) -> bool:
+    try:
+        ipaddress.ip_address((host or "").strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def _subdomain_host_problem(value: str, public_url: str) -> str | None:
+    if value.strip().lower() in ("on", "off", ""):
+        if value.strip().lower() == "on" and _is_ip_address(urlparse(public_url).hostname):
+            return (
+                f"subdomain_host=on needs a public URL whose host is a name, got {public_url!r}: use e.g. "
+                "http://localhost:PORT on one machine, or a DNS name with a wildcard record in production"
+            )
+        return None
+    url, public = urlparse(value.rstrip("/")), urlparse(public_url)
+    if url.scheme not in ("http", "https") or not url.hostname or url.path:
+        return f"subdomain_host must be 'on', 'off' or a URL like http://HOST:PORT, got {value!r}"
+    if (url.scheme, url.hostname, url.port) != (public.scheme, public.hostname, public.port):
+        return (
+            f"subdomain_host {value!r} must have the public URL's scheme, host and port ({public_url!r}): "
+            "JupyterHub serves the hub on that host and users on its subdomains"
+        )
+    if _is_ip_address(url.hostname):
+        return f"subdomain_host needs a host name, not an IP address: {value!r}"
+    return None
+
+
 class PlatformSettings(Configurable):
     """Everything an operator sets to run Polar TEP. See the README's configuration table."""
 
@@ -67,13 +97,18 @@ class PlatformSettings(Configurable):
         return str(Path(_env("POLARTEP_STATE_DIR", str(REPO_ROOT / "state"))).resolve())
 
     public_url = Unicode(
-        help="Where users reach the platform (the proxy's public address). Env: POLARTEP_PUBLIC_URL.",
+        help="Where users reach the platform (the proxy's public address); the hub and the platform service are "
+        "served on its host. Default: http://127.0.0.1:8000, in docker mode http://localhost:8000 (per-user origins, "
+        "see subdomain_host, need a host name). Env: POLARTEP_PUBLIC_URL.",
         config=True,
     )
 
     @default("public_url")
     def _public_url_default(self) -> str:
-        return _env("POLARTEP_PUBLIC_URL", "http://127.0.0.1:8000")
+        # Docker mode serves each user's server on its own origin (subdomain_host), which needs a host *name*:
+        # localhost, whose subdomains browsers resolve to loopback themselves.
+        fallback = "http://localhost:8000" if self.mode == "docker" else "http://127.0.0.1:8000"
+        return _env("POLARTEP_PUBLIC_URL", fallback)
 
     @validate("public_url")
     def _check_public_url(self, proposal):
@@ -81,6 +116,26 @@ class PlatformSettings(Configurable):
         if problem:
             raise TraitError(problem)
         return proposal["value"].rstrip("/")
+
+    subdomain_host = Unicode(
+        help="Serve every user's server on an origin of its own, http(s)://<user>.<host>:<port>/user/<user>/ "
+        "(JupyterHub's subdomain_host), so that no page from a user's server shares an origin with the hub or the "
+        "platform service (which stay on the public URL's host). 'on': on the public URL's host; 'off': user "
+        "servers under the public URL (only for a platform whose users all trust each other); or the URL itself, "
+        "which must equal the public URL's scheme, host and port. The host must be a name, not an IP address; "
+        "production needs wildcard DNS (*.<host>) and a wildcard TLS certificate. Default: 'on' in docker mode "
+        "when the public URL's host is a name, else 'off'. Env: POLARTEP_SUBDOMAIN_HOST.",
+        config=True,
+    )
+
+    @default("subdomain_host")
+    def _subdomain_host_default(self) -> str:
+        fallback = (
+            "on"
+            if self.mode == "docker" and not _is_ip_address(urlparse(self.public_url).hostname)
+            else "off"
+        )
+        return _env("POLARTEP_SUBDOMAIN_HOST", fallback)
 
     proxy_api_port = Integer(
         help="Port of the proxy's REST API (127.0.0.1). Env: POLARTEP_PROXY_API_PORT.", config=True
@@ -503,6 +558,9 @@ class PlatformSettings(Configurable):
         }
         if not problem:
             ports["public_url port"] = self.public_port
+            subdomain_problem = _subdomain_host_problem(self.subdomain_host, self.public_url)
+            if subdomain_problem:
+                found.append(subdomain_problem)
         for name, port in ports.items():
             if not 0 < port < 65536:
                 found.append(f"{name} must be a port number (1-65535), got {port}")
@@ -587,6 +645,26 @@ class PlatformSettings(Configurable):
     @property
     def state_path(self) -> Path:
         return Path(self.state_dir)
+
+    @property
+    def user_subdomain_host(self) -> str:
+        """The ``JupyterHub.subdomain_host`` in force (``scheme://host:port``), or "" when users share the hub's
+        origin."""
+        value = self.subdomain_host.strip()
+        if value.lower() in ("off", ""):
+            return ""
+        url = urlparse(self.public_url)
+        return f"{url.scheme}://{url.netloc}"
+
+    def user_origin(self, username: str) -> str:
+        """Where ``username``'s servers are served (``scheme://host:port``): their own origin with subdomains, the
+        public URL's otherwise. Follows JupyterHub's default ('idna') naming of subdomains."""
+        url = urlparse(self.public_url)
+        if not self.user_subdomain_host:
+            return f"{url.scheme}://{url.netloc}"
+        from jupyterhub.utils import subdomain_hook_idna
+
+        return f"{url.scheme}://{subdomain_hook_idna(username, url.hostname, 'user')}:{url.port}"
 
     @property
     def public_port(self) -> int:

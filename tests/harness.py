@@ -3,12 +3,20 @@
 ``RunningPlatform`` starts the same processes ``polartep up`` starts (the npm proxy on its own, then JupyterHub with
 ``jupyterhub_config.py``, which starts the platform service) in a private state folder, and offers one
 ``api`` helper that every test uses. Nothing is faked: logins go through the real authenticator and service.
+
+With ``subdomains=True`` (or in Docker mode with a host name as ``public_host``) the platform serves each user's
+server on an origin of its own (``subdomain_host``, ``polartep_hub/user_origins.py``) under ``public_host``
+(``localhost`` unless given, e.g. ``tep.localhost``): the hub is at ``http://<public_host>:<port>``, Alice's server
+at ``http://alice.<public_host>:<port>/user/alice/``. ``api`` then sends ``/user/<name>/...`` paths to that user's
+host, and every request reaches ``*.localhost`` names on 127.0.0.1 (``helpers/localhost_names.py``), so tests call
+it exactly as before.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -24,7 +32,12 @@ import httpx
 from polartep_hub.proxy_process import start_proxy
 from polartep_hub.settings import REPO_ROOT, PlatformSettings
 
+from .helpers import localhost_names
+
 ADMIN_PASSWORD = "admin-test-password-1"  # noqa: S105 (throw-away test platform)
+
+
+_USER_PATH = re.compile(r"/user/([^/?#]+)(?:[/?#]|$)")
 
 
 def free_port() -> int:
@@ -65,6 +78,9 @@ class RunningPlatform:
     root: Path
     mode: str = "local"
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Every user's server on its own origin (subdomain_host); None: the mode's default (as polartep up).
+    subdomains: bool | None = None
+    public_host: str = ""  # the hub's host name: 127.0.0.1, or localhost with subdomains, unless given
     env: dict[str, str] = field(init=False)
     settings: PlatformSettings = field(init=False)
     hub_process: subprocess.Popen | None = field(default=None, init=False)
@@ -74,11 +90,12 @@ class RunningPlatform:
     def __post_init__(self) -> None:
         public, proxy_api, hub, service, gateway, gateway_tcp, gateway_api = free_ports(7)
         state = self.root / "state"
+        public_host = self.public_host or ("localhost" if self.subdomains else "127.0.0.1")
         self.env = {
             **os.environ,
             "POLARTEP_MODE": self.mode,
             "POLARTEP_STATE_DIR": str(state),
-            "POLARTEP_PUBLIC_URL": f"http://127.0.0.1:{public}",
+            "POLARTEP_PUBLIC_URL": f"http://{public_host}:{public}",
             "POLARTEP_PROXY_API_PORT": str(proxy_api),
             "POLARTEP_HUB_PORT": str(hub),
             "POLARTEP_SERVICE_PORT": str(service),
@@ -88,6 +105,11 @@ class RunningPlatform:
             "POLARTEP_ADMIN_USER": "admin",
             "POLARTEP_ADMIN_PASSWORD": ADMIN_PASSWORD,
             "PYTHONUNBUFFERED": "1",
+            **(
+                {}
+                if self.subdomains is None
+                else {"POLARTEP_SUBDOMAIN_HOST": "on" if self.subdomains else "off"}
+            ),
             **self.extra_env,
         }
         # Settings read the same variables the hub process will see.
@@ -113,17 +135,18 @@ class RunningPlatform:
 
     # Processes ------------------------------------------------------------------------------------------------------
 
-    def start(self) -> RunningPlatform:
+    def start(self, timeout: float = 60) -> RunningPlatform:
         self.proxy_process = start_proxy(self.settings, log_path=self.root / "proxy.log")
-        self.start_hub()
+        self.start_hub(timeout)
         self.admin_token  # noqa: B018  (the administrator accepts the current terms, so it can spawn)
         return self
 
     @contextlib.contextmanager
-    def running(self) -> Iterator[RunningPlatform]:
-        """Start, yield, and always stop; the hub's log is printed when start-up fails."""
+    def running(self, timeout: float = 60) -> Iterator[RunningPlatform]:
+        """Start (ready within ``timeout`` seconds), yield, and always stop; the hub's log is printed when start-up
+        fails."""
         try:
-            self.start()
+            self.start(timeout)
         except Exception:
             print(self.log_tail())
             self.stop()
@@ -149,10 +172,10 @@ class RunningPlatform:
             if self.hub_process.poll() is not None:
                 raise RuntimeError(f"the hub exited with {self.hub_process.returncode}:\n{self.log_tail()}")
             try:
-                hub = httpx.get(f"{self.url}/hub/api", timeout=2)
-                service = httpx.get(f"{self.url}/services/platform/health", timeout=2)
+                hub = self.api("GET", "/hub/api", timeout=2)
+                service = self.api("GET", "/services/platform/health", timeout=2)
                 # The gateway registers its API route with its own proxy a moment after it starts listening.
-                gateway = httpx.get(f"{self.url}/services/dask-gateway/api/health", timeout=2)
+                gateway = self.api("GET", "/services/dask-gateway/api/health", timeout=2)
             except httpx.HTTPError:
                 return False
             return hub.status_code == 200 and service.status_code == 200 and gateway.status_code == 200
@@ -239,14 +262,27 @@ class RunningPlatform:
 
     # REST ----------------------------------------------------------------------------------------------------------
 
+    def user_origin(self, user: str) -> str:
+        """Where ``user``'s servers are served: ``http://<user>.<host>:<port>`` with subdomains, else the hub's."""
+        return self.settings.user_origin(user)
+
+    def user_url(self, user: str, server: str = "") -> str:
+        """The full URL of ``user``'s server (``.../user/<user>/[<server>/]``), as a browser opens it."""
+        return f"{self.user_origin(user)}/user/{user}/" + (f"{server}/" if server else "")
+
     def api(
         self, method: str, path: str, token: str | None = None, timeout: float = 30, **kwargs: Any
     ) -> httpx.Response:
-        """A request to ``path`` under the public URL (through the proxy), with ``token`` if given."""
+        """A request to ``path`` through the proxy, with ``token`` if given: on the public URL, except that
+        ``/user/<name>/...`` goes to that user's own origin when the platform has per-user origins."""
         headers = dict(kwargs.pop("headers", {}))
         if token:
             headers["Authorization"] = f"token {token}"
-        return httpx.request(method, self.url + path, headers=headers, timeout=timeout, **kwargs)
+        base = self.url
+        user_path = _USER_PATH.match(path)
+        if user_path and self.settings.user_subdomain_host:
+            base = self.user_origin(user_path.group(1))
+        return localhost_names.request(method, base + path, headers=headers, timeout=timeout, **kwargs)
 
     @property
     def admin_token(self) -> str:

@@ -6,8 +6,9 @@ STATE_DIR/dask_gateway_config.py``; that generated file only calls ``configure_g
 
 * Authentication is JupyterHub's, restricted to tokens that may access the service ``dask-gateway``
   (``jupyterhub_service_name`` set): any other hub token is refused.
-* Clients reach the gateway through the hub's proxy at ``/services/dask-gateway/``; schedulers are reached over the
-  gateway's TLS proxy on 127.0.0.1. Every address is on loopback.
+* Clients reach the gateway through the hub's proxy at ``/services/dask-gateway/`` on the hub's host (never on a
+  user's own origin; with a ``*.localhost`` hub host, through the gateway's own proxy on 127.0.0.1); schedulers are
+  reached over the gateway's TLS proxy on 127.0.0.1. Every address is on loopback.
 * Cluster options are bounded by the user's plan (``plan.dask`` in the catalogue), looked up per request from the
   platform service with the hub's internal token (``options.py``): worker profile, cores and memory, workers and
   cores per cluster, and the user's totals over all their clusters (``user_totals.py``). Asking beyond a bound is
@@ -28,6 +29,7 @@ import os
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from cryptography.fernet import Fernet
 
@@ -65,9 +67,18 @@ def public_gateway_url(settings: PlatformSettings) -> str:
 
 
 def user_environment(settings: PlatformSettings) -> dict[str, str]:
-    """What every user server gets so that ``Gateway()`` and ``GatewayCluster()`` need no arguments."""
+    """What every user server gets so that ``Gateway()`` and ``GatewayCluster()`` need no arguments.
+
+    The public address (dashboard links, opened by browsers) is on the hub's host, never on a user's own origin.
+    Python in a server sends API calls there too, except where the hub's host is a subdomain of ``localhost``
+    (e.g. ``tep.localhost``, with users on ``alice.tep.localhost``): only browsers resolve those names, so the API
+    calls go to the gateway's own HTTP proxy on 127.0.0.1, with the same prefix.
+    """
+    api_address = public_gateway_url(settings)
+    if urlparse(settings.public_url).hostname.endswith(".localhost"):
+        api_address = f"http://127.0.0.1:{settings.gateway_port}{GATEWAY_PREFIX}"
     return {
-        "DASK_GATEWAY__ADDRESS": public_gateway_url(settings),
+        "DASK_GATEWAY__ADDRESS": api_address,
         "DASK_GATEWAY__PUBLIC_ADDRESS": public_gateway_url(settings),
         "DASK_GATEWAY__PROXY_ADDRESS": f"gateway://127.0.0.1:{settings.gateway_tcp_port}",
         "DASK_GATEWAY__AUTH__TYPE": "jupyterhub",
