@@ -3,16 +3,24 @@
 ``RunningPlatform`` starts the same processes ``polartep up`` starts (the npm proxy on its own, then JupyterHub with
 ``jupyterhub_config.py``, which starts the platform service) in a private state folder, and offers one
 ``api`` helper that every test uses. Nothing is faked: logins go through the real authenticator and service.
+
+Local mode as root runs each user as a system user: every ``RunningPlatform`` has its own short prefix
+(``t<4 hex>-``, so ``t1a2b-alice``) and its own homes folder under ``/tmp``, and ``stop()`` removes both, so platforms
+running at once never share a system user and none is left behind.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import pwd
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,6 +31,13 @@ import httpx
 
 from polartep_hub.proxy_process import start_proxy
 from polartep_hub.settings import REPO_ROOT, PlatformSettings
+from polartep_hub.spawners.system_users import (
+    COMMENT_PREFIX,
+    SystemUserError,
+    delete_system_user,
+    system_user_name,
+    system_users_with_prefix,
+)
 
 ADMIN_PASSWORD = "admin-test-password-1"  # noqa: S105 (throw-away test platform)
 
@@ -70,10 +85,18 @@ class RunningPlatform:
     hub_process: subprocess.Popen | None = field(default=None, init=False)
     proxy_process: subprocess.Popen | None = field(default=None, init=False)
     _admin_token: str | None = field(default=None, init=False)
+    system_user_prefix: str = field(default="", init=False)
+    homes: Path = field(default=Path(), init=False)
 
     def __post_init__(self) -> None:
         public, proxy_api, hub, service, gateway, gateway_tcp, gateway_api = free_ports(7)
         state = self.root / "state"
+        # Local mode as root: system users of this platform only (concurrent platforms must never share one), with
+        # homes in a folder of their own that users can reach (pytest's folders are 0700; the state folder too).
+        self.system_user_prefix = f"t{secrets.token_hex(2)}-"
+        while any(entry.pw_name.startswith(self.system_user_prefix) for entry in pwd.getpwall()):
+            self.system_user_prefix = f"t{secrets.token_hex(2)}-"
+        self.homes = Path(tempfile.mkdtemp(prefix=f"polartep-{self.system_user_prefix}homes-", dir="/tmp"))
         self.env = {
             **os.environ,
             "POLARTEP_MODE": self.mode,
@@ -87,6 +110,8 @@ class RunningPlatform:
             "POLARTEP_GATEWAY_API_PORT": str(gateway_api),
             "POLARTEP_ADMIN_USER": "admin",
             "POLARTEP_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "POLARTEP_SYSTEM_USER_PREFIX": self.system_user_prefix,
+            "POLARTEP_HOMES_DIR": str(self.homes),
             "PYTHONUNBUFFERED": "1",
             **self.extra_env,
         }
@@ -99,6 +124,7 @@ class RunningPlatform:
             for name in self.settings.traits(config=True):
                 getattr(self.settings, name)
             self.settings.proxy_auth_token  # noqa: B018  (create the shared secret before either process reads it)
+            self.system_user_prefix = self.settings.system_user_prefix  # extra_env may choose its own
         finally:
             os.environ.clear()
             os.environ.update(saved)
@@ -106,6 +132,12 @@ class RunningPlatform:
     @property
     def url(self) -> str:
         return self.settings.public_url
+
+    def home_of(self, user: str) -> Path:
+        """The user's home folder in local mode (``<homes>/<system user>``, or ``<homes>/<user>`` single-user)."""
+        if self.settings.isolates_users:
+            return Path(self.settings.homes_dir) / system_user_name(user, self.system_user_prefix)
+        return Path(self.settings.homes_dir) / user
 
     @property
     def hub_log(self) -> Path:
@@ -187,6 +219,20 @@ class RunningPlatform:
             except subprocess.TimeoutExpired:
                 self.proxy_process.kill()
         self.kill_leftover_processes()
+        self.remove_system_users()
+
+    def remove_system_users(self) -> list[str]:
+        """Delete this platform's system users (their processes, homes, accounts) and the homes folder."""
+        removed = []
+        for name in system_users_with_prefix(self.system_user_prefix):
+            username = pwd.getpwnam(name).pw_gecos.removeprefix(COMMENT_PREFIX)
+            try:
+                if delete_system_user(username, self.system_user_prefix, self.settings.homes_dir):
+                    removed.append(name)
+            except SystemUserError as e:  # teardown goes on; say what is left
+                print(f"could not remove the system user {name}: {e}", file=sys.stderr)
+        shutil.rmtree(self.homes, ignore_errors=True)
+        return removed
 
     def kill_leftover_processes(self, grace: float = 5) -> list[int]:
         """Terminate every process still running with this platform's folder in its environment or command line.
@@ -194,13 +240,14 @@ class RunningPlatform:
         A hub killed by a test (``kill -9``) leaves its managed services (platform service, gateway, culler) and
         local-mode servers running, since each runs in a session of its own; the suite must not leak them.
         """
-        marker = str(self.root).encode()
+        markers = [str(self.root).encode(), str(self.homes).encode()]
         leftovers = []
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit() or int(entry.name) == os.getpid():
                 continue
             try:
-                if marker in (entry / "environ").read_bytes() or marker in (entry / "cmdline").read_bytes():
+                seen = (entry / "environ").read_bytes() + b"\0" + (entry / "cmdline").read_bytes()
+                if any(marker in seen for marker in markers):
                     leftovers.append(int(entry.name))
             except OSError:  # gone already, or not ours to read
                 continue
@@ -221,7 +268,7 @@ class RunningPlatform:
         Clusters outlive the gateway by design (``stop_clusters_on_shutdown`` is off), so a cluster that a test did
         not stop, or whose stop was still under way, would otherwise outlive the test session.
         """
-        clusters = (self.settings.state_path / "dask-clusters").resolve()
+        clusters = Path(self.settings.dask_clusters_dir).resolve()
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue

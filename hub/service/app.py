@@ -59,6 +59,7 @@ _ACCOUNT_ERROR_STATUS: dict[type[accounts.AccountError], int] = {
     accounts.UnknownPlan: 400,
     accounts.AccountExists: 409,
     accounts.AccountNotFound: 404,
+    accounts.SingleUserMode: 409,
 }
 
 
@@ -121,6 +122,8 @@ def create_app(
         legal=legal,
         hub_api=hub_api,
     )
+    if config.single_user:
+        accounts.refuse_accounts_but(context.sessions, config.admin_user)
     if hub_api is not None:
         context.project_groups = ProjectGroupSync(hub_api, context.sessions)
         context.reconciler = Reconciler(context.project_groups)

@@ -91,6 +91,8 @@ class ServiceConfig:
     # The Dask Gateway's database, read by the gateway meter (``accounting/gateway_meter.py``); None: no meter.
     gateway_db_url: str | None = field(default=None, repr=False)
     gateway_meter_interval: float = 10.0
+    # Single-user local mode (polartep_hub.spawners.single_user): no account but admin_user's is ever created.
+    single_user: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceConfig:
@@ -179,6 +181,7 @@ class ServiceConfig:
             **registration,
             gateway_db_url=gateway_db_url,
             gateway_meter_interval=gateway_meter_interval,
+            single_user=environ.get("POLARTEP_SINGLE_USER", "").strip() == "1",
         )
 
 

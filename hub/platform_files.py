@@ -1,0 +1,73 @@
+"""The platform's own files and what users' system accounts must still reach (local mode with system users).
+
+Rules it guarantees (``hub_config.configure_hub`` applies them when the hub starts):
+
+* The state folder (databases, secrets, the gateway's configuration, logs) is mode 0700 and every file directly in
+  it 0600 (``secure_state_dir``); the hub runs with umask 077, so what it and its services create later is the
+  platform's alone too. Users' homes and Dask working directories therefore live outside it.
+* The folder of homes and the folder of Dask working directories exist, belong to the platform and are mode 0711:
+  users can enter their own entry but cannot list who else has one (``make_shared_root``).
+* Servers run ``jupyterhub-singleuser`` from the platform's virtual environment as the users' own accounts, so every
+  folder from ``/`` down to that environment must be enterable by others (``x`` for others) and the environment
+  readable. ``untraversable_folders`` names each folder in the way; start-up stops with a message that says what to
+  run (``chmod o+x``) or where to install instead, since CI and operators clone into folders of their own choosing.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from pathlib import Path
+
+
+def secure_state_dir(state: Path) -> None:
+    """State folder 0700 (created if missing), each plain file directly in it 0600; symlinks are left alone."""
+    state.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(state, 0o700)
+    for entry in state.iterdir():
+        if entry.is_file() and not entry.is_symlink():
+            os.chmod(entry, 0o600)
+
+
+def make_shared_root(path: Path) -> None:
+    """``path`` exists, owned by the platform's user and mode 0711 (enterable, not listable)."""
+    path.mkdir(mode=0o711, parents=True, exist_ok=True)
+    if path.is_symlink():
+        raise SystemExit(f"{path} is a symbolic link; give the real folder instead")
+    os.chown(path, os.geteuid(), os.getegid())
+    os.chmod(path, 0o711)
+
+
+def untraversable_folders(target: Path) -> list[Path]:
+    """The folders from ``/`` down to ``target`` (included) that other users cannot enter (no ``x`` for others)."""
+    blocked = []
+    resolved = target.resolve()
+    for folder in [*reversed(resolved.parents), resolved]:
+        try:
+            mode = folder.stat().st_mode
+        except OSError:
+            blocked.append(folder)
+            continue
+        if not mode & stat.S_IXOTH:
+            blocked.append(folder)
+    return blocked
+
+
+def environment_problem(prefix: Path | None = None) -> str | None:
+    """Why users' accounts cannot run the platform's Python environment; None if they can."""
+    prefix = Path(prefix or sys.prefix)
+    blocked = untraversable_folders(prefix)
+    unreadable = [] if blocked else [p for p in (prefix,) if not p.stat().st_mode & stat.S_IROTH]
+    if not blocked and not unreadable:
+        return None
+    where = ", ".join(str(p) for p in blocked + unreadable)
+    return (
+        f"users' system accounts cannot reach the platform's Python environment {prefix} (in the way: {where}). "
+        f"Single-user servers run from it as each user's own account, so every folder from / down to it must be "
+        f"enterable by others: run `chmod o+x {' '.join(str(p) for p in blocked)}`"
+        + (f" and `chmod o+rx {' '.join(str(p) for p in unreadable)}`" if unreadable else "")
+        + ", or clone and install the platform in a folder such as /opt/polartep (a venv built on /usr/bin/python3; "
+        "not under /root). Or set POLARTEP_LOCAL_ISOLATION=single-user (only the administrator), or use "
+        "POLARTEP_MODE=docker."
+    )
