@@ -169,19 +169,21 @@ def ensure_system_user(username: str, prefix: str, homes_root: str | Path) -> Sy
 
 
 def processes_of(uid: int) -> list[int]:
-    """Process ids whose real or effective uid is ``uid``."""
+    """Process ids whose real or effective uid is ``uid`` (zombies excluded: they hold nothing any more)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            for line in (entry / "status").read_text().splitlines():
-                if line.startswith("Uid:"):
-                    real, effective = (int(v) for v in line.split()[1:3])
-                    if uid in (real, effective):
-                        found.append(int(entry.name))
-                    break
-        except (OSError, ValueError):
+            fields = dict(
+                line.split(":", 1) for line in (entry / "status").read_text().splitlines() if ":" in line
+            )
+            if fields["State"].split()[0] == "Z":
+                continue  # already dead, waiting for its parent to reap it
+            real, effective = (int(v) for v in fields["Uid"].split()[:2])
+            if uid in (real, effective):
+                found.append(int(entry.name))
+        except (OSError, ValueError, KeyError):
             continue
     return found
 
