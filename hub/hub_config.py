@@ -15,7 +15,7 @@
   after ``idle_timeout`` seconds without activity (unless that is 0).
 * Local mode (``configure_local_isolation``): as root each user runs as their own system user
   (``spawners/system_users.py``), the state folder is 0700 and its files 0600, the hub runs with umask 077, homes
-  and Dask working directories live in 0711 folders outside the state folder, and start-up stops if users' accounts
+  and Dask working directories live outside the state folder (``platform_files.py``), and start-up stops if users' accounts
   could not run the platform's Python environment (``platform_files.py``). Without root (or with
   ``local_isolation=single-user``) it is single-user: start-up stops while sign-up is open or accounts other than
   the administrator exist, and the platform service creates no other account (``spawners/single_user.py``).
@@ -44,7 +44,7 @@ from .gateway.config import (
     user_environment,
 )
 from .platform_client import HUB_CLIENT_SERVICE_NAME, HUB_SCOPE, SERVICE_NAME
-from .platform_files import environment_problem, make_shared_root, secure_state_dir
+from .platform_files import environment_problem, secure_state_dir
 from .settings import PlatformSettings
 from .spawners.single_user import local_mode_refusal
 
@@ -167,8 +167,6 @@ def configure_local_isolation(c, settings: PlatformSettings) -> None:
         problem = environment_problem()
         if problem:
             raise SystemExit(f"polartep: cannot start local mode with system users: {problem}")
-        make_shared_root(Path(settings.homes_dir))
-        make_shared_root(Path(settings.dask_clusters_dir))
         return
     refusal = local_mode_refusal(
         signup=settings.signup and settings.auth == "platform",
@@ -177,7 +175,6 @@ def configure_local_isolation(c, settings: PlatformSettings) -> None:
     )
     if refusal:
         raise SystemExit(f"polartep: local mode is single-user here and cannot start: {refusal}")
-    Path(settings.homes_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
 def configure_hub(c, settings: PlatformSettings | None = None) -> PlatformSettings:

@@ -5,8 +5,10 @@ Rules it guarantees (``hub_config.configure_hub`` applies them when the hub star
 * The state folder (databases, secrets, the gateway's configuration, logs) is mode 0700 and every file directly in
   it 0600 (``secure_state_dir``); the hub runs with umask 077, so what it and its services create later is the
   platform's alone too. Users' homes and Dask working directories therefore live outside it.
-* The folder of homes and the folder of Dask working directories exist, belong to the platform and are mode 0711:
-  users can enter their own entry but cannot list who else has one (``make_shared_root``).
+* The folder of homes and the folder of Dask working directories are created 0711 when missing (users can enter
+  their own entry but cannot list the others); an existing one (``/home``) keeps its mode but must not be writable
+  by others (``make_shared_root``). The spawner and the gateway create them when they first need them, not the
+  hub's configuration, so reading the configuration changes nothing on the machine.
 * Servers run ``jupyterhub-singleuser`` from the platform's virtual environment as the users' own accounts, so every
   folder from ``/`` down to that environment must be enterable by others (``x`` for others) and the environment
   readable. ``untraversable_folders`` names each folder in the way; start-up stops with a message that says what to
@@ -20,6 +22,8 @@ import stat
 import sys
 from pathlib import Path
 
+from .spawners.system_users import SystemUserError
+
 
 def secure_state_dir(state: Path) -> None:
     """State folder 0700 (created if missing), each plain file directly in it 0600; symlinks are left alone."""
@@ -31,12 +35,17 @@ def secure_state_dir(state: Path) -> None:
 
 
 def make_shared_root(path: Path) -> None:
-    """``path`` exists, owned by the platform's user and mode 0711 (enterable, not listable)."""
-    path.mkdir(mode=0o711, parents=True, exist_ok=True)
+    """``path`` exists; created 0711 (enterable, not listable) when missing. An existing folder (``/home``) keeps
+    its mode, but one that others may write to is refused: a user could plant a link where a home will be made."""
     if path.is_symlink():
-        raise SystemExit(f"{path} is a symbolic link; give the real folder instead")
-    os.chown(path, os.geteuid(), os.getegid())
-    os.chmod(path, 0o711)
+        raise SystemUserError(f"{path} is a symbolic link; give the real folder instead")
+    if not path.exists():
+        path.mkdir(mode=0o711, parents=True, exist_ok=True)
+        os.chmod(path, 0o711)  # mkdir's mode is filtered by the umask (077 in the hub)
+        return
+    mode = path.stat().st_mode
+    if mode & (stat.S_IWGRP | stat.S_IWOTH) and not mode & stat.S_ISVTX:
+        raise SystemUserError(f"{path} is writable by other users (mode {oct(stat.S_IMODE(mode))}): chmod go-w it")
 
 
 def untraversable_folders(target: Path) -> list[Path]:

@@ -97,6 +97,7 @@ class RunningPlatform:
         while any(entry.pw_name.startswith(self.system_user_prefix) for entry in pwd.getpwall()):
             self.system_user_prefix = f"t{secrets.token_hex(2)}-"
         self.homes = Path(tempfile.mkdtemp(prefix=f"polartep-{self.system_user_prefix}homes-", dir="/tmp"))
+        self.homes.chmod(0o711)  # as the platform makes a missing homes folder (mkdtemp's is 0700)
         self.env = {
             **os.environ,
             "POLARTEP_MODE": self.mode,

@@ -58,7 +58,9 @@ class PlatformLocalBackend(UserTotalsMixin, UnsafeLocalBackend):
     system_user_prefix = Unicode("jupyter-", help="As the spawner's (spawners/system_users.py).", config=True)
     homes_root = Unicode("/home", help="Where the system users' homes are (as the spawner's).", config=True)
     single_user_name = Unicode(
-        "", help="Without isolation, in single-user local mode: the one user who may start a cluster.", config=True
+        "",
+        help="Without isolation, in single-user local mode: the one user who may start a cluster.",
+        config=True,
     )
 
     @validate("clusters_directory")
@@ -116,6 +118,9 @@ class PlatformLocalBackend(UserTotalsMixin, UnsafeLocalBackend):
         return workdir
 
     async def setup(self, app) -> None:
+        if self.isolate:
+            # Users must enter their own cluster's folder (0700, theirs) inside it, but not list the others.
+            os.chmod(self.clusters_directory, 0o711)
         await super().setup(app)
         if use_write_ahead_log(self.db.db):
             self.log.info("Gateway database in write-ahead-log mode")

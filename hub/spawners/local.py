@@ -77,7 +77,9 @@ class LocalProfileSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
     )
 
     single_user_name = Unicode(
-        "admin", help="Without isolation: the one user who may start a server (the administrator).", config=True
+        "admin",
+        help="Without isolation: the one user who may start a server (the administrator).",
+        config=True,
     )
 
     @property

@@ -28,7 +28,9 @@ HOW_TO_SERVE_MORE_USERS = (
 def isolates_users(local_isolation: str, running_as_root: bool) -> bool:
     """Whether local mode runs each user as their own system user."""
     if local_isolation not in ISOLATION_CHOICES:
-        raise ValueError(f"local_isolation must be one of {', '.join(ISOLATION_CHOICES)}, got {local_isolation!r}")
+        raise ValueError(
+            f"local_isolation must be one of {', '.join(ISOLATION_CHOICES)}, got {local_isolation!r}"
+        )
     if local_isolation == "auto":
         return running_as_root
     return local_isolation == "system-users"

@@ -120,7 +120,9 @@ def find_system_user(username: str, prefix: str, homes_root: str | Path) -> Syst
 
 def _make_home(user: SystemUser) -> None:
     """Create the home 0700 owned by the user, or bring an existing one back to that (never through a symlink)."""
-    user.home.parent.mkdir(parents=True, exist_ok=True)
+    from ..platform_files import make_shared_root  # the homes folder: created 0711 if missing
+
+    make_shared_root(user.home.parent)
     with contextlib.suppress(FileExistsError):
         os.mkdir(user.home, 0o700)
     fd = os.open(user.home, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)

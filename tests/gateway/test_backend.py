@@ -22,7 +22,8 @@ from polartep_hub.spawners.system_users import system_users_with_prefix
 def test_ownership_changes_outside_the_clusters_directory_are_refused(tmp_path):
     backend = PlatformLocalBackend(clusters_directory=str(tmp_path / "clusters"))
     inside = tmp_path / "clusters" / "c1"
-    backend.set_file_permissions([str(inside)], "bob")  # inside: accepted; without isolation nothing is chowned
+    # Inside: accepted; without isolation nothing is chowned.
+    backend.set_file_permissions([str(inside)], "bob")
     for outside in ["/", str(tmp_path / "clusters-evil"), str(tmp_path / "clusters" / ".." / "x")]:
         with pytest.raises(UnsafeOwnershipChange):
             backend.set_file_permissions([outside], "bob")

@@ -96,7 +96,9 @@ def scene(platform):
     cluster = r.json()["name"]
     workdir = Path(platform.settings.dask_clusters_dir) / cluster
     wait_for(
-        lambda: gateway_api(platform, "GET", f"clusters/{cluster}", victim_token).json()["status"] == "RUNNING",
+        lambda: (
+            gateway_api(platform, "GET", f"clusters/{cluster}", victim_token).json()["status"] == "RUNNING"
+        ),
         90,
         interval=0.5,
         what="the victim's cluster to run",
@@ -104,7 +106,9 @@ def scene(platform):
     scaled = gateway_api(platform, "POST", f"clusters/{cluster}/scale", victim_token, json={"count": 1})
     assert scaled.status_code == 200, scaled.text
     # The scheduler and one worker run in the cluster's working directory.
-    pids = wait_for(lambda: len(processes_in(workdir)) >= 2 and processes_in(workdir), 90, what="scheduler+worker")
+    pids = wait_for(
+        lambda: len(processes_in(workdir)) >= 2 and processes_in(workdir), 90, what="scheduler+worker"
+    )
     try:
         yield {
             "attacker": attacker,
@@ -163,8 +167,7 @@ def test_connecting_to_the_docker_socket_is_refused(platform, scene):
     if not DOCKER_SOCKET.is_socket():
         pytest.skip(f"no Docker engine on this machine ({DOCKER_SOCKET} absent): nothing to attack")
     expression = (
-        "attempt(lambda: socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)"
-        f".connect({str(DOCKER_SOCKET)!r}))"
+        f"attempt(lambda: socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).connect({str(DOCKER_SOCKET)!r}))"
     )
     assert attack(platform, scene["attacker"], expression) == REFUSED
 
@@ -225,7 +228,10 @@ def test_the_state_folder_is_the_platforms_alone(platform, scene):
     assert stat.S_IMODE(state.stat().st_mode) == 0o700
     for name in STATE_SECRETS[1:]:  # no admin-password file: the harness passes it in the environment
         info = (state / name).stat()
-        assert info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) & 0o077 == 0, (name, oct(info.st_mode))
+        assert info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) & 0o077 == 0, (
+            name,
+            oct(info.st_mode),
+        )
 
 
 def test_the_inside_server_helper_reports_its_own_identity(platform, scene):
