@@ -45,7 +45,9 @@ def make_shared_root(path: Path) -> None:
         return
     mode = path.stat().st_mode
     if mode & (stat.S_IWGRP | stat.S_IWOTH) and not mode & stat.S_ISVTX:
-        raise SystemUserError(f"{path} is writable by other users (mode {oct(stat.S_IMODE(mode))}): chmod go-w it")
+        raise SystemUserError(
+            f"{path} is writable by other users (mode {oct(stat.S_IMODE(mode))}): chmod go-w it"
+        )
 
 
 def untraversable_folders(target: Path) -> list[Path]:
@@ -64,19 +66,28 @@ def untraversable_folders(target: Path) -> list[Path]:
 
 
 def environment_problem(prefix: Path | None = None) -> str | None:
-    """Why users' accounts cannot run the platform's Python environment; None if they can."""
-    prefix = Path(prefix or sys.prefix)
-    blocked = untraversable_folders(prefix)
-    unreadable = [] if blocked else [p for p in (prefix,) if not p.stat().st_mode & stat.S_IROTH]
+    """Why users' accounts cannot run the platform's Python environment; None if they can.
+
+    Checked: the venv (``sys.prefix``) and this package's own folder (an editable install imports it from the
+    clone, e.g. for a server extension); each must be reachable from ``/`` and readable.
+    """
+    targets = [Path(prefix or sys.prefix), Path(__file__).resolve().parent]
+    blocked: list[Path] = []
+    for target in targets:
+        blocked.extend(p for p in untraversable_folders(target) if p not in blocked)
+    unreadable = [t for t in targets if t not in blocked and not t.stat().st_mode & stat.S_IROTH]
     if not blocked and not unreadable:
         return None
     where = ", ".join(str(p) for p in blocked + unreadable)
+    fixes = []
+    if blocked:
+        fixes.append(f"`chmod o+x {' '.join(str(p) for p in blocked)}`")
+    if unreadable:
+        fixes.append(f"`chmod o+rx {' '.join(str(p) for p in unreadable)}`")
     return (
-        f"users' system accounts cannot reach the platform's Python environment {prefix} (in the way: {where}). "
-        f"Single-user servers run from it as each user's own account, so every folder from / down to it must be "
-        f"enterable by others: run `chmod o+x {' '.join(str(p) for p in blocked)}`"
-        + (f" and `chmod o+rx {' '.join(str(p) for p in unreadable)}`" if unreadable else "")
-        + ", or clone and install the platform in a folder such as /opt/polartep (a venv built on /usr/bin/python3; "
-        "not under /root). Or set POLARTEP_LOCAL_ISOLATION=single-user (only the administrator), or use "
-        "POLARTEP_MODE=docker."
+        f"users' system accounts cannot reach the platform's Python environment {targets[0]} (in the way: {where}). "
+        "Single-user servers run from it as each user's own account, so every folder from / down to it must be "
+        f"enterable by others: run {' and '.join(fixes)}, or clone and install the platform in a folder such as "
+        "/opt/polartep (a venv built on /usr/bin/python3; not under /root). Or set "
+        "POLARTEP_LOCAL_ISOLATION=single-user (only the administrator), or use POLARTEP_MODE=docker."
     )

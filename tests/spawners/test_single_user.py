@@ -1,4 +1,5 @@
-"""Local mode without root is single-user (``spawners/single_user.py``): the decision, and one real platform.
+"""Local mode without root is single-user (``spawners/single_user.py``): the decision, and one real platform; and
+the start-up check that users' accounts can reach the platform's venv (``platform_files.py``).
 
 The tests run as root, so the real platform simulates a start without root with ``POLARTEP_LOCAL_ISOLATION=
 single-user`` (the setting a start without root gets from ``auto``; ``isolates_users`` is the one place that reads
@@ -7,11 +8,14 @@ the euid).
 
 from __future__ import annotations
 
+import os
 import sqlite3
+from pathlib import Path
 
 import pytest
 
 from polartep_hub.hub_config import existing_account_names
+from polartep_hub.platform_files import environment_problem, untraversable_folders
 from polartep_hub.settings import PlatformSettings
 from polartep_hub.spawners.single_user import (
     HOW_TO_SERVE_MORE_USERS,
@@ -126,3 +130,15 @@ def test_a_single_user_platform_refuses_sign_up_other_accounts_and_other_users(t
         with pytest.raises(RuntimeError, match="the hub exited with 1") as stopped:
             platform.start_hub()
         assert "accounts other than the administrator 'admin' exist (eve)" in str(stopped.value)
+
+
+def test_start_up_names_the_folders_that_keep_users_from_the_venv(tmp_path):
+    venv = tmp_path / "clone" / ".venv"
+    venv.mkdir(parents=True)
+    os.chmod(tmp_path / "clone", 0o700)  # as a clone under /root, or a CI workspace of mode 0700, would be
+    problem = environment_problem(venv)
+    assert problem.startswith(f"users' system accounts cannot reach the platform's Python environment {venv}")
+    fix = problem.split("run `chmod o+x ", 1)[1].split("`", 1)[0].split()
+    assert str(tmp_path / "clone") in fix and str(venv) not in fix  # pytest's own folders are 0700 too
+    assert "/opt/polartep" in problem and "POLARTEP_MODE=docker" in problem
+    assert untraversable_folders(Path("/usr/bin")) == []
