@@ -10,8 +10,8 @@ Rules it guarantees:
   then kept apart by the kernel's own permission checks.
 * **Single-user** (``isolate`` off: the platform runs without root, or ``local_isolation=single-user``): servers run
   as the hub's own system user, so only the configured administrator may start one (``single_user_name``); anyone
-  else is refused with a message that says to use ``POLARTEP_MODE=docker`` or start as root. The home is
-  ``<homes_root>/<name>``. If that user is root the server needs ``--allow-root``, added with a warning.
+  else is refused (403, before the spawn) with a message that says to use ``POLARTEP_MODE=docker`` or start as
+  root. The home is ``<homes_root>/<name>``. If that user is root the server needs ``--allow-root``, added with a warning.
 * The profile's memory is enforced where the OS allows: an address-space limit (``RLIMIT_AS``) on the server and
   everything it starts (kernels, terminals). CPU is advertised (``CPU_LIMIT``, thread counts), not enforced: local
   processes have no CPU quota without cgroups, which Docker mode provides.
@@ -36,6 +36,7 @@ import sys
 from pathlib import Path
 
 from jupyterhub.spawner import LocalProcessSpawner, set_user_setuid
+from tornado.web import HTTPError
 from traitlets import Bool, Unicode, default
 
 from ..catalogue import Profile
@@ -113,6 +114,14 @@ class LocalProfileSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
         if not self.gpu_count(profile):
             # Hide any GPU from the ML profile when the catalogue says this host should not use one.
             self.environment = {**self.environment, "CUDA_VISIBLE_DEVICES": ""}
+
+    async def _apply_profile_options(self, user_options: dict | None) -> None:
+        # Before anything else (the consent check would ask the platform service, which has no such account).
+        if not self.isolate:
+            refusal = single_user_refusal(self.user.name, self.single_user_name)
+            if refusal:
+                raise HTTPError(403, refusal)
+        await super()._apply_profile_options(user_options)
 
     async def prepare_account(self) -> SystemUser | None:
         """Create (first spawn) the system user and its home; without isolation, check who may start."""

@@ -119,8 +119,8 @@ def test_a_single_user_platform_refuses_sign_up_other_accounts_and_other_users(t
         # A hub user made behind the service's back gets no server either.
         assert platform.api("POST", "/hub/api/users/eve", platform.admin_token).status_code == 201
         r = platform.api("POST", "/hub/api/users/eve/server", platform.admin_token, json={})
-        # JupyterHub's answer to a spawner that raises at once.
-        assert r.status_code == 500
+        assert r.status_code == 403
+        assert r.json()["message"].startswith("'eve' cannot be served: only the administrator 'admin' can.")
         # The administrator is served, as the platform's own user, with a home in the homes folder.
         platform.spawn("admin", platform.admin_token)
         assert platform.home_of("admin").is_dir()
