@@ -8,15 +8,19 @@ the euid).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
+import types
 from pathlib import Path
 
 import pytest
+from tornado.web import HTTPError
 
 from polartep_hub.hub_config import existing_account_names
 from polartep_hub.platform_files import environment_problem, untraversable_folders
 from polartep_hub.settings import PlatformSettings
+from polartep_hub.spawners.local import LocalProfileSpawner
 from polartep_hub.spawners.single_user import (
     HOW_TO_SERVE_MORE_USERS,
     isolates_users,
@@ -142,3 +146,13 @@ def test_start_up_names_the_folders_that_keep_users_from_the_venv(tmp_path):
     assert str(tmp_path / "clone") in fix and str(venv) not in fix  # pytest's own folders are 0700 too
     assert "/opt/polartep" in problem and "POLARTEP_MODE=docker" in problem
     assert untraversable_folders(Path("/usr/bin")) == []
+
+
+def test_the_spawner_refuses_anyone_but_the_administrator_before_asking_the_service():
+    user = types.SimpleNamespace(name="eve", id=2, url="/user/eve/", admin=False)
+    spawner = LocalProfileSpawner(user=user, isolate=False, single_user_name="admin")
+    with pytest.raises(HTTPError) as refused:
+        # No platform service is running: the refusal must come first.
+        asyncio.run(spawner.apply_user_options(spawner, {}))
+    assert refused.value.status_code == 403
+    assert refused.value.log_message == single_user_refusal("eve", "admin")
