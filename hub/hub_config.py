@@ -13,6 +13,12 @@
 * Users' tokens may reach the platform service (``access:services!service=platform`` in the ``user`` role).
 * Idle servers are stopped by jupyterhub-idle-culler, a hub-managed service holding only the scopes it needs,
   after ``idle_timeout`` seconds without activity (unless that is 0).
+* Local mode (``configure_local_isolation``): as root each user runs as their own system user
+  (``spawners/system_users.py``), the state folder is 0700 and its files 0600, the hub runs with umask 077, homes
+  and Dask working directories live outside the state folder (``platform_files.py``), and start-up stops if users' accounts
+  could not run the platform's Python environment (``platform_files.py``). Without root (or with
+  ``local_isolation=single-user``) it is single-user: start-up stops while sign-up is open or accounts other than
+  the administrator exist, and the platform service creates no other account (``spawners/single_user.py``).
 * Docker and Swarm modes: containers (swarm: services) on the host's network (everything on 127.0.0.1, the hub's API included), removed when
   they stop; each user's home is the named volume ``polartep-home-{username}``; images are never pulled (no
   registry: ``images/build.sh`` builds them here).
@@ -26,6 +32,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -39,7 +46,9 @@ from .gateway.config import (
     user_environment,
 )
 from .platform_client import HUB_CLIENT_SERVICE_NAME, HUB_SCOPE, SERVICE_NAME
+from .platform_files import environment_problem, secure_state_dir
 from .settings import PlatformSettings
+from .spawners.single_user import local_mode_refusal
 from .user_origins import configure_user_origins
 
 
@@ -89,6 +98,8 @@ def platform_service_definition(settings: PlatformSettings) -> dict[str, Any]:
             # The gateway meter (accounting/gateway_meter.py) reads the gateway's database into the usage ledger.
             "POLARTEP_GATEWAY_DB_URL": gateway_db_url(settings),
             "POLARTEP_GATEWAY_METER_INTERVAL": str(settings.gateway_meter_interval),
+            # Single-user local mode (spawners/single_user.py): no account but the administrator's is created.
+            "POLARTEP_SINGLE_USER": "1" if settings.mode == "local" and not settings.isolates_users else "0",
             "PYTHONUNBUFFERED": "1",
         },
     }
@@ -139,6 +150,49 @@ def configure_signup_link(c, settings: PlatformSettings) -> None:
         c.JupyterHub.template_vars["polartep_forgot_url"] = f"/services/{SERVICE_NAME}/password/forgot"
 
 
+def existing_account_names(settings: PlatformSettings) -> set[str]:
+    """Names of the platform's accounts and the hub's users, read from their databases (empty before first start)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    names: set[str] = set()
+    for url, query in (
+        (settings.service_db_url, "SELECT name FROM accounts"),
+        (settings.hub_db_url, "SELECT name FROM users"),
+    ):
+        if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+            continue  # not created yet; do not create an empty file here
+        engine = create_engine(url)
+        try:
+            with engine.connect() as connection:
+                names.update(row[0] for row in connection.execute(text(query)))
+        except SQLAlchemyError:
+            continue  # no such table yet: the service's migrations have not run
+        finally:
+            engine.dispose()
+    return names
+
+
+def configure_local_isolation(c, settings: PlatformSettings) -> None:
+    """Local mode: system users per platform user (as root), or single-user; refuses to start when unsafe."""
+    c.LocalProfileSpawner.homes_root = settings.homes_dir
+    c.LocalProfileSpawner.system_user_prefix = settings.system_user_prefix
+    c.LocalProfileSpawner.single_user_name = settings.admin_user
+    c.LocalProfileSpawner.isolate = settings.isolates_users
+    if settings.isolates_users:
+        problem = environment_problem()
+        if problem:
+            raise SystemExit(f"polartep: cannot start local mode with system users: {problem}")
+        return
+    refusal = local_mode_refusal(
+        signup=settings.signup and settings.auth == "platform",
+        account_names=existing_account_names(settings),
+        admin_user=settings.admin_user,
+    )
+    if refusal:
+        raise SystemExit(f"polartep: local mode is single-user here and cannot start: {refusal}")
+
+
 def configure_hub(c, settings: PlatformSettings | None = None) -> PlatformSettings:
     """Apply the platform to JupyterHub's config ``c``; returns the settings used."""
     settings = settings or PlatformSettings(config=c)
@@ -151,8 +205,10 @@ def configure_hub(c, settings: PlatformSettings | None = None) -> PlatformSettin
             f"POLARTEP_DEFAULT_PLAN={settings.default_plan!r} is not a plan in {catalogue.source}; "
             f"choose one of: {', '.join(catalogue.plans)}"
         )
+    # What the hub and its services create (databases, logs, secrets) is the platform's alone (platform_files.py).
+    os.umask(0o077)
     state = settings.state_path
-    state.mkdir(parents=True, exist_ok=True)
+    secure_state_dir(state)
 
     c.JupyterHub.bind_url = settings.public_url
     c.JupyterHub.hub_bind_url = settings.hub_url
@@ -195,8 +251,9 @@ def configure_hub(c, settings: PlatformSettings | None = None) -> PlatformSettin
     ]
     c.Spawner.http_timeout = 60
     c.Spawner.start_timeout = 120
-    c.LocalProfileSpawner.home_dir_template = str(Path(state) / "users" / "{username}")
     c.LocalProfileSpawner.enforce_memory_limit = settings.local_memory_limit
+    if settings.mode == "local":
+        configure_local_isolation(c, settings)
     if settings.mode in ("docker", "swarm"):
         configure_docker_spawner(c)
 

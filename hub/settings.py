@@ -19,6 +19,8 @@ from traitlets import Bool, Enum, Integer, TraitError, Unicode, default, validat
 from traitlets.config import Configurable
 
 from .catalogue import DEFAULT_CATALOGUE_PATH
+from .spawners.single_user import isolates_users
+from .spawners.system_users import check_prefix
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -476,6 +478,60 @@ class PlatformSettings(Configurable):
     def _local_memory_limit_default(self) -> bool:
         return _env("POLARTEP_LOCAL_MEMORY_LIMIT", "1") not in ("0", "false", "no")
 
+    local_isolation = Enum(
+        ["auto", "system-users", "single-user"],
+        help="Local mode: 'system-users' runs each user's server, kernels and Dask processes as their own system "
+        "user (<system_user_prefix><name>, created on first spawn; needs root); 'single-user' runs them as the "
+        "platform's own user, so only admin_user may have an account or a server and the hub refuses to start with "
+        "sign-up open or other accounts (what a start without root gets; tests set it to simulate that); 'auto' "
+        "(default): system-users when started as root, single-user otherwise. Env: POLARTEP_LOCAL_ISOLATION.",
+        config=True,
+    )
+
+    @default("local_isolation")
+    def _local_isolation_default(self) -> str:
+        return _env("POLARTEP_LOCAL_ISOLATION", "auto")
+
+    system_user_prefix = Unicode(
+        help="Local mode with system users: platform user NAME runs as the system user <prefix>NAME (Linux allows "
+        "32 characters: a longer name is cut and ends in '-' and 8 hex digits of its hash). Platforms sharing a "
+        "machine need different prefixes. Env: POLARTEP_SYSTEM_USER_PREFIX.",
+        config=True,
+    )
+
+    @default("system_user_prefix")
+    def _system_user_prefix_default(self) -> str:
+        return _env("POLARTEP_SYSTEM_USER_PREFIX", "jupyter-")
+
+    homes_dir = Unicode(
+        help="Local mode: the folder of users' homes, <homes_dir>/<system user> (mode 0700, the user's own). It "
+        "must lie outside state_dir (which users cannot enter). Default: /home with system users, "
+        "STATE_DIR/users in single-user mode. Env: POLARTEP_HOMES_DIR.",
+        config=True,
+    )
+
+    @default("homes_dir")
+    def _homes_dir_default(self) -> str:
+        fallback = "/home" if self.isolates_users else str(self.state_path / "users")
+        return str(Path(_env("POLARTEP_HOMES_DIR", fallback)).resolve())
+
+    dask_clusters_dir = Unicode(
+        help="Local mode: the folder of the Dask clusters' working directories (certificates, logs), one per "
+        "cluster, mode 0700 and owned by the cluster's user. Outside state_dir with system users. Default: "
+        "HOMES_DIR/.dask-clusters with system users, STATE_DIR/dask-clusters in single-user mode. "
+        "Env: POLARTEP_DASK_CLUSTERS_DIR.",
+        config=True,
+    )
+
+    @default("dask_clusters_dir")
+    def _dask_clusters_dir_default(self) -> str:
+        fallback = (
+            str(Path(self.homes_dir) / ".dask-clusters")
+            if self.isolates_users
+            else str(self.state_path / "dask-clusters")
+        )
+        return str(Path(_env("POLARTEP_DASK_CLUSTERS_DIR", fallback)).resolve())
+
     idle_timeout = Integer(
         help="Stop a user's server after this many seconds without activity (jupyterhub-idle-culler, a "
         "hub-managed service); 0 turns culling off. Env: POLARTEP_IDLE_TIMEOUT.",
@@ -598,6 +654,7 @@ class PlatformSettings(Configurable):
             found.append(f"smtp_password_file {self.smtp_password_file!r} does not exist")
         if "@" not in self.mail_from:
             found.append(f"mail_from must be an e-mail address, got {self.mail_from[:200]!r}")
+        found.extend(self.local_isolation_problems())
         if len(set(ports.values())) != len(ports):
             found.append(f"the ports must differ: {ports}")
         return found
@@ -610,6 +667,31 @@ class PlatformSettings(Configurable):
                 "smtp_host (POLARTEP_SMTP_HOST) is not set: password-reset links are not e-mailed; they stay in the "
                 "platform service's outbox (table mail_outbox) and the service logs each one without its content"
             )
+        return found
+
+    def local_isolation_problems(self) -> list[str]:
+        """What keeps local mode's system users from working (``spawners/system_users.py``)."""
+        if self.mode != "local":
+            return []
+        found = []
+        try:
+            check_prefix(self.system_user_prefix)
+        except ValueError as e:
+            found.append(str(e))
+        if self.local_isolation == "system-users" and os.geteuid() != 0:
+            found.append(
+                "local_isolation=system-users needs root (it creates system users): start the platform as root, "
+                "or set POLARTEP_LOCAL_ISOLATION=single-user (only the administrator), or use POLARTEP_MODE=docker"
+            )
+        if self.isolates_users:
+            state = self.state_path.resolve()
+            for name in ("homes_dir", "dask_clusters_dir"):
+                path = Path(getattr(self, name)).resolve()
+                if path == state or state in path.parents:
+                    found.append(
+                        f"{name} {str(path)!r} lies inside state_dir, which users cannot enter (mode 0700): "
+                        "choose a folder outside it"
+                    )
         return found
 
     def oidc_problems(self) -> list[str]:
@@ -665,6 +747,11 @@ class PlatformSettings(Configurable):
         from jupyterhub.utils import subdomain_hook_idna
 
         return f"{url.scheme}://{subdomain_hook_idna(username, url.hostname, 'user')}:{url.port}"
+
+    @property
+    def isolates_users(self) -> bool:
+        """Local mode runs each user as their own system user (``spawners/single_user.py``)."""
+        return isolates_users(self.local_isolation, running_as_root=os.geteuid() == 0)
 
     @property
     def public_port(self) -> int:

@@ -10,17 +10,24 @@ server on an origin of its own (``subdomain_host``, ``polartep_hub/user_origins.
 at ``http://alice.<public_host>:<port>/user/alice/``. ``api`` then sends ``/user/<name>/...`` paths to that user's
 host, and every request reaches ``*.localhost`` names on 127.0.0.1 (``helpers/localhost_names.py``), so tests call
 it exactly as before.
+Local mode as root runs each user as a system user: every ``RunningPlatform`` has its own short prefix
+(``t<4 hex>-``, so ``t1a2b-alice``) and its own homes folder under ``/tmp``, and ``stop()`` removes both, so platforms
+running at once never share a system user and none is left behind.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import re
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,6 +38,13 @@ import httpx
 
 from polartep_hub.proxy_process import start_proxy
 from polartep_hub.settings import REPO_ROOT, PlatformSettings
+from polartep_hub.spawners.system_users import (
+    COMMENT_PREFIX,
+    SystemUserError,
+    delete_system_user,
+    system_user_name,
+    system_users_with_prefix,
+)
 
 from .helpers import localhost_names
 
@@ -86,11 +100,20 @@ class RunningPlatform:
     hub_process: subprocess.Popen | None = field(default=None, init=False)
     proxy_process: subprocess.Popen | None = field(default=None, init=False)
     _admin_token: str | None = field(default=None, init=False)
+    system_user_prefix: str = field(default="", init=False)
+    homes: Path = field(default=Path(), init=False)
 
     def __post_init__(self) -> None:
         public, proxy_api, hub, service, gateway, gateway_tcp, gateway_api = free_ports(7)
         state = self.root / "state"
         public_host = self.public_host or ("localhost" if self.subdomains else "127.0.0.1")
+        # Local mode as root: system users of this platform only (concurrent platforms must never share one), with
+        # homes in a folder of their own that users can reach (pytest's folders are 0700; the state folder too).
+        self.system_user_prefix = f"t{secrets.token_hex(2)}-"
+        while any(entry.pw_name.startswith(self.system_user_prefix) for entry in pwd.getpwall()):
+            self.system_user_prefix = f"t{secrets.token_hex(2)}-"
+        self.homes = Path(tempfile.mkdtemp(prefix=f"polartep-{self.system_user_prefix}homes-", dir="/tmp"))
+        self.homes.chmod(0o711)  # as the platform makes a missing homes folder (mkdtemp's is 0700)
         self.env = {
             **os.environ,
             "POLARTEP_MODE": self.mode,
@@ -104,6 +127,8 @@ class RunningPlatform:
             "POLARTEP_GATEWAY_API_PORT": str(gateway_api),
             "POLARTEP_ADMIN_USER": "admin",
             "POLARTEP_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "POLARTEP_SYSTEM_USER_PREFIX": self.system_user_prefix,
+            "POLARTEP_HOMES_DIR": str(self.homes),
             "PYTHONUNBUFFERED": "1",
             **(
                 {}
@@ -121,6 +146,7 @@ class RunningPlatform:
             for name in self.settings.traits(config=True):
                 getattr(self.settings, name)
             self.settings.proxy_auth_token  # noqa: B018  (create the shared secret before either process reads it)
+            self.system_user_prefix = self.settings.system_user_prefix  # extra_env may choose its own
         finally:
             os.environ.clear()
             os.environ.update(saved)
@@ -128,6 +154,12 @@ class RunningPlatform:
     @property
     def url(self) -> str:
         return self.settings.public_url
+
+    def home_of(self, user: str) -> Path:
+        """The user's home folder in local mode (``<homes>/<system user>``, or ``<homes>/<user>`` single-user)."""
+        if self.settings.isolates_users:
+            return Path(self.settings.homes_dir) / system_user_name(user, self.system_user_prefix)
+        return Path(self.settings.homes_dir) / user
 
     @property
     def hub_log(self) -> Path:
@@ -210,6 +242,20 @@ class RunningPlatform:
             except subprocess.TimeoutExpired:
                 self.proxy_process.kill()
         self.kill_leftover_processes()
+        self.remove_system_users()
+
+    def remove_system_users(self) -> list[str]:
+        """Delete this platform's system users (their processes, homes, accounts) and the homes folder."""
+        removed = []
+        for name in system_users_with_prefix(self.system_user_prefix):
+            username = pwd.getpwnam(name).pw_gecos.removeprefix(COMMENT_PREFIX)
+            try:
+                if delete_system_user(username, self.system_user_prefix, self.settings.homes_dir):
+                    removed.append(name)
+            except SystemUserError as e:  # teardown goes on; say what is left
+                print(f"could not remove the system user {name}: {e}", file=sys.stderr)
+        shutil.rmtree(self.homes, ignore_errors=True)
+        return removed
 
     def kill_leftover_processes(self, grace: float = 5) -> list[int]:
         """Terminate every process still running with this platform's folder in its environment or command line.
@@ -217,13 +263,14 @@ class RunningPlatform:
         A hub killed by a test (``kill -9``) leaves its managed services (platform service, gateway, culler) and
         local-mode servers running, since each runs in a session of its own; the suite must not leak them.
         """
-        marker = str(self.root).encode()
+        markers = [str(self.root).encode(), str(self.homes).encode()]
         leftovers = []
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit() or int(entry.name) == os.getpid():
                 continue
             try:
-                if marker in (entry / "environ").read_bytes() or marker in (entry / "cmdline").read_bytes():
+                seen = (entry / "environ").read_bytes() + b"\0" + (entry / "cmdline").read_bytes()
+                if any(marker in seen for marker in markers):
                     leftovers.append(int(entry.name))
             except OSError:  # gone already, or not ours to read
                 continue
@@ -244,7 +291,7 @@ class RunningPlatform:
         Clusters outlive the gateway by design (``stop_clusters_on_shutdown`` is off), so a cluster that a test did
         not stop, or whose stop was still under way, would otherwise outlive the test session.
         """
-        clusters = (self.settings.state_path / "dask-clusters").resolve()
+        clusters = Path(self.settings.dask_clusters_dir).resolve()
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue

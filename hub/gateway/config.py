@@ -17,6 +17,8 @@ STATE_DIR/dask_gateway_config.py``; that generated file only calls ``configure_g
   service's meter (``accounting/gateway_meter.py``) can be down that long and still learn every exact stop time.
 * The gateway's database is a file under the state directory, encrypted with a Fernet key generated once
   (``STATE_DIR/dask-gateway-encrypt-key``, mode 0600), so a gateway restart finds and keeps its running clusters.
+* Local mode as root: schedulers and workers run as the cluster owner's system user, in working directories
+  under ``dask_clusters_dir`` (outside the 0700 state folder) that belong to that user (``backend.py``).
 * Idle clusters stop after ``dask_idle_timeout`` seconds. Clusters are not stopped when the gateway stops.
 * The backend follows the mode: ``PlatformLocalBackend`` (processes) in local and swarm mode,
   ``PlatformDockerBackend`` (a container per scheduler and worker, ``docker_backend.py``) in Docker mode, with the
@@ -107,6 +109,11 @@ def gateway_service_definition(settings: PlatformSettings) -> dict[str, Any]:
         "POLARTEP_GATEWAY_TCP_PORT": str(settings.gateway_tcp_port),
         "POLARTEP_GATEWAY_API_PORT": str(settings.gateway_api_port),
         "POLARTEP_DASK_IDLE_TIMEOUT": str(settings.dask_idle_timeout),
+        "POLARTEP_ADMIN_USER": settings.admin_user,
+        "POLARTEP_LOCAL_ISOLATION": settings.local_isolation,
+        "POLARTEP_SYSTEM_USER_PREFIX": settings.system_user_prefix,
+        "POLARTEP_HOMES_DIR": settings.homes_dir,
+        "POLARTEP_DASK_CLUSTERS_DIR": settings.dask_clusters_dir,
         "POLARTEP_CATALOGUE": settings.catalogue_path,
         "POLARTEP_LOG_LEVEL": settings.log_level,
         "POLARTEP_HUB_SERVICE_TOKEN": settings.hub_service_token,
@@ -131,7 +138,6 @@ def configure_gateway(c, settings: PlatformSettings | None = None) -> PlatformSe
     """Apply the platform's gateway configuration to dask-gateway-server's config ``c``."""
     settings = settings or PlatformSettings()
     catalogue = load_catalogue(settings.catalogue_path)
-    state = settings.state_path
 
     c.DaskGateway.address = f"127.0.0.1:{settings.gateway_api_port}"
     c.DaskGateway.log_level = settings.log_level
@@ -145,7 +151,13 @@ def configure_gateway(c, settings: PlatformSettings | None = None) -> PlatformSe
     # The hub gives its managed service JUPYTERHUB_API_TOKEN; the authenticator reads it itself.
 
     c.DaskGateway.backend_class = "polartep_hub.gateway.backend.PlatformLocalBackend"
-    c.PlatformLocalBackend.clusters_directory = str(state / "dask-clusters")
+    c.PlatformLocalBackend.clusters_directory = settings.dask_clusters_dir
+    # Local mode as root: each user's scheduler and workers run as their system user (backend.py).
+    c.PlatformLocalBackend.isolate = settings.mode == "local" and settings.isolates_users
+    c.PlatformLocalBackend.system_user_prefix = settings.system_user_prefix
+    c.PlatformLocalBackend.homes_root = settings.homes_dir
+    if settings.mode == "local" and not settings.isolates_users:
+        c.PlatformLocalBackend.single_user_name = settings.admin_user
     c.PlatformLocalBackend.db_url = gateway_db_url(settings)
     c.PlatformLocalBackend.db_cluster_max_age = STOPPED_RECORDS_DAYS * 24 * 3600
     c.PlatformLocalBackend.cluster_config_class = "polartep_hub.gateway.options.PlatformClusterConfig"

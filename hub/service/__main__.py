@@ -46,6 +46,8 @@ Environment (the ``JUPYTERHUB_*`` ones are set by the hub for a managed service)
 ``POLARTEP_GATEWAY_DB_URL``, ``POLARTEP_GATEWAY_METER_INTERVAL``
     The Dask Gateway's database, which the gateway meter reads (read-only) into the usage ledger every
     ``POLARTEP_GATEWAY_METER_INTERVAL`` seconds (default 10); without the URL there is no meter.
+``POLARTEP_SINGLE_USER``
+    ``1`` in single-user local mode (the hub sets it): no account but ``POLARTEP_ADMIN_USER`` is created (409).
 """
 
 from __future__ import annotations

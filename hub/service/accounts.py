@@ -12,6 +12,7 @@ Rules this module guarantees:
   only to a caller who gave its right password; after ``LockoutPolicy.attempts`` wrong passwords in a row an account
   refuses every login for ``LockoutPolicy.seconds`` (``check_password``); after an administrator's password reset
   the old password logs nobody in (``AccountPasswordResetRequired``, again only told to whoever typed it).
+* In single-user local mode no account but the administrator's is ever stored (``refuse_accounts_but``).
 * Allowed profiles follow the one rule of ``subscriptions.py`` (plan + active subscriptions; admins: all).
 """
 
@@ -23,11 +24,12 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from ..catalogue import Catalogue
+from ..spawners.single_user import single_user_refusal
 from .models import Account, utcnow
 from .passwords import Passwords
 
@@ -56,6 +58,27 @@ class AccountExists(AccountError):
 
 class AccountNotFound(AccountError):
     pass
+
+
+class SingleUserMode(AccountError):
+    """Single-user local mode (no root to create system users): only the administrator has an account."""
+
+
+def refuse_accounts_but(sessions: sessionmaker[Session], admin_user: str) -> None:
+    """Single-user local mode: every session of ``sessions`` refuses to store an account not named ``admin_user``.
+
+    One check at the flush covers every way an account is created (sign-up, admin creation, first sight, OIDC), so
+    no new code path can forget it; ``SingleUserMode`` (409) says why and what to do instead.
+    """
+
+    def check_new_accounts(session: Session, flush_context: object, instances: object) -> None:
+        for instance in session.new:
+            if isinstance(instance, Account):
+                refusal = single_user_refusal(instance.name, admin_user)
+                if refusal:
+                    raise SingleUserMode(refusal)
+
+    event.listen(sessions, "before_flush", check_new_accounts)
 
 
 def check_account_name(name: str) -> str:

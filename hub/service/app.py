@@ -62,6 +62,7 @@ _ACCOUNT_ERROR_STATUS: dict[type[accounts.AccountError], int] = {
     accounts.UnknownPlan: 400,
     accounts.AccountExists: 409,
     accounts.AccountNotFound: 404,
+    accounts.SingleUserMode: 409,
 }
 
 
@@ -125,6 +126,8 @@ def create_app(
         hub_api=hub_api,
     )
     context.outbox = MailOutbox(context.sessions, config.mail)
+    if config.single_user:
+        accounts.refuse_accounts_but(context.sessions, config.admin_user)
     if hub_api is not None:
         context.project_groups = ProjectGroupSync(hub_api, context.sessions)
         context.reconciler = Reconciler(context.project_groups)

@@ -113,6 +113,8 @@ class ServiceConfig:
     password_reset_minutes: int = 30
     password_reset_per_hour: int = 10  # "forgot password" requests per client address per hour; 0: no limit
     mail: MailSettings = field(default_factory=lambda: MailSettings())
+    # Single-user local mode (polartep_hub.spawners.single_user): no account but admin_user's is ever created.
+    single_user: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceConfig:
@@ -212,6 +214,7 @@ class ServiceConfig:
                 environ, "POLARTEP_PASSWORD_RESET_PER_HOUR", 10, 0, 1_000_000
             ),
             mail=mail_settings_from_env(environ),
+            single_user=environ.get("POLARTEP_SINGLE_USER", "").strip() == "1",
         )
 
 

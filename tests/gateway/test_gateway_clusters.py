@@ -1,37 +1,23 @@
 """Dask Gateway through the real hub: zero-argument clients from a user server's environment, plan bounds, isolation.
 
-Each scenario runs Python in a subprocess with the exact environment of a spawned user server (read from
-``/proc/<pid>/environ``), so what passes here is what a notebook sees.
+Each scenario runs Python inside a spawned user server (its uid, groups and environment, read from ``/proc``;
+``tests/helpers/inside_server.py``), so what passes here is what a notebook sees.
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import textwrap
-
 import pytest
 
-from ..hub.test_spawn_profiles import process_environment, server_state
+from ..helpers.inside_server import run_inside_server
 
 pytestmark = pytest.mark.hub
 
 
 def run_as_user_server(platform, user: str, token: str, code: str, timeout: float = 120) -> dict:
-    """Run ``code`` with the spawned server's environment; it prints one JSON line as its result."""
+    """Run ``code`` inside the user's server (its uid, groups and environment); it prints one JSON line."""
     if platform.server_model(user) is None:
         platform.spawn(user, token)
-    env = process_environment(server_state(platform, user)["pid"])
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{platform.log_tail()}"
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_inside_server(platform, user, code, timeout=timeout)
 
 
 def test_zero_argument_gateway_creates_scales_computes_and_stops(platform, new_user):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ..harness import RunningPlatform, wait_for
-from ..hub.test_spawn_profiles import process_environment, server_state
+from ..helpers.inside_server import server_pid, server_process
 from .test_gateway_clusters import gateway_api, run_as_user_server
 
 pytestmark = pytest.mark.hub
@@ -70,7 +70,7 @@ def test_a_cluster_left_idle_is_stopped(short_idle_platform):
     user = "idle1"
     token = platform.create_user(user, plan="trial")
     name = run_as_user_server(platform, user, token, START_TWO_WORKERS)["name"]
-    workdir = platform.settings.state_path / "dask-clusters" / name
+    workdir = Path(platform.settings.dask_clusters_dir) / name
 
     def stopped() -> bool:
         r = gateway_api(platform, "GET", f"clusters/{name}", token)
@@ -86,9 +86,14 @@ def test_a_gateway_restart_does_not_orphan_running_workers(short_idle_platform):
     token = platform.create_user(user, plan="trial")
     platform.spawn(user, token)
     # A client stays connected (as a notebook's would), so the short idle timeout does not stop the cluster.
+    server = server_process(server_pid(platform, user))  # the client runs as the user's server does
     holder = subprocess.Popen(
         [sys.executable, "-c", START_TWO_WORKERS + "import sys, time; sys.stdout.flush(); time.sleep(300)\n"],
-        env=process_environment(server_state(platform, user)["pid"]),
+        env=server.environment,
+        cwd=server.cwd,
+        user=server.uid,
+        group=server.gid,
+        extra_groups=server.groups,
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -101,7 +106,7 @@ def test_a_gateway_restart_does_not_orphan_running_workers(short_idle_platform):
 
 
 def check_restart_keeps_workers(platform, token: str, name: str) -> None:
-    workdir = platform.settings.state_path / "dask-clusters" / name
+    workdir = Path(platform.settings.dask_clusters_dir) / name
     before = processes_in(workdir)
     assert len(before) >= 3, before  # scheduler, two workers (each with its nanny)
 

@@ -1,8 +1,10 @@
 """Erasing an account on the real platform (local mode): the user's servers stop, the hub user is deleted with every
-token, the home folder and its files are gone, and the platform holds no account of that name any more."""
+token, the home folder and its files are gone, so is the user's system user, and the platform holds no account of
+that name any more."""
 
 from __future__ import annotations
 
+import pwd
 import secrets
 import sqlite3
 from pathlib import Path
@@ -52,8 +54,10 @@ def test_a_user_erases_their_account_with_running_servers(platform):
     platform.spawn(user, token, {"profile": "interactive"})
     platform.spawn(user, token, {"profile": "interactive"}, server="second")
     put_file(platform, user, token, "results.txt", "sea ice extent: 4.2 million km2")
-    home = Path(platform.settings.state_path) / "users" / user
+    home = platform.home_of(user)
     assert (home / "results.txt").read_text().startswith("sea ice")
+    system_user = home.name  # local mode as root: <prefix><user>, its home <homes>/<system user>
+    assert pwd.getpwnam(system_user).pw_uid == home.stat().st_uid != 0
     assert platform.api("GET", "/services/platform/api/v1/me/export", token).json()["account_name"] == user
     # Removing one named server for good is not erasure: the home, shared by all servers, stays.
     platform.spawn(user, token, {"profile": "interactive"}, server="scratch")
@@ -66,9 +70,10 @@ def test_a_user_erases_their_account_with_running_servers(platform):
 
     assert response.status_code == 200, f"{response.text}\n{platform.log_tail()}"
     assert response.json()["requested_by"] == "self"
-    # The hub user is gone, so are its servers (both), its home and every token of it.
+    # The hub user is gone, so are its servers (both), its home, its system user and every token of it.
     assert platform.api("GET", f"/hub/api/users/{user}", platform.admin_token).status_code == 404
     assert not home.exists()
+    assert system_user not in {entry.pw_name for entry in pwd.getpwall()}
     assert platform.api("GET", "/hub/api/user", token).status_code == 403
     assert platform.api("GET", "/services/platform/api/v1/me", token).status_code == 401
     assert platform.api("GET", f"/user/{user}/api/contents/results.txt", token).status_code != 200
@@ -86,7 +91,7 @@ def test_a_user_erases_their_account_with_running_servers(platform):
 def test_an_admin_erases_an_account_and_the_configured_admin_is_refused(platform, new_user):
     user, token = new_user()
     platform.spawn(user, token, {"profile": "interactive"})
-    home = Path(platform.settings.state_path) / "users" / user
+    home = platform.home_of(user)
     wait_for(home.exists, 10, what="the home folder")
 
     response = platform.api(
@@ -96,6 +101,7 @@ def test_an_admin_erases_an_account_and_the_configured_admin_is_refused(platform
     assert response.status_code == 200, f"{response.text}\n{platform.log_tail()}"
     assert response.json()["requested_by"] == "admin"
     assert not home.exists()
+    assert home.name not in {entry.pw_name for entry in pwd.getpwall()}
     assert platform.api("GET", f"/hub/api/users/{user}", platform.admin_token).status_code == 404
     refused = platform.api("DELETE", "/services/platform/api/v1/accounts/admin", platform.admin_token)
     assert refused.status_code == 409

@@ -1,5 +1,5 @@
 """Deleting a user deletes their home: ``delete_forever`` of the local spawner (a folder under the homes root, and
-nothing else, ever) and of the Docker spawner (the user's home volume, and no other). The real hub and engine run
+nothing else, ever; with system users also the account, ``test_system_users.py``) and of the Docker spawner (the user's home volume, and no other). The real hub and engine run
 these in ``tests/hub/test_erasure.py`` and ``tests/docker/test_erasure_volume.py``."""
 
 from __future__ import annotations
@@ -14,11 +14,10 @@ from polartep_hub.spawners.docker import DockerProfileSpawner
 from polartep_hub.spawners.local import LocalProfileSpawner
 
 
-def local_spawner(
-    root, name: str = "alice", template: str | None = None, server: str = ""
-) -> LocalProfileSpawner:
+def local_spawner(root, name: str = "alice", server: str = "", isolate: bool = False) -> LocalProfileSpawner:
+    """A spawner with homes in ``root/users``; without isolation (single-user), the home is ``users/<name>``."""
     user = types.SimpleNamespace(name=name, id=1, url=f"/user/{name}/")
-    spawner = LocalProfileSpawner(user=user, home_dir_template=template or str(root / "users" / "{username}"))
+    spawner = LocalProfileSpawner(user=user, homes_root=str(root / "users"), isolate=isolate)
     if server:
         spawner.orm_spawner = types.SimpleNamespace(
             name=server, server=None
@@ -26,8 +25,11 @@ def local_spawner(
     return spawner
 
 
-def test_the_homes_root_is_the_template_before_the_user_name(tmp_path):
-    assert local_spawner(tmp_path).homes_root == str(tmp_path / "users") + "/"
+def test_the_home_is_the_system_users_folder_in_the_homes_root(tmp_path):
+    isolated = local_spawner(tmp_path, isolate=True)
+    isolated.system_user_prefix = "jupyter-"
+    assert isolated.home_dir == str(tmp_path / "users" / "jupyter-alice")
+    assert local_spawner(tmp_path).home_dir == str(tmp_path / "users" / "alice")
 
 
 def test_the_users_home_and_everything_in_it_is_deleted(tmp_path):
@@ -63,18 +65,18 @@ def test_a_home_that_never_existed_is_fine(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "template",
+    "name",
     [
-        "{root}/users",  # the homes root itself
-        "{root}/users/../{username}",  # climbs out
-        "{root}/users/{username}/..",
+        "",  # the homes root itself
+        "..",  # climbs out
+        "../alice",
+        "alice/..",
     ],
 )
-def test_nothing_outside_the_homes_root_is_ever_deleted(tmp_path, template):
+def test_nothing_outside_the_homes_root_is_ever_deleted(tmp_path, name):
     (tmp_path / "users").mkdir()
     (tmp_path / "alice").mkdir()
-    spawner = local_spawner(tmp_path, template=template.format(root=tmp_path, username="{username}"))
-    spawner.homes_root = str(tmp_path / "users")
+    spawner = local_spawner(tmp_path, name=name)
     with pytest.raises(ValueError):
         asyncio.run(spawner.delete_forever())
     assert (tmp_path / "users").exists() and (tmp_path / "alice").exists()

@@ -1,0 +1,74 @@
+"""Run code inside a real user's server in local mode: as the server's uid, gid and groups, with its environment.
+
+What a notebook of that user could do, this helper does: it reads the identity (``/proc/<pid>/status``), the
+environment (``/proc/<pid>/environ``) and the working directory of the running server's process and starts
+``python -c CODE`` with exactly those, and the umask the spawner sets. The code prints one JSON line as its result.
+Attack tests (``tests/security/``) and the gateway tests use it, so what passes there is what a notebook sees.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ServerProcess:
+    """Who a server's process runs as, and with what."""
+
+    pid: int
+    uid: int
+    gid: int
+    groups: list[int]
+    environment: dict[str, str]
+    cwd: str
+
+
+def server_pid(platform, user: str, server: str = "") -> int:
+    """The pid of the user's running server (the spawner's state in the hub's REST API)."""
+    r = platform.api("GET", f"/hub/api/users/{user}", platform.admin_token)
+    r.raise_for_status()
+    return r.json()["servers"][server]["state"]["pid"]
+
+
+def server_process(pid: int) -> ServerProcess:
+    """The identity, environment and working directory of process ``pid`` (read as root)."""
+    status = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
+    )
+    uid = int(status["Uid"].split()[1])  # effective
+    gid = int(status["Gid"].split()[1])
+    groups = [int(g) for g in status["Groups"].split()]
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    environment = dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+    return ServerProcess(pid, uid, gid, groups, environment, os.readlink(f"/proc/{pid}/cwd"))
+
+
+def run_inside(process: ServerProcess, code: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run ``code`` as ``process`` runs: same uid, gid, groups, environment and working directory."""
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=process.environment,
+        cwd=process.cwd,
+        user=process.uid,
+        group=process.gid,
+        extra_groups=process.groups,
+        umask=0o077,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def run_inside_server(platform, user: str, code: str, server: str = "", timeout: float = 120) -> Any:
+    """Run ``code`` inside ``user``'s running server (local mode); return the JSON of its last output line."""
+    process = server_process(server_pid(platform, user, server))
+    done = run_inside(process, code, timeout)
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{platform.log_tail()}"
+    return json.loads(done.stdout.strip().splitlines()[-1])
