@@ -275,3 +275,17 @@ class PendingErasure(Base):
     # Chosen at the request so that every log line of every attempt names the same pseudonym, never the account.
     pseudonym: Mapped[str] = mapped_column(String(64))
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class RateCounter(Base):
+    """One fixed-window counter of ``rate_limits.py`` (login throttling, sign-ups per address).
+
+    ``key_digest`` is a SHA-256 digest of the counter's scope and subject (client address, user name), so no
+    address or name is stored in the clear; a row is meaningless once ``window_ends_at`` has passed and is deleted.
+    """
+
+    __tablename__ = "rate_counters"
+
+    key_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    window_ends_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
