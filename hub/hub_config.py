@@ -72,6 +72,13 @@ def platform_service_definition(settings: PlatformSettings) -> dict[str, Any]:
             "POLARTEP_PASSWORD_MIN_LENGTH": str(settings.password_min_length),
             "POLARTEP_LOGIN_ATTEMPTS": str(settings.login_attempts),
             "POLARTEP_LOGIN_LOCKOUT_SECONDS": str(settings.login_lockout_seconds),
+            "POLARTEP_LOGIN_ATTEMPTS_PER_ADDRESS": str(settings.login_attempts_per_address),
+            "POLARTEP_LOGIN_MAX_CONCURRENT_HASHES": str(settings.login_max_concurrent_hashes),
+            # Cookies are Secure when the public URL is https; forwarded headers are believed only from the proxy.
+            "POLARTEP_PUBLIC_URL": settings.public_url,
+            "POLARTEP_PROXY_PID_FILE": str(settings.proxy_pid_path),
+            # The identity provider's group prefix is reserved for its groups, whatever the auth mode.
+            "POLARTEP_OIDC_GROUP_PREFIX": settings.oidc_group_prefix,
             # The gateway meter (accounting/gateway_meter.py) reads the gateway's database into the usage ledger.
             "POLARTEP_GATEWAY_DB_URL": gateway_db_url(settings),
             "POLARTEP_GATEWAY_METER_INTERVAL": str(settings.gateway_meter_interval),
@@ -157,6 +164,7 @@ def configure_hub(c, settings: PlatformSettings | None = None) -> PlatformSettin
     c.JupyterHub.authenticator_class = "polartep_hub.auth.platform_password.PlatformPasswordAuthenticator"
     c.PlatformPasswordAuthenticator.platform_service_url = settings.service_url
     c.PlatformPasswordAuthenticator.platform_service_token = settings.hub_service_token
+    c.PlatformPasswordAuthenticator.proxy_pid_file = str(settings.proxy_pid_path)
     c.Authenticator.admin_users = {settings.admin_user}
     if settings.auth == "oidc":
         configure_oidc(

@@ -132,5 +132,7 @@ def client_address(
     pid = read_pid(proxy_pid_file)
     if pid is not None and connection_belongs_to(pid, (peer_ip, int(peer[1])), (local[0], int(local[1]))):
         return last_forwarded_entry(values) or peer_ip
-    log.warning("ignored X-Forwarded-For on a connection from %s:%s, which is not the proxy's", peer_ip, peer[1])
+    log.warning(
+        "ignored X-Forwarded-For on a connection from %s:%s, which is not the proxy's", peer_ip, peer[1]
+    )
     return peer_ip

@@ -150,7 +150,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # access_log stays on: uvicorn logs method, path and status only, never headers or cookies.
     uvicorn.run(
         # No proxy_headers: uvicorn would trust X-Forwarded-For from any local process; proxy_peer.py decides.
-        app, host=config.host, port=config.port, log_config=None, proxy_headers=False, server_header=False
+        app,
+        host=config.host,
+        port=config.port,
+        log_config=None,
+        proxy_headers=False,
+        server_header=False,
     )
     return 0
 

@@ -28,7 +28,6 @@ from .access import AdminOrHubCaller, Caller, Context, HubCaller, ServiceCaller,
 from .db import database_is_available
 from .identity import METRICS_SCOPE
 from .login_throttle import LoginThrottled, LoginThrottlePolicy, attempt_login
-from .models import utcnow
 from .passwords import PasswordHashBusy
 from .schemas import (
     AccountCreate,
@@ -177,7 +176,9 @@ def entitlements(
     responses={
         401: {"description": "invalid username or password (also for unknown names)"},
         403: {"description": "the password is right but the account awaits approval"},
-        429: {"description": "too many failed logins from the client's address; Retry-After says when to retry"},
+        429: {
+            "description": "too many failed logins from the client's address; Retry-After says when to retry"
+        },
         503: {"description": "too many passwords are being checked at once; Retry-After says when to retry"},
     },
 )

@@ -47,7 +47,7 @@ from .hub_api import HubAPI
 from .identity import IdentityProvider
 from .legal import LegalDocumentsError, LegalLibrary
 from .metrics import MetricsMiddleware, ServiceMetrics, full_route_templates
-from .passwords import Passwords
+from .passwords import PasswordHashBusy, Passwords
 from .project_groups import ProjectGroupSync, Reconciler
 from .request_limits import BodyLimitMiddleware
 from .security_headers import SECURITY_HEADERS, SecurityHeadersMiddleware

@@ -229,7 +229,11 @@ def _registration_settings(environ: Mapping[str, str]) -> dict[str, object]:
         "signup_max_pending": _int_setting(environ, "POLARTEP_SIGNUP_MAX_PENDING", 100, 0, 1_000_000),
         "password_min_length": _int_setting(environ, "POLARTEP_PASSWORD_MIN_LENGTH", 10, 1, 128),
         "login_attempts": _int_setting(environ, "POLARTEP_LOGIN_ATTEMPTS", 5, 0, 1000),
-        "login_attempts_per_address": _int_setting(environ, "POLARTEP_LOGIN_ATTEMPTS_PER_ADDRESS", 20, 0, 100_000),
-        "login_max_concurrent_hashes": _int_setting(environ, "POLARTEP_LOGIN_MAX_CONCURRENT_HASHES", 4, 1, 256),
+        "login_attempts_per_address": _int_setting(
+            environ, "POLARTEP_LOGIN_ATTEMPTS_PER_ADDRESS", 20, 0, 100_000
+        ),
+        "login_max_concurrent_hashes": _int_setting(
+            environ, "POLARTEP_LOGIN_MAX_CONCURRENT_HASHES", 4, 1, 256
+        ),
         "login_lockout_seconds": _int_setting(environ, "POLARTEP_LOGIN_LOCKOUT_SECONDS", 600, 1, 30 * 86400),
     }

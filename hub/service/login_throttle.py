@@ -119,7 +119,9 @@ def attempt_login(
     return result
 
 
-def _give_back(session: Session, policy: LoginThrottlePolicy, name: str, address: str, *, clear_pair: bool) -> None:
+def _give_back(
+    session: Session, policy: LoginThrottlePolicy, name: str, address: str, *, clear_pair: bool
+) -> None:
     rate_limits.give_back(session, policy.address_rule, address)
     if clear_pair:
         rate_limits.clear(session, policy.pair_rule, address, name)

@@ -73,6 +73,8 @@ NOT_PERSONAL_TABLES: dict[str, str] = {
     "projects": "a project belongs to its members together; each member's export shows it with their membership",
     "erasures": "the erasure log holds only pseudonyms, who asked (self or admin) and when",
     "meter_checkpoints": "one row per meter (e.g. the gateway meter): when its last complete pass ran",
+    "rate_counters": "login and sign-up rate counters keyed by a SHA-256 digest (no name or address in the clear), "
+    "deleted once their window (at most an hour) has ended",
 }
 
 # Where a table's rows go in the export document (the table's own name when not listed).

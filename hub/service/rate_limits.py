@@ -70,12 +70,14 @@ def take(session: Session, rule: RateLimit, *subject: str, now: datetime | None 
     digest = key_digest(rule.scope, *subject)
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    # RETURNING rather than rowcount, which drivers do not report reliably for ON CONFLICT DO NOTHING.
     created = session.execute(
         insert(RateCounter)
         .values(key_digest=digest, count=1, window_ends_at=ends)
         .on_conflict_do_nothing(index_elements=["key_digest"])
-    )
-    if created.rowcount == 1:
+        .returning(RateCounter.key_digest)
+    ).first()
+    if created is not None:
         return Admission(True)
     window_over = RateCounter.window_ends_at <= now
     bumped = session.execute(
@@ -83,11 +85,14 @@ def take(session: Session, rule: RateLimit, *subject: str, now: datetime | None 
         .where(RateCounter.key_digest == digest, or_(window_over, RateCounter.count < rule.limit))
         .values(
             count=case((window_over, 1), else_=RateCounter.count + 1),
-            window_ends_at=case((window_over, literal(ends, UTCDateTime())), else_=RateCounter.window_ends_at),
+            window_ends_at=case(
+                (window_over, literal(ends, UTCDateTime())), else_=RateCounter.window_ends_at
+            ),
         )
+        .returning(RateCounter.count)
         .execution_options(synchronize_session=False)
-    )
-    if bumped.rowcount == 1:
+    ).first()
+    if bumped is not None:
         return Admission(True)
     until = session.scalar(select(RateCounter.window_ends_at).where(RateCounter.key_digest == digest)) or ends
     return Admission(False, until=until, retry_after=max(1, ceil((until - now).total_seconds())))
