@@ -116,6 +116,8 @@ def attempt_login(
         raise
     if result is not None:
         _give_back(session, policy, name, address, clear_pair=True)
+        rate_limits.purge_expired(session, now)  # ended windows hold nothing worth keeping
+        session.commit()
     return result
 
 
