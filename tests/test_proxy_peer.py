@@ -35,7 +35,11 @@ def test_a_connection_is_recognised_as_its_owners_and_no_one_elses(tmp_path: Pat
     assert client_address(peer, local, ["10.9.9.9, 192.0.2.5"], pid_file) == "192.0.2.5"
 
     child = subprocess.Popen(
-        [sys.executable, "-c", f"import socket, time; s = socket.create_connection({server.getsockname()!r}); time.sleep(30)"]
+        [
+            sys.executable,
+            "-c",
+            f"import socket, time; s = socket.create_connection({server.getsockname()!r}); time.sleep(30)",
+        ]
     )
     try:
         other, other_peer = server.accept()

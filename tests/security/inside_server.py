@@ -25,7 +25,9 @@ def server_process(platform, user: str) -> int:
     return int(server["state"]["pid"])
 
 
-def run_inside(platform, user: str, code: str, timeout: float = 300, env: dict[str, str] | None = None) -> Any:
+def run_inside(
+    platform, user: str, code: str, timeout: float = 300, env: dict[str, str] | None = None
+) -> Any:
     """Run ``code`` as ``user``'s server would run a notebook's subprocess; its last output line, parsed as JSON."""
     pid = server_process(platform, user)
     raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")

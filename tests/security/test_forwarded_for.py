@@ -25,7 +25,7 @@ pytestmark = pytest.mark.hub
 PER_HOUR = 2
 ATTEMPTS = 3
 
-CLIENTS = r'''
+CLIENTS = r"""
 import json, os, re, httpx
 
 PUBLIC = os.environ["ATTACK_PUBLIC_URL"]
@@ -54,7 +54,7 @@ def login(base, source, username, forged):
         r = browser.post(base + "/hub/login", headers=headers, follow_redirects=False,
                          data={"username": username, "password": "Wrong-Guess-1", "_xsrf": xsrf})
         return r.status_code
-'''
+"""
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,7 @@ PER_ADDRESS = 6
 SLOTS = 2
 
 # Shared by the attacks: one browser-like login through the proxy from a chosen source address.
-LOGIN = r'''
+LOGIN = r"""
 import json, os, re, sys, time, httpx
 
 URL = os.environ["ATTACK_URL"]
@@ -46,7 +46,7 @@ def login(source, username, password):
         r = browser.post(URL + "/hub/login", data={"username": username, "password": password, "_xsrf": xsrf},
                          follow_redirects=False)
         return {"status": r.status_code, "seconds": time.monotonic() - started, "body": r.text}
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,9 @@ print(json.dumps({{"statuses": statuses, "right": right["status"], "message": ri
     assert result["statuses"] == [403] * ATTEMPTS + [429] * (10 - ATTEMPTS)
     # Throttled, the stranger's address is refused even with the right password...
     assert result["right"] == 429
-    assert login_error(result["message"]).startswith("too many login attempts from your address; try again after")
+    assert login_error(result["message"]).startswith(
+        "too many login attempts from your address; try again after"
+    )
     # ...and the real administrator, from their own address, logs in at once.
     response = real_login(platform, "127.0.0.3", "admin", ADMIN_PASSWORD)
     assert response.status_code == 302 and response.headers["location"].startswith("/hub/")
@@ -125,8 +127,9 @@ print(json.dumps(out))
     )
     admin, nobody = result["admin"], result["no-such-account"]
     assert [a["status"] for a in admin["wrong"]] == [a["status"] for a in nobody["wrong"]] == [403] * ATTEMPTS
-    first_admin, first_nobody = _normalised(admin["wrong"][0]["body"], "admin"), _normalised(
-        nobody["wrong"][0]["body"], "no-such-account"
+    first_admin, first_nobody = (
+        _normalised(admin["wrong"][0]["body"], "admin"),
+        _normalised(nobody["wrong"][0]["body"], "no-such-account"),
     )
     assert first_admin == first_nobody, "\n".join(
         difflib.unified_diff(first_admin.splitlines(), first_nobody.splitlines(), lineterm="")

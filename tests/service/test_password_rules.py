@@ -140,7 +140,9 @@ def test_after_too_many_failures_from_one_address_that_address_waits_even_with_t
     throttled = login_from(api, STRANGER, "alice", PASSWORD)
     assert throttled.status_code == 429 and throttled.json()["reason"] == "throttled"
     detail = throttled.json()["detail"]
-    assert detail.startswith("too many login attempts from your address; try again after ") and "UTC" in detail
+    assert (
+        detail.startswith("too many login attempts from your address; try again after ") and "UTC" in detail
+    )
     assert 1 <= int(throttled.headers["retry-after"]) <= 3
     time.sleep(2.1)
     assert login_from(api, STRANGER, "alice", PASSWORD).status_code == 200
@@ -173,12 +175,21 @@ def test_throttled_answers_are_the_same_for_existing_and_unknown_names(api, app)
         throttled = login_from(api, STRANGER, name, "Wrong-Password-9")
         body = throttled.json()
         # The time to try again differs by when each pair's window opened; nothing else may differ.
-        answers[name] = (throttled.status_code, sorted(body), body["reason"], re.sub(r"[0-9]", "N", body["detail"]))
-    assert answers["alice"] == answers["nobody"] == (
-        429,
-        ["detail", "reason", "retry_at"],
-        "throttled",
-        "too many login attempts from your address; try again after NNNN-NN-NN NN:NN:NN UTC",
+        answers[name] = (
+            throttled.status_code,
+            sorted(body),
+            body["reason"],
+            re.sub(r"[0-9]", "N", body["detail"]),
+        )
+    assert (
+        answers["alice"]
+        == answers["nobody"]
+        == (
+            429,
+            ["detail", "reason", "retry_at"],
+            "throttled",
+            "too many login attempts from your address; try again after NNNN-NN-NN NN:NN:NN UTC",
+        )
     )
 
 

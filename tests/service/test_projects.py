@@ -488,7 +488,9 @@ def test_a_foreign_group_appearing_during_creation_is_not_adopted_and_nothing_is
     assert hub_groups.groups_by_name["staff"]["properties"] == {}
 
 
-def test_reconciliation_never_marks_or_changes_an_unmarked_group_of_a_projects_name(api, app, accounts, hub_groups):
+def test_reconciliation_never_marks_or_changes_an_unmarked_group_of_a_projects_name(
+    api, app, accounts, hub_groups
+):
     create(api)
     # Someone replaced the project's group with one of their own (unmarked), with a member of their choosing.
     hub_groups.groups_by_name["sea-ice"] = {"users": {"eve"}, "properties": {}}

@@ -32,7 +32,9 @@ def test_a_counter_admits_its_limit_then_refuses_until_the_window_ends(database_
     assert not refused.admitted and refused.retry_after == 50
     assert refused.until == now + timedelta(seconds=60)
     with make() as session:
-        assert session.get(RateCounter, rate_limits.key_digest("test", "x")).count == 3  # refusals not counted
+        assert (
+            session.get(RateCounter, rate_limits.key_digest("test", "x")).count == 3
+        )  # refusals not counted
         assert rate_limits.take(session, RULE, "y", now=now).admitted  # another subject
         assert rate_limits.take(session, RULE, "x", now=now + timedelta(seconds=60)).admitted  # a new window
         session.commit()
