@@ -98,6 +98,23 @@ def take(session: Session, rule: RateLimit, *subject: str, now: datetime | None 
     return Admission(False, until=until, retry_after=max(1, ceil((until - now).total_seconds())))
 
 
+def peek(session: Session, rule: RateLimit, *subject: str, now: datetime | None = None) -> Admission:
+    """Whether ``take`` would admit now, without counting (a cheap early refusal; ``take`` stays the authority)."""
+    if rule.limit <= 0:
+        return Admission(True)
+    now = now or utcnow()
+    row = session.execute(
+        select(RateCounter.count, RateCounter.window_ends_at).where(
+            RateCounter.key_digest == key_digest(rule.scope, *subject)
+        )
+    ).first()
+    if row is None or row.window_ends_at <= now or row.count < rule.limit:
+        return Admission(True)
+    return Admission(
+        False, until=row.window_ends_at, retry_after=max(1, ceil((row.window_ends_at - now).total_seconds()))
+    )
+
+
 def give_back(session: Session, rule: RateLimit, *subject: str) -> None:
     """Uncount one event (a login that turned out right, a hash refused as busy); does not commit."""
     if rule.limit <= 0:

@@ -207,6 +207,11 @@ def register(context: ServiceContext, request: SignupRequest, address: str) -> A
             },
         )
     with context.session() as session:
+        # An early, read-only look at the address's counter, so a refused sign-up costs no argon2 hash; the
+        # authoritative count is taken with the account below.
+        early = rate_limits.peek(session, signup_rule(config), address)
+        if not early.admitted:
+            raise _too_many_signups(early)
         if accounts.get_account(session, request.username) is not None:
             raise _taken(request.username)
         pending = session.scalar(select(func.count()).select_from(Account).where(Account.approved.is_(False)))
@@ -229,14 +234,7 @@ def register(context: ServiceContext, request: SignupRequest, address: str) -> A
         admission = rate_limits.take(session, signup_rule(config), address, now=now)
         if not admission.admitted:
             session.rollback()
-            raise SignupRefused(
-                status.HTTP_429_TOO_MANY_REQUESTS,
-                {
-                    "signup": "too many sign-ups from your address; try again in "
-                    f"{admission.retry_after // 60 + 1} minutes"
-                },
-                headers={"Retry-After": str(admission.retry_after)},
-            )
+            raise _too_many_signups(admission)
         account = Account(
             name=request.username,
             password_hash=password_hash,
@@ -265,6 +263,16 @@ def register(context: ServiceContext, request: SignupRequest, address: str) -> A
         session.expunge(account)
     log.info("sign-up: account %s awaits approval", account.name)
     return account
+
+
+def _too_many_signups(admission: rate_limits.Admission) -> SignupRefused:
+    return SignupRefused(
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        {
+            "signup": f"too many sign-ups from your address; try again in {admission.retry_after // 60 + 1} minutes"
+        },
+        headers={"Retry-After": str(admission.retry_after)},
+    )
 
 
 def _check_hub_has_no_such_user(context: ServiceContext, name: str) -> None:
