@@ -29,10 +29,14 @@ def platform(tmp_path_factory):
 
 
 def test_a_demoted_admin_is_no_admin_at_the_next_request(platform):
-    token = platform.create_user("bob", password="Bob-Moraine-7777")
+    server_token = platform.create_user("bob", password="Bob-Moraine-7777")
     admin = platform.admin_token
     assert platform.api("PATCH", "/hub/api/users/bob", admin, json={"admin": True}).status_code == 200
-    platform.spawn("bob", token)
+    platform.spawn("bob", server_token)
+    # A token of bob the administrator, made after the promotion (so the service has never seen it as a non-admin).
+    r = platform.api("POST", "/hub/api/users/bob/tokens", admin, json={"note": "bob the admin"})
+    assert r.status_code == 201, r.text
+    token = r.json()["token"]
     env = {"ATTACK_URL": platform.url, "BOB_TOKEN": token}
     assert run_inside(platform, "bob", READ, env=env) == [
         200,
