@@ -1,6 +1,6 @@
 """Registration end to end against the real hub: sign up, wait for approval, log in, spawn; throttling on the login page.
 
-A platform of its own, with a short throttle window (2 wrong passwords, 3 s), so the throttle test can wait it out and no
+A platform of its own, with a short throttle window (2 wrong passwords, 10 s), so the throttle test can wait it out and no
 other test's users are affected. Everything goes through the proxy, as a browser would: the sign-up page of the
 platform service, the hub's login form, the admin's approval through the service API, and the hub's spawn form.
 """
@@ -19,7 +19,7 @@ from .browser_session import form_xsrf, logged_in_session
 pytestmark = pytest.mark.hub
 
 PASSWORD = "Glacier-Moraine-42"
-LOCKOUT_S = 3
+LOCKOUT_S = 10
 
 
 @pytest.fixture(scope="module")
