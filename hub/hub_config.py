@@ -86,7 +86,6 @@ def platform_service_definition(settings: PlatformSettings) -> dict[str, Any]:
             "POLARTEP_LOGIN_LOCKOUT_SECONDS": str(settings.login_lockout_seconds),
             # Passwords and mail (service/password_reset.py, service/mail_outbox.py).
             "POLARTEP_AUTH": settings.auth,
-            "POLARTEP_PUBLIC_URL": settings.public_url,
             "POLARTEP_PASSWORD_RESET_MINUTES": str(settings.password_reset_minutes),
             "POLARTEP_PASSWORD_RESET_PER_HOUR": str(settings.password_reset_per_hour),
             "POLARTEP_SMTP_HOST": settings.smtp_host,
@@ -95,6 +94,13 @@ def platform_service_definition(settings: PlatformSettings) -> dict[str, Any]:
             "POLARTEP_SMTP_USER": settings.smtp_user,
             "POLARTEP_SMTP_PASSWORD_FILE": settings.smtp_password_file,
             "POLARTEP_MAIL_FROM": settings.mail_from,
+            "POLARTEP_LOGIN_ATTEMPTS_PER_ADDRESS": str(settings.login_attempts_per_address),
+            "POLARTEP_LOGIN_MAX_CONCURRENT_HASHES": str(settings.login_max_concurrent_hashes),
+            # Cookies are Secure when the public URL is https; forwarded headers are believed only from the proxy.
+            "POLARTEP_PUBLIC_URL": settings.public_url,
+            "POLARTEP_PROXY_PID_FILE": str(settings.proxy_pid_path),
+            # The identity provider's group prefix is reserved for its groups, whatever the auth mode.
+            "POLARTEP_OIDC_GROUP_PREFIX": settings.oidc_group_prefix,
             # The gateway meter (accounting/gateway_meter.py) reads the gateway's database into the usage ledger.
             "POLARTEP_GATEWAY_DB_URL": gateway_db_url(settings),
             "POLARTEP_GATEWAY_METER_INTERVAL": str(settings.gateway_meter_interval),
@@ -230,6 +236,7 @@ def configure_hub(c, settings: PlatformSettings | None = None) -> PlatformSettin
     c.JupyterHub.authenticator_class = "polartep_hub.auth.platform_password.PlatformPasswordAuthenticator"
     c.PlatformPasswordAuthenticator.platform_service_url = settings.service_url
     c.PlatformPasswordAuthenticator.platform_service_token = settings.hub_service_token
+    c.PlatformPasswordAuthenticator.proxy_pid_file = str(settings.proxy_pid_path)
     c.Authenticator.admin_users = {settings.admin_user}
     if settings.auth == "oidc":
         configure_oidc(

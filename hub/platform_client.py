@@ -49,11 +49,12 @@ class IdentityRefused(HTTPError):
 
 # The refusals whose message the user should see (the service names them in ``reason``); any other refusal stays
 # the generic "invalid username or password".
-LOGIN_REFUSAL_REASONS = ("pending_approval", "locked", "password_reset")
+LOGIN_REFUSAL_REASONS = ("pending_approval", "throttled", "busy", "password_reset")
 
 
 class LoginRefused(Exception):
-    """The platform service refused a login for a reason the user should read (awaiting approval, locked)."""
+    """The platform service refused a login for a reason the user should read (awaiting approval, too many attempts
+    from the client's address, too many password checks at once)."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -107,15 +108,19 @@ class PlatformClient:
             message=payload.get("message"),
         )
 
-    async def verify_password(self, username: str, password: str) -> dict[str, Any] | None:
+    async def verify_password(
+        self, username: str, password: str, client_address: str | None = None
+    ) -> dict[str, Any] | None:
         """The account (``{"name", "admin"}``) when the password is right, ``None`` otherwise.
 
-        ``LoginRefused`` (with the service's message) for an account that awaits approval (the password was right)
-        or is locked after too many failed logins.
+        ``client_address`` is the browser's address as the hub saw it (the service throttles failures per address).
+        ``LoginRefused`` (with the service's message) for an account that awaits approval (the password was right),
+        a client address throttled after too many failed logins, or a service busy checking other passwords.
         """
-        code, payload = await self._request(
-            "POST", "auth/password", {"username": username, "password": password}
-        )
+        body = {"username": username, "password": password}
+        if client_address:
+            body["client_address"] = client_address[:64]
+        code, payload = await self._request("POST", "auth/password", body)
         if code == 200 and isinstance(payload, dict):
             return payload
         if isinstance(payload, dict) and payload.get("reason") in LOGIN_REFUSAL_REASONS:

@@ -82,7 +82,8 @@ def start_proxy(
         process = subprocess.Popen(
             proxy_command(settings), env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
-    (settings.state_path / "proxy.pid").write_text(f"{process.pid}\n")
+    # The hub and the platform service believe X-Forwarded-For only on connections from this PID (proxy_peer.py).
+    settings.proxy_pid_path.write_text(f"{process.pid}\n")
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if process.poll() is not None:

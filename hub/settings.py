@@ -339,8 +339,8 @@ class PlatformSettings(Configurable):
         return _env("POLARTEP_SIGNUP", "1").strip().lower() not in ("0", "false", "no", "off")
 
     signup_per_hour = Integer(
-        help="Sign-ups accepted per client address per hour (counted in the platform service's memory); 0: no "
-        "limit. Env: POLARTEP_SIGNUP_PER_HOUR.",
+        help="Sign-ups accepted per client address in an hour's window (counted in the platform database, in the "
+        "transaction that stores the account); 0: no limit. Env: POLARTEP_SIGNUP_PER_HOUR.",
         config=True,
     )
 
@@ -369,8 +369,9 @@ class PlatformSettings(Configurable):
         return _env_int("POLARTEP_PASSWORD_MIN_LENGTH", 10)
 
     login_attempts = Integer(
-        help="Brute-force lock-out: after this many wrong passwords in a row an account refuses every login for "
-        "login_lockout_seconds; 0 turns lock-out off. Env: POLARTEP_LOGIN_ATTEMPTS.",
+        help="Login throttle: failed logins allowed for one user name from one client address in a window of "
+        "login_lockout_seconds; further attempts of that pair wait for the window's end (other addresses are not "
+        "affected, so nobody can lock a user out); 0 turns this bound off. Env: POLARTEP_LOGIN_ATTEMPTS.",
         config=True,
     )
 
@@ -379,7 +380,9 @@ class PlatformSettings(Configurable):
         return _env_int("POLARTEP_LOGIN_ATTEMPTS", 5)
 
     login_lockout_seconds = Integer(
-        help="How long a locked account refuses logins. Env: POLARTEP_LOGIN_LOCKOUT_SECONDS.", config=True
+        help="Login throttle: the window (seconds, from the first failure) in which login_attempts and "
+        "login_attempts_per_address count failures. Env: POLARTEP_LOGIN_LOCKOUT_SECONDS.",
+        config=True,
     )
 
     @default("login_lockout_seconds")
@@ -467,6 +470,28 @@ class PlatformSettings(Configurable):
     @default("mail_from")
     def _mail_from_default(self) -> str:
         return _env("POLARTEP_MAIL_FROM", "polartep@localhost").strip()
+
+    login_attempts_per_address = Integer(
+        help="Login throttle: failed logins allowed from one client address across all user names in a window of "
+        "login_lockout_seconds; then that address waits for the window's end; 0 turns this bound off. "
+        "Env: POLARTEP_LOGIN_ATTEMPTS_PER_ADDRESS.",
+        config=True,
+    )
+
+    @default("login_attempts_per_address")
+    def _login_attempts_per_address_default(self) -> int:
+        return _env_int("POLARTEP_LOGIN_ATTEMPTS_PER_ADDRESS", 20)
+
+    login_max_concurrent_hashes = Integer(
+        help="Password hashes (argon2, 64 MiB each) the platform service runs at once; a login or sign-up that "
+        "finds every slot taken is refused at once with 503 and Retry-After. "
+        "Env: POLARTEP_LOGIN_MAX_CONCURRENT_HASHES.",
+        config=True,
+    )
+
+    @default("login_max_concurrent_hashes")
+    def _login_max_concurrent_hashes_default(self) -> int:
+        return _env_int("POLARTEP_LOGIN_MAX_CONCURRENT_HASHES", 4)
 
     local_memory_limit = Bool(
         help="Local mode: enforce the profile's memory as an address-space limit (RLIMIT_AS) on the user's server "
@@ -632,6 +657,14 @@ class PlatformSettings(Configurable):
             found.append(f"password_min_length must be 1-128, got {self.password_min_length}")
         if not 0 <= self.login_attempts <= 1000:
             found.append(f"login_attempts must be 0 (no lock-out) to 1000, got {self.login_attempts}")
+        if not 0 <= self.login_attempts_per_address <= 100_000:
+            found.append(
+                f"login_attempts_per_address must be 0 (no bound) to 100000, got {self.login_attempts_per_address}"
+            )
+        if not 1 <= self.login_max_concurrent_hashes <= 256:
+            found.append(
+                f"login_max_concurrent_hashes must be 1 to 256, got {self.login_max_concurrent_hashes}"
+            )
         if not 1 <= self.login_lockout_seconds <= 30 * 86400:
             found.append(
                 f"login_lockout_seconds must be 1 to 2592000 (30 days), got {self.login_lockout_seconds}"
@@ -756,6 +789,11 @@ class PlatformSettings(Configurable):
     @property
     def public_port(self) -> int:
         return urlparse(self.public_url).port or 8000
+
+    @property
+    def proxy_pid_path(self) -> Path:
+        """Where the proxy's PID is written (``proxy_process.start_proxy``); the hub and service trust only it."""
+        return self.state_path / "proxy.pid"
 
     @property
     def proxy_api_url(self) -> str:

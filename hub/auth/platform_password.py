@@ -11,8 +11,12 @@ Rules it guarantees:
 * Usernames are folded like the service's canonical account names (NFKC, case-folded), so the name typed at
   sign-up logs in however it was typed.
 * Only approved accounts with a matching password log in; unknown users and wrong passwords get the same answer.
-  An account awaiting approval (once its password matched) and a locked account (after too many failed logins) get
-  the service's own message on the login page instead (``LoginRefused`` -> ``HTTPError``).
+  An account awaiting approval (once its password matched), a client address throttled after too many failed
+  logins and a service busy hashing get the service's own message on the login page instead
+  (``LoginRefused`` -> ``HTTPError``; the throttle's message names the address's wait, never the account).
+* The client address sent with each check is the one the proxy saw (``proxy_peer.client_address``): the last
+  ``X-Forwarded-For`` entry only on connections from the proxy process, else the connection's peer, so no local
+  process can pose as another client by sending the header to the hub's port.
 * Every account the service knows may log in, so JupyterHub's own allow list is not used (``allow_all``).
 * ``POST /hub/api/polartep/users/{name}/end-sessions`` (scope ``admin:users``; the platform service calls it after
   a password change or reset) ends every login session of the user at one moment, in one commit: it gives the user
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from pathlib import Path
 
 from jupyterhub import orm
 from jupyterhub.apihandlers.base import APIHandler
@@ -37,6 +42,7 @@ from tornado import web
 from traitlets import Unicode, default
 
 from ..platform_client import LoginRefused, PlatformClient
+from ..proxy_peer import client_address
 
 
 class EndSessionsHandler(APIHandler):
@@ -72,6 +78,12 @@ class PlatformPasswordAuthenticator(Authenticator):
         help="Token of the hub's internal client of the platform service.", config=True
     )
 
+    proxy_pid_file = Unicode(
+        "",
+        help="The proxy's PID file: X-Forwarded-For is believed only on connections from that process.",
+        config=True,
+    )
+
     @default("username_pattern")
     def _username_pattern_default(self) -> str:
         return r"^[a-z0-9][a-z0-9._-]{0,63}$"
@@ -92,7 +104,7 @@ class PlatformPasswordAuthenticator(Authenticator):
             return None
         client = PlatformClient(self.platform_service_url, self.platform_service_token)
         try:
-            account = await client.verify_password(username, password)
+            account = await client.verify_password(username, password, self.client_address(handler))
         except LoginRefused as refused:
             # JupyterHub's login page shows an HTTPError's message in place of "Invalid username or password".
             self.log.warning("Login refused for %s: %s", username[:64], refused.message)
@@ -104,3 +116,24 @@ class PlatformPasswordAuthenticator(Authenticator):
 
     def get_handlers(self, app):
         return [*super().get_handlers(app), (r"/api/polartep/users/([^/]+)/end-sessions", EndSessionsHandler)]
+
+    def client_address(self, handler) -> str:
+        """The address of the client behind ``handler``'s request, as the proxy saw it (see ``proxy_peer.py``)."""
+        if handler is None:
+            return "unknown"
+        request = handler.request
+        connection = request.connection
+        peer = getattr(getattr(connection, "context", None), "address", None)
+        stream = getattr(connection, "stream", None)
+        try:
+            local = stream.socket.getsockname() if stream is not None and stream.socket is not None else None
+        except OSError:
+            local = None
+        if not (isinstance(peer, tuple) and isinstance(local, tuple)):
+            return request.remote_ip or "unknown"
+        return client_address(
+            peer[:2],
+            local[:2],
+            request.headers.get_list("X-Forwarded-For"),
+            Path(self.proxy_pid_file) if self.proxy_pid_file else None,
+        )

@@ -35,12 +35,20 @@ Environment (the ``JUPYTERHUB_*`` ones are set by the hub for a managed service)
 ``POLARTEP_SIGNUP``, ``POLARTEP_SIGNUP_PER_HOUR``, ``POLARTEP_SIGNUP_MAX_PENDING``
     Sign-up open (``1``, default) or closed (``0``); accepted sign-ups per client address per hour (default 5; 0: no
     limit); no sign-ups while this many accounts await approval (default 100; 0: no bound).
-``POLARTEP_PASSWORD_MIN_LENGTH``, ``POLARTEP_LOGIN_ATTEMPTS``, ``POLARTEP_LOGIN_LOCKOUT_SECONDS``
-    Shortest password accepted at sign-up (default 10); wrong passwords in a row before an account is locked
-    (default 5; 0: no lock-out) and for how long (default 600 s).
-``POLARTEP_AUTH``, ``POLARTEP_PUBLIC_URL``, ``POLARTEP_PASSWORD_RESET_MINUTES``
-    ``oidc`` when the identity provider owns passwords (then none can be changed here); the public URL that links in
-    e-mails point to; how long a reset link works (default 30 minutes).
+``POLARTEP_PASSWORD_MIN_LENGTH``, ``POLARTEP_LOGIN_ATTEMPTS``, ``POLARTEP_LOGIN_ATTEMPTS_PER_ADDRESS``,
+``POLARTEP_LOGIN_LOCKOUT_SECONDS``, ``POLARTEP_LOGIN_MAX_CONCURRENT_HASHES``
+    Shortest password accepted at sign-up (default 10); failed logins allowed per (user name, client address)
+    (default 5) and per client address across names (default 20) in a window of ``POLARTEP_LOGIN_LOCKOUT_SECONDS``
+    (default 600 s; ``login_throttle.py``); argon2 hashes allowed at once (default 4; more get 503).
+``POLARTEP_PUBLIC_URL``
+    Where users reach the platform; browser cookies are ``Secure`` when it is https.
+``POLARTEP_PROXY_PID_FILE``
+    The proxy's PID file: ``X-Forwarded-For`` is trusted only on connections from that process (``proxy_peer.py``).
+``POLARTEP_OIDC_GROUP_PREFIX``
+    The identity provider's group prefix (default ``oidc-``), reserved: no project name may start with it.
+``POLARTEP_AUTH``, ``POLARTEP_PASSWORD_RESET_MINUTES``
+    ``oidc`` when the identity provider owns passwords (then none can be changed here); how long a reset link works
+    (default 30 minutes; links in e-mails point to ``POLARTEP_PUBLIC_URL``).
 ``POLARTEP_SMTP_HOST``, ``POLARTEP_SMTP_PORT``, ``POLARTEP_SMTP_SECURITY``, ``POLARTEP_SMTP_USER``, ``POLARTEP_SMTP_PASSWORD_FILE``, ``POLARTEP_MAIL_FROM``
     How the mail outbox delivers (``mail_outbox.py``); without a host, mail stays in the outbox.
 ``POLARTEP_GATEWAY_DB_URL``, ``POLARTEP_GATEWAY_METER_INTERVAL``
@@ -127,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:
         return _fail(f"cannot prepare the database: {type(e).__name__}: {str(e)[:500]}")
 
-    passwords = Passwords()
+    passwords = Passwords(max_concurrent=config.login_max_concurrent_hashes)
     passwords.warm_up()
     if config.admin_password:
         try:
@@ -164,7 +172,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     # access_log stays on: uvicorn logs method, path and status only, never headers or cookies.
     uvicorn.run(
-        app, host=config.host, port=config.port, log_config=None, proxy_headers=True, server_header=False
+        # No proxy_headers: uvicorn would trust X-Forwarded-For from any local process; proxy_peer.py decides.
+        app,
+        host=config.host,
+        port=config.port,
+        log_config=None,
+        proxy_headers=False,
+        server_header=False,
     )
     return 0
 

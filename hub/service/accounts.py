@@ -9,8 +9,8 @@ Rules this module guarantees:
 * Every plan written is a plan of the catalogue; a bad request stores nothing.
 * Each function that changes state commits before returning, so callers never hold a transaction across an await.
 * Password checks cost one argon2 verification whatever the outcome; an account awaiting approval is named as such
-  only to a caller who gave its right password; after ``LockoutPolicy.attempts`` wrong passwords in a row an account
-  refuses every login for ``LockoutPolicy.seconds`` (``check_password``); after an administrator's password reset
+  only to a caller who gave its right password (``check_password``). Throttling is ``login_throttle.py``'s: there is
+  no per-account lock-out, which a stranger could trigger for any account. After an administrator's password reset
   the old password logs nobody in (``AccountPasswordResetRequired``, again only told to whoever typed it).
 * In single-user local mode no account but the administrator's is ever stored (``refuse_accounts_but``).
 * Allowed profiles follow the one rule of ``subscriptions.py`` (plan + active subscriptions; admins: all).
@@ -22,9 +22,9 @@ import logging
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import event, func, select, update
+from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -192,15 +192,6 @@ class LoginResult:
     admin: bool
 
 
-@dataclass(frozen=True)
-class LockoutPolicy:
-    """Brute-force lock-out: after ``attempts`` consecutive failed logins an account refuses every login for
-    ``seconds``; ``attempts == 0`` switches it off."""
-
-    attempts: int = 5
-    seconds: int = 600
-
-
 class AccountPendingApproval(AccountError):
     """The password is right but an administrator has not approved the account yet."""
 
@@ -209,50 +200,32 @@ class AccountPasswordResetRequired(AccountError):
     """The password is right but an administrator reset it: only a reset link can set a new one."""
 
 
-class AccountLocked(AccountError):
-    """Too many failed logins: the account refuses every login until ``until``."""
-
-    def __init__(self, until: datetime) -> None:
-        self.until = until
-        super().__init__(
-            "too many failed logins: this account is locked until "
-            f"{until.astimezone(UTC).strftime('%Y-%m-%d %H:%M:%S')} UTC; try again then"
-        )
-
-
 def check_password(
     session: Session,
     passwords: Passwords,
     name: str,
     password: str,
     *,
-    lockout: LockoutPolicy | None = None,
     now: datetime | None = None,
 ) -> LoginResult | None:
-    """The account if ``name`` is approved, not locked and ``password`` matches; None for a wrong password or an
-    unknown name, after the same amount of work (one argon2 verification in every case).
+    """The account if ``name`` is approved and ``password`` matches; None for a wrong password or an unknown name,
+    after the same amount of work (one argon2 verification in every case).
 
     ``AccountPendingApproval`` when the password matched an account still awaiting approval (so only someone who
-    knows the password learns that); ``AccountLocked`` while a lock-out lasts, whatever the password. With a
-    ``lockout`` policy each wrong password counts against the account (atomically, so concurrent guesses all
-    count) and a successful login resets the count. Upgrades the stored hash when the hashing parameters changed.
+    knows the password learns that). Throttling is the caller's (``login_throttle.attempt_login``). Upgrades the
+    stored hash when the hashing parameters changed.
     """
-    now = now or utcnow()
     account = get_account(session, name)
     usable = account is not None and account.password_hash is not None
-    matched = passwords.verify(account.password_hash if usable else None, password)
-    if account is None or not usable:
+    # Read, then leave the transaction before argon2: nothing is held open during the hash.
+    encoded = account.password_hash if usable and account is not None else None
+    session.rollback()
+    matched = passwords.verify(encoded, password)
+    if account is None or not usable or not matched:
         return None
-    assert account.password_hash is not None
-    if account.locked_until is not None and account.locked_until > now:
-        raise AccountLocked(account.locked_until)
-    if not matched:
-        if lockout is not None and lockout.attempts > 0:
-            _count_failed_login(session, account, lockout, now)
-        return None
-    if account.failed_logins or account.locked_until is not None:
-        account.failed_logins = 0
-        account.locked_until = None
+    account = get_account(session, name)
+    if account is None or account.password_hash != encoded:
+        return None  # erased or changed while we hashed
     if passwords.needs_rehash(account.password_hash):
         account.password_hash = passwords.hash(password)
     session.commit()
@@ -267,24 +240,6 @@ def check_password(
             "your account awaits approval by an administrator; you can log in once it is approved"
         )
     return LoginResult(name=account.name, admin=account.is_admin)
-
-
-def _count_failed_login(session: Session, account: Account, lockout: LockoutPolicy, now: datetime) -> None:
-    # An UPDATE of the column by itself, so two wrong guesses at the same moment both count.
-    session.execute(
-        update(Account).where(Account.id == account.id).values(failed_logins=Account.failed_logins + 1)
-    )
-    session.refresh(account)
-    if account.failed_logins >= lockout.attempts:
-        account.failed_logins = 0
-        account.locked_until = now + timedelta(seconds=lockout.seconds)
-        log.warning(
-            "account %s locked for %d s after %d failed logins",
-            account.name,
-            lockout.seconds,
-            lockout.attempts,
-        )
-    session.commit()
 
 
 def ensure_admin_account(

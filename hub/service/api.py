@@ -27,7 +27,8 @@ from . import accounts, subscriptions
 from .access import AdminOrHubCaller, Caller, Context, HubCaller, ServiceCaller, UserCaller
 from .db import database_is_available
 from .identity import METRICS_SCOPE
-from .models import utcnow
+from .login_throttle import LoginThrottled, LoginThrottlePolicy, attempt_login
+from .passwords import PasswordHashBusy
 from .schemas import (
     AccountCreate,
     AccountOut,
@@ -87,6 +88,11 @@ def metrics(caller: Caller, context: Context) -> Response:
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="reading metrics needs the read:metrics scope")
     with context.session() as session:
         context.metrics.accounts.set(accounts.count_accounts(session))
+    hashing = context.passwords
+    context.metrics.password_hash_slots.set(hashing.max_concurrent)
+    context.metrics.password_hashes_in_flight.set(hashing.in_flight)
+    context.metrics.password_hashes_peak.set(hashing.peak_in_flight)
+    context.metrics.password_hash_busy_refusals.set(hashing.busy_refusals)
     return Response(context.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
@@ -168,20 +174,22 @@ def entitlements(
     "/auth/password",
     response_model=LoginResult,
     responses={
-        401: {"description": "invalid username or password"},
+        401: {"description": "invalid username or password (also for unknown names)"},
         403: {"description": "the password is right but the account awaits approval"},
-        429: {"description": "locked after too many failed logins; the detail says until when"},
+        429: {
+            "description": "too many failed logins from the client's address; Retry-After says when to retry"
+        },
+        503: {"description": "too many passwords are being checked at once; Retry-After says when to retry"},
     },
 )
 def password_login(body: PasswordLogin, caller: HubCaller, context: Context) -> Any:
-    """Check a user name and password for the embedded login, with brute-force lock-out. Hub only."""
-    lockout = accounts.LockoutPolicy(
-        attempts=context.config.login_attempts, seconds=context.config.login_lockout_seconds
-    )
+    """Check a user name and password for the embedded login, throttled per client address
+    (``login_throttle.py``). Hub only; the hub sends the client's address as ``client_address``."""
+    policy = LoginThrottlePolicy.from_config(context.config)
     with context.session() as session:
         try:
-            result = accounts.check_password(
-                session, context.passwords, body.username, body.password, lockout=lockout
+            result = attempt_login(
+                session, context.passwords, body.username, body.password, body.client_address or "hub", policy
             )
         except accounts.AccountPendingApproval as error:
             return JSONResponse(
@@ -191,12 +199,17 @@ def password_login(body: PasswordLogin, caller: HubCaller, context: Context) -> 
             return JSONResponse(
                 {"detail": str(error), "reason": "password_reset"}, status_code=status.HTTP_403_FORBIDDEN
             )
-        except accounts.AccountLocked as error:
-            retry = max(1, int((error.until - utcnow()).total_seconds()) + 1)
+        except LoginThrottled as error:
             return JSONResponse(
-                {"detail": str(error), "reason": "locked", "locked_until": error.until.isoformat()},
+                {"detail": str(error), "reason": "throttled", "retry_at": error.until.isoformat()},
                 status_code=status.HTTP_429_TOO_MANY_REQUESTS,
-                headers={"Retry-After": str(retry)},
+                headers={"Retry-After": str(error.retry_after)},
+            )
+        except PasswordHashBusy as error:
+            return JSONResponse(
+                {"detail": str(error), "reason": "busy"},
+                status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+                headers={"Retry-After": str(error.retry_after)},
             )
     if result is None:
         # One message for every failure, so callers cannot tell unknown users from wrong passwords.

@@ -50,7 +50,7 @@ from .identity import IdentityProvider
 from .legal import LegalDocumentsError, LegalLibrary
 from .mail_outbox import MailOutbox
 from .metrics import MetricsMiddleware, ServiceMetrics, full_route_templates
-from .passwords import Passwords
+from .passwords import PasswordHashBusy, Passwords
 from .project_groups import ProjectGroupSync, Reconciler
 from .request_limits import BodyLimitMiddleware
 from .security_headers import SECURITY_HEADERS, SecurityHeadersMiddleware
@@ -83,6 +83,15 @@ async def _on_validation_error(request: Request, error: RequestValidationError) 
 
 async def _on_account_error(request: Request, error: accounts.AccountError) -> JSONResponse:
     return JSONResponse({"detail": str(error)}, status_code=_ACCOUNT_ERROR_STATUS.get(type(error), 400))
+
+
+async def _on_hash_busy(request: Request, error: PasswordHashBusy) -> JSONResponse:
+    # Every argon2 slot is taken (passwords.py): a fast, clear refusal instead of an unbounded queue of 64 MiB hashes.
+    return JSONResponse(
+        {"detail": str(error), "reason": "busy"},
+        status_code=503,
+        headers={"Retry-After": str(error.retry_after)},
+    )
 
 
 async def _on_unexpected_error(request: Request, error: Exception) -> JSONResponse:
@@ -119,7 +128,7 @@ def create_app(
         catalogue=catalogue,
         engine=engine,
         sessions=make_sessionmaker(engine),
-        passwords=passwords or Passwords(),
+        passwords=passwords or Passwords(max_concurrent=config.login_max_concurrent_hashes),
         identity_provider=identity_provider,
         metrics=ServiceMetrics(),
         legal=legal,
@@ -195,6 +204,7 @@ def create_app(
 
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(accounts.AccountError, _on_account_error)
+    app.add_exception_handler(PasswordHashBusy, _on_hash_busy)
     app.add_exception_handler(Exception, _on_unexpected_error)
 
     # Added innermost first: metrics see every response, security headers cover the 413s of the body limit.

@@ -12,7 +12,8 @@ Rules this module guarantees:
 * ``next`` only ever leads to a path under this service's prefix: absolute URLs, ``//host``, backslashes, ``..``
   and control characters fall back to the prefix (no open redirect).
 * The session cookie only identifies ``GET``/``HEAD`` requests (``access.py``); cookies are ``Secure`` when the
-  request came over HTTPS (as the proxy reports it) and ``SameSite=Lax``.
+  configured public URL (``POLARTEP_PUBLIC_URL``) is https, whatever a request's forwarded headers say, and
+  ``SameSite=Lax``.
 """
 
 from __future__ import annotations
@@ -90,7 +91,9 @@ def _cookie_options(request: Request, context: ServiceContext) -> dict[str, obje
         "path": context.config.prefix,
         "httponly": True,
         "samesite": "lax",
-        "secure": request.url.scheme == "https",
+        # From the configured public URL, never from the request: behind TLS the proxy's forwarded scheme reads
+        # "https,http", and a client can send any X-Forwarded-Proto it likes.
+        "secure": context.config.cookies_secure,
     }
 
 

@@ -103,12 +103,20 @@ class ServiceConfig:
     signup_max_pending: int = 100
     password_min_length: int = 10
     login_attempts: int = 5
+    login_attempts_per_address: int = 20
     login_lockout_seconds: int = 600
+    login_max_concurrent_hashes: int = 4
+    # Where users reach the platform (links in e-mails point there); cookies are Secure when it is https (never
+    # guessed from forwarded headers).
+    public_url: str = "http://127.0.0.1:8000"
+    # The proxy's PID file: X-Forwarded-For is trusted only on connections from that process (proxy_peer.py).
+    proxy_pid_file: Path | None = None
+    # The identity provider's group prefix, reserved for its groups whatever the auth mode (projects.py).
+    oidc_group_prefix: str = "oidc-"
     # The Dask Gateway's database, read by the gateway meter (``accounting/gateway_meter.py``); None: no meter.
     gateway_db_url: str | None = field(default=None, repr=False)
     gateway_meter_interval: float = 10.0
     # Passwords and mail (password_reset.py, mail_outbox.py); see hub/settings.py for each.
-    public_url: str = "http://127.0.0.1:8000"  # where links in e-mails point
     auth: str = "platform"  # "platform" (passwords here) or "oidc" (the identity provider owns passwords)
     password_reset_minutes: int = 30
     password_reset_per_hour: int = 10  # "forgot password" requests per client address per hour; 0: no limit
@@ -203,9 +211,6 @@ class ServiceConfig:
             **registration,
             gateway_db_url=gateway_db_url,
             gateway_meter_interval=gateway_meter_interval,
-            public_url=(environ.get("POLARTEP_PUBLIC_URL", "").strip() or "http://127.0.0.1:8000").rstrip(
-                "/"
-            ),
             auth="oidc" if environ.get("POLARTEP_AUTH", "").strip() == "oidc" else "platform",
             password_reset_minutes=_int_setting(
                 environ, "POLARTEP_PASSWORD_RESET_MINUTES", 30, 1, 7 * 24 * 60
@@ -215,7 +220,22 @@ class ServiceConfig:
             ),
             mail=mail_settings_from_env(environ),
             single_user=environ.get("POLARTEP_SINGLE_USER", "").strip() == "1",
+            public_url=_public_url(environ),
+            proxy_pid_file=Path(pid) if (pid := environ.get("POLARTEP_PROXY_PID_FILE", "").strip()) else None,
+            oidc_group_prefix=environ.get("POLARTEP_OIDC_GROUP_PREFIX", "oidc-").strip(),
         )
+
+    @property
+    def cookies_secure(self) -> bool:
+        """Browser cookies carry ``Secure`` when users reach the platform over https (the configured public URL)."""
+        return self.public_url.startswith("https://")
+
+
+def _public_url(environ: Mapping[str, str]) -> str:
+    raw = environ.get("POLARTEP_PUBLIC_URL", "").strip()
+    if raw and urlsplit(raw).scheme not in ("http", "https"):
+        raise ConfigError(f"POLARTEP_PUBLIC_URL={raw[:200]!r} must be an http:// or https:// URL")
+    return (raw or "http://127.0.0.1:8000").rstrip("/")
 
 
 def _int_setting(environ: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
@@ -242,6 +262,12 @@ def _registration_settings(environ: Mapping[str, str]) -> dict[str, object]:
         "signup_max_pending": _int_setting(environ, "POLARTEP_SIGNUP_MAX_PENDING", 100, 0, 1_000_000),
         "password_min_length": _int_setting(environ, "POLARTEP_PASSWORD_MIN_LENGTH", 10, 1, 128),
         "login_attempts": _int_setting(environ, "POLARTEP_LOGIN_ATTEMPTS", 5, 0, 1000),
+        "login_attempts_per_address": _int_setting(
+            environ, "POLARTEP_LOGIN_ATTEMPTS_PER_ADDRESS", 20, 0, 100_000
+        ),
+        "login_max_concurrent_hashes": _int_setting(
+            environ, "POLARTEP_LOGIN_MAX_CONCURRENT_HASHES", 4, 1, 256
+        ),
         "login_lockout_seconds": _int_setting(environ, "POLARTEP_LOGIN_LOCKOUT_SECONDS", 600, 1, 30 * 86400),
     }
 

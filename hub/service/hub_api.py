@@ -74,9 +74,15 @@ class HubAPI:
                 return None
             raise
 
-    def ensure_group(self, name: str) -> None:
-        """Create the group unless it exists."""
-        self._request("POST", f"/groups/{quote(name, safe='')}", {}, ok=(409,))
+    def create_group(self, name: str) -> bool:
+        """Create the group: True if this call created it, False if it existed already (409; not ours)."""
+        try:
+            self._request("POST", f"/groups/{quote(name, safe='')}", {})
+        except HubApiError as error:
+            if error.status == 409:
+                return False
+            raise
+        return True
 
     def groups(self) -> list[dict[str, Any]]:
         """Every group model (with ``users`` and ``properties``), all pages."""

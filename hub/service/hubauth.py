@@ -4,7 +4,9 @@ Rules this module guarantees:
 
 * Tokens are checked with the hub's ``GET /hub/api/user`` (``HubOAuth.user_for_token``, its async variant, on the
   service's event loop); answers, including "no such token", are cached for ``cache_max_age`` seconds (60 by
-  default), so a revoked token stops working within that time.
+  default), so a revoked token stops working within that time. Answers that say "admin" are never taken from the
+  cache (they are asked again, which also refreshes the cache), so a user demoted in the hub is not an administrator
+  at the service's next request; erasure drops the whole cache (``forget_cached_identities``).
 * ``HubOAuth`` reads the standard ``JUPYTERHUB_*`` variables itself (API URL and token, client id, callback URL);
   a missing one is reported at start-up, not at the first request.
 * A hub that is down or erroring raises ``HubUnavailable``; it is never mistaken for an invalid token.
@@ -64,6 +66,12 @@ class HubIdentityProvider:
         except HTTPError as e:
             # HubAuth turns connection failures and hub 5xx into tornado HTTPErrors; its own log says which.
             raise HubUnavailable(f"JupyterHub could not check the token ({e.status_code})") from None
+        if model is not None and model.get("admin"):
+            # Administrator rights are the ones that must end at once when revoked: never from the cache.
+            try:
+                model = await self._auth.user_for_token(token, use_cache=False, sync=False)
+            except HTTPError as e:
+                raise HubUnavailable(f"JupyterHub could not check the token ({e.status_code})") from None
         if model is None:
             return None
         try:

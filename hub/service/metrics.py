@@ -46,6 +46,27 @@ class ServiceMetrics:
             "Accounts in the platform database (updated at each scrape)",
             registry=self.registry,
         )
+        # argon2 slots (passwords.py), set at each scrape from the process's Passwords.
+        self.password_hash_slots = Gauge(
+            "polartep_platform_password_hash_slots",
+            "Password hashes (argon2) allowed to run at once",
+            registry=self.registry,
+        )
+        self.password_hashes_in_flight = Gauge(
+            "polartep_platform_password_hashes_in_flight",
+            "Password hashes (argon2) running now",
+            registry=self.registry,
+        )
+        self.password_hashes_peak = Gauge(
+            "polartep_platform_password_hashes_peak",
+            "Most password hashes (argon2) that ran at once since the service started",
+            registry=self.registry,
+        )
+        self.password_hash_busy_refusals = Gauge(
+            "polartep_platform_password_hash_busy_refusals",
+            "Logins and sign-ups refused since start because every password-hash slot was taken",
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         """The metrics in Prometheus' text exposition format."""

@@ -332,3 +332,17 @@ class OutboxMail(Base):
     last_error: Mapped[str | None] = mapped_column(String(500), default=None)
     # Set when delivery was given up (too many attempts, or the server refused the address for good).
     failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class RateCounter(Base):
+    """One fixed-window counter of ``rate_limits.py`` (login throttling, sign-ups per address).
+
+    ``key_digest`` is a SHA-256 digest of the counter's scope and subject (client address, user name), so no
+    address or name is stored in the clear; a row is meaningless once ``window_ends_at`` has passed and is deleted.
+    """
+
+    __tablename__ = "rate_counters"
+
+    key_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    window_ends_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

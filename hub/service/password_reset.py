@@ -2,8 +2,8 @@
 
 Rules this module guarantees:
 
-* **Change** needs the current password, checked by ``accounts.check_password`` (so wrong guesses count towards the
-  lock-out like failed logins), and a new one that passes the sign-up rules (``password_rules``) and differs from it.
+* **Change** needs the current password, checked by ``login_throttle.attempt_login`` (so wrong guesses count
+  towards the client address's login throttle like failed logins), and a new one that passes the sign-up rules (``password_rules``) and differs from it.
 * **Forced reset** (administrators): the old password is refused from then on (a login with it is told to use the
   link or "forgot password"; only someone who knew it learns that), and a reset link is e-mailed to the account.
 * **Forgot password** answers the same whatever it is given (``request_reset`` returns nothing and raises only for
@@ -49,9 +49,11 @@ from sqlalchemy.orm import Session
 from . import accounts
 from .context import ServiceContext
 from .hub_api import HubApiError
+from .login_throttle import LoginThrottled, LoginThrottlePolicy, attempt_login
 from .mail_outbox import InvalidMail, enqueue_mail
 from .models import Account, PasswordResetRequest, PasswordResetToken, utcnow
 from .password_rules import PasswordPolicy, password_message, password_problems
+from .passwords import PasswordHashBusy
 
 log = logging.getLogger(__name__)
 
@@ -190,8 +192,9 @@ def _mark_credentials_changed(session: Session, account: Account, now: datetime)
 # --- change ---------------------------------------------------------------------------------------------------
 
 
-def change_password(context: ServiceContext, name: str, current: str, new: str) -> bool:
-    """Set ``name``'s password to ``new`` after checking ``current``; then end every session of the user.
+def change_password(context: ServiceContext, name: str, current: str, new: str, address: str) -> bool:
+    """Set ``name``'s password to ``new`` after checking ``current`` (throttled like a login from ``address``, the
+    client's address); then end every session of the user.
 
     Returns whether the sessions were ended already (False: JupyterHub did not answer; it is retried).
     """
@@ -204,14 +207,14 @@ def change_password(context: ServiceContext, name: str, current: str, new: str) 
     _check_new_password(context, name, new)
     if new == current:
         raise PasswordError("new_password: choose a password different from the current one", status_code=422)
-    lockout = accounts.LockoutPolicy(
-        attempts=context.config.login_attempts, seconds=context.config.login_lockout_seconds
-    )
+    policy = LoginThrottlePolicy.from_config(context.config)
     with context.session() as session:
         try:
-            matched = accounts.check_password(session, context.passwords, name, current, lockout=lockout)
-        except accounts.AccountLocked as locked:
-            raise PasswordError(str(locked), status_code=429) from None
+            matched = attempt_login(session, context.passwords, name, current, address, policy)
+        except LoginThrottled as throttled:
+            raise PasswordError(str(throttled), status_code=429) from None
+        except PasswordHashBusy as busy:
+            raise PasswordError(str(busy), status_code=503) from None
         except (accounts.AccountPendingApproval, accounts.AccountPasswordResetRequired) as error:
             raise PasswordError(str(error), status_code=409) from None
         if matched is None:

@@ -113,14 +113,16 @@ _RESET_DONE = "Your new password is set."
             "description": "this account's password is not managed here, or awaits an administrator's reset"
         },
         422: {"description": "the new password breaks a rule; the detail says which"},
-        429: {"description": "locked after too many wrong passwords"},
+        429: {"description": "too many failed password checks from your address; try again later"},
     },
 )
-def change_my_password(body: PasswordChange, caller: UserCaller, context: Context) -> Any:
+def change_my_password(body: PasswordChange, caller: UserCaller, context: Context, request: Request) -> Any:
     """Change your password (the current one is required). Every session and API token of yours ends, the one
     used for this request included, and your servers are stopped: log in again and get new tokens."""
     try:
-        ended = password_reset.change_password(context, caller.name, body.current_password, body.new_password)
+        ended = password_reset.change_password(
+            context, caller.name, body.current_password, body.new_password, client_address(request, context)
+        )
     except accounts.AccountError as error:
         return _error(error)
     return PasswordChanged(
@@ -156,7 +158,7 @@ def force_password_reset(name: PathName, caller: AdminOrHubCaller, context: Cont
 async def forgot_password(body: ForgotRequest, request: Request, context: Context) -> Any:
     """Ask for a password-reset link (public). The answer is the same whether or not an account matches."""
     try:
-        await _request_reset(context, body.login, client_address(request))
+        await _request_reset(context, body.login, client_address(request, context))
     except password_reset.PasswordError as error:
         return _error(error)
     return JSONResponse({"detail": FORGOT_ANSWER}, status_code=status.HTTP_202_ACCEPTED)
@@ -220,7 +222,14 @@ async def account_password_form(
         error = password_reset.PasswordError(f"use at most {MAX_PASSWORD_LENGTH} characters", status_code=422)
     if error is None:
         try:
-            await run_in_threadpool(password_reset.change_password, context, caller.name, current, new)
+            await run_in_threadpool(
+                password_reset.change_password,
+                context,
+                caller.name,
+                current,
+                new,
+                client_address(request, context),
+            )
         except accounts.AccountError as refused:
             error = refused
         else:
@@ -279,7 +288,7 @@ async def forgot_form(request: Request, context: Context) -> HTMLResponse:
     if not login:
         return _forgot_page(context, error="login: type your user name or e-mail address", status_code=422)
     try:
-        await _request_reset(context, login[:300], client_address(request))
+        await _request_reset(context, login[:300], client_address(request, context))
     except password_reset.PasswordError as error:
         response = _forgot_page(context, error=str(error), status_code=error.status_code)
         response.headers.update(error.headers)

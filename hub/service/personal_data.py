@@ -80,6 +80,8 @@ NOT_PERSONAL_TABLES: dict[str, str] = {
     "meter_checkpoints": "one row per meter (e.g. the gateway meter): when its last complete pass ran",
     "password_reset_requests": 'rate-limit counters of "forgot password": a key (an account id or a client '
     "address) and a time, deleted after a day",
+    "rate_counters": "login and sign-up rate counters keyed by a SHA-256 digest (no name or address in the clear), "
+    "deleted once their window (at most an hour) has ended",
 }
 
 # Where a table's rows go in the export document (the table's own name when not listed).

@@ -8,6 +8,11 @@ Rules this module guarantees:
 
 * State-based and idempotent: ``sync(name)`` reads the project from the database and makes the hub's group match it
   (create, mark, add the missing users, remove the extra ones; delete the group when the project is gone).
+* **Never adopts a group the platform did not create.** Only a group this service created itself (its ``POST``
+  answered 201) is marked; an existing group without the mark (an identity provider's, an administrator's, one
+  created between our look-up and our ``POST``) is never marked, joined or emptied: the sync reports it in
+  ``conflicts`` and logs it, and a project being created with that name is refused (409) and removed again. A group
+  carries roles (scopes) for its members, so adopting one would hand them to the project's members.
   Running it twice, or after a crash between the database commit and the hub call, is harmless and completes
   the change, so nothing is lost.
 * Callers commit first, then sync; a sync that fails (hub down) is logged and handed to the ``Reconciler``, which
@@ -40,7 +45,7 @@ class GroupsAPI(Protocol):
 
     def group(self, name: str) -> dict[str, Any] | None: ...
     def groups(self) -> list[dict[str, Any]]: ...
-    def ensure_group(self, name: str) -> None: ...
+    def create_group(self, name: str) -> bool: ...
     def set_group_properties(self, name: str, properties: dict[str, Any]) -> None: ...
     def delete_group(self, name: str) -> None: ...
     def add_group_members(self, name: str, users: list[str]) -> None: ...
@@ -57,6 +62,7 @@ class ReconcileReport:
     deleted: list[str] = field(default_factory=list)
     added: dict[str, list[str]] = field(default_factory=dict)
     removed: dict[str, list[str]] = field(default_factory=dict)
+    conflicts: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -65,6 +71,7 @@ class ReconcileReport:
             "deleted": self.deleted,
             "added": self.added,
             "removed": self.removed,
+            "conflicts": self.conflicts,
         }
 
 
@@ -94,11 +101,25 @@ class ProjectGroupSync:
                 report.deleted.append(name)
             return
         if model is None:
-            self.hub.ensure_group(name)
+            if not self.hub.create_group(name):
+                # Someone else created it between our look-up and our POST: theirs, not ours.
+                self._conflict(name, report)
+                return
             report.created.append(name)
-            model = {"users": [], "properties": {}}
-        if not is_project_group(model):
-            self.hub.set_group_properties(name, {**(model.get("properties") or {}), PROJECT_PROPERTY: True})
+            # Ours (we just created it): mark it before anyone is put into it. If marking fails, remove it again,
+            # or it would stay an unmarked group that no later sync may touch.
+            try:
+                self.hub.set_group_properties(name, {PROJECT_PROPERTY: True})
+            except Exception:
+                try:
+                    self.hub.delete_group(name)
+                except Exception:
+                    log.warning("project %s: could not remove the group whose marking failed", name)
+                raise
+            model = {"users": [], "properties": {PROJECT_PROPERTY: True}}
+        elif not is_project_group(model):
+            self._conflict(name, report)
+            return
         present = set(model.get("users") or [])
         missing = sorted(set(members) - present)
         extra = sorted(present - set(members))
@@ -115,6 +136,15 @@ class ProjectGroupSync:
         if extra:
             self.hub.remove_group_members(name, extra)
             report.removed[name] = extra
+
+    @staticmethod
+    def _conflict(name: str, report: ReconcileReport) -> None:
+        report.conflicts.append(name)
+        log.warning(
+            "project %s: JupyterHub has a group of that name that the platform did not create; it is left alone "
+            "(rename the project, or delete that group if it is unwanted)",
+            name,
+        )
 
     def sync(self, name: str) -> ReconcileReport:
         """Make the hub's group ``name`` match the project ``name`` (or remove it if the project is gone)."""
@@ -198,11 +228,13 @@ class Reconciler:
 
 
 def sync_after_commit(sync: ProjectGroupSync | None, reconciler: Reconciler | None, name: str) -> str:
-    """Mirror the committed project ``name`` into the hub: ``synced``, ``pending`` (retried later) or ``off``."""
+    """Mirror the committed project ``name`` into the hub: ``synced``, ``pending`` (retried later), ``conflict``
+    (the hub has a group of that name the platform did not create: left alone) or ``off``."""
     if sync is None:
         return "off"
     try:
-        sync.sync(name)
+        if sync.sync(name).conflicts:
+            return "conflict"
     except (HubApiError, OSError) as error:
         log.warning("project %s: hub group not updated yet (%s); the reconciler will retry", name, error)
         if reconciler is not None:

@@ -5,6 +5,9 @@ Rules this module guarantees:
 * Project names follow one rule, ``PROJECT_NAME_RULE``: 1-64 characters of lower-case letters, digits, ``.``,
   ``_`` and ``-``, starting with a letter or a digit (so no name is ``.`` or ``..`` in a URL). Names are taken as
   given, never rewritten; anything else is ``InvalidProjectName`` with the rule.
+* Names starting with the identity provider's group prefix (``POLARTEP_OIDC_GROUP_PREFIX``, default ``oidc-``) are
+  reserved for the provider's groups, whatever the auth mode (a later switch to OIDC must not meet squatted names):
+  ``ReservedProjectName`` (422), naming the prefix. Projects that already hold such a name keep it.
 * Display names are 1-200 characters and descriptions at most 2000, NFC-normalised and stripped, with no control
   characters (``personal_details.clean_text``); markup is kept as text and escaped wherever it is shown.
 * A project always has at least one owner: the creator is its first owner, and removing or demoting the last owner
@@ -51,6 +54,10 @@ class InvalidProjectName(ProjectError):
     status_code = 400
 
 
+class ReservedProjectName(ProjectError):
+    status_code = 422
+
+
 class InvalidProjectField(ProjectError):
     status_code = 400
 
@@ -87,6 +94,16 @@ def check_project_name(name: str) -> str:
     """``name`` if it is a valid project name; ``InvalidProjectName`` (with the rule) otherwise."""
     if not isinstance(name, str) or not _PROJECT_NAME.fullmatch(name):
         raise InvalidProjectName(f"invalid project name {str(name)[:80]!r}: use {PROJECT_NAME_RULE}")
+    return name
+
+
+def check_not_reserved(name: str, reserved_prefix: str) -> str:
+    """``name`` unless it starts with the identity provider's group prefix (``ReservedProjectName``)."""
+    if reserved_prefix and name.startswith(reserved_prefix):
+        raise ReservedProjectName(
+            f"name: project names may not start with {reserved_prefix!r}, which is reserved for the identity "
+            "provider's groups (POLARTEP_OIDC_GROUP_PREFIX); choose another name"
+        )
     return name
 
 
@@ -170,10 +187,17 @@ def may_see(project: Project, actor: Actor) -> bool:
 
 
 def create_project(
-    session: Session, name: str, *, owner: str, display_name: str | None = None, description: str = ""
+    session: Session,
+    name: str,
+    *,
+    owner: str,
+    display_name: str | None = None,
+    description: str = "",
+    reserved_prefix: str = "",
 ) -> Project:
-    """A new project owned by ``owner`` (an existing account)."""
+    """A new project owned by ``owner`` (an existing account); its name may not start with ``reserved_prefix``."""
     check_project_name(name)
+    check_not_reserved(name, reserved_prefix)
     shown = clean_display_name(display_name if display_name is not None else name)
     text = clean_description(description)
     account = _account(session, owner)

@@ -1,8 +1,9 @@
 """HTTP API of projects (each a JupyterHub group of the same name), under ``<prefix>api/v1``.
 
 * ``POST /projects`` ``{"name", "display_name"?, "description"?}`` — any user; the creator becomes the owner
-  (admins and the hub may name another ``owner``); 409 if the name is taken, also by a JupyterHub group that is
-  not a project's;
+  (admins and the hub may name another ``owner``); 422 for a name starting with the identity provider's group
+  prefix (reserved); 409 if the name is taken, also by a JupyterHub group that is not a project's (nothing is
+  stored, even when that group appears while the project is being created);
 * ``GET /projects`` — the caller's projects (administrators and the hub: all);
 * ``GET /projects/{name}`` — members and administrators;
 * ``POST /projects/{name}/members`` ``{"user", "role"?}``, ``PATCH /projects/{name}/members/{user}``
@@ -86,7 +87,7 @@ class ProjectOut(BaseModel):
     owners: list[str]
     members: list[MemberOut] = Field(description="everyone in the project, owners included")
     your_role: str | None = Field(description="the caller's role, None when the caller is not a member")
-    group_sync: Literal["synced", "pending", "off"] | None = Field(
+    group_sync: Literal["synced", "pending", "conflict", "off"] | None = Field(
         default=None, description="after a change: whether JupyterHub's group already reflects it"
     )
 
@@ -151,8 +152,10 @@ def create_project(body: ProjectCreate, caller: ServiceCaller, context: Context)
         raise HTTPException(
             status.HTTP_400_BAD_REQUEST, detail="owner: required when the hub creates a project"
         )
+    reserved = context.config.oidc_group_prefix
     with account_errors():
         projects.check_project_name(body.name)
+        projects.check_not_reserved(body.name, reserved)
         if context.project_groups is not None:
             try:
                 taken = context.project_groups.foreign_group_exists(body.name)
@@ -162,19 +165,33 @@ def create_project(body: ProjectCreate, caller: ServiceCaller, context: Context)
                     detail="cannot check JupyterHub's groups right now; try again",
                 ) from None
             if taken:
-                raise HTTPException(
-                    status.HTTP_409_CONFLICT,
-                    detail=f"JupyterHub already has a group {body.name!r} that is not a project; choose another name",
-                )
+                raise _foreign_group(body.name)
         with context.session() as session:
             if owner == actor.name:
                 get_or_create_account(session, owner, default_plan=context.config.default_plan)
             project = projects.create_project(
-                session, body.name, owner=owner, display_name=body.display_name, description=body.description
+                session,
+                body.name,
+                owner=owner,
+                display_name=body.display_name,
+                description=body.description,
+                reserved_prefix=reserved,
             )
             answer = _out(project, actor)
     answer.group_sync = _synced(context, body.name)  # type: ignore[assignment]
+    if answer.group_sync == "conflict":
+        # A foreign group appeared between our check and our POST: the name is not ours; store nothing.
+        with context.session() as session:
+            projects.delete_project(session, body.name, actor=projects.Actor(name=None, admin=True))
+        raise _foreign_group(body.name)
     return answer
+
+
+def _foreign_group(name: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_409_CONFLICT,
+        detail=f"JupyterHub already has a group {name!r} that is not a project; choose another name",
+    )
 
 
 @router.get("/projects", response_model=ProjectList)

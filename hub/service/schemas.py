@@ -46,6 +46,11 @@ class PasswordLogin(_Body):
 
     username: UserName
     password: Annotated[str, Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)]
+    client_address: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
+        default=None,
+        description="the address of the browser or client that is logging in, as the hub saw it (the throttle counts "
+        "failures per address); without it the failures count against the hub's own address 'hub'",
+    )
 
 
 class LoginResult(BaseModel):

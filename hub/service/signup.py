@@ -20,8 +20,10 @@ Rules this module guarantees:
   Unicode form) and for a consent to a version that is not current (the page then shows the new version).
   The form page is re-rendered with what the user typed (escaped; passwords are never sent back).
 * Anti-abuse: sign-up can be closed (``POLARTEP_SIGNUP=0``: 403); each client address may create at most
-  ``POLARTEP_SIGNUP_PER_HOUR`` accounts per hour (429 with ``Retry-After``; the address is the one uvicorn reports,
-  i.e. the proxy's ``X-Forwarded-For`` entry); and while ``POLARTEP_SIGNUP_MAX_PENDING`` accounts await approval no
+  ``POLARTEP_SIGNUP_PER_HOUR`` accounts in an hour's window (429 with ``Retry-After``). The counter is in the
+  database (``rate_limits.py``), taken in the same transaction that stores the account, so concurrent sign-ups from
+  one address cannot exceed it and a refused sign-up counts nothing; the address is the proxy's
+  ``X-Forwarded-For`` entry only on connections from the proxy process (``proxy_peer.py``); and while ``POLARTEP_SIGNUP_MAX_PENDING`` accounts await approval no
   more are taken (503), so a flood of sign-ups is bounded by what an administrator has to review.
 * Legal documents are shown as preformatted, escaped text: no markup from the files reaches the browser.
 """
@@ -29,9 +31,6 @@ Rules this module guarantees:
 from __future__ import annotations
 
 import logging
-import threading
-import time
-from collections import deque
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -41,7 +40,8 @@ from pydantic import AfterValidator, BaseModel, Field, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from . import accounts
+from .. import proxy_peer
+from . import accounts, rate_limits
 from .access import Context
 from .context import ServiceContext
 from .hub_api import HubApiError
@@ -131,66 +131,23 @@ class SignupRefused(Exception):
 
 # --- anti-abuse -------------------------------------------------------------------------------------------------
 
-
-class SignupLimiter:
-    """At most ``per_hour`` accepted sign-ups per client address in any hour (in memory; 0: no limit)."""
-
-    WINDOW_S = 3600.0
-    MAX_ADDRESSES = 10_000  # bounds the memory an address-hopping client can make us use
-
-    def __init__(self, per_hour: int, clock=time.monotonic) -> None:
-        self.per_hour = per_hour
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._seen: dict[str, deque[float]] = {}
-
-    def _recent(self, address: str, now: float) -> deque[float]:
-        times = self._seen.get(address, deque())
-        while times and now - times[0] >= self.WINDOW_S:
-            times.popleft()
-        return times
-
-    def retry_after(self, address: str) -> int:
-        """Seconds until ``address`` may sign up again (0: now)."""
-        if self.per_hour <= 0:
-            return 0
-        with self._lock:
-            now = self._clock()
-            times = self._recent(address, now)
-            if len(times) < self.per_hour:
-                return 0
-            return max(1, int(self.WINDOW_S - (now - times[0])) + 1)
-
-    def record(self, address: str) -> None:
-        if self.per_hour <= 0:
-            return
-        with self._lock:
-            now = self._clock()
-            if address not in self._seen and len(self._seen) >= self.MAX_ADDRESSES:
-                for key in [k for k, v in self._seen.items() if not self._recent(k, now)]:
-                    del self._seen[key]
-                if len(self._seen) >= self.MAX_ADDRESSES:
-                    self._seen.pop(next(iter(self._seen)))
-            times = self._recent(address, now)
-            times.append(now)
-            self._seen[address] = times
+SIGNUP_SCOPE = "signup"
+SIGNUP_WINDOW_S = 3600
 
 
-_limiter_lock = threading.Lock()
+def signup_rule(config) -> rate_limits.RateLimit:
+    """At most ``signup_per_hour`` accepted sign-ups per client address in an hour's window (0: no limit)."""
+    return rate_limits.RateLimit(SIGNUP_SCOPE, config.signup_per_hour, SIGNUP_WINDOW_S)
 
 
-def signup_limiter(request: Request, context: ServiceContext) -> SignupLimiter:
-    """The app's limiter (one per app, made on first use)."""
-    with _limiter_lock:
-        limiter = getattr(request.app.state, "signup_limiter", None)
-        if limiter is None:
-            limiter = SignupLimiter(context.config.signup_per_hour)
-            request.app.state.signup_limiter = limiter
-        return limiter
-
-
-def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+def client_address(request: Request, context: ServiceContext) -> str:
+    """The client's address: the proxy's ``X-Forwarded-For`` entry on the proxy's connections only (proxy_peer.py)."""
+    peer = (request.client.host, request.client.port) if request.client else None
+    server = request.scope.get("server")
+    local = (str(server[0]), int(server[1])) if server and server[1] is not None else None
+    return proxy_peer.client_address(
+        peer, local, request.headers.getlist("x-forwarded-for"), context.config.proxy_pid_file
+    )
 
 
 # --- the one sign-up procedure ------------------------------------------------------------------------------------
@@ -224,9 +181,7 @@ def _stale_consents(context: ServiceContext, request: SignupRequest) -> list[Leg
     ]
 
 
-def register(
-    context: ServiceContext, request: SignupRequest, address: str, limiter: SignupLimiter
-) -> Account:
+def register(context: ServiceContext, request: SignupRequest, address: str) -> Account:
     """Create the pending account with its consents, or ``SignupRefused`` having stored nothing."""
     config = context.config
     if not config.signup_enabled:
@@ -251,14 +206,12 @@ def register(
                 for document in stale
             },
         )
-    wait = limiter.retry_after(address)
-    if wait:
-        raise SignupRefused(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            {"signup": f"too many sign-ups from your address; try again in {wait // 60 + 1} minutes"},
-            headers={"Retry-After": str(wait)},
-        )
     with context.session() as session:
+        # An early, read-only look at the address's counter, so a refused sign-up costs no argon2 hash; the
+        # authoritative count is taken with the account below.
+        early = rate_limits.peek(session, signup_rule(config), address)
+        if not early.admitted:
+            raise _too_many_signups(early)
         if accounts.get_account(session, request.username) is not None:
             raise _taken(request.username)
         pending = session.scalar(select(func.count()).select_from(Account).where(Account.approved.is_(False)))
@@ -275,6 +228,13 @@ def register(
     password_hash = context.passwords.hash(request.password)
     now = utcnow()
     with context.session() as session:
+        # The address's sign-up counter first (a write, so the transaction holds the database's write lock or the
+        # row's lock from here on), then the account and its consents: one commit keeps all of it or none of it,
+        # so concurrent sign-ups from one address can never exceed the limit.
+        admission = rate_limits.take(session, signup_rule(config), address, now=now)
+        if not admission.admitted:
+            session.rollback()
+            raise _too_many_signups(admission)
         account = Account(
             name=request.username,
             password_hash=password_hash,
@@ -301,9 +261,18 @@ def register(
             raise _taken(request.username) from None
         session.refresh(account)
         session.expunge(account)
-    limiter.record(address)
     log.info("sign-up: account %s awaits approval", account.name)
     return account
+
+
+def _too_many_signups(admission: rate_limits.Admission) -> SignupRefused:
+    return SignupRefused(
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        {
+            "signup": f"too many sign-ups from your address; try again in {admission.retry_after // 60 + 1} minutes"
+        },
+        headers={"Retry-After": str(admission.retry_after)},
+    )
 
 
 def _check_hub_has_no_such_user(context: ServiceContext, name: str) -> None:
@@ -358,7 +327,7 @@ def signup_api(body: SignupRequest, request: Request, context: Context) -> Any:
     (``GET <prefix>legal/terms``, ``legal/privacy``).
     """
     try:
-        account = register(context, body, client_address(request), signup_limiter(request, context))
+        account = register(context, body, client_address(request, context))
     except SignupRefused as refused:
         detail = "; ".join(refused.problems.values())
         if refused.status_code == 422:
@@ -454,9 +423,7 @@ async def signup_form(request: Request, context: Context) -> HTMLResponse:
         return _form_page(context, values=values, problems=problems, status_code=422)
 
     try:
-        account = await _in_thread(
-            register, context, signup, client_address(request), signup_limiter(request, context)
-        )
+        account = await _in_thread(register, context, signup, client_address(request, context))
     except SignupRefused as refused:
         problems = {renames.get(_form_field(k), _form_field(k)): v for k, v in refused.problems.items()}
         notice = None

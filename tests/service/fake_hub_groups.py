@@ -38,9 +38,12 @@ class FakeHubGroups:
         self._call("groups", "")
         return [self.group(name) for name in sorted(self.groups_by_name)]  # type: ignore[misc]
 
-    def ensure_group(self, name: str) -> None:
-        self._call("ensure_group", name)
-        self.groups_by_name.setdefault(name, {"users": set(), "properties": {}})
+    def create_group(self, name: str) -> bool:
+        self._call("create_group", name)
+        if name in self.groups_by_name:
+            return False
+        self.groups_by_name[name] = {"users": set(), "properties": {}}
+        return True
 
     def set_group_properties(self, name: str, properties: dict[str, Any]) -> None:
         self._call("set_group_properties", name)

@@ -134,3 +134,23 @@ def test_next_keeps_paths_under_the_prefix(next_url):
 def test_an_open_redirect_through_login_lands_on_the_prefix(api, fake_hub):
     response = finish_login(api, fake_hub, start_login(api, next_url="//evil.example/"))
     assert response.headers["location"] == PREFIX
+
+
+@pytest.mark.parametrize(
+    ("public_url", "forwarded_proto", "secure"),
+    [
+        ("https://tep.example.org", "https,http", True),  # behind TLS, CHP appends its own scheme
+        ("https://tep.example.org", None, True),
+        ("http://127.0.0.1:8000", "https", False),  # a client's header does not make it Secure
+        ("http://127.0.0.1:8000", None, False),
+    ],
+)
+def test_the_secure_flag_comes_from_the_configured_public_url(api, app, public_url, forwarded_proto, secure):
+    import dataclasses
+
+    context = app.state.context
+    context.config = dataclasses.replace(context.config, public_url=public_url)
+    headers = {"X-Forwarded-Proto": forwarded_proto} if forwarded_proto else {}
+    response = api.get("login", headers=headers, follow_redirects=False)
+    cookie = response.headers["set-cookie"]
+    assert ("; secure" in cookie.lower()) is secure

@@ -9,6 +9,7 @@ mirrored into the JupyterHub group of the same name (here a recording ``FakeHubG
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
@@ -439,3 +440,61 @@ def test_a_failed_sync_wakes_the_reconciler(app, api, accounts, hub_groups):
         assert hub_groups.members("sea-ice") == {"alice", "bob"}
     finally:
         context.reconciler.stop()
+
+
+# --- the identity provider's group names (issue 9.6) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["oidc-staff", "oidc-", "oidc-sea-ice"])
+def test_names_with_the_providers_group_prefix_are_reserved(api, app, accounts, name):
+    response = create(api, name)
+    assert response.status_code == 422
+    assert response.json()["detail"] == (
+        "name: project names may not start with 'oidc-', which is reserved for the identity provider's groups "
+        "(POLARTEP_OIDC_GROUP_PREFIX); choose another name"
+    )
+    assert project_rows(app) == 0
+
+
+def test_the_reserved_prefix_follows_the_setting(api, app, accounts):
+    context = app.state.context
+    context.config = dataclasses.replace(context.config, oidc_group_prefix="idp:")
+    assert create(api, "oidc-staff").status_code == 201
+    assert create(api, "idp-staff").status_code == 201
+    assert create(api, "idp:staff").status_code in (400, 422)  # ':' is not allowed in names at all
+    context.config = dataclasses.replace(context.config, oidc_group_prefix="team")
+    response = create(api, "team-x")
+    assert response.status_code == 422 and "'team'" in response.json()["detail"]
+
+
+def test_a_foreign_group_appearing_during_creation_is_not_adopted_and_nothing_is_stored(
+    api, app, accounts, hub_groups
+):
+    # The group appears after the service's check and before its POST (the race the check alone cannot close).
+    sync = app.state.context.project_groups
+    checked = sync.foreign_group_exists
+
+    def check_then_someone_creates_it(name):
+        answer = checked(name)
+        hub_groups.add_foreign_group(name, {"eve"})
+        return answer
+
+    sync.foreign_group_exists = check_then_someone_creates_it
+    response = create(api, "staff")
+    assert response.status_code == 409
+    assert "not a project" in response.json()["detail"]
+    assert project_rows(app) == 0
+    assert hub_groups.members("staff") == {"eve"}
+    assert hub_groups.groups_by_name["staff"]["properties"] == {}
+
+
+def test_reconciliation_never_marks_or_changes_an_unmarked_group_of_a_projects_name(
+    api, app, accounts, hub_groups
+):
+    create(api)
+    # Someone replaced the project's group with one of their own (unmarked), with a member of their choosing.
+    hub_groups.groups_by_name["sea-ice"] = {"users": {"eve"}, "properties": {}}
+    hub_groups.users.add("eve")
+    report = api.post(f"{PROJECTS}/reconcile", token="ada-token").json()
+    assert report["conflicts"] == ["sea-ice"] and report["added"] == {} and report["removed"] == {}
+    assert hub_groups.groups_by_name["sea-ice"] == {"users": {"eve"}, "properties": {}}

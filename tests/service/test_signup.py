@@ -370,6 +370,30 @@ def test_each_address_gets_a_bounded_number_of_signups_per_hour(api, app):
     assert stored(app) == (2, 4)
 
 
+def test_the_signup_limit_is_kept_in_the_database_and_holds_for_concurrent_signups(api, app):
+    import threading
+
+    from polartep_hub.service.models import RateCounter
+
+    configure(app, signup_per_hour=3)
+    answers: list[int] = []
+    start = threading.Barrier(8)
+
+    def sign_up(i: int) -> None:
+        start.wait()
+        answers.append(api_signup(api, username=f"racer{i}", email=f"racer{i}@example.org").status_code)
+
+    threads = [threading.Thread(target=sign_up, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answers) == [201] * 3 + [429] * 5
+    assert stored(app)[0] == 3
+    with app.state.context.session() as session:
+        assert session.scalar(select(func.count()).select_from(RateCounter)) == 1
+
+
 def test_refused_signups_do_not_count_against_the_address(api, app):
     configure(app, signup_per_hour=1)
     for _ in range(3):
