@@ -33,6 +33,7 @@ from . import (
     browser_login,
     consents,
     oidc_accounts,
+    pages,
     personal_data,
     personal_data_routes,
     plans_api,
@@ -175,6 +176,7 @@ def create_app(
         (plans_api.router, f"{prefix}/api/v1"),
         (projects_api.router, f"{prefix}/api/v1"),
         (admin_accounts_pages.router, prefix),
+        (pages.static_router, prefix),
         (usage_api.router, f"{prefix}/api/v1"),
     ):
         app.include_router(router, prefix=router_prefix)
