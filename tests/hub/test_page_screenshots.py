@@ -129,9 +129,14 @@ def test_user_pages_look_like_the_hub(platform, new_user, browser, request, sche
     from selenium.webdriver.common.by import By
 
     driver.get(base + "account")
-    email = driver.find_element(By.ID, "email")
-    email.clear()
-    email.send_keys("not-an-address@x")
+    for field, value in (
+        ("full_name", "Screen Shot"),
+        ("organisation", "Polar Lab"),
+        ("organisation_location", "Tromsø, Norway"),
+        ("email", "not-an-address@x"),  # valid to the browser, not to the service (no dot in the domain)
+    ):
+        driver.find_element(By.ID, field).clear()
+        driver.find_element(By.ID, field).send_keys(value)
     _click(driver, driver.find_element(By.CSS_SELECTOR, "form[action$='account/details'] [type=submit]"))
     wait_until(driver, lambda d: d.find_elements(By.ID, "email-error"), message="the e-mail's error")
     driver.execute_script("document.getElementById('email').scrollIntoView({block: 'center'})")
