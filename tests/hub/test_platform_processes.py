@@ -102,9 +102,19 @@ def test_a_killed_hub_takes_its_managed_services_along_and_a_restart_runs_one_cu
     assert managed_services(own_platform) == {}
 
     own_platform.start_hub()
-    after = managed_services(own_platform)
-    children = {pid: name for pid, name in after.items() if _parent(pid) == own_platform.hub_process.pid}
+    new_hub = own_platform.hub_process.pid
+
+    def hub_children() -> dict[int, str]:
+        return {pid: name for pid, name in managed_services(own_platform).items() if _parent(pid) == new_hub}
+
+    # The hub starts the culler last, after the services the harness waits for.
+    children = wait_for(
+        lambda: (found := hub_children()) and sorted(found.values()) == sorted(SERVICE_NAMES) and found,
+        30,
+        what="the restarted hub's managed services",
+    )
     assert sorted(children.values()) == sorted(SERVICE_NAMES)
+    after = managed_services(own_platform)
     assert list(after.values()).count("idle-culler") == 1
     assert not set(after) & set(before)
 
