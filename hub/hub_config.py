@@ -11,6 +11,8 @@
 * Login is the platform's password login, or (``auth=oidc``) an OpenID Connect provider through
   ``auth/oidc.py``, whose endpoints are discovered while this runs: an unreachable provider stops the hub here.
 * Users' tokens may reach the platform service (``access:services!service=platform`` in the ``user`` role).
+* Managed services (platform service, gateway, idle culler) end when the hub process ends, however it ends
+  (``parent_death.py``): a killed hub leaves none of them running, and its restart starts exactly one of each.
 * Idle servers are stopped by jupyterhub-idle-culler, a hub-managed service holding only the scopes it needs,
   after ``idle_timeout`` seconds without activity (unless that is 0).
 * Local mode (``configure_local_isolation``): as root each user runs as their own system user
@@ -45,6 +47,7 @@ from .gateway.config import (
     gateway_service_definition,
     user_environment,
 )
+from .parent_death import guarded_command
 from .platform_client import HUB_CLIENT_SERVICE_NAME, HUB_SCOPE, SERVICE_NAME
 from .platform_files import environment_problem, secure_state_dir
 from .settings import PlatformSettings
@@ -276,6 +279,9 @@ def configure_hub(c, settings: PlatformSettings | None = None) -> PlatformSettin
     ]
     if settings.idle_timeout:
         c.JupyterHub.services.append(idle_culler_service_definition(settings))
+    for service in c.JupyterHub.services:
+        if "command" in service:
+            service["command"] = guarded_command(service["command"])
     c.JupyterHub.load_roles = [
         {
             "name": "user",

@@ -20,6 +20,11 @@ STATE_DIR/dask_gateway_config.py``; that generated file only calls ``configure_g
 * Local mode as root: schedulers and workers run as the cluster owner's system user, in working directories
   under ``dask_clusters_dir`` (outside the 0700 state folder) that belong to that user (``backend.py``).
 * Idle clusters stop after ``dask_idle_timeout`` seconds. Clusters are not stopped when the gateway stops.
+* The hub process imports this module but never ``dask_gateway_server``: importing it replaces traitlets'
+  ``Application.logging_config`` for every traitlets application in the process with dask-gateway's colorlog
+  formatter, which cannot format JupyterHub's ``%(color)s`` log lines (``--- Logging error ---`` / ``KeyError:
+  'color'`` for each line). So ``options.py`` (which needs it) is imported inside ``configure_gateway``, which only
+  the gateway process runs.
 * The backend follows the mode: ``PlatformLocalBackend`` (processes) in local and swarm mode,
   ``PlatformDockerBackend`` (a container per scheduler and worker, ``docker_backend.py``) in Docker mode, with the
   same database, options and shutdown policy.
@@ -37,7 +42,6 @@ from cryptography.fernet import Fernet
 
 from ..catalogue import load_catalogue
 from ..settings import PlatformSettings
-from .options import PlanLookup, bounded_options
 
 GATEWAY_SERVICE_NAME = "dask-gateway"
 GATEWAY_PREFIX = f"/services/{GATEWAY_SERVICE_NAME}"
@@ -120,6 +124,9 @@ def gateway_service_definition(settings: PlatformSettings) -> dict[str, Any]:
         "DASK_GATEWAY_ENCRYPT_KEYS": encrypt_key(settings),
         "PYTHONUNBUFFERED": "1",
     }
+    if not sys.stdout.isatty():
+        # The gateway's log lines are coloured by colorlog; in a log file the colour codes are only noise.
+        passed["NO_COLOR"] = "1"
     return {
         "name": GATEWAY_SERVICE_NAME,
         "url": f"http://127.0.0.1:{settings.gateway_port}",
@@ -136,6 +143,9 @@ def gateway_db_url(settings: PlatformSettings) -> str:
 
 def configure_gateway(c, settings: PlatformSettings | None = None) -> PlatformSettings:
     """Apply the platform's gateway configuration to dask-gateway-server's config ``c``."""
+    # Here, not at the top: see the module's rules (the hub process must not import dask_gateway_server).
+    from .options import PlanLookup, bounded_options
+
     settings = settings or PlatformSettings()
     catalogue = load_catalogue(settings.catalogue_path)
 

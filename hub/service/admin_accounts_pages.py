@@ -60,6 +60,7 @@ def _admin_or_login(
             "admin_forbidden.html",
             title="Administrators only",
             user=caller.name,
+            admin=caller.admin,
             status_code=status.HTTP_403_FORBIDDEN,
         )
     return caller
@@ -77,6 +78,7 @@ def _account_page(
     name: str,
     *,
     error: str | None = None,
+    problems: dict[str, str] | None = None,
     notice: str | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
@@ -95,6 +97,8 @@ def _account_page(
         "admin_account.html",
         title=f"Account {account.name}",
         user=caller.name,
+        admin=True,
+        nav="accounts",
         account=account,
         memberships=memberships,
         plans=list(context.catalogue.plans.values()),
@@ -104,6 +108,7 @@ def _account_page(
         xsrf=page_xsrf(request, context),
         base=f"{context.config.prefix}admin/accounts",
         error=error,
+        problems=problems or {},
         notice=notice,
         status_code=status_code,
     )
@@ -122,6 +127,8 @@ def accounts_page(request: Request, caller: OptionalCaller, context: Context) ->
         "admin_accounts.html",
         title="Accounts",
         user=allowed.name,
+        admin=True,
+        nav="accounts",
         accounts=rows,
         base=f"{context.config.prefix}admin/accounts",
     )
@@ -139,9 +146,16 @@ def account_page(
 
 
 async def _change(
-    request: Request, context: ServiceContext, caller: Identity, name: str, change, done: str
+    request: Request,
+    context: ServiceContext,
+    caller: Identity,
+    name: str,
+    change,
+    done: str,
+    field: str | None = None,
 ) -> Response:
-    """Run ``change(session)`` in the thread pool; redirect on success, show the page with the reason otherwise."""
+    """Run ``change(session)`` in the thread pool; redirect on success, show the page with the reason otherwise
+    (beside the form's ``field`` when it has one)."""
     _require_admin_form(caller)
 
     def run() -> None:
@@ -155,8 +169,12 @@ async def _change(
     except AccountError as error:
         code = getattr(error, "status_code", None) or status.HTTP_400_BAD_REQUEST
         message = str(error)
+        problems = {field: message} if field else {}
+        top = "Please fix the field marked below." if field else message
         return await run_in_threadpool(
-            lambda: _account_page(request, context, caller, name, error=message, status_code=code)
+            lambda: _account_page(
+                request, context, caller, name, error=top, problems=problems, status_code=code
+            )
         )
     target = f"{context.config.prefix}admin/accounts/{quote(name, safe='')}?done={done}"
     return RedirectResponse(target, status_code=status.HTTP_303_SEE_OTHER)
@@ -175,6 +193,7 @@ async def change_plan_form(
         name,
         lambda s: accounts.change_plan(s, context.catalogue, name, plan),
         "plan",
+        field="plan",
     )
 
 
@@ -191,6 +210,7 @@ async def add_subscription_form(
         name,
         lambda s: subscriptions.subscribe(s, context.catalogue, name, subscription),
         "subscribed",
+        field="subscription",
     )
 
 

@@ -8,7 +8,8 @@ Routes (``api_router`` at ``<prefix>api/v1``, ``page_router`` at the prefix):
   400; nothing is recorded unless every named version is current.
 * ``GET api/v1/users/{name}/consents``: the same status for the hub (which refuses to spawn while something is
   missing), an admin, or the user themself.
-* ``GET/POST consent?next=<path>``: the browser page showing the missing documents (escaped) with links to
+* ``GET/POST consent?next=<path>``: the browser page showing the missing documents (Markdown rendered and
+  sanitised by ``markdown_render``) with links to
   ``legal/{kind}/{version}``, and a CSRF-safe form to accept them; afterwards the browser goes to ``next``, which
   must be a plain path under this service, ``/hub/`` or ``/user/`` (anything else goes to ``/hub/home``).
 
@@ -36,6 +37,7 @@ from .access import Context, ServiceCaller, UserCaller
 from .browser_login import safe_next_url, session_token
 from .context import ServiceContext
 from .legal import DOCUMENT_KINDS, LegalDocument, missing_consents, record_consents
+from .markdown_render import render_markdown
 from .models import Account, Consent
 from .pages import BrowserFormCaller, identify_session, page_xsrf, read_form, render_page
 
@@ -206,7 +208,9 @@ def _render(
     next_url: str,
     *,
     error: str | None = None,
+    problems: dict[str, str] | None = None,
     status_code: int = 200,
+    admin: bool = False,
 ) -> Response:
     return render_page(
         context,
@@ -214,8 +218,11 @@ def _render(
         title="Terms and privacy",
         status_code=status_code,
         user=user,
+        admin=admin,
         error=error,
-        documents=[(d, document_url(context, d)) for d in missing],
+        problems=problems or {},
+        # Each document under its card's <h2>: its own headings start at <h3>.
+        documents=[(d, document_url(context, d), render_markdown(d.text, heading_offset=2)) for d in missing],
         next_url=next_url,
         xsrf=page_xsrf(request, context),
     )
@@ -240,7 +247,7 @@ async def consent_page(
         missing = missing_consents(session, account, context.legal)
     if not missing:
         return RedirectResponse(next_url, status_code=status.HTTP_302_FOUND)
-    return _render(context, request, identity.name, missing, next_url)
+    return _render(context, request, identity.name, missing, next_url, admin=identity.admin)
 
 
 @page_router.post("/" + CONSENT_PATH, include_in_schema=False)
@@ -264,6 +271,7 @@ async def consent_form(request: Request, caller: BrowserFormCaller, context: Con
                 next_url,
                 error="A document changed while you were reading it: please read the current version below.",
                 status_code=status.HTTP_409_CONFLICT,
+                admin=caller.admin,
             )
         unticked = [d for d in missing if form.get(f"accept_{d.kind}") != "yes"]
         if unticked:
@@ -276,7 +284,11 @@ async def consent_form(request: Request, caller: BrowserFormCaller, context: Con
                 error="To use the platform, tick the box under "
                 + " and ".join(d.title.lower() for d in unticked)
                 + ".",
+                problems={
+                    f"accept_{d.kind}": f"Tick this box to accept the {d.title.lower()}." for d in unticked
+                },
                 status_code=status.HTTP_400_BAD_REQUEST,
+                admin=caller.admin,
             )
         record_consents(session, account, missing)
         session.commit()

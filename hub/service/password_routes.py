@@ -36,7 +36,7 @@ from . import accounts, password_reset
 from .access import AdminOrHubCaller, Context, UserCaller
 from .browser_login import session_cookie_name
 from .context import ServiceContext
-from .pages import BrowserFormCaller, read_form, render_page
+from .pages import BrowserFormCaller, field_problems, read_form, render_page
 from .password_rules import MAX_PASSWORD_LENGTH, PasswordPolicy
 from .personal_data_routes import render_account_page
 from .signup import client_address
@@ -240,8 +240,17 @@ async def account_password_form(
             account = accounts.get_or_create_account(
                 session, caller.name, default_plan=context.config.default_plan
             )
+            # A problem that names its field ("new_password: ...") is shown beside it, like every form's.
+            problems, others = field_problems(
+                [str(error)], ("current_password", "new_password", "new_password_confirm")
+            )
             return render_account_page(
-                request, context, account, status_code=getattr(error, "status_code", 400), error=str(error)
+                request,
+                context,
+                account,
+                status_code=getattr(error, "status_code", 400),
+                error="; ".join(others) if others else "Please fix the fields marked below.",
+                problems=problems,
             )
 
     return await run_in_threadpool(page)

@@ -12,7 +12,7 @@ Rules this module guarantees:
   recorded, to be finished by a retry or the service's reconciliation loop.
 * The account page (``GET <prefix>account``) needs a browser login; its forms carry the ``_xsrf`` field that
   ``pages.BrowserFormCaller`` checks, every value is escaped by the templates, and bad input re-shows the form with
-  the message and stores nothing.
+  each message beside its field and stores nothing.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from .browser_login import session_cookie_name
 from .context import ServiceContext
 from .identity import Identity
 from .models import Account
-from .pages import BrowserFormCaller, page_xsrf, read_form, render_page
+from .pages import BrowserFormCaller, field_problems, page_xsrf, read_form, render_page
 from .password_rules import PasswordPolicy
 from .personal_details import PersonalDetailsUpdate
 
@@ -233,6 +233,8 @@ def erase_account(
 # --- the account page ----------------------------------------------------------------------------------------------
 
 _DETAIL_FIELDS = ("full_name", "email", "organisation", "organisation_location", "phone")
+_ERASE_FIELDS = ("processors", "transfer_to", "confirm")
+_FIX_BELOW = "Please fix the fields marked below."
 
 
 def _account_page(
@@ -240,10 +242,13 @@ def _account_page(
     context: ServiceContext,
     account: Account,
     *,
+    admin: bool = False,
     status_code: int = 200,
     error: str | None = None,
+    problems: dict[str, str] | None = None,
     notice: str | None = None,
     values: dict[str, str] | None = None,
+    erase: dict[str, str] | None = None,
 ) -> HTMLResponse:
     shown = {field: getattr(account, field) or "" for field in _DETAIL_FIELDS}
     if values:
@@ -254,10 +259,14 @@ def _account_page(
         title="Your account and personal data",
         status_code=status_code,
         user=account.name,
+        admin=admin,
+        nav="account",
         account=account,
         details=shown,
+        erase=erase or {},
         xsrf=page_xsrf(request, context),
         error=error,
+        problems=problems or {},
         notice=notice,
         export_url=f"{context.config.prefix}api/v1/me/export",
         protected=account.name == context.config.admin_user,
@@ -275,13 +284,20 @@ render_account_page = (
 )
 
 
-def _validation_text(error: ValidationError) -> str:
+def _validation_messages(error: ValidationError) -> list[str]:
+    """``field: message`` for each of pydantic's errors (never with the input)."""
     messages = []
     for item in error.errors()[:5]:
         message = str(item.get("msg", "invalid value")).removeprefix("Value error, ")
         field = ".".join(str(p) for p in item.get("loc", ()))
         messages.append(message if message.startswith(f"{field}:") else f"{field}: {message}")
-    return "; ".join(messages)
+    return messages
+
+
+def _form_problems(messages: list[str], fields: tuple[str, ...]) -> tuple[str, dict[str, str]]:
+    """The page's top message and the problems shown beside their fields."""
+    problems, others = field_problems(messages, fields)
+    return ("; ".join(others) if others else _FIX_BELOW), problems
 
 
 @page_router.get("/account", include_in_schema=False, response_model=None)
@@ -294,7 +310,7 @@ def account_page(
         return RedirectResponse(
             f"{context.config.prefix}login?next={quote(target, safe='/')}", status_code=302
         )
-    return _account_page(request, context, _own_account(context, identity))
+    return _account_page(request, context, _own_account(context, identity), admin=identity.admin)
 
 
 @page_router.post("/account/details", include_in_schema=False)
@@ -314,13 +330,22 @@ def account_details(
             update: dict[str, Any] = {k: v for k, v in values.items() if k != "phone"}
             update["phone"] = values["phone"] or None
             personal_data.rectify(session, account, PersonalDetailsUpdate(**update))
-        except ValidationError as error:
+        except (ValidationError, accounts.AccountError) as error:
+            messages = _validation_messages(error) if isinstance(error, ValidationError) else [str(error)]
+            message, problems = _form_problems(messages, _DETAIL_FIELDS)
             return _account_page(
-                request, context, account, status_code=422, error=_validation_text(error), values=values
+                request,
+                context,
+                account,
+                admin=caller.admin,
+                status_code=422,
+                error=message,
+                problems=problems,
+                values=values,
             )
-        except accounts.AccountError as error:
-            return _account_page(request, context, account, status_code=422, error=str(error), values=values)
-        return _account_page(request, context, account, notice="Your personal details were saved.")
+        return _account_page(
+            request, context, account, admin=caller.admin, notice="Your personal details were saved."
+        )
 
 
 @page_router.post("/account/erase", include_in_schema=False)
@@ -335,9 +360,9 @@ def account_erase(
     transfer_to = form.get("transfer_to", "").strip() or None
     error: str | None = None
     if form.get("confirm", "") != caller.name:
-        error = "Type your user name exactly as it is to confirm the erasure."
+        error = "confirm: Type your user name exactly as it is to confirm the erasure."
     elif processors not in ("withdraw", "transfer"):
-        error = "Choose what happens to the processors you shared: withdraw or transfer."
+        error = "processors: Choose what happens to the processors you shared: withdraw or transfer."
     if error is None:
         try:
             result = _erase(
@@ -359,6 +384,14 @@ def account_erase(
             return response
     else:
         status_code = 422
+    message, problems = _form_problems([error], _ERASE_FIELDS)
     return _account_page(
-        request, context, _own_account(context, caller), status_code=status_code, error=error
+        request,
+        context,
+        _own_account(context, caller),
+        admin=caller.admin,
+        status_code=status_code,
+        error=message,
+        problems=problems,
+        erase={"processors": processors, "transfer_to": transfer_to or ""},
     )

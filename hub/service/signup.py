@@ -25,7 +25,8 @@ Rules this module guarantees:
   one address cannot exceed it and a refused sign-up counts nothing; the address is the proxy's
   ``X-Forwarded-For`` entry only on connections from the proxy process (``proxy_peer.py``); and while ``POLARTEP_SIGNUP_MAX_PENDING`` accounts await approval no
   more are taken (503), so a flood of sign-ups is bounded by what an administrator has to review.
-* Legal documents are shown as preformatted, escaped text: no markup from the files reaches the browser.
+* Legal documents are shown as formatted text, rendered from Markdown by ``markdown_render`` (raw HTML in the
+  files is shown as text, the output is sanitised): no markup from the files reaches the browser unsanitised.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from .access import Context
 from .context import ServiceContext
 from .hub_api import HubApiError
 from .legal import DOCUMENT_KINDS, DOCUMENT_TITLES, LegalDocument, record_consents
+from .markdown_render import render_markdown
 from .models import Account, utcnow
 from .pages import read_form, render_page
 from .password_rules import MAX_PASSWORD_LENGTH, PasswordPolicy, password_message, password_problems
@@ -501,6 +503,7 @@ def _legal_page(context: ServiceContext, kind: str, version: str | None) -> HTML
         "legal.html",
         title=document.title,
         document=document,
+        document_html=render_markdown(document.text),
         is_current=document.version == current.version,
         versions=versions,
         kind=kind,

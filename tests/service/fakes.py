@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlencode
 from httpx import Response
 
 from polartep_hub.service.identity import HUB_SCOPE, HubUnavailable, Identity
+from polartep_hub.service.pages import PAGE_CSP
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
@@ -106,7 +107,11 @@ def check_security_headers(response: Response) -> None:
         )
     csp = response.headers.get("content-security-policy", "")
     assert "frame-ancestors 'none'" in csp, f"CSP missing on {response.request.url}"
-    if not response.request.url.path.endswith("/docs"):
+    if response.request.url.path.endswith("/docs"):
+        return
+    if response.headers.get("content-type", "").startswith("text/html"):
+        assert csp == PAGE_CSP, csp  # the service's pages: the hub's stylesheet and the theme script only
+    else:
         assert csp == "default-src 'none'; frame-ancestors 'none'", csp
 
 
@@ -193,3 +198,13 @@ class FakeHubAPI(JsonHandler):
             self._reply(200, {"access_token": "alice-token", "token_type": "Bearer"})
         else:
             self._reply(400, {"error": "invalid_grant"})
+
+
+def without_theme_script(html: str) -> str:
+    """A page without its one allowed script (the theme script, allowed by its hash in the page's CSP), so a test
+    can check that nothing else on the page is a script."""
+    from polartep_hub.service.pages import THEME_SCRIPT
+
+    allowed = f"<script>{THEME_SCRIPT}</script>"
+    assert html.count(allowed) == 1, "the page lacks the theme script"
+    return html.replace(allowed, "")

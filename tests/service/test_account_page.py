@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from polartep_hub.service.models import Account, Erasure
+from polartep_hub.service.pages import THEME_SCRIPT
 
 from .fakes import PREFIX
 from .test_personal_data import RecordingHubAPI
@@ -30,6 +31,17 @@ def log_in(api, fake_hub, token: str = "alice-token") -> None:
     fake_hub.grant("the-code", token)
     response = api.get("oauth_callback", params={"code": "the-code", "state": state}, follow_redirects=False)
     assert response.status_code == 302 and response.headers["location"] == f"{PREFIX}account"
+
+
+def field_error(html: str, field: str) -> str:
+    """The message shown beside ``field`` (its input names it in ``aria-describedby``)."""
+    linked = rf'<input [^>]*\bid="{field}"[^>]*aria-describedby="[^"]*{field}-error'
+    assert re.search(linked, html), f"{field} does not name its error"
+    match = re.search(
+        rf'<div class="invalid-feedback d-block field-error" id="{field}-error">([^<]*)</div>', html
+    )
+    assert match, f"no error shown for {field}"
+    return match.group(1)
 
 
 def xsrf_of(html: str) -> str:
@@ -74,7 +86,8 @@ def test_the_page_shows_the_profile_escaped_with_export_and_erase_forms(page):
     assert "Ice &amp; Snow &lt;Lab&gt;" in page
     assert f'href="{PREFIX}api/v1/me/export"' in page
     assert f'action="{PREFIX}account/details"' in page and f'action="{PREFIX}account/erase"' in page
-    assert "<script" not in page
+    # The only script is the theme script, allowed by its hash in the page's CSP.
+    assert page.count("<script") == 1 and f"<script>{THEME_SCRIPT}</script>" in page
 
 
 def test_the_export_link_downloads_with_the_browser_session(api, page):
@@ -115,7 +128,11 @@ def test_bad_details_are_shown_again_with_the_message_and_nothing_is_stored(api,
     )
 
     assert response.status_code == 422
-    assert "email: not a valid e-mail address" in response.text
+    assert (
+        field_error(response.text, "email")
+        == "not a valid e-mail address (An email address must have an @-sign.)"
+    )
+    assert "Please fix the fields marked below." in response.text
     assert MARKUP not in response.text  # the typed value is shown again, escaped
     assert stored(app).full_name == f"Alice {MARKUP}"
 

@@ -19,6 +19,9 @@ from sqlalchemy import func, select
 from polartep_hub.service import legal as legal_module
 from polartep_hub.service.legal import LegalLibrary
 from polartep_hub.service.models import Account, Consent
+from polartep_hub.service.pages import THEME_SCRIPT
+
+from .fakes import without_theme_script
 
 CURRENT = LegalLibrary.load().current_versions()
 PASSWORD = "Glacier-Moraine-42"
@@ -81,7 +84,12 @@ def configure(app, **changes) -> None:
 
 
 def field_error(html: str, field: str) -> str:
-    match = re.search(rf'<p class="field-error" id="{field}-error">([^<]*)</p>', html)
+    # Beside the field, and named by the field's aria-describedby.
+    linked = rf'<input [^>]*\bid="{field}"[^>]*aria-describedby="[^"]*{field}-error'
+    assert re.search(linked, html), f"{field} does not name its error"
+    match = re.search(
+        rf'<div class="invalid-feedback d-block field-error" id="{field}-error">([^<]*)</div>', html
+    )
     assert match, f"no error shown for {field}"
     return match.group(1)
 
@@ -96,11 +104,12 @@ def test_the_signup_page_is_public_with_every_field_and_two_unticked_boxes_linki
         assert f'name="{name}"' in page.text
     assert 'name="organisation_location"' in page.text and 'name="phone"' in page.text
     for kind, box in (("terms", "accept_terms"), ("privacy", "accept_privacy")):
-        checkbox = re.search(rf'<input type="checkbox" id="{box}"[^>]*>', page.text).group(0)
+        checkbox = re.search(rf'<input [^>]*type="checkbox" id="{box}"[^>]*>', page.text).group(0)
         assert "checked" not in checkbox
         assert f'href="/services/platform/legal/{kind}/{CURRENT[kind]}"' in page.text
         assert f'name="{kind}_version" value="{CURRENT[kind]}"' in page.text
-    assert "<script" not in page.text  # the strict CSP stays: no scripts
+    # No script but the theme script, which the page's CSP allows by its hash.
+    assert page.text.count("<script") == 1 and f"<script>{THEME_SCRIPT}</script>" in page.text
 
 
 # --- accepted sign-ups ------------------------------------------------------------------------------------------
@@ -208,7 +217,9 @@ def test_documents_updated_while_the_form_was_open_are_shown_again_unticked(api,
     assert "were updated" in response.text and "2026-12-01" in field_error(response.text, "accept_terms")
     assert 'name="terms_version" value="2026-12-01"' in response.text  # the new version is the one shown now
     for box in ("accept_terms", "accept_privacy"):
-        assert "checked" not in re.search(rf'<input type="checkbox" id="{box}"[^>]*>', response.text).group(0)
+        assert "checked" not in re.search(
+            rf'<input [^>]*type="checkbox" id="{box}"[^>]*>', response.text
+        ).group(0)
     assert 'value="Alice Liddell"' in response.text
     assert stored(app) == (0, 0)
 
@@ -291,7 +302,7 @@ def test_the_form_shows_every_problem_at_once_in_field_order(api, app):
         api, username="Bad Name", password="short", password_confirm="other", email="a@", accept_privacy=None
     )
     assert response.status_code == 422
-    shown = re.findall(r"<li>(\w+):", response.text)
+    shown = re.findall(r'class="invalid-feedback d-block field-error" id="(\w+)-error"', response.text)
     assert shown == ["username", "password", "password_confirm", "email", "accept_privacy"]
     assert stored(app) == (0, 0)
 
@@ -308,7 +319,7 @@ MARKUP = '<script>alert("x")</script><b>Bold</b> & Co'
 def test_markup_in_names_is_stored_as_text_and_escaped_when_the_form_is_shown_again(api, app):
     response = form_signup(api, full_name=MARKUP, organisation=MARKUP, email="not-an-address")
     assert response.status_code == 422
-    assert "<script>" not in response.text and "<b>" not in response.text
+    assert "<script>" not in without_theme_script(response.text) and "<b>" not in response.text
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;&lt;b&gt;Bold&lt;/b&gt; &amp; Co" in response.text
 
     assert form_signup(api, full_name=MARKUP, organisation=MARKUP).status_code == 201
@@ -414,28 +425,43 @@ def test_no_more_signups_are_taken_while_too_many_await_approval(api, app):
 # --- legal documents --------------------------------------------------------------------------------------------
 
 
-def test_the_current_documents_are_public_pages(api):
+def test_the_current_documents_are_public_pages_rendered_as_formatted_text(api):
     for kind in ("terms", "privacy"):
         page = api.get(f"legal/{kind}")
         assert page.status_code == 200
         assert f"Version {CURRENT[kind]} (current)" in page.text
-        assert '<pre class="legal">#' in page.text
+        # The document's "# Title" is the page's heading; its Markdown source is not shown.
+        article = page.text.split('<article class="legal-document" id="legal-document">', 1)[1].split(
+            "</article>"
+        )[0]
+        assert article.lstrip().startswith("<h1>Polar TEP ")
+        assert "<p>" in article and ("<li>" in article or "<strong>" in article)
+        assert "# " not in article and "**" not in article and "<pre" not in page.text
+        assert page.text.count("<h1>") == 1
 
 
-def test_documents_are_shown_as_escaped_text_never_as_markup(api, app, tmp_path):
+def test_documents_never_bring_markup_of_their_own(api, app, tmp_path):
     for kind in ("terms", "privacy"):
         (tmp_path / kind).mkdir()
         (tmp_path / kind / "1.md").write_text('# Old\n<script>alert("x")</script>', encoding="utf-8")
         (tmp_path / kind / "2.md").write_text(
-            "# New\n<img src=x onerror=alert(1)> **bold**", encoding="utf-8"
+            "# New\n<img src=x onerror=alert(1)> **bold** [click](javascript:alert(1)) "
+            '<a href="https://evil.example" onclick="x()">a</a>\n\n[fine](https://polar.example/terms)',
+            encoding="utf-8",
         )
     app.state.context.legal = LegalLibrary.load(tmp_path)
     current = api.get("legal/terms")
     assert "Version 2 (current)" in current.text
-    assert "<img" not in current.text and "&lt;img src=x onerror=alert(1)&gt; **bold**" in current.text
+    body = without_theme_script(current.text)
+    # Raw HTML in the file is text; Markdown is formatted; a javascript: link is not made a link.
+    assert "<img src=x" not in body and "&lt;img src=x onerror=alert(1)&gt; <strong>bold</strong>" in body
+    assert not re.search(r"<[^>]*\bonclick", body) and "&lt;a href=" in body  # the tag is text
+    assert 'href="javascript' not in body and "[click](javascript:alert(1))" in body
+    assert '<a href="https://evil.example"' not in body
+    assert '<a href="https://polar.example/terms" rel="noopener noreferrer nofollow">fine</a>' in body
     old = api.get("legal/privacy/1")
     assert old.status_code == 200 and "(superseded)" in old.text
-    assert "<script>" not in old.text and "&lt;script&gt;" in old.text
+    assert "<script>" not in without_theme_script(old.text) and "&lt;script&gt;" in old.text
 
 
 @pytest.mark.parametrize("path", ["legal/cookies", "legal/terms/1999-01-01", "legal/terms/<b>x</b>"])
