@@ -30,6 +30,7 @@ from typing import Any
 
 from .auth.oidc import configure_oidc
 from .catalogue import load_catalogue
+from .gateway.admin_api import ADMIN_SCOPE as GATEWAY_ADMIN_SCOPE
 from .gateway.config import (
     GATEWAY_SERVICE_NAME,
     gateway_db_url,
@@ -75,6 +76,11 @@ def platform_service_definition(settings: PlatformSettings) -> dict[str, Any]:
             # The gateway meter (accounting/gateway_meter.py) reads the gateway's database into the usage ledger.
             "POLARTEP_GATEWAY_DB_URL": gateway_db_url(settings),
             "POLARTEP_GATEWAY_METER_INTERVAL": str(settings.gateway_meter_interval),
+            # Erasure stops the user's clusters through the gateway's platform routes (gateway/admin_api.py) and
+            # checks that the home is gone (service/homes.py).
+            "POLARTEP_GATEWAY_API_URL": f"http://127.0.0.1:{settings.gateway_api_port}",
+            "POLARTEP_MODE": settings.mode,
+            "POLARTEP_HOMES_ROOT": str(settings.state_path / "users"),
             "PYTHONUNBUFFERED": "1",
         },
     }
@@ -186,7 +192,10 @@ def configure_hub(c, settings: PlatformSettings | None = None) -> PlatformSettin
     c.JupyterHub.custom_scopes = {
         HUB_SCOPE: {
             "description": "Act for the hub towards the platform service (password checks, entitlements)."
-        }
+        },
+        GATEWAY_ADMIN_SCOPE: {
+            "description": "List and stop any user's Dask clusters on the gateway (erasure)."
+        },
     }
     c.JupyterHub.services = [
         platform_service_definition(settings),
@@ -217,6 +226,8 @@ def configure_hub(c, settings: PlatformSettings | None = None) -> PlatformSettin
                 "admin:groups",
                 "admin:users",
                 "admin:servers",
+                # Erasure stops every cluster of the user first (gateway/admin_api.py).
+                GATEWAY_ADMIN_SCOPE,
             ],
             "services": [SERVICE_NAME],
         },

@@ -49,7 +49,7 @@ class IdentityRefused(HTTPError):
 
 # The refusals whose message the user should see (the service names them in ``reason``); any other refusal stays
 # the generic "invalid username or password".
-LOGIN_REFUSAL_REASONS = ("pending_approval", "locked")
+LOGIN_REFUSAL_REASONS = ("pending_approval", "locked", "being_erased")
 
 
 class LoginRefused(Exception):

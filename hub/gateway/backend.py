@@ -29,6 +29,7 @@ from pathlib import Path
 from dask_gateway_server.backends.local import UnsafeLocalBackend
 from traitlets import TraitError, validate
 
+from .admin_api import PlatformAdminRoutesMixin
 from .gateway_db import use_write_ahead_log
 from .user_totals import UserTotalsMixin
 
@@ -37,9 +38,9 @@ class UnsafeOwnershipChange(RuntimeError):
     """Raised when something asks this backend to change ownership outside its clusters directory."""
 
 
-class PlatformLocalBackend(UserTotalsMixin, UnsafeLocalBackend):
+class PlatformLocalBackend(PlatformAdminRoutesMixin, UserTotalsMixin, UnsafeLocalBackend):
     """Local cluster processes as the hub's user, confined to ``clusters_directory``; the plan bounds each user's
-    total over all their clusters (``user_totals.py``)."""
+    total over all their clusters (``user_totals.py``); the platform may stop a user's clusters (``admin_api.py``)."""
 
     @validate("clusters_directory")
     def _clusters_directory_is_absolute(self, proposal) -> str:

@@ -91,6 +91,12 @@ class ServiceConfig:
     # The Dask Gateway's database, read by the gateway meter (``accounting/gateway_meter.py``); None: no meter.
     gateway_db_url: str | None = field(default=None, repr=False)
     gateway_meter_interval: float = 10.0
+    # Erasure (personal_data.py): the gateway's private API, whose platform routes stop a user's clusters ("" when
+    # no gateway runs), and where homes live: the mode ("local": folders under homes_root; "docker"/"swarm": the
+    # volume polartep-home-<name>) so that "erased" is said only once the home is really gone.
+    gateway_api_url: str = ""
+    mode: str = "local"
+    homes_root: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceConfig:
@@ -179,6 +185,9 @@ class ServiceConfig:
             **registration,
             gateway_db_url=gateway_db_url,
             gateway_meter_interval=gateway_meter_interval,
+            gateway_api_url=environ.get("POLARTEP_GATEWAY_API_URL", "").strip().rstrip("/"),
+            mode=environ.get("POLARTEP_MODE", "").strip() or "local",
+            homes_root=environ.get("POLARTEP_HOMES_ROOT", "").strip(),
         )
 
 

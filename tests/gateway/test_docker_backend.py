@@ -232,6 +232,19 @@ print(json.dumps({"name": cluster.name, "ready_s": ready, "total": total, "ones"
 
 @pytest.mark.docker
 @pytest.mark.hub
+def test_the_docker_mode_gateway_database_runs_in_write_ahead_log_mode(gateway_docker_platform):
+    import sqlite3
+
+    path = gateway_docker_platform.settings.state_path / "dask-gateway.sqlite"
+    wait_for(path.exists, 30, what="the gateway's database")
+    # WAL is a property of the database file: any connection reads the mode the gateway set (only the gateway's
+    # backend switches it; the meter reads without changing it).
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+@pytest.mark.docker
+@pytest.mark.hub
 def test_clusters_run_as_containers_of_the_catalogue_image_with_the_cluster_limits(
     gateway_docker_platform, capsys
 ):
