@@ -352,14 +352,16 @@ class GatewayMeter:
         self.engine.dispose()
 
 
-def settle_account(session: Session, engine: Engine, name: str) -> int:
-    """Put every scheduler and worker of ``name`` that the gateway's database records into the ledger, closed with
-    its stop time where it has stopped; returns how many rows were added or closed. Flushes, does not commit.
+def settle_account(session: Session, engine: Engine, name: str, pseudonym: str | None = None) -> int:
+    """Put every scheduler and worker of ``name`` that the gateway's database records (under the name, or under
+    ``pseudonym`` once the gateway has forgotten the name) into the ledger under ``name``, closed with its stop time
+    where it has stopped; returns how many rows were added or closed. Flushes, does not commit.
 
     Run by erasure inside its final transaction, with ``LEDGER_LOCK`` held and the user's clusters already stopped;
     ``GatewayDatabaseUnavailable`` when the database exists but cannot be read (the erasure then stays pending).
     """
-    processes = [p for p in read_gateway_processes(engine, None) if p.account_name == name]
+    owners = {name, pseudonym} - {None}
+    processes = [p for p in read_gateway_processes(engine, None) if p.account_name in owners]
     changed = 0
     for process in processes:
         row = session.scalar(

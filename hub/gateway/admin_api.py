@@ -13,6 +13,11 @@ gets two routes of its own on its API, next to dask-gateway's:
   ``stop_cluster``, the same path as a user's ``cluster.shutdown()``); answers 202 with the same list. Idempotent.
   Stopped means gone: the backend removes the cluster's processes or containers before it records STOPPED, so a
   caller polls ``GET`` until the list is empty.
+* ``POST /api/v1/platform/users/{username}/forget`` with ``{"pseudonym": "erased-..."}``: once none of the user's
+  clusters is left running (409 otherwise), the records of their stopped clusters (kept for days for the meter)
+  are moved to the pseudonym, in the database and in the gateway's memory. So the gateway forgets the name, and
+  whoever signs up under it later sees none of the old clusters, not even stopped ones (dask-gateway shows a user
+  every record of their name: options, start and stop times); the meter still finds every record by its key.
 
 Rules this module guarantees:
 
@@ -38,6 +43,8 @@ from dask_gateway_server.backends.db_base import JobStatus
 
 ADMIN_SCOPE = "custom:polartep:gateway-admin"
 ROUTE = "/api/v1/platform/users/{username}/clusters"
+FORGET_ROUTE = "/api/v1/platform/users/{username}/forget"
+PSEUDONYM_PREFIX = "erased-"  # personal_data.PSEUDONYM_PREFIX
 
 
 def user_clusters_not_gone(db: Any, username: str) -> list[dict[str, str]]:
@@ -60,6 +67,7 @@ class PlatformAdminRoutesMixin:
         # The aiohttp application is not frozen yet: the gateway starts serving it after the backend's setup.
         app.router.add_get(ROUTE, self._list_user_clusters)
         app.router.add_delete(ROUTE, self._stop_user_clusters)
+        app.router.add_post(FORGET_ROUTE, self._forget_user)
 
     async def cleanup(self) -> None:
         if self._admin_http is not None:
@@ -112,3 +120,22 @@ class PlatformAdminRoutesMixin:
             {"clusters": user_clusters_not_gone(self.db, username)},  # type: ignore[attr-defined]
             status=202,
         )
+
+    async def _forget_user(self, request: web.Request) -> web.Response:
+        await self._authorise(request)
+        username = request.match_info["username"]
+        try:
+            pseudonym = str((await request.json()).get("pseudonym", ""))
+        except ValueError:
+            pseudonym = ""
+        if not pseudonym.startswith(PSEUDONYM_PREFIX) or len(pseudonym) > 64 or pseudonym == PSEUDONYM_PREFIX:
+            raise web.HTTPBadRequest(reason=f"pseudonym: give a name starting with {PSEUDONYM_PREFIX!r}")
+        db = self.db  # type: ignore[attr-defined]
+        if user_clusters_not_gone(db, username):
+            raise web.HTTPConflict(reason="clusters of this user are still running; stop them first")
+        records = db.username_to_clusters.pop(username, {})
+        moved = db.username_to_clusters[pseudonym]
+        for name, cluster in records.items():
+            db.update_cluster(cluster, username=pseudonym)
+            moved[name] = cluster
+        return web.json_response({"forgotten": len(records)})

@@ -38,10 +38,10 @@ class GatewayAdmin:
     def close(self) -> None:
         self._client.close()
 
-    def _call(self, method: str, name: str) -> list[dict]:
-        url = f"{self.api_url}/api/v1/platform/users/{quote(name, safe='')}/clusters"
+    def _call(self, method: str, name: str, what: str = "clusters", body: dict | None = None) -> list[dict]:
+        url = f"{self.api_url}/api/v1/platform/users/{quote(name, safe='')}/{what}"
         try:
-            response = self._client.request(method, url)
+            response = self._client.request(method, url, json=body)
         except httpx.HTTPError as error:
             raise GatewayAdminError(f"the Dask Gateway did not answer: {type(error).__name__}") from None
         if response.status_code not in (200, 202):
@@ -51,6 +51,10 @@ class GatewayAdmin:
                 response.status_code,
             )
         return list(response.json().get("clusters") or [])
+
+    def forget(self, name: str, pseudonym: str) -> None:
+        """Move the records of the user's stopped clusters to ``pseudonym`` (the gateway forgets the name)."""
+        self._call("POST", name, "forget", {"pseudonym": pseudonym})
 
     def clusters(self, name: str) -> list[dict]:
         """The user's clusters that are not yet gone (``name``, ``status``, ``target``)."""

@@ -505,6 +505,9 @@ def _stop_clusters(context: ServiceContext, name: str, pseudonym: str) -> None:
         return
     try:
         context.gateway_admin.stop_clusters(name)
+        # The gateway keeps stopped clusters' records for days (for the meter); under the name they would show to
+        # whoever takes it next. Moved to the pseudonym, they stay metered by key.
+        context.gateway_admin.forget(name, pseudonym)
     except GatewayAdminError as error:
         log.warning("erasure %s: Dask clusters not stopped yet (%s)", pseudonym, error)
         if error.remaining:
@@ -542,7 +545,7 @@ def _settle_dask_usage(context: ServiceContext, session: Session, name: str, pse
         return
     engine = gateway_engine(context.config.gateway_db_url)
     try:
-        settle_account(session, engine, name)
+        settle_account(session, engine, name, pseudonym)
     except GatewayDatabaseMissing:
         return  # no gateway has ever recorded a cluster here
     except GatewayDatabaseUnavailable as error:
