@@ -35,7 +35,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.harness import RunningPlatform, free_port, start_proxy, wait_for  # noqa: E402
+from tests.harness import RunningPlatform, free_port, free_ports, start_proxy, wait_for  # noqa: E402
 
 
 def start_platform(platform: RunningPlatform) -> RunningPlatform:
@@ -47,14 +47,14 @@ def start_platform(platform: RunningPlatform) -> RunningPlatform:
     return platform
 
 
-def by_hand(profile_env: dict[str, str], home: Path, poll: float = 0.05) -> float:
-    port = free_port()
+def by_hand(profile_env: dict[str, str], home: Path, poll: float = 0.05, port: int = 0) -> float:
+    port = port or free_port()
     lab = Path(sys.executable).parent / "jupyter-lab"
     started = time.perf_counter()
     process = subprocess.Popen(
         [str(lab), "--no-browser", "--allow-root", f"--port={port}", "--ip=127.0.0.1",
          "--IdentityProvider.token=bench", f"--ServerApp.root_dir={home}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=profile_env, cwd=home,
+        stdout=subprocess.DEVNULL, stderr=open(home / "lab.log", "ab"), env=profile_env, cwd=home,  # noqa: SIM115
     )  # fmt: skip
 
     def up() -> bool:
@@ -63,7 +63,13 @@ def by_hand(profile_env: dict[str, str], home: Path, poll: float = 0.05) -> floa
         except httpx.HTTPError:
             return False
 
-    wait_for(up, 120, interval=poll, what="hand-started server")
+    try:
+        wait_for(up, 120, interval=poll, what="hand-started server")
+    except TimeoutError:
+        process.kill()
+        raise TimeoutError(
+            f"hand-started server on port {port}:\n{(home / 'lab.log').read_text()[-3000:]}"
+        ) from None
     elapsed = time.perf_counter() - started
     process.terminate()
     process.wait(20)
@@ -196,7 +202,13 @@ def concurrent_main(args: argparse.Namespace) -> None:
                 spreads["platform"].append(spread)
                 for user in users:
                     platform.stop_server(user, timeout=120)
-                jobs = [(lambda h=h: by_hand({**env, "HOME": str(h)}, h, poll)) for h in homes]
+                ports = free_ports(
+                    len(homes)
+                )  # distinct ports: ten threads asking the kernel at once may clash
+                jobs = [
+                    (lambda h=h, p=p: by_hand({**env, "HOME": str(h)}, h, poll, p))
+                    for h, p in zip(homes, ports, strict=True)
+                ]
                 times, spread = at_once(jobs)
                 hand_times += times
                 spreads["by-hand"].append(spread)

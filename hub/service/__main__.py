@@ -41,6 +41,9 @@ Environment (the ``JUPYTERHUB_*`` ones are set by the hub for a managed service)
 ``POLARTEP_GATEWAY_DB_URL``, ``POLARTEP_GATEWAY_METER_INTERVAL``
     The Dask Gateway's database, which the gateway meter reads (read-only) into the usage ledger every
     ``POLARTEP_GATEWAY_METER_INTERVAL`` seconds (default 10); without the URL there is no meter.
+``POLARTEP_GATEWAY_API_URL``, ``POLARTEP_MODE``, ``POLARTEP_HOMES_ROOT``
+    For erasure: the gateway's private API (its platform routes stop a user's clusters; unset: no gateway), and
+    where homes live (local: folders under the homes root; docker/swarm: the volume ``polartep-home-<name>``).
 """
 
 from __future__ import annotations
