@@ -63,7 +63,7 @@ def test_erasure_stops_the_cluster_waits_for_the_volume_and_keeps_the_name_until
     from polartep_hub.gateway.docker_backend import LABEL_USER
 
     from ..gateway.test_docker_backend import containers, exec_in_server
-    from ..hub.erasure_helpers import START_CLUSTER_AND_LEAVE_IT
+    from ..hub.erasure_helpers import START_CLUSTER_AND_LEAVE_IT, ledger_rows
     from ..security.test_erasure_name_reuse import sign_up, token_by_password
 
     user, token = docker_user("erdask")
@@ -109,6 +109,10 @@ def test_erasure_stops_the_cluster_waits_for_the_volume_and_keeps_the_name_until
     )
     assert finished.status_code == 200, finished.text
     assert inspect("volume", home_volume(user)) is None
+    # The cluster's scheduler and worker are in the ledger, closed, under the pseudonym only.
+    rows = ledger_rows(docker_platform.settings.state_path, old_cluster)
+    assert sorted(kind for _, kind, _ in rows) == ["dask-scheduler", "dask-worker"]
+    assert all(name.startswith("erased-") and stopped is not None for name, _, stopped in rows), rows
 
     # Now the name is free: a namesake signs up, is approved, and finds an empty home and no cluster.
     assert sign_up(docker_platform, user).status_code == 201

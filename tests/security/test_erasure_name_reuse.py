@@ -48,6 +48,10 @@ def sign_up(platform, name: str) -> httpx.Response:
 
 
 def token_by_password(platform, name: str) -> str:
+    """A token of the (new) user, asked for with their password; the hub user is made first, as for every account
+    the test harness creates."""
+    r = platform.api("POST", f"/hub/api/users/{name}", platform.admin_token)
+    assert r.status_code == 201, r.text
     r = platform.api(
         "POST",
         f"/hub/api/users/{name}/tokens",
