@@ -138,5 +138,6 @@ def test_erasure_stops_the_cluster_waits_for_the_volume_and_keeps_the_name_until
                           "home": sorted(e for e in os.listdir("/home/jovyan") if not e.startswith("."))}}))
         """,
     )
-    assert seen == {"listed": [], "connect": "ValueError", "home": []}
+    # The old cluster's record belongs to the pseudonym now: the namesake is refused (403) and lists nothing.
+    assert seen == {"listed": [], "connect": "ClientResponseError", "home": []}
     docker_platform.stop_server(user)
