@@ -138,6 +138,7 @@ def test_erasure_stops_the_cluster_waits_for_the_volume_and_keeps_the_name_until
                           "home": sorted(e for e in os.listdir("/home/jovyan") if not e.startswith("."))}}))
         """,
     )
-    # The old cluster's record belongs to the pseudonym now: the namesake is refused (403) and lists nothing.
-    assert seen == {"listed": [], "connect": "ClientResponseError", "home": []}
+    # The old cluster's record belongs to the pseudonym now: the namesake is refused (403) and lists nothing; the
+    # home is a fresh volume, holding only what the image seeds into every new home (the example notebooks).
+    assert seen == {"listed": [], "connect": "ClientResponseError", "home": ["notebooks"]}
     docker_platform.stop_server(user)
