@@ -8,33 +8,53 @@ home volume, running ``jupyter lab`` until ``/api/status`` answers. Both timed `
 interleaved, each a fresh process or container; prints the medians and their ratio. Target: ratio <= 1.25.
 
     .venv/bin/python bench/spawn.py [--mode local|docker] [--runs 10] [--profile interactive]
+
+``--users N`` (N > 1): N users spawning at once against N bare boots at once. Each round starts all N platform spawns
+together (one thread per user, each timing its own spawn request until the hub reports its server ready), then
+all N bare boots together (one thread each, until ``/api/status`` answers); ``--runs`` rounds (default 1), one
+warm-up round of a single spawn and boot before. Both sides poll every ``--poll`` seconds (default 0.2 with N > 1,
+so that N pollers do not load the hub they measure). Prints the p50 and the spread (last ready minus first ready)
+of each side, and the ratio of the p50s.
+
+    .venv/bin/python bench/spawn.py --users 10 [--runs 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import secrets
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.harness import RunningPlatform, free_port, wait_for  # noqa: E402
+from tests.harness import RunningPlatform, free_port, free_ports, start_proxy, wait_for  # noqa: E402
 
 
-def by_hand(profile_env: dict[str, str], home: Path) -> float:
-    port = free_port()
+def start_platform(platform: RunningPlatform) -> RunningPlatform:
+    """``platform.start()`` with a start-up allowance for a busy shared machine (the tests' 60 s is too short at
+    a load average of 10)."""
+    platform.proxy_process = start_proxy(platform.settings, log_path=platform.root / "proxy.log")
+    platform.start_hub(timeout=240)
+    platform.admin_token  # noqa: B018
+    return platform
+
+
+def by_hand(profile_env: dict[str, str], home: Path, poll: float = 0.05, port: int = 0) -> float:
+    port = port or free_port()
     lab = Path(sys.executable).parent / "jupyter-lab"
     started = time.perf_counter()
     process = subprocess.Popen(
         [str(lab), "--no-browser", "--allow-root", f"--port={port}", "--ip=127.0.0.1",
          "--IdentityProvider.token=bench", f"--ServerApp.root_dir={home}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=profile_env, cwd=home,
+        stdout=subprocess.DEVNULL, stderr=open(home / "lab.log", "ab"), env=profile_env, cwd=home,  # noqa: SIM115
     )  # fmt: skip
 
     def up() -> bool:
@@ -43,7 +63,13 @@ def by_hand(profile_env: dict[str, str], home: Path) -> float:
         except httpx.HTTPError:
             return False
 
-    wait_for(up, 60, interval=0.05, what="hand-started server")
+    try:
+        wait_for(up, 120, interval=poll, what="hand-started server")
+    except TimeoutError:
+        process.kill()
+        raise TimeoutError(
+            f"hand-started server on port {port}:\n{(home / 'lab.log').read_text()[-3000:]}"
+        ) from None
     elapsed = time.perf_counter() - started
     process.terminate()
     process.wait(20)
@@ -98,24 +124,120 @@ def by_docker_run(
     return elapsed
 
 
-def through_platform(platform: RunningPlatform, user: str, token: str, profile: str) -> float:
+def through_platform(
+    platform: RunningPlatform, user: str, token: str, profile: str, poll: float = 0.05, stop: bool = True
+) -> float:
     started = time.perf_counter()
-    r = platform.api("POST", f"/hub/api/users/{user}/server", token, json={"profile": profile})
+    r = platform.api("POST", f"/hub/api/users/{user}/server", token, json={"profile": profile}, timeout=120)
     assert r.status_code in (201, 202), r.text
 
     def ready() -> bool:
         model = platform.server_model(user)
         return bool(model and model["ready"])
 
-    wait_for(ready, 90, interval=0.05, what="platform server")
+    wait_for(ready, 180, interval=poll, what="platform server")
     elapsed = time.perf_counter() - started
-    platform.stop_server(user)
+    if stop:
+        platform.stop_server(user)
     return elapsed
+
+
+def at_once(jobs: list) -> tuple[list[float], float]:
+    """Run every job in its own thread, released together; their own durations and the spread of their ends."""
+    barrier = threading.Barrier(len(jobs))
+    times: list[float] = [0.0] * len(jobs)
+    ends: list[float] = [0.0] * len(jobs)
+    errors: list[BaseException] = []
+
+    def run(index: int) -> None:
+        barrier.wait()
+        try:
+            times[index] = jobs[index]()
+            ends[index] = time.perf_counter()
+        except BaseException as error:  # reported below, the bench fails
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return times, max(ends) - min(ends)
+
+
+def concurrent_main(args: argparse.Namespace) -> None:
+    """N users spawning at once against N bare boots at once (local mode)."""
+    if args.mode != "local":
+        raise SystemExit("--users is implemented for --mode local")
+    poll = args.poll or 0.2
+    runs = args.runs or 1
+    users = [f"bench{i}" for i in range(args.users)]
+    with tempfile.TemporaryDirectory() as tmp:
+        platform = start_platform(
+            RunningPlatform(Path(tmp), mode="local", extra_env={"POLARTEP_IDLE_TIMEOUT": "0"})
+        )
+        try:
+            tokens = {user: platform.create_user(user, plan="large") for user in users}
+            homes = []
+            for user in users:
+                home = Path(tmp) / f"hand-{user}"
+                home.mkdir()
+                homes.append(home)
+            env = {**platform.env}
+            # Warm-up: one of each, so both sides start with a warm file cache and warm hub code paths.
+            through_platform(platform, users[0], tokens[users[0]], args.profile, poll)
+            by_hand({**env, "HOME": str(homes[0])}, homes[0], poll)
+            platform_times: list[float] = []
+            hand_times: list[float] = []
+            spreads: dict[str, list[float]] = {"platform": [], "by-hand": []}
+            for _ in range(runs):
+                jobs = [
+                    (lambda u=u: through_platform(platform, u, tokens[u], args.profile, poll, stop=False))
+                    for u in users
+                ]
+                times, spread = at_once(jobs)
+                platform_times += times
+                spreads["platform"].append(spread)
+                for user in users:
+                    platform.stop_server(user, timeout=120)
+                ports = free_ports(
+                    len(homes)
+                )  # distinct ports: ten threads asking the kernel at once may clash
+                jobs = [
+                    (lambda h=h, p=p: by_hand({**env, "HOME": str(h)}, h, poll, p))
+                    for h, p in zip(homes, ports, strict=True)
+                ]
+                times, spread = at_once(jobs)
+                hand_times += times
+                spreads["by-hand"].append(spread)
+        finally:
+            if args.keep_log:
+                Path(args.keep_log).write_text(platform.hub_log.read_text(errors="replace"))
+            platform.stop()
+    p, h = statistics.median(platform_times), statistics.median(hand_times)
+    print(f"mode local, profile {args.profile}, {args.users} at once, {runs} round(s), poll {poll} s")
+    print(f"load average before/after: {args.load_before} / {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(
+        f"platform spawn-to-ready p50: {p:.3f} s  (min {min(platform_times):.3f}, max {max(platform_times):.3f}, "
+        f"spread of the ready moments {max(spreads['platform']):.3f} s)"
+    )
+    print(
+        f"by-hand boot-to-ready p50:   {h:.3f} s  (min {min(hand_times):.3f}, max {max(hand_times):.3f}, "
+        f"spread of the ready moments {max(spreads['by-hand']):.3f} s)"
+    )
+    print(f"ratio platform/by-hand: {p / h:.2f}  (target <= 1.25)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=0, help="rounds (default 10; 1 with --users)")
+    parser.add_argument("--users", type=int, default=1, help="users spawning at once (local mode)")
+    parser.add_argument(
+        "--poll", type=float, default=0.0, help="poll interval (default 0.05; 0.2 with --users)"
+    )
+    parser.add_argument("--keep-log", default="", help="with --users: copy the hub's log to this file")
     parser.add_argument("--profile", default="interactive")
     parser.add_argument("--mode", choices=["local", "docker"], default="local")
     parser.add_argument(
@@ -125,6 +247,11 @@ def main() -> None:
         help="docker mode: the bare container runs `jupyter lab` (default) or the image's own jupyterhub-singleuser",
     )
     args = parser.parse_args()
+    args.load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    if args.users > 1:
+        concurrent_main(args)
+        return
+    args.runs = args.runs or 10
 
     user = f"bench{secrets.token_hex(3)}" if args.mode == "docker" else "bench"
     hand_volume = f"polartep-home-{user}hand"

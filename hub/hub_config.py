@@ -41,6 +41,7 @@ from typing import Any
 
 from .auth.oidc import configure_oidc
 from .catalogue import load_catalogue
+from .gateway.admin_api import ADMIN_SCOPE as GATEWAY_ADMIN_SCOPE
 from .gateway.config import (
     GATEWAY_SERVICE_NAME,
     gateway_db_url,
@@ -109,6 +110,13 @@ def platform_service_definition(settings: PlatformSettings) -> dict[str, Any]:
             "POLARTEP_GATEWAY_METER_INTERVAL": str(settings.gateway_meter_interval),
             # Single-user local mode (spawners/single_user.py): no account but the administrator's is created.
             "POLARTEP_SINGLE_USER": "1" if settings.mode == "local" and not settings.isolates_users else "0",
+            # Erasure stops the user's clusters through the gateway's platform routes (gateway/admin_api.py) and
+            # checks that the home is gone (service/homes.py).
+            "POLARTEP_GATEWAY_API_URL": f"http://127.0.0.1:{settings.gateway_api_port}",
+            "POLARTEP_MODE": settings.mode,
+            "POLARTEP_HOMES_ROOT": settings.homes_dir,
+            # Local homes are <homes root>/<system user name> with system users, <homes root>/<name> without.
+            "POLARTEP_HOME_FOLDER_PREFIX": settings.system_user_prefix if settings.isolates_users else "",
             "PYTHONUNBUFFERED": "1",
         },
     }
@@ -270,7 +278,10 @@ def configure_hub(c, settings: PlatformSettings | None = None) -> PlatformSettin
     c.JupyterHub.custom_scopes = {
         HUB_SCOPE: {
             "description": "Act for the hub towards the platform service (password checks, entitlements)."
-        }
+        },
+        GATEWAY_ADMIN_SCOPE: {
+            "description": "List and stop any user's Dask clusters on the gateway (erasure)."
+        },
     }
     c.JupyterHub.services = [
         platform_service_definition(settings),
@@ -304,6 +315,8 @@ def configure_hub(c, settings: PlatformSettings | None = None) -> PlatformSettin
                 "admin:groups",
                 "admin:users",
                 "admin:servers",
+                # Erasure stops every cluster of the user first (gateway/admin_api.py).
+                GATEWAY_ADMIN_SCOPE,
             ],
             "services": [SERVICE_NAME],
         },

@@ -33,6 +33,12 @@ Rules this module guarantees:
   longer than the retention, or a wiped database), it is closed at the meter's last complete pass before (the last
   moment it was known to run), never later.
 * A gateway database that does not exist or cannot be read closes nothing: the pass fails and is retried.
+* **An erased user is never metered.** No interval is opened for a name whose erasure is pending (its clusters are
+  being stopped; the erasure closes what is open, at the gateway's exact stop times where known) or for a pseudonym
+  (``erased-...``, a prefix no account may have). Before the erasure deletes the account it settles the user's
+  records (``settle_account``: every scheduler and worker of the user in the gateway's database is in the ledger,
+  closed with its stop time), so no later pass finds one unknown and opens it under the erased name (or under a
+  new account that took the name). Passes and that settlement hold ``LEDGER_LOCK``, so they never interleave.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ import asyncio
 import json
 import logging
 import sqlite3
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -53,7 +60,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
-from ..service.models import MeterCheckpoint, UsageInterval, utcnow
+from ..service.models import Account, MeterCheckpoint, PendingErasure, UsageInterval, utcnow
 
 if TYPE_CHECKING:
     from ..service.config import ServiceConfig
@@ -71,10 +78,18 @@ _STOPPED = 5
 # complete pass were certainly seen by it and need not be read again.
 RECHECK_MARGIN = timedelta(minutes=5)
 _ACCOUNT_NAME_LENGTH = 64
+# Pseudonyms of erased accounts (personal_data.PSEUDONYM_PREFIX; accounts.RESERVED_NAME_PREFIX).
+PSEUDONYM_PREFIX = "erased-"
+# One meter pass or one erasure's ledger settlement at a time, in this (the platform service's) process.
+LEDGER_LOCK = threading.Lock()
 
 
 class GatewayDatabaseUnavailable(RuntimeError):
     """The gateway's database does not exist (yet) or cannot be read; nothing is closed on that basis."""
+
+
+class GatewayDatabaseMissing(GatewayDatabaseUnavailable):
+    """The gateway's database file does not exist (yet): no cluster has ever been recorded there."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +112,7 @@ class PassResult:
     opened: list[str] = field(default_factory=list)
     closed: list[str] = field(default_factory=list)
     vanished: list[str] = field(default_factory=list)
+    not_metered: list[str] = field(default_factory=list)  # of accounts being erased (or pseudonyms)
 
     @property
     def changed(self) -> bool:
@@ -127,7 +143,7 @@ def gateway_engine(url: str) -> Engine:
 
         def connect() -> sqlite3.Connection:
             if not Path(path).exists():
-                raise GatewayDatabaseUnavailable(f"the gateway's database {path} does not exist (yet)")
+                raise GatewayDatabaseMissing(f"the gateway's database {path} does not exist (yet)")
             # mode=rw, not ro: the gateway's database is in write-ahead-log mode, whose readers must be able to
             # create the shared-memory index when the gateway is not running. rw never creates the database,
             # and this module only ever reads.
@@ -222,8 +238,13 @@ class GatewayMeter:
 
     def reconcile_once(self) -> PassResult:
         """One pass: read the gateway's records, open missing intervals, close ended ones, save the checkpoint."""
+        with LEDGER_LOCK:
+            return self._reconcile_once()
+
+    def _reconcile_once(self) -> PassResult:
         result = PassResult()
         with self.sessions() as session:
+            being_erased = set(session.scalars(select(Account.name).join(PendingErasure)))
             checkpoint = session.get(MeterCheckpoint, METER_NAME)
             # Taken before reading: anything the gateway commits after this moment is read by the next pass.
             pass_started = self.clock()
@@ -252,6 +273,9 @@ class GatewayMeter:
                 row = known.get(key)
                 if row is None:
                     account = process.account_name
+                    if account in being_erased or account.startswith(PSEUDONYM_PREFIX):
+                        result.not_metered.append(process.source_key)
+                        continue
                     if len(account) > _ACCOUNT_NAME_LENGTH:
                         log.warning("gateway user %r is longer than an account name; truncated", account)
                         account = account[:_ACCOUNT_NAME_LENGTH]
@@ -326,6 +350,43 @@ class GatewayMeter:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def settle_account(session: Session, engine: Engine, name: str, pseudonym: str | None = None) -> int:
+    """Put every scheduler and worker of ``name`` that the gateway's database records (under the name, or under
+    ``pseudonym`` once the gateway has forgotten the name) into the ledger under ``name``, closed with its stop time
+    where it has stopped; returns how many rows were added or closed. Flushes, does not commit.
+
+    Run by erasure inside its final transaction, with ``LEDGER_LOCK`` held and the user's clusters already stopped;
+    ``GatewayDatabaseUnavailable`` when the database exists but cannot be read (the erasure then stays pending).
+    """
+    owners = {name, pseudonym} - {None}
+    processes = [p for p in read_gateway_processes(engine, None) if p.account_name in owners]
+    changed = 0
+    for process in processes:
+        row = session.scalar(
+            select(UsageInterval).where(
+                UsageInterval.kind == process.kind, UsageInterval.source_key == process.source_key
+            )
+        )
+        if row is None:
+            session.add(
+                UsageInterval(
+                    account_name=name,
+                    kind=process.kind,
+                    source_key=process.source_key,
+                    cores=process.cores,
+                    memory_bytes=process.memory_bytes,
+                    started_at=process.started_at,
+                    stopped_at=process.stopped_at,
+                )
+            )
+            changed += 1
+        elif row.stopped_at is None and process.stopped_at is not None:
+            row.stopped_at = max(process.stopped_at, row.started_at)
+            changed += 1
+    session.flush()
+    return changed
 
 
 def start_gateway_meter(config: ServiceConfig, context: ServiceContext) -> asyncio.Task | None:

@@ -38,6 +38,7 @@ from traitlets import Bool, TraitError, Unicode, validate
 
 from ..spawners.single_user import single_user_refusal
 from ..spawners.system_users import SystemUser, ensure_system_user
+from .admin_api import PlatformAdminRoutesMixin
 from .gateway_db import use_write_ahead_log
 from .user_totals import UserTotalsMixin
 
@@ -46,9 +47,10 @@ class UnsafeOwnershipChange(RuntimeError):
     """Raised when something asks this backend to change ownership outside its clusters directory."""
 
 
-class PlatformLocalBackend(UserTotalsMixin, UnsafeLocalBackend):
+class PlatformLocalBackend(PlatformAdminRoutesMixin, UserTotalsMixin, UnsafeLocalBackend):
     """Local cluster processes as the user's own system account (or the hub's user without isolation), confined to
-    ``clusters_directory``; the plan bounds each user's total over all their clusters (``user_totals.py``)."""
+    ``clusters_directory``; the plan bounds each user's total over all their clusters (``user_totals.py``); the
+    platform may stop a user's clusters (``admin_api.py``)."""
 
     isolate = Bool(
         False,

@@ -38,6 +38,7 @@ Rules it guarantees:
 * Stopped means removed: stopping a cluster removes all its containers (found by label, so even a worker whose state
   was lost goes too); stopping a worker removes its container.
 * The event loop never blocks: every docker-py call runs in this backend's own thread pool.
+* The gateway's SQLite database runs in write-ahead-log mode, as in local mode (``gateway_db.py``).
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ from dask_gateway_server.backends.db_base import Cluster, DBBackendBase, JobStat
 from dask_gateway_server.traitlets import Type
 from traitlets import Float, Integer, List, TraitError, Unicode, default, validate
 
+from .admin_api import PlatformAdminRoutesMixin
+from .gateway_db import use_write_ahead_log
 from .options import PlatformClusterConfig
 from .user_totals import UserTotalsMixin
 
@@ -143,7 +146,7 @@ class DockerClusterConfig(PlatformClusterConfig):
         return image
 
 
-class PlatformDockerBackend(UserTotalsMixin, DBBackendBase):
+class PlatformDockerBackend(PlatformAdminRoutesMixin, UserTotalsMixin, DBBackendBase):
     """Schedulers and workers as containers on this machine's Docker engine; the plan bounds each user's total over
     all their clusters (``UserTotalsMixin``), as in local mode."""
 
@@ -343,6 +346,11 @@ class PlatformDockerBackend(UserTotalsMixin, DBBackendBase):
         await asyncio.gather(*(self._docker(self._remove, ref) for ref in refs))
 
     # DBBackendBase -------------------------------------------------------------------------------------------------
+
+    async def setup(self, app) -> None:
+        await super().setup(app)
+        if use_write_ahead_log(self.db.db):
+            self.log.info("Gateway database in write-ahead-log mode")
 
     async def do_setup(self) -> None:
         self.log.info(

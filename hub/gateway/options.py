@@ -91,6 +91,8 @@ class PlanLookup:
         if r.status_code != 200:
             raise ValueError(f"Could not look up the plan of {username} (HTTP {r.status_code}); try again.")
         body = r.json()
+        if body.get("being_erased"):
+            raise ValueError(body.get("message") or "This account is being erased; no cluster can start.")
         if body.get("plan_expired"):
             # An ended Trial allows no work at all, clusters included (polartep_hub.service.subscriptions).
             raise ValueError(body.get("message") or f"Your plan {body['plan']!r} has ended.")

@@ -1,9 +1,13 @@
 """Per-user totals over all of a user's Dask clusters: dask-gateway only bounds each cluster, the plan bounds the user.
 
 ``UserTotalsMixin`` goes in front of a database-backed dask-gateway backend (``DBBackendBase``). What a cluster
-*reserves* is what the meter charges: its scheduler's cores and memory plus those of each worker that is wanted or
-running (a worker whose target is below STOPPED). The plan's ``dask`` block bounds the sum over all the user's
-active clusters: workers (``max_workers``), cores (``max_cores``, schedulers included, as dask-gateway's own
+*reserves* is what the meter charges: its scheduler's cores and memory plus those of each worker that is not yet gone.
+A worker (or cluster) is *gone* only once the gateway has recorded its ``status`` as STOPPED or FAILED, that is once
+its process or container has been stopped; until then it counts, also while it is being stopped (``target`` already
+STOPPED, ``status`` still RUNNING or CLOSING), because it still holds its cores and memory and the meter still
+charges it (its interval closes at the recorded ``stop_time``). dask-gateway's ``JobStatus`` orders CREATED <
+SUBMITTED < RUNNING < CLOSING < STOPPED < FAILED, so the rule is ``status < STOPPED``. The plan's ``dask`` block
+bounds the sum over all the user's clusters that are not gone: workers (``max_workers``), cores (``max_cores``, schedulers included, as dask-gateway's own
 ``cluster_max_cores`` counts them) and memory (``max_workers x max_worker_memory``). Rules it guarantees:
 
 * **Creating** a cluster is refused (HTTP 422, the client raises ``ValueError``) when its scheduler does not fit in
@@ -30,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dask_gateway_server.backends.base import PublicException
+from dask_gateway_server.backends.db_base import JobStatus
 
 GIB = 2**30
 
@@ -156,15 +161,26 @@ def scheduler_fits(bounds: UserBounds, others: Reservation, config: Any) -> str 
     return None
 
 
+def not_gone(record: Any) -> bool:
+    """Whether a cluster or worker record still holds its resources: its process or container is not yet known to
+    be stopped (``status`` below STOPPED), whatever its ``target``; being stopped still counts."""
+    return record.status < JobStatus.STOPPED
+
+
+def holding_workers(cluster: Any) -> list[Any]:
+    """The workers of ``cluster`` that count in the totals: wanted, starting, running or being stopped."""
+    return [w for w in cluster.workers.values() if not_gone(w)]
+
+
 class UserTotalsMixin:
     """Bounds a user's total over all their clusters; mix in before a ``DBBackendBase`` subclass."""
 
     def _other_reservations(self, username: str, except_name: str | None) -> Reservation:
         clusters = self.db.username_to_clusters.get(username, {})  # type: ignore[attr-defined]
         return total(
-            cluster_reservation(c.config, len(c.active_workers()))
+            cluster_reservation(c.config, len(holding_workers(c)))
             for c in clusters.values()
-            if c.is_active() and c.name != except_name
+            if not_gone(c) and c.name != except_name
         )
 
     def room_in(self, cluster) -> Room:
@@ -217,7 +233,9 @@ class UserTotalsMixin:
         if wanted <= 0:
             return
         room = self.room_in(cluster)
-        allowed = max(0, room.workers - len(active))
+        # Workers of this cluster that are being stopped still hold their share until they are gone: new ones wait
+        # (the next heartbeat looks again) rather than run beside them past the plan.
+        allowed = max(0, room.workers - len(holding_workers(cluster)))
         if wanted > allowed:
             self.log.debug(  # type: ignore[attr-defined]
                 "Cluster %s of %s wants %d more workers; %d fit in the plan's %s across the user's clusters",

@@ -56,6 +56,9 @@ Environment (the ``JUPYTERHUB_*`` ones are set by the hub for a managed service)
     ``POLARTEP_GATEWAY_METER_INTERVAL`` seconds (default 10); without the URL there is no meter.
 ``POLARTEP_SINGLE_USER``
     ``1`` in single-user local mode (the hub sets it): no account but ``POLARTEP_ADMIN_USER`` is created (409).
+``POLARTEP_GATEWAY_API_URL``, ``POLARTEP_MODE``, ``POLARTEP_HOMES_ROOT``, ``POLARTEP_HOME_FOLDER_PREFIX``
+    For erasure: the gateway's private API (its platform routes stop a user's clusters; unset: no gateway), and
+    where homes live (local: folders under the homes root, named ``<prefix><name>`` as the system users; docker/swarm: the volume ``polartep-home-<name>``).
 """
 
 from __future__ import annotations

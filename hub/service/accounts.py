@@ -81,12 +81,35 @@ def refuse_accounts_but(sessions: sessionmaker[Session], admin_user: str) -> Non
     event.listen(sessions, "before_flush", check_new_accounts)
 
 
+# Erasure replaces a name in the ledger by ``erased-<random>`` (personal_data.PSEUDONYM_PREFIX), and the meter never
+# charges such a name: no account may be called that.
+RESERVED_NAME_PREFIX = "erased-"
+
+
 def check_account_name(name: str) -> str:
     """``name`` if it is a valid account name; ``InvalidAccountName`` (with the rule) otherwise."""
     if not _ACCOUNT_NAME.fullmatch(name):
         # Bounded in the message: user names can be long, and messages end up in logs.
         raise InvalidAccountName(f"invalid account name {name[:80]!r}: use {ACCOUNT_NAME_RULE}")
+    if name.startswith(RESERVED_NAME_PREFIX):
+        raise InvalidAccountName(
+            f"invalid account name {name[:80]!r}: names starting with {RESERVED_NAME_PREFIX!r} are reserved "
+            "for erased accounts"
+        )
     return name
+
+
+def is_being_erased(session: Session, account: Account) -> bool:
+    """Whether an erasure of ``account`` was requested and has not finished (its resources may still exist)."""
+    from .models import PendingErasure
+
+    return session.get(PendingErasure, account.id) is not None
+
+
+BEING_ERASED_MESSAGE = (
+    "this account is being erased: nothing can start for it, nobody can log in to it, and its name stays taken "
+    "until every server, cluster and home of it is gone"
+)
 
 
 def check_plan(catalogue: Catalogue, plan: str) -> str:
@@ -200,6 +223,10 @@ class AccountPasswordResetRequired(AccountError):
     """The password is right but an administrator reset it: only a reset link can set a new one."""
 
 
+class AccountBeingErased(AccountError):
+    """The account's erasure was requested and has not finished: every login is refused."""
+
+
 def check_password(
     session: Session,
     passwords: Passwords,
@@ -229,6 +256,9 @@ def check_password(
     if passwords.needs_rehash(account.password_hash):
         account.password_hash = passwords.hash(password)
     session.commit()
+    if is_being_erased(session, account):
+        # A login would re-create the hub user, whose next server would re-create the home being deleted.
+        raise AccountBeingErased(BEING_ERASED_MESSAGE)
     if account.password_reset_required:
         # After the argon2 check, like the approval below: only someone who knew the old password learns this.
         raise AccountPasswordResetRequired(

@@ -156,6 +156,16 @@ def entitlements(
         account = accounts.get_or_create_account(session, name, default_plan=context.config.default_plan)
         # Only the hub may vouch for admin status by parameter; a user's own token says it for itself.
         is_admin = (caller.is_hub and admin) or (is_self and caller.admin)
+        if accounts.is_being_erased(session, account):
+            # Nothing starts for an account being erased: no server (hub), no cluster (gateway).
+            return Entitlements(
+                name=account.name,
+                plan=account.plan,
+                profiles=[],
+                plan_started_at=account.plan_started_at,
+                being_erased=True,
+                message=accounts.BEING_ERASED_MESSAGE[0].upper() + accounts.BEING_ERASED_MESSAGE[1:] + ".",
+            )
         granted = subscriptions.entitlement(session, context.catalogue, account, admin=is_admin)
         return Entitlements(
             name=granted.name,
@@ -194,6 +204,10 @@ def password_login(body: PasswordLogin, caller: HubCaller, context: Context) -> 
         except accounts.AccountPendingApproval as error:
             return JSONResponse(
                 {"detail": str(error), "reason": "pending_approval"}, status_code=status.HTTP_403_FORBIDDEN
+            )
+        except accounts.AccountBeingErased as error:
+            return JSONResponse(
+                {"detail": str(error), "reason": "being_erased"}, status_code=status.HTTP_403_FORBIDDEN
             )
         except accounts.AccountPasswordResetRequired as error:
             return JSONResponse(

@@ -46,6 +46,7 @@ from . import (
 from .config import ConfigError, ServiceConfig
 from .context import ServiceContext
 from .db import make_engine, make_sessionmaker
+from .gateway_admin import GatewayAdmin
 from .hub_api import HubAPI
 from .identity import IdentityProvider
 from .legal import LegalDocumentsError, LegalLibrary
@@ -138,6 +139,8 @@ def create_app(
     context.outbox = MailOutbox(context.sessions, config.mail)
     if config.single_user:
         accounts.refuse_accounts_but(context.sessions, config.admin_user)
+    if config.gateway_api_url and config.hub_api_token:
+        context.gateway_admin = GatewayAdmin(config.gateway_api_url, config.hub_api_token)
     if hub_api is not None:
         context.project_groups = ProjectGroupSync(hub_api, context.sessions)
         context.reconciler = Reconciler(context.project_groups)
@@ -165,6 +168,8 @@ def create_app(
             await close()
         if hub_api is not None:
             hub_api.close()
+        if context.gateway_admin is not None:
+            context.gateway_admin.close()
 
     prefix = config.prefix.rstrip("/")
     app = FastAPI(

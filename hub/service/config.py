@@ -123,6 +123,13 @@ class ServiceConfig:
     mail: MailSettings = field(default_factory=lambda: MailSettings())
     # Single-user local mode (polartep_hub.spawners.single_user): no account but admin_user's is ever created.
     single_user: bool = False
+    # Erasure (personal_data.py): the gateway's private API, whose platform routes stop a user's clusters ("" when
+    # no gateway runs), and where homes live: the mode ("local": folders under homes_root; "docker"/"swarm": the
+    # volume polartep-home-<name>) so that "erased" is said only once the home is really gone.
+    gateway_api_url: str = ""
+    mode: str = "local"
+    homes_root: str = ""
+    home_folder_prefix: str = ""  # local homes are <homes_root>/<system user name> when set
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceConfig:
@@ -223,7 +230,20 @@ class ServiceConfig:
             public_url=_public_url(environ),
             proxy_pid_file=Path(pid) if (pid := environ.get("POLARTEP_PROXY_PID_FILE", "").strip()) else None,
             oidc_group_prefix=environ.get("POLARTEP_OIDC_GROUP_PREFIX", "oidc-").strip(),
+            gateway_api_url=environ.get("POLARTEP_GATEWAY_API_URL", "").strip().rstrip("/"),
+            mode=environ.get("POLARTEP_MODE", "").strip() or "local",
+            homes_root=environ.get("POLARTEP_HOMES_ROOT", "").strip(),
+            home_folder_prefix=environ.get("POLARTEP_HOME_FOLDER_PREFIX", "").strip(),
         )
+
+    def home_folder(self, name: str) -> str:
+        """The name of ``name``'s local home folder under ``homes_root``: the system user's name when local mode
+        runs users as system users (``spawners/system_users.py``), else the account name."""
+        if not self.home_folder_prefix:
+            return name
+        from ..spawners.system_users import system_user_name
+
+        return system_user_name(name, self.home_folder_prefix)
 
     @property
     def cookies_secure(self) -> bool:

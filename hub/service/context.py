@@ -20,6 +20,7 @@ from starlette.requests import Request
 
 from ..catalogue import Catalogue
 from .config import ServiceConfig
+from .gateway_admin import GatewayAdmin
 from .hub_api import HubAPI
 from .identity import IdentityProvider
 from .legal import LegalLibrary
@@ -40,6 +41,8 @@ class ServiceContext:
     metrics: ServiceMetrics
     legal: LegalLibrary
     hub_api: HubAPI | None = None  # None where no hub runs the service (unit tests)
+    # The gateway's platform routes, through which erasure stops a user's clusters; None where no gateway runs.
+    gateway_admin: GatewayAdmin | None = None
     # Projects mirrored into JupyterHub's groups (project_groups.py); None where there is no hub to mirror into.
     project_groups: ProjectGroupSync | None = None
     reconciler: Reconciler | None = None

@@ -101,6 +101,9 @@ def link_oidc_account(
             f"your identity is already linked to the account {linked.name if linked else '?'!r}, but the identity "
             f"provider now calls you {name!r}; ask an administrator to rename or merge the accounts"
         )
+    if account is not None and accounts.is_being_erased(session, account):
+        # Until the erasure has finished, the name is not free: neither the old identity nor a new one gets it.
+        raise IdentityConflict(accounts.BEING_ERASED_MESSAGE)
     created = False
     if account is None:
         now = utcnow()

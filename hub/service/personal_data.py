@@ -11,13 +11,28 @@ Rules this module guarantees:
   the account) are replaced by ``"another account"``, so an export carries nothing of anyone else.
 * **Rectification** goes through ``PersonalDetailsUpdate`` (``personal_details.py``), the one validation of
   personal details; a bad field stores nothing.
-* **Erasure** is recorded first (``pending_erasures``, with the pseudonym chosen once) and then runs its steps, each
-  idempotent: stop every server and delete the JupyterHub user (JupyterHub then calls each spawner's
-  ``delete_forever``, which deletes the home), then ONE database transaction that pseudonymises the ledger
-  (``OWNER_NAME_COLUMNS``) and mentions of the name (``NAME_MENTIONS``), hands over or deletes the projects the user
-  owns, runs the registered ``ERASURE_HOOKS``, deletes the account (consents, subscriptions, memberships and the
-  pending record cascade) and writes the ``erasures`` row (pseudonym, who asked, when; nothing personal). After a
-  crash ``resume_pending_erasures`` (run at start-up) finishes what was started.
+* **Erasure** is recorded first (``pending_erasures``, with the pseudonym chosen once) and then runs its steps in
+  this order, each idempotent, so that nothing of the user is left running or stored when it says "erased":
+
+  1. stop every Dask cluster of the user through the gateway's platform routes (``gateway/admin_api.py``) and wait
+     until the gateway records them stopped (their processes or containers removed);
+  2. stop every server and delete the JupyterHub user (JupyterHub calls each spawner's ``delete_forever``, which
+     deletes the home, but swallows its errors);
+  3. check that the home is really gone, removing what is left (``homes.py``);
+  4. ONE database transaction that settles the user's Dask records into the ledger (``gateway_meter.settle_account``,
+     under ``LEDGER_LOCK``), pseudonymises the ledger (``OWNER_NAME_COLUMNS``) and mentions of the name
+     (``NAME_MENTIONS``), hands over or deletes the projects the user owns, runs the registered ``ERASURE_HOOKS``,
+     deletes the account (consents, subscriptions, memberships and the pending record cascade) and writes the
+     ``erasures`` row (pseudonym, who asked, when; nothing personal).
+
+  A step that cannot be done now stops the erasure before step 4: ``ErasureIncomplete`` when JupyterHub or the gateway
+  did not answer, ``ErasurePending`` (naming what is left) when a cluster or the home is still there. The request
+  stays recorded and ``reconcile_erasures`` finishes it later (also after a crash, at start-up).
+* **The name stays blocked until every resource is gone**: the account row (with its pending record) exists until
+  step 4, so sign-up answers 409 saying the name is being erased, account creation finds the name taken, an OIDC
+  first login or a password login is refused, and entitlements allow nothing (no server, no cluster) meanwhile.
+* **An erased user is never metered**: the gateway meter opens no interval for an account being erased or for a
+  pseudonym; step 4 closes what is open (at the gateway's stop times where known).
 * The configured administrator (``POLARTEP_ADMIN_USER``) is never erased. Log lines of erasure name the pseudonym,
   never the account.
 * Nothing here awaits while a transaction is open; functions that talk to JupyterHub are synchronous and are run
@@ -37,8 +52,17 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, Table, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
-from .accounts import AccountError, AccountNotFound, get_account
+from ..accounting.gateway_meter import (
+    LEDGER_LOCK,
+    GatewayDatabaseMissing,
+    GatewayDatabaseUnavailable,
+    gateway_engine,
+    settle_account,
+)
+from .accounts import RESERVED_NAME_PREFIX, AccountError, AccountNotFound, get_account
 from .context import ServiceContext
+from .gateway_admin import GatewayAdminError
+from .homes import HomeCheckError, remove_home
 from .hub_api import HubApiError
 from .models import Account, Base, Erasure, PendingErasure, Project, ProjectMember, utcnow
 from .personal_details import PersonalDetailsUpdate
@@ -46,7 +70,7 @@ from .personal_details import PersonalDetailsUpdate
 log = logging.getLogger(__name__)
 
 EXPORT_FORMAT = "polartep-personal-data/1"
-PSEUDONYM_PREFIX = "erased-"
+PSEUDONYM_PREFIX = RESERVED_NAME_PREFIX  # no account may be called erased-...
 REDACTED_NAME = "another account"
 
 # Tables whose rows belong to an account by name rather than by foreign key (they outlive the account): the column
@@ -281,7 +305,17 @@ class ErasureInvalid(AccountError):
 
 
 class ErasureIncomplete(AccountError):
-    """A step talking to JupyterHub failed; the request is recorded and is finished by a retry or at start-up."""
+    """A step talking to JupyterHub or the gateway failed; the request is recorded and is finished by a retry or at
+    start-up."""
+
+
+class ErasurePending(AccountError):
+    """Something of the user is still there (a Dask cluster, the home); the request is recorded, the name stays
+    blocked, and the reconciliation loop finishes the erasure once it is gone. ``remaining`` names what is left."""
+
+    def __init__(self, message: str, remaining: list[str]) -> None:
+        super().__init__(message)
+        self.remaining = remaining
 
 
 @dataclass(frozen=True)
@@ -423,8 +457,9 @@ def _pseudonymise_owned_rows(session: Session, name: str, pseudonym: str, now: d
                 ]
                 session.connection().execute(statement, params)
         if table_name == "usage_intervals":
-            # The user's servers were stopped a moment ago (first step): close what is still open, because a meter
-            # closing it later by its source key would no longer find it.
+            # The user's servers and clusters were stopped a moment ago (first steps) and their Dask records settled
+            # with exact stop times: close what is still open (servers) now, because a meter closing it later by
+            # its source key would no longer find it.
             session.execute(
                 update(table).where(owner == name, table.c.stopped_at.is_(None)).values(stopped_at=now)
             )
@@ -473,11 +508,71 @@ def _finish_in_one_transaction(
     return result, deleted
 
 
-def run_erasure(context: ServiceContext, name: str) -> ErasureResult:
-    """Run (or resume) the recorded erasure of ``name``: JupyterHub first, then the one database transaction.
+def _stop_clusters(context: ServiceContext, name: str, pseudonym: str) -> None:
+    """Step 1: every Dask cluster of the user stopped and gone (no gateway configured: nothing can run)."""
+    if context.gateway_admin is None:
+        return
+    try:
+        context.gateway_admin.stop_clusters(name)
+        # The gateway keeps stopped clusters' records for days (for the meter); under the name they would show to
+        # whoever takes it next. Moved to the pseudonym, they stay metered by key.
+        context.gateway_admin.forget(name, pseudonym)
+    except GatewayAdminError as error:
+        log.warning("erasure %s: Dask clusters not stopped yet (%s)", pseudonym, error)
+        if error.remaining:
+            raise ErasurePending(
+                f"{len(error.remaining)} Dask cluster(s) of the account are still stopping; the erasure is recorded "
+                "and finishes once they are gone",
+                ["dask clusters"],
+            ) from None
+        raise ErasureIncomplete(
+            f"the Dask Gateway could not stop the account's clusters yet ({error.status or 'no answer'}); the "
+            "erasure is recorded and will be finished on a retry or when the service restarts"
+        ) from None
 
-    ``ErasureIncomplete`` when JupyterHub could not do its part; nothing in the database has changed then, and the
-    request stays recorded.
+
+def _remove_home(context: ServiceContext, name: str, pseudonym: str) -> None:
+    """Step 3: the home (folder or volume) is gone, or ``ErasurePending``."""
+    what = "home volume" if context.config.mode in ("docker", "swarm") else "home folder"
+    try:
+        gone = remove_home(context.config.mode, context.config.homes_root, context.config.home_folder(name))
+    except (HomeCheckError, OSError) as error:
+        log.warning("erasure %s: the home could not be checked (%s)", pseudonym, error)
+        gone = False
+    if not gone:
+        log.warning("erasure %s: the %s is still there; will be retried", pseudonym, what)
+        raise ErasurePending(
+            f"the account's {what} could not be removed yet (still in use); the erasure is recorded, the name stays "
+            "taken, and the erasure finishes once the home is gone",
+            [what],
+        )
+
+
+def _settle_dask_usage(context: ServiceContext, session: Session, name: str, pseudonym: str) -> None:
+    """Step 4's first part: the user's gateway records in the ledger, so that no meter pass opens one later."""
+    if not context.config.gateway_db_url:
+        return
+    engine = gateway_engine(context.config.gateway_db_url)
+    try:
+        settle_account(session, engine, name, pseudonym)
+    except GatewayDatabaseMissing:
+        return  # no gateway has ever recorded a cluster here
+    except GatewayDatabaseUnavailable as error:
+        log.warning("erasure %s: the gateway's database cannot be read (%s)", pseudonym, error)
+        raise ErasureIncomplete(
+            "the Dask Gateway's records cannot be read right now, so the account's usage cannot be settled; the "
+            "erasure is recorded and will be finished on a retry or when the service restarts"
+        ) from None
+    finally:
+        engine.dispose()
+
+
+def run_erasure(context: ServiceContext, name: str) -> ErasureResult:
+    """Run (or resume) the recorded erasure of ``name``: clusters, servers and hub user, home, then the one database
+    transaction (see the module's rules).
+
+    ``ErasureIncomplete`` when JupyterHub or the gateway could not do its part, ``ErasurePending`` while a cluster or
+    the home is still there; nothing in the database has changed then, and the request stays recorded.
     """
     with context.session() as session:
         account = get_account(session, name)
@@ -492,8 +587,11 @@ def run_erasure(context: ServiceContext, name: str) -> ErasureResult:
             "this platform service runs without JupyterHub's API, so it cannot stop the servers and delete the "
             "user; the erasure is recorded and will be finished when the service runs under the hub"
         )
+    # Clusters first: in Docker mode they mount the home volume, and the gateway authorises by name, so a cluster
+    # left running would belong to whoever takes the name next.
+    _stop_clusters(context, name, pseudonym)
     try:
-        # Servers first: JupyterHub deletes a user only once no server of theirs runs. Deleting the user removes
+        # Servers next: JupyterHub deletes a user only once no server of theirs runs. Deleting the user removes
         # their tokens and makes JupyterHub call every spawner's delete_forever (home folder, home volume).
         context.hub_api.stop_servers(name)
         context.hub_api.delete_user(name)
@@ -505,12 +603,15 @@ def run_erasure(context: ServiceContext, name: str) -> ErasureResult:
             f"JupyterHub could not stop the servers or delete the user yet ({error.status or 'no answer'}); the "
             "erasure is recorded and will be finished on a retry or when the service restarts"
         ) from None
-    with context.session() as session:
+    # JupyterHub logs and swallows a failed delete_forever: check (and finish) the home ourselves.
+    _remove_home(context, name, pseudonym)
+    with LEDGER_LOCK, context.session() as session:
         account = get_account(session, name)
         pending = session.get(PendingErasure, account.id) if account is not None else None
         if account is None or pending is None:
             # Another request finished it meanwhile.
             raise AccountNotFound(f"no account {name[:80]!r}")
+        _settle_dask_usage(context, session, name, pseudonym)
         result, deleted_projects = _finish_in_one_transaction(session, account, pending)
     # After the commit: deleting the hub group of a project that is gone. A crash here leaves at worst an empty
     # group (its only member was deleted from the hub), never a group missing for a live project.

@@ -8,8 +8,11 @@ Rules this module guarantees:
   (``/accounts/{name}``). Every check is made here, on the service side.
 * The export is a JSON download (``Content-Disposition: attachment``) built by ``personal_data.export_personal_data``.
 * Self-erasure needs the user name typed again (``confirm``) and an explicit choice for shared processors; the
-  configured administrator is never erased (409). A JupyterHub step that fails answers 503 and the erasure stays
-  recorded, to be finished by a retry or the service's reconciliation loop.
+  configured administrator is never erased (409). "erased" (200) is answered only once everything of the account is
+  gone: its Dask clusters, servers, hub user, home and records. While a cluster or the home is still there the answer
+  is **202** ``{"status": "pending", "remaining": [...], "detail": ...}``; when JupyterHub or the gateway does not
+  answer, **503**. Either way the erasure stays recorded (the name stays taken) and is finished by a retry (the
+  same request again) or the service's reconciliation loop.
 * The account page (``GET <prefix>account``) needs a browser login; its forms carry the ``_xsrf`` field that
   ``pages.BrowserFormCaller`` checks, every value is escaped by the templates, and bad input re-shows the form with
   each message beside its field and stores nothing.
@@ -47,6 +50,7 @@ _ERROR_STATUS: dict[type[accounts.AccountError], int] = {
     personal_data.ErasureInvalid: 422,
     personal_data.RectificationError: 422,
     personal_data.ErasureIncomplete: 503,
+    personal_data.ErasurePending: 202,
 }
 
 
@@ -98,6 +102,23 @@ class ErasureOut(BaseModel):
     projects_handed_over: int
 
 
+class ErasurePendingOut(BaseModel):
+    """The erasure is recorded but not finished: something of the account is still there (202)."""
+
+    status: Literal["pending"] = "pending"
+    remaining: list[str] = Field(description='what is still there, e.g. "home volume", "dask clusters"')
+    detail: str
+
+
+_PENDING_RESPONSE = {
+    202: {
+        "model": ErasurePendingOut,
+        "description": "recorded, not finished: a cluster or the home is still there; the name stays taken and the "
+        "erasure finishes by itself (or on the same request again)",
+    }
+}
+
+
 def _profile(account: Account) -> PersonalProfile:
     return PersonalProfile(
         name=account.name,
@@ -133,7 +154,7 @@ def _erase(
     requested_by: Literal["self", "admin"],
     processors: Literal["withdraw", "transfer"],
     transfer_to: str | None,
-) -> ErasureOut:
+) -> ErasureOut | ErasurePendingOut:
     try:
         with context.session() as session:
             personal_data.request_erasure(
@@ -145,6 +166,8 @@ def _erase(
                 protected_admin=context.config.admin_user,
             )
         result = personal_data.run_erasure(context, name)
+    except personal_data.ErasurePending as pending:
+        return ErasurePendingOut(remaining=pending.remaining, detail=str(pending))
     except accounts.AccountError as error:
         raise _http_error(error) from None
     return ErasureOut(
@@ -195,10 +218,11 @@ def rectify_me(body: PersonalDetailsUpdate, caller: UserCaller, context: Context
     responses={
         409: {"description": "the configured administrator cannot be erased"},
         422: {"description": "confirmation or transfer target wrong"},
-        503: {"description": "JupyterHub could not do its part yet; the erasure is recorded and will finish"},
+        503: {"description": "JupyterHub or the gateway could not do its part yet; the erasure is recorded"},
+        **_PENDING_RESPONSE,
     },
 )
-def erase_me(body: SelfErasureRequest, caller: UserCaller, context: Context) -> ErasureOut:
+def erase_me(body: SelfErasureRequest, caller: UserCaller, context: Context) -> Any:
     """Erase the calling user's account, servers, home and personal data (irreversible)."""
     if body.confirm != caller.name:
         raise HTTPException(
@@ -206,8 +230,14 @@ def erase_me(body: SelfErasureRequest, caller: UserCaller, context: Context) -> 
             detail="confirm: type your user name exactly as it is to confirm the erasure",
         )
     _own_account(context, caller)
-    return _erase(
-        context, caller.name, requested_by="self", processors=body.processors, transfer_to=body.transfer_to
+    return _api_answer(
+        _erase(
+            context,
+            caller.name,
+            requested_by="self",
+            processors=body.processors,
+            transfer_to=body.transfer_to,
+        )
     )
 
 
@@ -217,17 +247,24 @@ def erase_me(body: SelfErasureRequest, caller: UserCaller, context: Context) -> 
     responses={
         404: {"description": "no such account"},
         409: {"description": "the configured administrator cannot be erased"},
-        503: {"description": "JupyterHub could not do its part yet; the erasure is recorded and will finish"},
+        503: {"description": "JupyterHub or the gateway could not do its part yet; the erasure is recorded"},
+        **_PENDING_RESPONSE,
     },
 )
 def erase_account(
     name: PathName, caller: AdminOrHubCaller, context: Context, body: AdminErasureRequest | None = None
-) -> ErasureOut:
+) -> Any:
     """Erase the account ``name`` with its servers, home and personal data. Admin users or the hub."""
     body = body or AdminErasureRequest()
-    return _erase(
-        context, name, requested_by="admin", processors=body.processors, transfer_to=body.transfer_to
+    return _api_answer(
+        _erase(context, name, requested_by="admin", processors=body.processors, transfer_to=body.transfer_to)
     )
+
+
+def _api_answer(result: ErasureOut | ErasurePendingOut) -> ErasureOut | JSONResponse:
+    if isinstance(result, ErasurePendingOut):
+        return JSONResponse(result.model_dump(), status_code=status.HTTP_202_ACCEPTED)
+    return result
 
 
 # --- the account page ----------------------------------------------------------------------------------------------
@@ -376,6 +413,14 @@ def account_erase(
             error = str(refused.detail)
             status_code = refused.status_code
         else:
+            if isinstance(result, ErasurePendingOut):
+                notice = (
+                    "Your erasure has started and is recorded, but is not finished yet: "
+                    f"{result.detail}. It finishes by itself; nothing can start for this account meanwhile."
+                )
+                return _account_page(
+                    request, context, _own_account(context, caller), status_code=202, notice=notice
+                )
             response = render_page(
                 context, "account_erased.html", title="Your account has been erased", result=result
             )

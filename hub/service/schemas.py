@@ -104,6 +104,9 @@ class Entitlements(BaseModel):
     plan_expired: bool = Field(default=False, description="The plan's duration is over: nothing may start")
     subscriptions: list[str] = Field(default_factory=list, description="Active subscriptions")
     message: str | None = Field(default=None, description="Why nothing (or less) is allowed, for the user")
+    being_erased: bool = Field(
+        default=False, description="The account's erasure has not finished: nothing may start"
+    )
 
 
 class Health(BaseModel):

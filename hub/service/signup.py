@@ -214,7 +214,17 @@ def register(context: ServiceContext, request: SignupRequest, address: str) -> A
         early = rate_limits.peek(session, signup_rule(config), address)
         if not early.admitted:
             raise _too_many_signups(early)
-        if accounts.get_account(session, request.username) is not None:
+        existing = accounts.get_account(session, request.username)
+        if existing is not None and accounts.is_being_erased(session, existing):
+            raise SignupRefused(
+                status.HTTP_409_CONFLICT,
+                {
+                    "username": f"username: the name {request.username!r} belongs to an account that is being "
+                    "erased; it stays taken until the erasure has finished (every server, cluster and home of it "
+                    "gone); choose another or try again later"
+                },
+            )
+        if existing is not None:
             raise _taken(request.username)
         pending = session.scalar(select(func.count()).select_from(Account).where(Account.approved.is_(False)))
         if config.signup_max_pending and (pending or 0) >= config.signup_max_pending:

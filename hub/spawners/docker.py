@@ -57,8 +57,10 @@ class DockerProfileSpawner(ProfileSpawnerMixin, DockerSpawner):
     )
 
     volume_removal_timeout = Float(
-        60.0,
-        help="Seconds delete_forever keeps retrying to remove a home volume that a stopping container still holds.",
+        15.0,
+        help="Seconds delete_forever keeps retrying to remove a home volume that a stopping container still holds "
+        "(JupyterHub ignores a failure here; erasure checks the volume afterwards and stays pending until it is "
+        "gone, so a longer wait here only delays the answer).",
         config=True,
     )
 

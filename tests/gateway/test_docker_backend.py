@@ -33,7 +33,12 @@ from polartep_hub.gateway.docker_backend import (
 from polartep_hub.gateway.options import PlatformClusterConfig
 from polartep_hub.settings import PlatformSettings
 
-from ..docker.conftest import docker_engine, start_docker_platform, test_catalogue  # noqa: F401  (fixtures)
+from ..docker.conftest import (  # noqa: F401  (fixtures)
+    docker_engine,
+    docker_platform,
+    start_docker_platform,
+    test_catalogue,
+)
 from ..docker.engine import container_name, docker, home_volume, inspect, remove_run_objects, unique_user_name
 from ..harness import RunningPlatform, wait_for
 from .test_gateway_clusters import gateway_api
@@ -228,6 +233,19 @@ workers = len(client.scheduler_info()["workers"])
 client.close()
 print(json.dumps({"name": cluster.name, "ready_s": ready, "total": total, "ones": ones, "workers": workers}))
 """
+
+
+@pytest.mark.docker
+@pytest.mark.hub
+def test_the_docker_mode_gateway_database_runs_in_write_ahead_log_mode(docker_platform):  # noqa: F811
+    import sqlite3
+
+    path = docker_platform.settings.state_path / "dask-gateway.sqlite"
+    wait_for(path.exists, 30, what="the gateway's database")
+    # WAL is a property of the database file: any connection reads the mode the gateway set (only the gateway's
+    # backend switches it; the meter reads without changing it).
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 @pytest.mark.docker

@@ -9,10 +9,12 @@ naming the limit, and under load never runs more workers than the plan leaves, i
 from __future__ import annotations
 
 import pytest
+from dask_gateway_server.backends.db_base import Cluster, JobStatus, Worker
 
 from polartep_hub.gateway.user_totals import (
     Reservation,
     UserBounds,
+    UserTotalsMixin,
     cluster_reservation,
     room_for_workers,
     scheduler_fits,
@@ -65,6 +67,83 @@ def test_a_scheduler_that_does_not_fit_is_refused_naming_the_bound():
 def test_clusters_from_before_the_totals_are_not_bounded():
     unbounded = UserBounds.from_config({"plan": ""})
     assert room_for_workers(unbounded, Reservation(workers=100), SMALL_WORKERS).workers > 100
+
+
+# --- what counts: everything not yet gone, being stopped included ----------------------------------------------------
+
+TRIAL_CONFIG = {**SMALL_WORKERS, "plan": "trial", "user_max_workers": 4, "user_max_cores": 8,
+                "user_max_memory": 4 * 8 * GIB}  # fmt: skip
+
+
+def _cluster(
+    name: str, status: JobStatus, target: JobStatus, workers: list[tuple[JobStatus, JobStatus]]
+) -> Cluster:
+    """dask-gateway's own in-memory records (``db_base.Cluster``/``Worker``), as the backend keeps them (they need a
+    running event loop, hence the async tests)."""
+    cluster = Cluster(name=name, username="alice", config=dict(TRIAL_CONFIG), status=status, target=target)
+    cluster.workers = {}
+    for index, (w_status, w_target) in enumerate(workers):
+        worker = Worker(name=f"{name}-w{index}", cluster=cluster, status=w_status, target=w_target)
+        cluster.workers[worker.name] = worker
+    return cluster
+
+
+class _Records:
+    def __init__(self, clusters: list[Cluster]) -> None:
+        self.username_to_clusters = {"alice": {c.name: c for c in clusters}}
+        self.created: list[str] = []
+
+    def create_worker(self, cluster: Cluster) -> Worker:
+        worker = Worker(name=f"new{len(self.created)}", cluster=cluster, status=JobStatus.CREATED,
+                        target=JobStatus.RUNNING)  # fmt: skip
+        self.created.append(worker.name)
+        cluster.workers[worker.name] = worker
+        return worker
+
+
+class _Backend(UserTotalsMixin):
+    worker_start_failure_limit = 3
+
+    def __init__(self, clusters: list[Cluster]) -> None:
+        import logging
+
+        self.db = _Records(clusters)
+        self.log = logging.getLogger("test")
+        self.queue = type("Q", (), {"put": lambda self, item: None})()
+
+
+RUN, STOP, CLOSING = JobStatus.RUNNING, JobStatus.STOPPED, JobStatus.CLOSING
+
+
+async def test_a_worker_being_stopped_still_counts_until_it_is_gone():
+    # Worker 0 runs; worker 1 is being stopped (target STOPPED, status still RUNNING); worker 2 is gone.
+    other = _cluster("other", RUN, RUN, [(RUN, RUN), (RUN, STOP), (STOP, STOP)])
+    backend = _Backend([other])
+    assert backend._other_reservations("alice", None) == cluster_reservation(TRIAL_CONFIG, 2)
+    # So a second cluster has room for 4 - 2 workers, not 3.
+    second = _cluster("second", RUN, RUN, [])
+    backend.db.username_to_clusters["alice"]["second"] = second
+    assert backend.room_in(second).workers == 2
+
+
+async def test_a_cluster_being_stopped_still_counts_with_its_workers_until_it_is_gone():
+    closing = _cluster("closing", CLOSING, STOP, [(RUN, STOP), (CLOSING, CLOSING)])
+    gone = _cluster("gone", STOP, STOP, [(STOP, STOP)])
+    backend = _Backend([closing, gone])
+    assert backend._other_reservations("alice", None) == cluster_reservation(TRIAL_CONFIG, 2)
+
+
+async def test_scaling_up_waits_for_this_clusters_stopping_workers_to_be_gone():
+    # scale(4) -> scale(1) -> scale(4): three workers are still being stopped when the cluster wants 4 again.
+    cluster = _cluster("c", RUN, RUN, [(RUN, RUN), (RUN, STOP), (RUN, STOP), (RUN, STOP)])
+    cluster.count = 4
+    backend = _Backend([cluster])
+    await backend._check_cluster_scale(cluster)
+    assert backend.db.created == []  # 4 still hold the plan's max_workers=4
+    for worker in list(cluster.workers.values())[1:]:
+        worker.status = STOP  # the three are gone now
+    await backend._check_cluster_scale(cluster)
+    assert backend.db.created == ["new0", "new1", "new2"]
 
 
 # --- with the real gateway --------------------------------------------------------------------------------------------

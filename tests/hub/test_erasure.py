@@ -106,3 +106,40 @@ def test_an_admin_erases_an_account_and_the_configured_admin_is_refused(platform
     refused = platform.api("DELETE", "/services/platform/api/v1/accounts/admin", platform.admin_token)
     assert refused.status_code == 409
     assert "POLARTEP_ADMIN_USER" in refused.json()["detail"]
+
+
+def test_erasure_stops_the_users_dask_cluster_and_server_first_and_closes_the_ledger(platform):
+    from ..gateway.test_gateway_clusters import gateway_api, run_as_user_server
+    from .erasure_helpers import START_CLUSTER_AND_LEAVE_IT, gateway_records, ledger_rows, running
+
+    user = f"gdprdask{secrets.token_hex(3)}"
+    token = platform.create_user(user, plan="trial")
+    platform.spawn(user, token, {"profile": "interactive"})
+    cluster = run_as_user_server(platform, user, token, START_CLUSTER_AND_LEAVE_IT)["name"]
+    state = Path(platform.settings.state_path)
+    before = gateway_records(state, cluster)
+    assert before["username"] == user and len(before["pids"]) == 2  # scheduler and one worker
+    assert all(running(pid) for pid in before["pids"])
+    home = state / "users" / user
+    assert home.exists()
+
+    response = erase_me(platform, user, token)
+
+    assert response.status_code == 200, f"{response.text}\n{platform.log_tail()}"
+    # The cluster was stopped by the erasure, before anything else: its processes are gone.
+    after = gateway_records(state, cluster)
+    assert after["status"] == 5  # dask-gateway's JobStatus.STOPPED
+    assert [pid for pid in before["pids"] if running(pid)] == []
+    # The gateway forgot the name: its records of the stopped cluster are under the pseudonym now.
+    assert after["username"].startswith("erased-")
+    assert text_cells_mentioning(state / "dask-gateway.sqlite", user) == []
+    # Servers and home are gone; the ledger holds the cluster's scheduler and worker, closed, under the pseudonym.
+    assert platform.api("GET", f"/hub/api/users/{user}", platform.admin_token).status_code == 404
+    assert not home.exists()
+    rows = ledger_rows(state, cluster)
+    assert sorted(kind for _, kind, _ in rows) == ["dask-scheduler", "dask-worker"]
+    assert {name for name, _, _ in rows} == {after["username"]}
+    assert all(stopped is not None for _, _, stopped in rows)
+    # The old token reaches no cluster any more: the hub no longer knows it (403 to the gateway), which dask-gateway
+    # answers with its own 500 ("Permission failure verifying user's JupyterHub API token", in its log).
+    assert gateway_api(platform, "GET", "clusters/", token).status_code == 500

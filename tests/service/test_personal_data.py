@@ -28,6 +28,7 @@ from polartep_hub.service.models import (
     Project,
     ProjectMember,
     UsageInterval,
+    utcnow,
 )
 
 from .fakes import user
@@ -593,3 +594,59 @@ async def test_the_reconciliation_loop_finishes_interrupted_erasures_at_start_up
 def stored_account(app, name: str) -> Account | None:
     with app.state.context.session() as session:
         return session.scalar(select(Account).where(Account.name == name))
+
+
+def test_while_an_erasure_is_pending_the_account_is_blocked_everywhere(api, app, seeded, hub_api):
+    """JupyterHub does not answer, so the erasure stays recorded: meanwhile nothing starts, nobody logs in and an
+    OIDC login cannot take the name; once it finishes, the name is gone."""
+    hub_api.failing = True
+    response = erase_me(api)
+    assert response.status_code == 503, response.text
+
+    entitlements = api.get("api/v1/users/alice/entitlements", token="hub-token")
+    assert entitlements.status_code == 200
+    assert entitlements.json()["profiles"] == [] and entitlements.json()["being_erased"] is True
+    assert "being erased" in entitlements.json()["message"]
+    oidc = api.post(
+        "api/v1/auth/oidc",
+        token="hub-token",
+        json={"name": "alice", "issuer": "http://127.0.0.1:9/idp", "subject": "sub-alice"},
+    )
+    assert oidc.status_code == 409 and "being erased" in oidc.json()["detail"]
+    with app.state.context.session() as session:
+        assert session.scalar(select(func.count()).select_from(Account).where(Account.name == "alice")) == 1
+
+    hub_api.failing = False
+    finished = api.request("DELETE", "api/v1/accounts/alice", token="ada-token")
+    assert finished.status_code == 200, finished.text
+    with app.state.context.session() as session:
+        assert session.scalar(select(func.count()).select_from(Account).where(Account.name == "alice")) == 0
+
+
+def test_a_password_login_to_an_account_being_erased_is_refused(app, seeded):
+    from polartep_hub.service import accounts
+    from polartep_hub.service.passwords import Passwords
+
+    passwords = Passwords()
+    with app.state.context.session() as session:
+        account = accounts.get_account(session, "alice")
+        account.password_hash = passwords.hash("Glacier-Moraine-42")
+        account.approved = True
+        session.add(
+            PendingErasure(
+                account_id=account.id,
+                pseudonym="erased-0000000000000000",
+                requested_at=utcnow(),
+                requested_by="self",
+            )
+        )
+        session.commit()
+        with pytest.raises(accounts.AccountBeingErased):
+            accounts.check_password(session, passwords, "alice", "Glacier-Moraine-42")
+
+
+def test_no_account_may_be_called_like_a_pseudonym():
+    from polartep_hub.service import accounts
+
+    with pytest.raises(accounts.InvalidAccountName, match="reserved for erased accounts"):
+        accounts.check_account_name("erased-0123456789abcdef")
