@@ -28,4 +28,3 @@ __all__ = ["PolarTEPLabApp", "__version__"]
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:
     """Where jupyter_server finds the extension (the ExtensionApp style)."""
     return [{"module": "polartep_lab", "app": PolarTEPLabApp}]
-

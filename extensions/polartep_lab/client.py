@@ -86,7 +86,9 @@ class ServiceClient:
             if e.code == 599:  # tornado's code for a timeout or a connection that closed: no answer at all
                 raise ServiceError(route.path, None, e.message or "no answer") from None
             raise ServiceError(route.path, e.code, _detail(e.response.body if e.response else b"")) from None
-        except OSError as e:  # refused, unreachable, DNS, timeout (tornado raises these as OSError subclasses)
+        except (
+            OSError
+        ) as e:  # refused, unreachable, DNS, timeout (tornado raises these as OSError subclasses)
             raise ServiceError(route.path, None, str(e) or type(e).__name__) from None
         try:
             body = json.loads(response.body)
