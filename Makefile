@@ -45,11 +45,16 @@ check: install
 catalogue: install
 	$(VENV)/bin/polartep catalogue
 
-# System packages the suite needs: PostgreSQL server binaries for the service's database tests.
+# System packages the suite needs: PostgreSQL server binaries for the service's database tests, and Debian's
+# Chromium with its driver for the browser tests (Selenium never downloads a browser or a driver).
 test-deps:
 	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 		echo "Installing PostgreSQL from Debian's packages"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql >/dev/null; \
+	fi
+	@if ! test -x /usr/bin/chromium || ! test -x /usr/bin/chromedriver; then \
+		echo "Installing Chromium and chromedriver from Debian's packages"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null; \
 	fi
 
 # A Docker engine for Docker mode and its tests: Debian's docker.io, dockerd started in the background if needed.

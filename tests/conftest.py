@@ -11,6 +11,9 @@ import pytest
 from .harness import RunningPlatform
 from .postgres_server import INSTALL_HINT, PostgresServer, find_bin_dir
 
+# Browser fixtures (headless Chromium through Selenium) and the failure-screenshot hook.
+pytest_plugins = ["tests.helpers.browser"]
+
 _names = itertools.count(1)
 
 

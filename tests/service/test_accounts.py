@@ -93,6 +93,8 @@ def test_concurrent_first_sight_creates_one_account(session, database_url, monke
 
     account = accounts.get_or_create_account(session, "eve", default_plan="trial")
 
+    # The race branch ran: the first look-up missed, the insert hit the constraint, the second look-up found eve.
+    assert calls == ["eve", "eve"]
     assert account.plan == "standard"
     assert accounts.count_accounts(session) == 1
 

@@ -457,8 +457,13 @@ def test_when_jupyterhub_cannot_be_asked_the_signup_is_refused_for_now(api, app)
 def test_a_concurrent_signup_of_the_same_name_gets_409_and_stores_one_account(api, app, monkeypatch):
     assert api_signup(api).status_code == 201
     # The other sign-up checked before ours committed: its check sees no account, its insert hits the constraint.
-    monkeypatch.setattr("polartep_hub.service.accounts.get_account", lambda session, name: None)
+    looked_up = []
+    monkeypatch.setattr(
+        "polartep_hub.service.accounts.get_account", lambda session, name: looked_up.append(name)
+    )
+    app.state.context.hub_api = HubWithUsers()  # JupyterHub has no such user: only the constraint can refuse
     response = api_signup(api, email="other@example.org")
+    assert looked_up == [GOOD["username"]], "the name check before the insert did not run (or ran twice)"
     assert response.status_code == 409 and "is taken" in response.json()["detail"]
     assert stored(app) == (1, 2)
 

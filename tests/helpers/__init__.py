@@ -1,0 +1,1 @@
+"""Helpers shared by test packages (browser, inside-a-server runners); imported, never collected as tests."""
