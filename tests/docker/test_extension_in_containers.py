@@ -1,0 +1,66 @@
+"""The Polar TEP extension in Docker mode: the image carries it, and the panel shows the plan in Chromium.
+
+Specification: in a user's container (``polartep/base``), ``jupyter labextension list`` shows ``polartep-lab``
+enabled and OK and ``jupyter server extension list`` shows ``polartep_lab`` enabled; ``polartep/api/me`` answers the
+user's plan and the container's profile with the user's token; and a person who logs in through the hub and
+spawns from the spawn page sees the Polar TEP panel with the plan, profile and plan period.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from ..helpers.browser import login, save_screenshot
+from ..helpers.jupyterlab import open_polartep_panel, spawn_in_browser
+from .engine import container_name, docker, unique_user_name
+
+pytestmark = pytest.mark.hub
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+PASSWORD = "docker-panel-pw-1"
+
+
+def test_the_container_has_the_extension_and_answers_the_plan(docker_platform, docker_user):
+    user, token = docker_user("extapi", plan="large")
+    docker_platform.spawn(user, token, {"profile": "interactive"})
+    try:
+        listed = docker("exec", container_name(user), "jupyter", "labextension", "list")
+        labextensions = ANSI.sub("", listed.stdout + listed.stderr)
+        servers = docker("exec", container_name(user), "jupyter", "server", "extension", "list")
+        r = docker_platform.api("GET", f"/user/{user}/polartep/api/me", token)
+    finally:
+        docker_platform.stop_server(user)
+    assert re.search(r"^\s+polartep-lab v0\.1\.0 enabled OK \(python, polartep-lab\)$", labextensions, re.M)
+    assert re.search(r"^\s+polartep_lab enabled$", ANSI.sub("", servers.stdout + servers.stderr), re.M)
+    assert r.status_code == 200, r.text
+    me = r.json()
+    assert (me["name"], me["plan"], me["plan_display_name"], me["plan_ends_at"], me["profile"]) == (
+        user,
+        "large",
+        "Large",
+        None,
+        "interactive",
+    )
+
+
+def test_jupyterlab_in_a_container_shows_the_panel(docker_platform, browser, request):
+    user = unique_user_name("extui")
+    docker_platform.create_user(user, plan="large", password=PASSWORD)
+    driver = browser()
+    login(driver, docker_platform, user, PASSWORD, next_path="/hub/spawn")
+    try:
+        spawn_in_browser(driver, docker_platform, user, "interactive")
+        view = open_polartep_panel(driver)
+        save_screenshot(driver, request, "jupyterlab-polartep-panel-docker")
+    finally:
+        docker_platform.stop_server(user)
+    assert (view.state, view.user, view.plan, view.plan_name, view.profile, view.period) == (
+        "loaded",
+        user,
+        "large",
+        "Large",
+        "interactive",
+        "no end date",
+    ), view
+    assert view.status_bar == "Polar TEP: Large · interactive · no end date"
