@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 
 .PHONY: install up down test lint format check catalogue test-deps test-images docker-engine images clean
 
-install: $(VENV)/.installed node_modules/.installed
+install: $(VENV)/.installed node_modules/.installed $(VENV)/.extension
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(SYSTEM_PYTHON) -m venv $(VENV)
@@ -19,6 +19,17 @@ $(VENV)/.installed: pyproject.toml
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The JupyterLab extension (extensions/): plugin built from TypeScript with the JupyterLab builder from npm, packed
+# with the server extension into one wheel (extensions/build.sh), installed into the venv. The images install the
+# same wheel (images/build.sh).
+EXTENSION_SOURCES := $(shell find extensions/src extensions/style extensions/polartep_lab extensions/jupyter-config \
+	-type f -not -path '*/__pycache__/*' 2>/dev/null) $(wildcard extensions/*.json extensions/pyproject.toml extensions/build.sh)
+
+$(VENV)/.extension: $(VENV)/.installed $(EXTENSION_SOURCES)
+	PYTHON=$(PY) extensions/build.sh >/dev/null
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --force-reinstall build/extension/polartep_lab-0.1.0-py3-none-any.whl
 	touch $@
 
 # Docker mode needs the engine and the images first (both steps take a second when already done).
@@ -73,4 +84,4 @@ format:
 	$(VENV)/bin/ruff format .
 
 clean:
-	rm -rf $(VENV) node_modules state build
+	rm -rf $(VENV) node_modules state build extensions/node_modules extensions/lib extensions/labextension

@@ -30,6 +30,8 @@
 * Dask Gateway runs as the managed service ``dask-gateway`` (``gateway/config.py``); users' tokens may reach it
   (``access:services!service=dask-gateway``) and every user server gets its addresses, so ``Gateway()`` needs no
   arguments.
+* A user server's own token may reach the platform service as its user (for the JupyterLab extension, which gets
+  the service's address as ``POLARTEP_SERVICE_URL``); it never holds the hub's token.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from .gateway.config import (
     user_environment,
 )
 from .parent_death import guarded_command
-from .platform_client import HUB_CLIENT_SERVICE_NAME, HUB_SCOPE, SERVICE_NAME
+from .platform_client import HUB_CLIENT_SERVICE_NAME, HUB_SCOPE, SERVICE_NAME, SERVICE_PREFIX
 from .platform_files import environment_problem, secure_state_dir
 from .settings import PlatformSettings
 from .spawners.single_user import local_mode_refusal
@@ -259,13 +261,19 @@ def configure_hub(c, settings: PlatformSettings | None = None) -> PlatformSettin
     c.Spawner.platform_service_url = settings.service_url
     c.Spawner.platform_service_token = settings.hub_service_token
     c.Spawner.default_url = "/lab"
-    c.Spawner.environment = {**user_environment(settings)}
+    c.Spawner.environment = {
+        **user_environment(settings),
+        # The JupyterLab extension (extensions/polartep_lab) asks the platform service here, with the server's token.
+        "POLARTEP_SERVICE_URL": settings.public_url + SERVICE_PREFIX,
+    }
     # The server's own token ($JUPYTERHUB_API_TOKEN, which dask-gateway's client sends) keeps JupyterHub's default
-    # `server` role scopes and may also reach the gateway.
+    # `server` role scopes and may also reach the gateway and the platform service (as the user, for the JupyterLab
+    # extension's panel; the service decides what the user may see or do).
     c.Spawner.server_token_scopes = [
         "users:activity!user",
         "access:servers!server",
         f"access:services!service={GATEWAY_SERVICE_NAME}",
+        f"access:services!service={SERVICE_NAME}",
     ]
     c.Spawner.http_timeout = 60
     c.Spawner.start_timeout = 120

@@ -3,14 +3,15 @@
 #
 #   polartep/rootfs:bookworm   Debian bookworm from Debian's packages (debootstrap --variant=minbase), `docker import`ed
 #   polartep/base              images/base: Python venv (jupyterhub 6.1.1, JupyterLab, Voila, xarray, Dask, ...)
+#                              and the Polar TEP JupyterLab extension (the wheel extensions/build.sh builds here)
 #   polartep/ml                images/ml: base + PyTorch CPU wheel
 #
 # Usage: images/build.sh [base|ml ...]   (default: all; ml builds base first)
 #
 # Guarantees:
 #   * Each image is tagged twice: NAME:<content hash> and the catalogue's plain NAME (:latest). The hash covers the
-#     image's Dockerfile, requirements.txt and every file copied into it (notebooks/ for base), and for ml the base
-#     image's hash, so a change anywhere rebuilds exactly what depends on it.
+#     image's Dockerfile, requirements.txt and every file copied into it (notebooks/ and the extension's sources for
+#     base), and for ml the base image's hash, so a change anywhere rebuilds exactly what depends on it.
 #   * Idempotent and fast: when NAME:<hash> exists nothing is built (seconds). The debootstrap tarball and the
 #     wheelhouses are cached under build/images/ (git-ignored), keyed by what produced them.
 #   * Python packages come only from a wheelhouse downloaded on the host (`pip download` for Python 3.11.2 and
@@ -95,7 +96,10 @@ build() {  # $1 = image name, $2 = content hash, then extra docker build args
         rm -rf "$ctx" && mkdir -p "$ctx"
         cp "$HERE/$name/Dockerfile" "$HERE/$name/requirements.txt" "$ctx/"
         cp -al "$wheels" "$ctx/wheels" 2>/dev/null || cp -a "$wheels" "$ctx/wheels"
-        [ "$name" = base ] && cp -a "$ROOT/notebooks" "$ctx/notebooks"
+        if [ "$name" = base ]; then
+            cp -a "$ROOT/notebooks" "$ctx/notebooks"
+            mkdir -p "$ctx/extension" && cp "$(extension_wheel)" "$ctx/extension/"
+        fi
         log "building $tag"
         local started=$SECONDS
         docker build --quiet --label "org.polartep.content-hash=$hash" -t "$tag" "$@" "$ctx" 2>&1 >/dev/null \
@@ -110,7 +114,13 @@ build() {  # $1 = image name, $2 = content hash, then extra docker build args
         | while read -r old; do docker rmi "polartep/$name:$old" >/dev/null 2>&1 || true; done
 }
 
-base_hash() { hash_of images/base/Dockerfile images/base/requirements.txt notebooks; }
+# The JupyterLab extension's wheel (extensions/build.sh: built here from its sources, never downloaded).
+extension_wheel() { PYTHON="$(dirname "$PIP")/python" "$ROOT/extensions/build.sh"; }
+
+base_hash() {
+    (hash_of images/base/Dockerfile images/base/requirements.txt notebooks; "$ROOT/extensions/build.sh" --hash) \
+        | sha256sum | cut -c1-12
+}
 
 build_base() {
     rootfs

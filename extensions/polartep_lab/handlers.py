@@ -1,0 +1,108 @@
+"""The server extension's HTTP routes, under ``<server base URL>polartep/api/``.
+
+Rules this module guarantees:
+
+* Every route is authenticated by the single-user server (``@tornado.web.authenticated``: JupyterHub's OAuth
+  cookie or a token with access to this server) and authorised by jupyter_server's ``@authorized`` on the resource
+  ``polartep``. A request without credentials gets the server's own answer for API requests (403), before anything
+  reaches the service.
+* ``GET polartep/api/me``: the server owner's plan, profile and plan period, from the service's ``api/v1/me`` and
+  ``api/v1/users/<owner>/entitlements`` (both on ``client.SERVICE_ROUTES``) plus this server's profile.
+* Any other path under ``polartep/api/``, with any method, answers 404 naming the allow-list: nothing is forwarded.
+* A service error is shown as 502 with the service's status and detail; missing settings as 503 naming them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import tornado.web
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.extension.handler import ExtensionHandlerMixin
+
+from .client import ServiceError
+
+AUTH_RESOURCE = "polartep"
+API_PREFIX = "polartep/api"
+
+
+class _BaseHandler(ExtensionHandlerMixin, APIHandler):
+    auth_resource = AUTH_RESOURCE
+
+    def write_json(self, status: int, body: dict[str, Any]) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")  # per-user, changes with the plan
+        self.finish(json.dumps(body))
+
+
+class MeHandler(_BaseHandler):
+    """The user's plan, profile and remaining plan period, for the sidebar panel and the status bar."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        app = self.extensionapp
+        missing = app.missing_settings()
+        if missing:
+            self.write_json(
+                503, {"message": f"the Polar TEP extension is not configured: {', '.join(missing)} not set"}
+            )
+            return
+        client = app.service_client()
+        try:
+            me, entitlements = await asyncio.gather(client.call("me"), client.call("entitlements"))
+        except ServiceError as e:
+            self.log.warning("Polar TEP extension: %s", e)
+            self.write_json(502, {"message": str(e), "service_status": e.status})
+            return
+        self.write_json(
+            200,
+            {
+                "name": me.get("name"),
+                "plan": entitlements.get("plan", me.get("plan")),
+                "plan_display_name": entitlements.get("plan_display_name") or me.get("plan"),
+                "plan_started_at": entitlements.get("plan_started_at"),
+                "plan_ends_at": entitlements.get("plan_ends_at"),
+                "plan_expired": bool(entitlements.get("plan_expired", False)),
+                "profile": app.profile or None,
+                "profiles": list(entitlements.get("profiles", me.get("profiles", []))),
+                "subscriptions": list(entitlements.get("subscriptions", [])),
+                "message": entitlements.get("message"),
+            },
+        )
+
+
+class NotAllowedHandler(_BaseHandler):
+    """Everything else under ``polartep/api/``: 404, so the extension is never a proxy."""
+
+    def _refuse(self, path: str) -> None:
+        self.write_json(
+            404,
+            {
+                "message": f"polartep/api/{path} is not a route of the Polar TEP extension "
+                f"(routes: {', '.join(ROUTE_NAMES)})"
+            },
+        )
+
+    @tornado.web.authenticated
+    @authorized
+    def get(self, path: str) -> None:
+        self._refuse(path)
+
+    post = put = patch = delete = get
+
+
+# (path under the server's base URL, handler); ExtensionApp prefixes the base URL.
+_ROUTES: list[tuple[str, type[_BaseHandler]]] = [
+    (rf"/{API_PREFIX}/me", MeHandler),
+]
+ROUTE_NAMES = [path.rsplit("/", 1)[1] for path, _ in _ROUTES]
+
+
+def handlers() -> list[tuple[str, type[_BaseHandler]]]:
+    """The extension's handlers, the catch-all 404 last."""
+    return [*_ROUTES, (rf"/{API_PREFIX}/(.*)", NotAllowedHandler)]

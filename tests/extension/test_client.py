@@ -1,0 +1,35 @@
+"""The extension's service client: only allow-listed routes, the owner's name quoted, errors that say what failed."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from polartep_lab.client import SERVICE_ROUTES, ServiceClient, ServiceError
+
+from ..harness import free_port
+
+
+def test_the_allow_list_holds_only_read_only_routes_of_the_users_own_data():
+    assert {name: (r.method, r.path) for name, r in SERVICE_ROUTES.items()} == {
+        "me": ("GET", "api/v1/me"),
+        "entitlements": ("GET", "api/v1/users/{user}/entitlements"),
+    }
+
+
+def test_urls_come_from_the_allow_list_and_the_owner_only():
+    client = ServiceClient("http://127.0.0.1:1/services/platform", "t", "a/../b")
+    assert (
+        client.url_for("entitlements")
+        == "http://127.0.0.1:1/services/platform/api/v1/users/a%2F..%2Fb/entitlements"
+    )
+    with pytest.raises(KeyError):
+        client.url_for("accounts")
+
+
+def test_an_unreachable_service_is_a_service_error_without_status():
+    client = ServiceClient(f"http://127.0.0.1:{free_port()}/services/platform/", "t", "alice", timeout=5)
+    with pytest.raises(ServiceError) as failed:
+        asyncio.run(client.call("me"))
+    assert failed.value.status is None
+    assert str(failed.value).startswith("the platform service could not be reached to api/v1/me: ")

@@ -1,0 +1,100 @@
+"""The server extension in a real user server (local mode): what ``/user/<name>/polartep/api/`` answers.
+
+Specification: with the user's token, ``polartep/api/me`` answers exactly the service's entitlements for that user
+(plan, its display name, start and end, profiles, subscriptions) plus the server's own profile; every other path
+under ``polartep/api/``, with any method, answers 404 naming the routes; ``me`` takes only GET (405); a request
+without credentials, or with another user's token, is refused by the single-user server with 403 before the
+extension runs.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.hub
+
+SERVICE = "/services/platform/api/v1"
+NOT_LISTED = "is not a route of the Polar TEP extension (routes: me)"
+
+
+@pytest.fixture(scope="module")
+def running_user(platform):
+    """A Trial user with a running ``small`` server, shared by this module's tests: ``(name, token)``."""
+    name = "extuser"
+    token = platform.create_user(name, plan="trial")
+    platform.spawn(name, token, {"profile": "small"})
+    yield name, token
+    platform.stop_server(name)
+
+
+def test_me_answers_the_users_plan_profile_and_plan_period(platform, running_user):
+    name, token = running_user
+    r = platform.api("GET", f"/user/{name}/polartep/api/me", token)
+    assert r.status_code == 200, r.text
+    assert r.headers["Cache-Control"] == "no-store"
+    entitlements = platform.api("GET", f"{SERVICE}/users/{name}/entitlements", token).json()
+    assert entitlements["plan_ends_at"] is not None, "a Trial has an end"
+    assert r.json() == {
+        "name": name,
+        "plan": "trial",
+        "plan_display_name": "Trial",
+        "plan_started_at": entitlements["plan_started_at"],
+        "plan_ends_at": entitlements["plan_ends_at"],
+        "plan_expired": False,
+        "profile": "small",
+        "profiles": ["interactive", "small", "medium"],
+        "subscriptions": [],
+        "message": None,
+    }
+
+
+def test_a_plan_without_duration_has_no_end(platform, new_user):
+    name, token = new_user(plan="standard")
+    platform.spawn(name, token, {"profile": "interactive"})
+    try:
+        r = platform.api("GET", f"/user/{name}/polartep/api/me", token)
+        assert r.status_code == 200, r.text
+        me = r.json()
+        assert (me["plan"], me["plan_display_name"], me["plan_ends_at"], me["profile"]) == (
+            "standard",
+            "Standard",
+            None,
+            "interactive",
+        )
+    finally:
+        platform.stop_server(name)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "accounts",
+        "entitlements",
+        "me/consents",
+        "service/api/v1/accounts",
+        "api/v1/accounts",
+        "..%2F..%2Fhub%2Fapi%2Fusers",
+    ],
+)
+@pytest.mark.parametrize("method", ["GET", "POST", "DELETE"])
+def test_paths_off_the_allow_list_answer_404(platform, running_user, path, method):
+    name, token = running_user
+    r = platform.api(method, f"/user/{name}/polartep/api/{path}", token)
+    assert r.status_code == 404, r.text
+    assert r.json()["message"].endswith(NOT_LISTED)
+
+
+def test_me_takes_only_get(platform, running_user):
+    name, token = running_user
+    assert platform.api("POST", f"/user/{name}/polartep/api/me", token).status_code == 405
+    assert platform.api("DELETE", f"/user/{name}/polartep/api/me", token).status_code == 405
+
+
+def test_a_request_without_the_users_token_is_refused(platform, running_user, new_user):
+    name, _ = running_user
+    _, other_token = new_user()
+    no_credentials = platform.api("GET", f"/user/{name}/polartep/api/me", follow_redirects=False)
+    assert no_credentials.status_code == 403
+    other_user = platform.api("GET", f"/user/{name}/polartep/api/me", other_token, follow_redirects=False)
+    assert other_user.status_code == 403
+    assert "plan" not in other_user.text
