@@ -105,6 +105,19 @@ class MeteredProcess:
     stopped_at: datetime | None
 
 
+def interval_of(process: MeteredProcess, account: str) -> UsageInterval:
+    """A new ledger row for ``process``, charged to ``account``."""
+    return UsageInterval(
+        account_name=account,
+        kind=process.kind,
+        source_key=process.source_key,
+        cores=process.cores,
+        memory_bytes=process.memory_bytes,
+        started_at=process.started_at,
+        stopped_at=process.stopped_at,
+    )
+
+
 @dataclass
 class PassResult:
     """What one reconciliation pass changed (for logs and tests)."""
@@ -279,17 +292,7 @@ class GatewayMeter:
                     if len(account) > _ACCOUNT_NAME_LENGTH:
                         log.warning("gateway user %r is longer than an account name; truncated", account)
                         account = account[:_ACCOUNT_NAME_LENGTH]
-                    session.add(
-                        UsageInterval(
-                            account_name=account,
-                            kind=process.kind,
-                            source_key=process.source_key,
-                            cores=process.cores,
-                            memory_bytes=process.memory_bytes,
-                            started_at=process.started_at,
-                            stopped_at=process.stopped_at,
-                        )
-                    )
+                    session.add(interval_of(process, account))
                     result.opened.append(process.source_key)
                     if process.stopped_at is not None:
                         result.closed.append(process.source_key)
@@ -370,17 +373,7 @@ def settle_account(session: Session, engine: Engine, name: str, pseudonym: str |
             )
         )
         if row is None:
-            session.add(
-                UsageInterval(
-                    account_name=name,
-                    kind=process.kind,
-                    source_key=process.source_key,
-                    cores=process.cores,
-                    memory_bytes=process.memory_bytes,
-                    started_at=process.started_at,
-                    stopped_at=process.stopped_at,
-                )
-            )
+            session.add(interval_of(process, name))
             changed += 1
         elif row.stopped_at is None and process.stopped_at is not None:
             row.stopped_at = max(process.stopped_at, row.started_at)

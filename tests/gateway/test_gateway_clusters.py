@@ -8,16 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from ..helpers.inside_server import run_inside_server
+from ..helpers.inside_server import run_as_user_server
 
 pytestmark = pytest.mark.hub
-
-
-def run_as_user_server(platform, user: str, token: str, code: str, timeout: float = 120) -> dict:
-    """Run ``code`` inside the user's server (its uid, groups and environment); it prints one JSON line."""
-    if platform.server_model(user) is None:
-        platform.spawn(user, token)
-    return run_inside_server(platform, user, code, timeout=timeout)
 
 
 def test_zero_argument_gateway_creates_scales_computes_and_stops(platform, new_user):

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from ..harness import RunningPlatform, wait_for
-from ..helpers.inside_server import server_pid, server_process
-from .test_gateway_clusters import gateway_api, run_as_user_server
+from ..helpers.inside_server import run_as_user_server, server_pid, server_process
+from .test_gateway_clusters import gateway_api
 
 pytestmark = pytest.mark.hub
 

@@ -20,7 +20,8 @@ from polartep_hub.gateway.user_totals import (
     scheduler_fits,
 )
 
-from .test_gateway_clusters import gateway_api, run_as_user_server
+from ..helpers.inside_server import run_as_user_server
+from .test_gateway_clusters import gateway_api
 
 GIB = 2**30
 TRIAL = UserBounds(plan="trial", max_workers=4, max_cores=8, max_memory=4 * 8 * GIB)

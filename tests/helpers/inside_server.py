@@ -8,6 +8,7 @@ Attack tests (``tests/security/``) and the gateway tests use it, so what passes 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -66,9 +67,23 @@ def run_inside(process: ServerProcess, code: str, timeout: float = 120) -> subpr
     )
 
 
-def run_inside_server(platform, user: str, code: str, server: str = "", timeout: float = 120) -> Any:
-    """Run ``code`` inside ``user``'s running server (local mode); return the JSON of its last output line."""
+def run_inside_server(
+    platform, user: str, code: str, server: str = "", timeout: float = 300, env: dict[str, str] | None = None
+) -> Any:
+    """Run ``code`` inside ``user``'s running server (local mode); return the JSON of its last output line.
+
+    ``env`` adds variables (e.g. the address to attack) to the server's own environment.
+    """
     process = server_process(server_pid(platform, user, server))
+    if env:
+        process = dataclasses.replace(process, environment={**process.environment, **env})
     done = run_inside(process, code, timeout)
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{platform.log_tail()}"
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_as_user_server(platform, user: str, token: str, code: str, timeout: float = 300) -> Any:
+    """``run_inside_server`` for the user's default server, spawned first (with ``token``) if it is not running."""
+    if platform.server_model(user) is None:
+        platform.spawn(user, token)
+    return run_inside_server(platform, user, code, timeout=timeout)

@@ -109,7 +109,8 @@ def test_an_admin_erases_an_account_and_the_configured_admin_is_refused(platform
 
 
 def test_erasure_stops_the_users_dask_cluster_and_server_first_and_closes_the_ledger(platform):
-    from ..gateway.test_gateway_clusters import gateway_api, run_as_user_server
+    from ..gateway.test_gateway_clusters import gateway_api
+    from ..helpers.inside_server import run_as_user_server
     from .erasure_helpers import START_CLUSTER_AND_LEAVE_IT, gateway_records, ledger_rows, running
 
     user = f"gdprdask{secrets.token_hex(3)}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from ..harness import RunningPlatform
-from .inside_server import run_inside
+from ..helpers.inside_server import run_inside_server
 
 pytestmark = pytest.mark.hub
 
@@ -38,10 +38,10 @@ def test_a_demoted_admin_is_no_admin_at_the_next_request(platform):
     assert r.status_code == 201, r.text
     token = r.json()["token"]
     env = {"ATTACK_URL": platform.url, "BOB_TOKEN": token}
-    assert run_inside(platform, "bob", READ, env=env) == [
+    assert run_inside_server(platform, "bob", READ, env=env) == [
         200,
         "metrics",
     ]  # an admin: cached by the service now
     assert platform.api("PATCH", "/hub/api/users/bob", admin, json={"admin": False}).status_code == 200
-    status, detail = run_inside(platform, "bob", READ, env=env)
+    status, detail = run_inside_server(platform, "bob", READ, env=env)
     assert status == 403 and "read:metrics" in detail

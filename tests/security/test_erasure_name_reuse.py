@@ -19,7 +19,8 @@ import pytest
 
 from polartep_hub.service.legal import LegalLibrary
 
-from ..gateway.test_gateway_clusters import gateway_api, run_as_user_server
+from ..gateway.test_gateway_clusters import gateway_api
+from ..helpers.inside_server import run_as_user_server
 from ..hub.erasure_helpers import START_CLUSTER_AND_LEAVE_IT, gateway_records, running
 from ..hub.test_erasure import erase_me, put_file
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import pytest
 
 from ..harness import RunningPlatform
-from .inside_server import run_inside
+from ..helpers.inside_server import run_inside_server
 
 pytestmark = pytest.mark.hub
 
@@ -72,7 +72,7 @@ def platform(tmp_path_factory):
 
 def attack(platform: RunningPlatform, code: str):
     settings = platform.settings
-    return run_inside(
+    return run_inside_server(
         platform,
         "mallory",
         CLIENTS + code,

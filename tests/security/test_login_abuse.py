@@ -22,8 +22,8 @@ import httpx
 import pytest
 
 from ..harness import ADMIN_PASSWORD, RunningPlatform
+from ..helpers.inside_server import run_inside_server
 from ..hub.browser_session import form_xsrf
-from .inside_server import run_inside
 
 pytestmark = pytest.mark.hub
 
@@ -64,7 +64,7 @@ def platform(tmp_path_factory):
 
 
 def attack(platform: RunningPlatform, code: str):
-    return run_inside(platform, "mallory", LOGIN + code, env={"ATTACK_URL": platform.url})
+    return run_inside_server(platform, "mallory", LOGIN + code, env={"ATTACK_URL": platform.url})
 
 
 def real_login(platform: RunningPlatform, source: str, username: str, password: str) -> httpx.Response:

@@ -20,7 +20,7 @@ import time
 import httpx
 import pytest
 
-from ..gateway.test_gateway_clusters import run_as_user_server
+from ..helpers.inside_server import run_as_user_server
 from ..hub.test_passwords import API, FORGOT_ANSWER, NEW, OLD, hub_login, make_user
 
 pytestmark = pytest.mark.hub

@@ -17,7 +17,7 @@ from __future__ import annotations
 import pytest
 
 from ..harness import RunningPlatform
-from .inside_server import run_inside
+from ..helpers.inside_server import run_inside_server
 
 pytestmark = pytest.mark.hub
 
@@ -37,7 +37,7 @@ def platform(tmp_path_factory):
 
 
 def test_a_project_cannot_squat_the_providers_group_prefix_or_adopt_a_foreign_group(platform):
-    result = run_inside(
+    result = run_inside_server(
         platform,
         "mallory",
         """
