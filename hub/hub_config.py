@@ -43,8 +43,8 @@ from typing import Any
 
 from .auth.oidc import configure_oidc
 from .catalogue import load_catalogue
-from .gateway.admin_api import ADMIN_SCOPE as GATEWAY_ADMIN_SCOPE
 from .gateway.config import (
+    GATEWAY_ADMIN_SCOPE,
     GATEWAY_SERVICE_NAME,
     gateway_db_url,
     gateway_service_definition,

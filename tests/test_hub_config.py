@@ -136,3 +136,18 @@ def test_no_smtp_host_is_a_warning_not_a_problem(tmp_path):
         f"smtp_password_file {str(tmp_path / 'missing')!r} does not exist",
         "mail_from must be an e-mail address, got 'x'",
     ]
+
+
+def test_the_hub_process_never_imports_dask_gateway_server():
+    """Importing it swaps traitlets' logging config for colorlog's, which breaks every hub log line
+    (``KeyError: 'color'``); only the gateway's own process may import it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, polartep_hub.hub_config, polartep_hub.spawners.local, polartep_hub.spawners.docker, "
+        "polartep_hub.auth.platform_password, polartep_hub.auth.oidc; "
+        "print(sorted(m for m in sys.modules if m.startswith('dask_gateway_server')))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

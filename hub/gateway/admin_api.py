@@ -41,7 +41,8 @@ import httpx
 from aiohttp import web
 from dask_gateway_server.backends.db_base import JobStatus
 
-ADMIN_SCOPE = "custom:polartep:gateway-admin"
+from .config import GATEWAY_ADMIN_SCOPE as ADMIN_SCOPE
+
 ROUTE = "/api/v1/platform/users/{username}/clusters"
 FORGET_ROUTE = "/api/v1/platform/users/{username}/forget"
 PSEUDONYM_PREFIX = "erased-"  # personal_data.PSEUDONYM_PREFIX

@@ -44,6 +44,9 @@ from ..catalogue import load_catalogue
 from ..settings import PlatformSettings
 
 GATEWAY_SERVICE_NAME = "dask-gateway"
+# The custom scope of the gateway's platform-only routes (admin_api.py); here, so the hub can grant it without
+# importing dask_gateway_server (see the rule on logging above).
+GATEWAY_ADMIN_SCOPE = "custom:polartep:gateway-admin"
 GATEWAY_PREFIX = f"/services/{GATEWAY_SERVICE_NAME}"
 CONFIG_FILE_NAME = "dask_gateway_config.py"
 ENCRYPT_KEY_FILE = "dask-gateway-encrypt-key"
