@@ -121,7 +121,7 @@ def test_erasure_stops_the_users_dask_cluster_and_server_first_and_closes_the_le
     before = gateway_records(state, cluster)
     assert before["username"] == user and len(before["pids"]) == 2  # scheduler and one worker
     assert all(running(pid) for pid in before["pids"])
-    home = state / "users" / user
+    home = platform.home_of(user)
     assert home.exists()
 
     response = erase_me(platform, user, token)
