@@ -88,7 +88,10 @@ def test_changing_the_password_on_the_account_page_ends_every_session_and_token(
             },
         )
         assert wrong.status_code == 403
-        assert "current_password: this is not your current password" in wrong.text
+        # The problem is shown beside the field it names (the page's field-error element for current_password).
+        assert re.search(r'id="current_password-error">\s*this is not your current password', wrong.text), (
+            wrong.text[-3000:]
+        )
         assert logged_in(other, platform)  # a refused change ends nothing
 
         done = changer.post(
