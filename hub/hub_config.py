@@ -118,7 +118,9 @@ def platform_service_definition(settings: PlatformSettings) -> dict[str, Any]:
             "POLARTEP_MODE": settings.mode,
             "POLARTEP_HOMES_ROOT": settings.homes_dir,
             # Local homes are <homes root>/<system user name> with system users, <homes root>/<name> without.
-            "POLARTEP_HOME_FOLDER_PREFIX": settings.system_user_prefix if settings.isolates_users else "",
+            "POLARTEP_HOME_FOLDER_PREFIX": (
+                settings.system_user_prefix if settings.mode == "local" and settings.isolates_users else ""
+            ),
             "PYTHONUNBUFFERED": "1",
         },
     }

@@ -238,8 +238,9 @@ class ServiceConfig:
 
     def home_folder(self, name: str) -> str:
         """The name of ``name``'s local home folder under ``homes_root``: the system user's name when local mode
-        runs users as system users (``spawners/system_users.py``), else the account name."""
-        if not self.home_folder_prefix:
+        runs users as system users (``spawners/system_users.py``), else the account name (Docker and Swarm homes
+        are volumes named after the account)."""
+        if self.mode != "local" or not self.home_folder_prefix:
             return name
         from ..spawners.system_users import system_user_name
 

@@ -116,3 +116,14 @@ def test_create_app_refuses_a_default_plan_missing_from_the_catalogue(catalogue,
     config = ServiceConfig(default_plan="platinum", database_url=f"sqlite:///{tmp_path / 'x.sqlite'}")
     with pytest.raises(ConfigError, match="known plans: trial, standard, large"):
         create_app(config, catalogue, identity_provider=FakeIdentityProvider())
+
+
+def test_a_local_home_folder_is_named_after_the_system_user_and_a_docker_home_after_the_account():
+    from polartep_hub.service.config import ServiceConfig
+
+    local = ServiceConfig.from_env({"POLARTEP_MODE": "local", "POLARTEP_HOME_FOLDER_PREFIX": "jupyter-"})
+    docker = ServiceConfig.from_env({"POLARTEP_MODE": "docker", "POLARTEP_HOME_FOLDER_PREFIX": "jupyter-"})
+    single_user = ServiceConfig.from_env({"POLARTEP_MODE": "local"})
+    assert local.home_folder("alice") == "jupyter-alice"
+    assert docker.home_folder("alice") == "alice"  # the volume polartep-home-alice
+    assert single_user.home_folder("alice") == "alice"
