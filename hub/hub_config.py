@@ -13,9 +13,11 @@
 * Users' tokens may reach the platform service (``access:services!service=platform`` in the ``user`` role).
 * Idle servers are stopped by jupyterhub-idle-culler, a hub-managed service holding only the scopes it needs,
   after ``idle_timeout`` seconds without activity (unless that is 0).
-* Docker and Swarm modes: containers (swarm: services) on the host's network (everything on 127.0.0.1, the hub's API included), removed when
-  they stop; each user's home is the named volume ``polartep-home-{username}``; images are never pulled (no
-  registry: ``images/build.sh`` builds them here).
+* Docker and Swarm modes: hardened containers (swarm: services) on the platform's own Docker networks
+  (``spawners/networks.py``), never the host's: the hub's API listens on the platform network's gateway address
+  (``settings.container_host``), the proxy's REST API and the platform service stay on 127.0.0.1, out of every
+  container's reach. Containers are removed when they stop; each user's home is the named volume
+  ``polartep-home-{username}``; images are never pulled (no registry: ``images/build.sh`` builds them here).
 * The hub's login page links to the platform service's sign-up page while sign-up is open (``signup``).
 * Dask Gateway runs as the managed service ``dask-gateway`` (``gateway/config.py``); users' tokens may reach it
   (``access:services!service=dask-gateway``) and every user server gets its addresses, so ``Gateway()`` needs no
@@ -98,10 +100,12 @@ def idle_culler_service_definition(settings: PlatformSettings) -> dict[str, Any]
     }
 
 
-def configure_docker_spawner(c) -> None:
-    """DockerSpawner settings for ``mode=docker`` (the profile supplies image and limits per server)."""
-    c.DockerSpawner.network_name = "host"
-    # Host networking has no container IP to look up; the spawner answers 127.0.0.1 and the server's own port.
+def configure_docker_spawner(c, settings: PlatformSettings) -> None:
+    """DockerSpawner settings for ``mode=docker`` and ``swarm`` (the profile supplies image and limits per server)."""
+    # Each user's servers join the user's own network ({prefix}-u-{user}); the hub reaches them at their address
+    # there, they reach the hub at the platform network's gateway (the hub's bind address, hence its connect URL).
+    c.DockerProfileSpawner.network_prefix = settings.docker_network_prefix
+    c.DockerProfileSpawner.subnet_pool = settings.docker_subnet_pool
     c.DockerSpawner.use_internal_ip = True
     c.DockerSpawner.remove = True  # containers are disposable; the home volume is what persists
     # The images' own command, named here so a spawn need not inspect the image to find it.
@@ -181,7 +185,7 @@ def configure_hub(c, settings: PlatformSettings | None = None) -> PlatformSettin
     c.LocalProfileSpawner.home_dir_template = str(Path(state) / "users" / "{username}")
     c.LocalProfileSpawner.enforce_memory_limit = settings.local_memory_limit
     if settings.mode in ("docker", "swarm"):
-        configure_docker_spawner(c)
+        configure_docker_spawner(c, settings)
 
     c.JupyterHub.custom_scopes = {
         HUB_SCOPE: {

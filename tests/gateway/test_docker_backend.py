@@ -47,7 +47,7 @@ STOP_WITHIN = 20
 # Pure parts: the container a cluster gets, and the image check ------------------------------------------------------
 
 
-def test_container_spec_has_hard_limits_no_swap_host_network_and_no_privileges():
+def test_container_spec_has_hard_limits_no_swap_the_users_network_and_no_privileges():
     spec = container_spec(
         name="polartep-alice-dask-worker-w1",
         image="polartep/base",
@@ -58,10 +58,14 @@ def test_container_spec_has_hard_limits_no_swap_host_network_and_no_privileges()
         memory=6 * GIB,
         user="1000:1000",
         home_volume="polartep-home-alice",
+        network="polartep-u-alice",
     )
     assert spec["mem_limit"] == spec["memswap_limit"] == 6 * GIB
     assert spec["cpu_quota"] / spec["cpu_period"] == 3
-    assert spec["network_mode"] == "host" and spec["user"] == "1000:1000"
+    assert (
+        spec["network"] == "polartep-u-alice" and "network_mode" not in spec and spec["user"] == "1000:1000"
+    )
+    assert spec["pids_limit"] == 4096
     assert spec["cap_drop"] == ["ALL"] and spec["security_opt"] == ["no-new-privileges"]
     assert spec["volumes"] == {"polartep-home-alice": {"bind": "/home/jovyan", "mode": "rw"}}
     with pytest.raises(ValueError, match="positive"):
@@ -79,6 +83,7 @@ def spec_args() -> dict:
         memory=GIB,
         user="1000:1000",
         home_volume=None,
+        network="polartep-u-n",
     )
 
 
@@ -255,7 +260,10 @@ def test_clusters_run_as_containers_of_the_catalogue_image_with_the_cluster_limi
         assert config["Labels"][LABEL_GATEWAY] == instance_id(platform)
         assert config["Image"] == "polartep/base"
         assert config["User"] == "1000:1000", "never root"
-        assert host["NetworkMode"] == "host"
+        assert host["NetworkMode"] == f"{platform.settings.docker_network_prefix}-u-{user}"
+        assert list(container["NetworkSettings"]["Networks"]) == [host["NetworkMode"]], (
+            "the user's network only"
+        )
         assert host["MemorySwap"] == host["Memory"], "no swap beyond the memory limit"
         assert host["CapDrop"] == ["ALL"]
         assert [m["Name"] for m in container["Mounts"] if m["Type"] == "volume"] == [home_volume(user)]
@@ -264,7 +272,6 @@ def test_clusters_run_as_containers_of_the_catalogue_image_with_the_cluster_limi
         if config["Labels"][LABEL_ROLE] == "worker":
             # The trial plan's defaults: 1 core, 2 GiB per worker (bounded options in gateway/config.py).
             assert (cores, host["Memory"]) == (1, 2 * GIB)
-            assert "--host" in config["Cmd"] and "127.0.0.1" in config["Cmd"]
         else:
             assert (cores, host["Memory"]) == (1, 2 * GIB)  # dask-gateway's scheduler defaults
 
