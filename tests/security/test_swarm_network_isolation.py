@@ -18,7 +18,9 @@ from ..docker.test_swarm import swarm_platform  # noqa: F401  (fixture)
 from ..gateway.test_docker_backend import start_cluster, stop_cluster, wait_for_containers
 from .test_docker_network_isolation import address_on, listening_ports, probe
 
-pytestmark = [pytest.mark.docker, pytest.mark.hub]
+# The module's set-up starts a platform, two servers and a cluster: on the shared 2-core machine that alone can take
+# longer than the suite's default 180 s per test.
+pytestmark = [pytest.mark.docker, pytest.mark.hub, pytest.mark.timeout(600)]
 
 
 def task_container(user: str) -> dict:
