@@ -76,6 +76,7 @@ def start_docker_platform(
     except Exception:
         print(running.log_tail())
         running.stop()
+        remove_run_objects()  # e.g. the platform network created before the hub failed to start
         raise
 
 

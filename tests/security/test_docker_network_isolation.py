@@ -105,7 +105,11 @@ def address_on(container: dict, network: str) -> str:
 @pytest.fixture(scope="module")
 def scene(docker_engine, test_catalogue, tmp_path_factory):  # noqa: F811
     """A Docker-mode platform with A's server, B's server and B's cluster (scheduler + one worker) running."""
-    platform = start_docker_platform(tmp_path_factory.mktemp("isolation"), test_catalogue)
+    try:
+        platform = start_docker_platform(tmp_path_factory.mktemp("isolation"), test_catalogue)
+    except Exception:
+        remove_run_objects()  # the platform network the failed start created
+        raise
     try:
         a, b = unique_user_name("atk"), unique_user_name("vic")
         tokens = {a: platform.create_user(a, plan="large"), b: platform.create_user(b, plan="large")}
