@@ -34,7 +34,15 @@ from polartep_hub.gateway.options import PlatformClusterConfig
 from polartep_hub.settings import PlatformSettings
 
 from ..docker.conftest import docker_engine, start_docker_platform, test_catalogue  # noqa: F401  (fixtures)
-from ..docker.engine import container_name, docker, home_volume, inspect, remove_run_objects, unique_user_name
+from ..docker.engine import (
+    container_name,
+    docker,
+    home_volume,
+    inspect,
+    network_prefix,
+    remove_run_objects,
+    unique_user_name,
+)
 from ..harness import RunningPlatform, wait_for
 from .test_gateway_clusters import gateway_api
 from .test_gateway_lifecycle import gateway_pid
@@ -97,12 +105,22 @@ def test_only_catalogue_images_are_accepted_for_a_cluster():
         DockerClusterConfig(parent=backend, worker_image="busybox")
 
 
+def docker_backend_network_prefix(c: Config) -> str:
+    return c.PlatformDockerBackend.network_prefix
+
+
 def test_docker_mode_uses_the_container_backend_with_the_same_database_options_and_policy(
     tmp_path, monkeypatch
 ):
+    # The platform network's gateway address (found or created through the engine; fixed here, no engine needed).
+    monkeypatch.setattr(PlatformSettings, "container_host", property(lambda self: "10.99.0.1"))
     c = Config()
     settings = configure_gateway(c, PlatformSettings(mode="docker", state_dir=str(tmp_path)))
     assert c.DaskGateway.backend_class == "polartep_hub.gateway.docker_backend.PlatformDockerBackend"
+    # The proxies on the platform network's address (servers and schedulers reach them), the private API on loopback.
+    assert c.Proxy.address.startswith("10.99.0.1:") and c.Proxy.tcp_address.startswith("10.99.0.1:")
+    assert c.DaskGateway.address.startswith("127.0.0.1:")
+    assert docker_backend_network_prefix(c) == settings.docker_network_prefix
     docker_backend, local_backend = c.PlatformDockerBackend, c.PlatformLocalBackend
     # Plan bounds and the worker profile travel with each cluster, as in local mode; the image is Docker's own.
     assert docker_backend.cluster_config_class == "polartep_hub.gateway.docker_backend.DockerClusterConfig"
@@ -450,6 +468,7 @@ def short_idle_docker_platform(docker_engine, test_catalogue, tmp_path_factory):
         tmp_path_factory.mktemp("gateway-docker-idle"),
         mode="docker",
         extra_env={
+            "POLARTEP_DOCKER_NETWORK_PREFIX": network_prefix("idle"),
             "POLARTEP_CATALOGUE": str(test_catalogue),
             "POLARTEP_IDLE_TIMEOUT": "0",
             "POLARTEP_DASK_IDLE_TIMEOUT": str(DASK_IDLE_TIMEOUT),
