@@ -45,6 +45,11 @@ class SwarmProfileSpawner(DockerProfileSpawner, SwarmSpawner):
     def _network_name_default(self) -> str:
         return NetworkNames(self.network_prefix).swarm
 
+    @default("extra_create_kwargs")
+    def _extra_create_kwargs_default(self) -> dict:
+        # SwarmSpawner passes these to create_service, which has no `user`: the user is in the container spec.
+        return {}
+
     @default("extra_container_spec")
     def _extra_container_spec_default(self) -> dict:
         return {"user": self.container_user, "cap_drop": ["ALL"]}
