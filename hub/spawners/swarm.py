@@ -69,11 +69,14 @@ class SwarmProfileSpawner(DockerProfileSpawner, SwarmSpawner):
                 "tasks", filters={"service": self.service_name, "desired-state": "running"}
             )
             for task in tasks:
-                for attachment in task.get("NetworksAttachments") or ():
-                    if attachment["Network"]["Spec"]["Name"] == self.network_name and attachment.get(
-                        "Addresses"
-                    ):
-                        return attachment["Addresses"][0].split("/")[0], self.port
+                # A swarm-scoped *bridge* gets its addresses from the node's local IPAM, so the task's attachment
+                # carries none: read the address from the task's container on this node.
+                container = ((task.get("Status") or {}).get("ContainerStatus") or {}).get("ContainerID")
+                if container:
+                    info = await self.docker("inspect_container", container)
+                    network = (info["NetworkSettings"].get("Networks") or {}).get(self.network_name) or {}
+                    if network.get("IPAddress"):
+                        return network["IPAddress"], self.port
             await asyncio.sleep(0.5)
         raise RuntimeError(f"no address of service {self.service_name} on network {self.network_name}")
 
