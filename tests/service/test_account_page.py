@@ -12,6 +12,7 @@ from sqlalchemy import select
 from polartep_hub.service.models import Account, Erasure
 from polartep_hub.service.pages import THEME_SCRIPT
 
+from ..helpers.form_errors import field_error
 from .fakes import PREFIX
 from .test_personal_data import RecordingHubAPI
 
@@ -31,17 +32,6 @@ def log_in(api, fake_hub, token: str = "alice-token") -> None:
     fake_hub.grant("the-code", token)
     response = api.get("oauth_callback", params={"code": "the-code", "state": state}, follow_redirects=False)
     assert response.status_code == 302 and response.headers["location"] == f"{PREFIX}account"
-
-
-def field_error(html: str, field: str) -> str:
-    """The message shown beside ``field`` (its input names it in ``aria-describedby``)."""
-    linked = rf'<input [^>]*\bid="{field}"[^>]*aria-describedby="[^"]*{field}-error'
-    assert re.search(linked, html), f"{field} does not name its error"
-    match = re.search(
-        rf'<div class="invalid-feedback d-block field-error" id="{field}-error">([^<]*)</div>', html
-    )
-    assert match, f"no error shown for {field}"
-    return match.group(1)
 
 
 def xsrf_of(html: str) -> str:

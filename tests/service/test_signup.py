@@ -21,6 +21,7 @@ from polartep_hub.service.legal import LegalLibrary
 from polartep_hub.service.models import Account, Consent
 from polartep_hub.service.pages import THEME_SCRIPT
 
+from ..helpers.form_errors import field_error
 from .fakes import without_theme_script
 
 CURRENT = LegalLibrary.load().current_versions()
@@ -81,17 +82,6 @@ def configure(app, **changes) -> None:
     """Change the running app's settings (e.g. ``signup_per_hour=2``)."""
     context = app.state.context
     context.config = dataclasses.replace(context.config, **changes)
-
-
-def field_error(html: str, field: str) -> str:
-    # Beside the field, and named by the field's aria-describedby.
-    linked = rf'<input [^>]*\bid="{field}"[^>]*aria-describedby="[^"]*{field}-error'
-    assert re.search(linked, html), f"{field} does not name its error"
-    match = re.search(
-        rf'<div class="invalid-feedback d-block field-error" id="{field}-error">([^<]*)</div>', html
-    )
-    assert match, f"no error shown for {field}"
-    return match.group(1)
 
 
 # --- the page ---------------------------------------------------------------------------------------------------
