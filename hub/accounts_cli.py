@@ -25,8 +25,8 @@ from urllib.parse import quote
 
 import httpx
 
-from .platform_client import SERVICE_PREFIX
-from .settings import PlatformSettings
+from polartep_hub.platform_client import SERVICE_PREFIX
+from polartep_hub.settings import PlatformSettings
 
 TOKEN_FILE = "hub-service-token"
 

@@ -16,11 +16,11 @@ from collections.abc import Sequence
 
 from traitlets import TraitError
 
-from .accounts_cli import add_accounts_parser
-from .catalogue import Catalogue, CatalogueError, load_catalogue
-from .gateway.kubernetes import add_helm_values_command
-from .proxy_process import proxy_executable, proxy_is_up, start_proxy, stop_proxy
-from .settings import REPO_ROOT, PlatformSettings
+from polartep_hub.accounts_cli import add_accounts_parser
+from polartep_hub.catalogue import Catalogue, CatalogueError, load_catalogue
+from polartep_hub.gateway.kubernetes import add_helm_values_command
+from polartep_hub.proxy_process import proxy_executable, proxy_is_up, start_proxy, stop_proxy
+from polartep_hub.settings import REPO_ROOT, PlatformSettings
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -220,7 +220,7 @@ def cmd_config_reference(args: argparse.Namespace) -> int:
 
 
 def cmd_accounts(args: argparse.Namespace) -> int:
-    from .accounts_cli import run_accounts_command
+    from polartep_hub.accounts_cli import run_accounts_command
 
     return run_accounts_command(args, _load_settings())
 

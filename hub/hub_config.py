@@ -41,21 +41,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .auth.oidc import configure_oidc
-from .catalogue import load_catalogue
-from .gateway.config import (
+from polartep_hub.auth.oidc import configure_oidc
+from polartep_hub.catalogue import load_catalogue
+from polartep_hub.gateway.config import (
     GATEWAY_ADMIN_SCOPE,
     GATEWAY_SERVICE_NAME,
     gateway_db_url,
     gateway_service_definition,
     user_environment,
 )
-from .parent_death import guarded_command
-from .platform_client import HUB_CLIENT_SERVICE_NAME, HUB_SCOPE, SERVICE_NAME, SERVICE_PREFIX
-from .platform_files import environment_problem, secure_state_dir
-from .settings import PlatformSettings
-from .spawners.single_user import local_mode_refusal
-from .user_origins import configure_user_origins
+from polartep_hub.parent_death import guarded_command
+from polartep_hub.platform_client import HUB_CLIENT_SERVICE_NAME, HUB_SCOPE, SERVICE_NAME, SERVICE_PREFIX
+from polartep_hub.platform_files import environment_problem, secure_state_dir
+from polartep_hub.settings import PlatformSettings
+from polartep_hub.spawners.single_user import local_mode_refusal
+from polartep_hub.user_origins import configure_user_origins
 
 
 def spawner_class_for(mode: str) -> str:

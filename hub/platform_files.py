@@ -22,7 +22,7 @@ import stat
 import sys
 from pathlib import Path
 
-from .spawners.system_users import SystemUserError
+from polartep_hub.spawners.system_users import SystemUserError
 
 
 def secure_state_dir(state: Path) -> None:

@@ -20,8 +20,8 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
-from .settings import REPO_ROOT, PlatformSettings
-from .user_origins import is_loopback_name
+from polartep_hub.settings import REPO_ROOT, PlatformSettings
+from polartep_hub.user_origins import is_loopback_name
 
 
 def proxy_executable() -> str:

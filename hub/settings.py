@@ -18,9 +18,9 @@ from urllib.parse import urlparse
 from traitlets import Bool, Enum, Integer, TraitError, Unicode, default, validate
 from traitlets.config import Configurable
 
-from .catalogue import DEFAULT_CATALOGUE_PATH
-from .spawners.single_user import isolates_users
-from .spawners.system_users import check_prefix
+from polartep_hub.catalogue import DEFAULT_CATALOGUE_PATH
+from polartep_hub.spawners.single_user import isolates_users
+from polartep_hub.spawners.system_users import check_prefix
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -49,7 +49,7 @@ from urllib.parse import urlparse
 from jupyterhub.utils import subdomain_hook_idna
 from tornado import web
 
-from .settings import PlatformSettings
+from polartep_hub.settings import PlatformSettings
 
 
 def platform_subdomain_hook(name: str, domain: str, kind: str) -> str:

@@ -60,11 +60,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
-from ..service.models import Account, MeterCheckpoint, PendingErasure, UsageInterval, utcnow
+from polartep_hub.service.models import Account, MeterCheckpoint, PendingErasure, UsageInterval, utcnow
 
 if TYPE_CHECKING:
-    from ..service.config import ServiceConfig
-    from ..service.context import ServiceContext
+    from polartep_hub.service.config import ServiceConfig
+    from polartep_hub.service.context import ServiceContext
 
 log = logging.getLogger(__name__)
 

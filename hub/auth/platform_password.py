@@ -41,8 +41,8 @@ from jupyterhub.utils import new_token
 from tornado import web
 from traitlets import Unicode, default
 
-from ..platform_client import LoginRefused, PlatformClient
-from ..proxy_peer import client_address
+from polartep_hub.platform_client import LoginRefused, PlatformClient
+from polartep_hub.proxy_peer import client_address
 
 
 class EndSessionsHandler(APIHandler):

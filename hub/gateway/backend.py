@@ -36,11 +36,11 @@ from pathlib import Path
 from dask_gateway_server.backends.local import UnsafeLocalBackend
 from traitlets import Bool, TraitError, Unicode, validate
 
-from ..spawners.single_user import single_user_refusal
-from ..spawners.system_users import SystemUser, ensure_system_user
-from .admin_api import PlatformAdminRoutesMixin
-from .gateway_db import use_write_ahead_log
-from .user_totals import UserTotalsMixin
+from polartep_hub.gateway.admin_api import PlatformAdminRoutesMixin
+from polartep_hub.gateway.gateway_db import use_write_ahead_log
+from polartep_hub.gateway.user_totals import UserTotalsMixin
+from polartep_hub.spawners.single_user import single_user_refusal
+from polartep_hub.spawners.system_users import SystemUser, ensure_system_user
 
 
 class UnsafeOwnershipChange(RuntimeError):

@@ -40,8 +40,8 @@ from urllib.parse import urlparse
 
 from cryptography.fernet import Fernet
 
-from ..catalogue import load_catalogue
-from ..settings import PlatformSettings
+from polartep_hub.catalogue import load_catalogue
+from polartep_hub.settings import PlatformSettings
 
 GATEWAY_SERVICE_NAME = "dask-gateway"
 # The custom scope of the gateway's platform-only routes (admin_api.py); here, so the hub can grant it without
@@ -147,7 +147,7 @@ def gateway_db_url(settings: PlatformSettings) -> str:
 def configure_gateway(c, settings: PlatformSettings | None = None) -> PlatformSettings:
     """Apply the platform's gateway configuration to dask-gateway-server's config ``c``."""
     # Here, not at the top: see the module's rules (the hub process must not import dask_gateway_server).
-    from .options import PlanLookup, bounded_options
+    from polartep_hub.gateway.options import PlanLookup, bounded_options
 
     settings = settings or PlatformSettings()
     catalogue = load_catalogue(settings.catalogue_path)
@@ -192,7 +192,7 @@ def configure_gateway(c, settings: PlatformSettings | None = None) -> PlatformSe
     c.PlatformLocalBackend.cluster_options = cluster_options
     if settings.mode == "docker":
         # Docker mode: the same configuration, with schedulers and workers as containers (docker_backend.py).
-        from .docker_backend import configure_docker_backend
+        from polartep_hub.gateway.docker_backend import configure_docker_backend
 
         configure_docker_backend(c, settings, catalogue)
     return settings

@@ -53,10 +53,10 @@ from dask_gateway_server.backends.db_base import Cluster, DBBackendBase, JobStat
 from dask_gateway_server.traitlets import Type
 from traitlets import Float, Integer, List, TraitError, Unicode, default, validate
 
-from .admin_api import PlatformAdminRoutesMixin
-from .gateway_db import use_write_ahead_log
-from .options import PlatformClusterConfig
-from .user_totals import UserTotalsMixin
+from polartep_hub.gateway.admin_api import PlatformAdminRoutesMixin
+from polartep_hub.gateway.gateway_db import use_write_ahead_log
+from polartep_hub.gateway.options import PlatformClusterConfig
+from polartep_hub.gateway.user_totals import UserTotalsMixin
 
 LABEL_PREFIX = "org.polartep.dask"
 LABEL_GATEWAY = f"{LABEL_PREFIX}.gateway"

@@ -22,8 +22,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..catalogue import Catalogue, Plan, format_memory
-from .config import GATEWAY_PREFIX, GATEWAY_SERVICE_NAME
+from polartep_hub.catalogue import Catalogue, Plan, format_memory
+from polartep_hub.gateway.config import GATEWAY_PREFIX, GATEWAY_SERVICE_NAME
 
 # Scheduler size: dask-gateway's own defaults (1 core, 2 GiB), as in the single-machine modes.
 SCHEDULER_CORES = 1
@@ -147,7 +147,10 @@ def helm_values(
     ``api_token_secret`` names a Kubernetes Secret holding the gateway's JupyterHub token (else pass
     ``gateway.auth.jupyterhub.apiToken`` at install time).
     """
-    from .docker_backend import IMAGE_DASK, default_cluster_image  # (kept out of the CLI's start-up)
+    from polartep_hub.gateway.docker_backend import (  # (kept out of the CLI's start-up)
+        IMAGE_DASK,
+        default_cluster_image,
+    )
 
     default_image = default_cluster_image(catalogue)
     plans = {name: plan_bounds(plan, catalogue) for name, plan in catalogue.plans.items()}
@@ -255,8 +258,8 @@ def add_helm_values_command(subparsers) -> None:
 def cmd_helm_values(args) -> int:
     import sys
 
-    from ..catalogue import CatalogueError, load_catalogue
-    from ..settings import PlatformSettings
+    from polartep_hub.catalogue import CatalogueError, load_catalogue
+    from polartep_hub.settings import PlatformSettings
 
     settings = PlatformSettings()
     try:

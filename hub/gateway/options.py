@@ -25,9 +25,9 @@ import httpx
 from dask_gateway_server.backends.local import LocalClusterConfig
 from traitlets import Float, Integer, Unicode
 
-from ..catalogue import Catalogue, DaskLimits
-from ..platform_client import SERVICE_PREFIX
-from ..settings import PlatformSettings
+from polartep_hub.catalogue import Catalogue, DaskLimits
+from polartep_hub.platform_client import SERVICE_PREFIX
+from polartep_hub.settings import PlatformSettings
 
 GIB = 2**30
 

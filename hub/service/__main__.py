@@ -68,8 +68,8 @@ import re
 import sys
 from collections.abc import Sequence
 
-from ..catalogue import CatalogueError, load_catalogue
-from .config import ConfigError, ServiceConfig
+from polartep_hub.catalogue import CatalogueError, load_catalogue
+from polartep_hub.service.config import ConfigError, ServiceConfig
 
 log = logging.getLogger("polartep_hub.service")
 
@@ -120,11 +120,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Imported late: the checks above should answer quickly, without loading the web and database stacks.
     import uvicorn
 
-    from . import accounts
-    from .app import create_app
-    from .db import make_engine, make_sessionmaker, upgrade_to_head
-    from .hubauth import HubIdentityProvider
-    from .passwords import Passwords
+    from polartep_hub.service import accounts
+    from polartep_hub.service.app import create_app
+    from polartep_hub.service.db import make_engine, make_sessionmaker, upgrade_to_head
+    from polartep_hub.service.hubauth import HubIdentityProvider
+    from polartep_hub.service.passwords import Passwords
 
     try:
         identity_provider = HubIdentityProvider.from_env()
@@ -151,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"cannot set up the admin account {config.admin_user!r}: {type(e).__name__}: {str(e)[:500]}"
             )
 
-    from .hub_api import HubAPI
+    from polartep_hub.service.hub_api import HubAPI
 
     hub_api = HubAPI(config.hub_api_url, config.hub_api_token) if config.hub_api_url else None
     app = create_app(

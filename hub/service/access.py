@@ -19,9 +19,9 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 
-from .browser_login import session_token
-from .context import ServiceContext, get_context
-from .identity import HubUnavailable, Identity
+from polartep_hub.service.browser_login import session_token
+from polartep_hub.service.context import ServiceContext, get_context
+from polartep_hub.service.identity import HubUnavailable, Identity
 
 _AUTH_HEADER = re.compile(r"(?:token|bearer)\s+(\S+)\s*", re.IGNORECASE)
 _MAX_TOKEN_LENGTH = 4096

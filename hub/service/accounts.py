@@ -28,10 +28,10 @@ from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..catalogue import Catalogue
-from ..spawners.single_user import single_user_refusal
-from .models import Account, utcnow
-from .passwords import Passwords
+from polartep_hub.catalogue import Catalogue
+from polartep_hub.service.models import Account, utcnow
+from polartep_hub.service.passwords import Passwords
+from polartep_hub.spawners.single_user import single_user_refusal
 
 ACCOUNT_NAME_PATTERN = r"[a-z0-9._-]{1,64}"
 ACCOUNT_NAME_RULE = "1-64 characters of lower-case letters, digits, '.', '_' and '-'"
@@ -101,7 +101,7 @@ def check_account_name(name: str) -> str:
 
 def is_being_erased(session: Session, account: Account) -> bool:
     """Whether an erasure of ``account`` was requested and has not finished (its resources may still exist)."""
-    from .models import PendingErasure
+    from polartep_hub.service.models import PendingErasure
 
     return session.get(PendingErasure, account.id) is not None
 
@@ -201,7 +201,7 @@ def allowed_profiles(catalogue: Catalogue, account: Account, *, admin: bool) -> 
     (plan profiles plus active subscriptions' profiles; nothing after a Trial ended; every profile for admins)."""
     from sqlalchemy.orm import object_session
 
-    from .subscriptions import entitlement
+    from polartep_hub.service.subscriptions import entitlement
 
     session = object_session(account)
     if session is None:

@@ -23,14 +23,14 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from . import accounts, projects, subscriptions
-from .access import Context, optional_identity
-from .accounts import AccountError, AccountNotFound
-from .context import ServiceContext
-from .identity import Identity
-from .pages import BrowserFormCaller, page_xsrf, read_form, render_page
-from .password_reset import can_reset_password
-from .plans_api import detail, list_accounts, load_account, summary
+from polartep_hub.service import accounts, projects, subscriptions
+from polartep_hub.service.access import Context, optional_identity
+from polartep_hub.service.accounts import AccountError, AccountNotFound
+from polartep_hub.service.context import ServiceContext
+from polartep_hub.service.identity import Identity
+from polartep_hub.service.pages import BrowserFormCaller, page_xsrf, read_form, render_page
+from polartep_hub.service.password_reset import can_reset_password
+from polartep_hub.service.plans_api import detail, list_accounts, load_account, summary
 
 router = APIRouter(include_in_schema=False)
 

@@ -23,13 +23,20 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from . import accounts, subscriptions
-from .access import AdminOrHubCaller, Caller, Context, HubCaller, ServiceCaller, UserCaller
-from .db import database_is_available
-from .identity import METRICS_SCOPE
-from .login_throttle import LoginThrottled, LoginThrottlePolicy, attempt_login
-from .passwords import PasswordHashBusy
-from .schemas import (
+from polartep_hub.service import accounts, subscriptions
+from polartep_hub.service.access import (
+    AdminOrHubCaller,
+    Caller,
+    Context,
+    HubCaller,
+    ServiceCaller,
+    UserCaller,
+)
+from polartep_hub.service.db import database_is_available
+from polartep_hub.service.identity import METRICS_SCOPE
+from polartep_hub.service.login_throttle import LoginThrottled, LoginThrottlePolicy, attempt_login
+from polartep_hub.service.passwords import PasswordHashBusy
+from polartep_hub.service.schemas import (
     AccountCreate,
     AccountOut,
     AccountUpdate,

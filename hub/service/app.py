@@ -23,9 +23,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 
-from ..accounting.gateway_meter import start_gateway_meter
-from ..catalogue import Catalogue
-from . import (
+from polartep_hub.accounting.gateway_meter import start_gateway_meter
+from polartep_hub.catalogue import Catalogue
+from polartep_hub.service import (
     accounts,
     admin_accounts_pages,
     api,
@@ -43,19 +43,19 @@ from . import (
     signup,
     usage_api,
 )
-from .config import ConfigError, ServiceConfig
-from .context import ServiceContext
-from .db import make_engine, make_sessionmaker
-from .gateway_admin import GatewayAdmin
-from .hub_api import HubAPI
-from .identity import IdentityProvider
-from .legal import LegalDocumentsError, LegalLibrary
-from .mail_outbox import MailOutbox
-from .metrics import MetricsMiddleware, ServiceMetrics, full_route_templates
-from .passwords import PasswordHashBusy, Passwords
-from .project_groups import ProjectGroupSync, Reconciler
-from .request_limits import BodyLimitMiddleware
-from .security_headers import SECURITY_HEADERS, SecurityHeadersMiddleware
+from polartep_hub.service.config import ConfigError, ServiceConfig
+from polartep_hub.service.context import ServiceContext
+from polartep_hub.service.db import make_engine, make_sessionmaker
+from polartep_hub.service.gateway_admin import GatewayAdmin
+from polartep_hub.service.hub_api import HubAPI
+from polartep_hub.service.identity import IdentityProvider
+from polartep_hub.service.legal import LegalDocumentsError, LegalLibrary
+from polartep_hub.service.mail_outbox import MailOutbox
+from polartep_hub.service.metrics import MetricsMiddleware, ServiceMetrics, full_route_templates
+from polartep_hub.service.passwords import PasswordHashBusy, Passwords
+from polartep_hub.service.project_groups import ProjectGroupSync, Reconciler
+from polartep_hub.service.request_limits import BodyLimitMiddleware
+from polartep_hub.service.security_headers import SECURITY_HEADERS, SecurityHeadersMiddleware
 
 log = logging.getLogger(__name__)
 

@@ -28,11 +28,11 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from . import accounts
-from .access import AdminOrHubCaller, Context, optional_identity
-from .identity import Identity
-from .models import Account, utcnow
-from .pages import BrowserFormCaller, page_xsrf, render_page
+from polartep_hub.service import accounts
+from polartep_hub.service.access import AdminOrHubCaller, Context, optional_identity
+from polartep_hub.service.identity import Identity
+from polartep_hub.service.models import Account, utcnow
+from polartep_hub.service.pages import BrowserFormCaller, page_xsrf, render_page
 
 log = logging.getLogger(__name__)
 

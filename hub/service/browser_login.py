@@ -30,8 +30,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse, RedirectResponse
 from tornado.web import create_signed_value, decode_signed_value
 
-from .context import ServiceContext, get_context
-from .identity import HubUnavailable
+from polartep_hub.service.context import ServiceContext, get_context
+from polartep_hub.service.identity import HubUnavailable
 
 log = logging.getLogger(__name__)
 

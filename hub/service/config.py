@@ -242,7 +242,7 @@ class ServiceConfig:
         are volumes named after the account)."""
         if self.mode != "local" or not self.home_folder_prefix:
             return name
-        from ..spawners.system_users import system_user_name
+        from polartep_hub.spawners.system_users import system_user_name
 
         return system_user_name(name, self.home_folder_prefix)
 

@@ -32,14 +32,14 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from . import accounts
-from .access import Context, ServiceCaller, UserCaller
-from .browser_login import safe_next_url, session_token
-from .context import ServiceContext
-from .legal import DOCUMENT_KINDS, LegalDocument, missing_consents, record_consents
-from .markdown_render import render_markdown
-from .models import Account, Consent
-from .pages import BrowserFormCaller, identify_session, page_xsrf, read_form, render_page
+from polartep_hub.service import accounts
+from polartep_hub.service.access import Context, ServiceCaller, UserCaller
+from polartep_hub.service.browser_login import safe_next_url, session_token
+from polartep_hub.service.context import ServiceContext
+from polartep_hub.service.legal import DOCUMENT_KINDS, LegalDocument, missing_consents, record_consents
+from polartep_hub.service.markdown_render import render_markdown
+from polartep_hub.service.models import Account, Consent
+from polartep_hub.service.pages import BrowserFormCaller, identify_session, page_xsrf, read_form, render_page
 
 log = logging.getLogger(__name__)
 

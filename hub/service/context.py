@@ -18,16 +18,16 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
 
-from ..catalogue import Catalogue
-from .config import ServiceConfig
-from .gateway_admin import GatewayAdmin
-from .hub_api import HubAPI
-from .identity import IdentityProvider
-from .legal import LegalLibrary
-from .mail_outbox import MailOutbox
-from .metrics import ServiceMetrics
-from .passwords import Passwords
-from .project_groups import ProjectGroupSync, Reconciler
+from polartep_hub.catalogue import Catalogue
+from polartep_hub.service.config import ServiceConfig
+from polartep_hub.service.gateway_admin import GatewayAdmin
+from polartep_hub.service.hub_api import HubAPI
+from polartep_hub.service.identity import IdentityProvider
+from polartep_hub.service.legal import LegalLibrary
+from polartep_hub.service.mail_outbox import MailOutbox
+from polartep_hub.service.metrics import ServiceMetrics
+from polartep_hub.service.passwords import Passwords
+from polartep_hub.service.project_groups import ProjectGroupSync, Reconciler
 
 
 @dataclass

@@ -56,7 +56,7 @@ def local_home(homes_root: str, name: str) -> Path | None:
 
 
 def home_volume_name(name: str) -> str:
-    from ..gateway.docker_backend import escape_name
+    from polartep_hub.gateway.docker_backend import escape_name
 
     return HOME_VOLUME_PREFIX + escape_name(name)
 

@@ -22,7 +22,7 @@ from tornado.httputil import url_concat
 from tornado.web import HTTPError
 from traitlets import TraitError
 
-from .identity import HubUnavailable, Identity
+from polartep_hub.service.identity import HubUnavailable, Identity
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .models import Account, Consent, utcnow
+from polartep_hub.service.models import Account, Consent, utcnow
 
 DOCUMENT_KINDS: tuple[str, ...] = ("terms", "privacy")
 DOCUMENT_TITLES = {"terms": "Terms and conditions", "privacy": "Privacy statement (GDPR)"}

@@ -37,10 +37,10 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
-from . import rate_limits
-from .accounts import AccountError, LoginResult, check_password
-from .models import utcnow
-from .passwords import PasswordHashBusy, Passwords
+from polartep_hub.service import rate_limits
+from polartep_hub.service.accounts import AccountError, LoginResult, check_password
+from polartep_hub.service.models import utcnow
+from polartep_hub.service.passwords import PasswordHashBusy, Passwords
 
 PAIR_SCOPE = "login-pair"
 ADDRESS_SCOPE = "login-address"

@@ -35,8 +35,8 @@ from email.utils import formatdate, make_msgid
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from .config import MailSettings
-from .models import OutboxMail, utcnow
+from polartep_hub.service.config import MailSettings
+from polartep_hub.service.models import OutboxMail, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -27,10 +27,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from . import accounts
-from .access import Context, HubCaller
-from .models import Account, OIDCIdentity, utcnow
-from .personal_details import PersonalDetailError, clean_email, clean_text
+from polartep_hub.service import accounts
+from polartep_hub.service.access import Context, HubCaller
+from polartep_hub.service.models import Account, OIDCIdentity, utcnow
+from polartep_hub.service.personal_details import PersonalDetailError, clean_email, clean_text
 
 log = logging.getLogger(__name__)
 

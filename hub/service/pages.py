@@ -37,9 +37,9 @@ from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from .browser_login import session_token
-from .context import ServiceContext, get_context
-from .identity import HubUnavailable, Identity
+from polartep_hub.service.browser_login import session_token
+from polartep_hub.service.context import ServiceContext, get_context
+from polartep_hub.service.identity import HubUnavailable, Identity
 
 TEMPLATES_DIR = Path(__file__).with_name("templates")
 STATIC_DIR = Path(__file__).with_name("static")

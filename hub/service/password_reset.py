@@ -46,14 +46,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from . import accounts
-from .context import ServiceContext
-from .hub_api import HubApiError
-from .login_throttle import LoginThrottled, LoginThrottlePolicy, attempt_login
-from .mail_outbox import InvalidMail, enqueue_mail
-from .models import Account, PasswordResetRequest, PasswordResetToken, utcnow
-from .password_rules import PasswordPolicy, password_message, password_problems
-from .passwords import PasswordHashBusy
+from polartep_hub.service import accounts
+from polartep_hub.service.context import ServiceContext
+from polartep_hub.service.hub_api import HubApiError
+from polartep_hub.service.login_throttle import LoginThrottled, LoginThrottlePolicy, attempt_login
+from polartep_hub.service.mail_outbox import InvalidMail, enqueue_mail
+from polartep_hub.service.models import Account, PasswordResetRequest, PasswordResetToken, utcnow
+from polartep_hub.service.password_rules import PasswordPolicy, password_message, password_problems
+from polartep_hub.service.passwords import PasswordHashBusy
 
 log = logging.getLogger(__name__)
 

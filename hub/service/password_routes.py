@@ -32,14 +32,14 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from . import accounts, password_reset
-from .access import AdminOrHubCaller, Context, UserCaller
-from .browser_login import session_cookie_name
-from .context import ServiceContext
-from .pages import BrowserFormCaller, field_problems, read_form, render_page
-from .password_rules import MAX_PASSWORD_LENGTH, PasswordPolicy
-from .personal_data_routes import render_account_page
-from .signup import client_address
+from polartep_hub.service import accounts, password_reset
+from polartep_hub.service.access import AdminOrHubCaller, Context, UserCaller
+from polartep_hub.service.browser_login import session_cookie_name
+from polartep_hub.service.context import ServiceContext
+from polartep_hub.service.pages import BrowserFormCaller, field_problems, read_form, render_page
+from polartep_hub.service.password_rules import MAX_PASSWORD_LENGTH, PasswordPolicy
+from polartep_hub.service.personal_data_routes import render_account_page
+from polartep_hub.service.signup import client_address
 
 api_router = APIRouter()
 page_router = APIRouter()

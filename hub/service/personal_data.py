@@ -52,20 +52,20 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, Table, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
-from ..accounting.gateway_meter import (
+from polartep_hub.accounting.gateway_meter import (
     LEDGER_LOCK,
     GatewayDatabaseMissing,
     GatewayDatabaseUnavailable,
     gateway_engine,
     settle_account,
 )
-from .accounts import RESERVED_NAME_PREFIX, AccountError, AccountNotFound, get_account
-from .context import ServiceContext
-from .gateway_admin import GatewayAdminError
-from .homes import HomeCheckError, remove_home
-from .hub_api import HubApiError
-from .models import Account, Base, Erasure, PendingErasure, Project, ProjectMember, utcnow
-from .personal_details import PersonalDetailsUpdate
+from polartep_hub.service.accounts import RESERVED_NAME_PREFIX, AccountError, AccountNotFound, get_account
+from polartep_hub.service.context import ServiceContext
+from polartep_hub.service.gateway_admin import GatewayAdminError
+from polartep_hub.service.homes import HomeCheckError, remove_home
+from polartep_hub.service.hub_api import HubApiError
+from polartep_hub.service.models import Account, Base, Erasure, PendingErasure, Project, ProjectMember, utcnow
+from polartep_hub.service.personal_details import PersonalDetailsUpdate
 
 log = logging.getLogger(__name__)
 

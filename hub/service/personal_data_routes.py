@@ -28,15 +28,15 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from . import accounts, personal_data
-from .access import AdminOrHubCaller, Context, UserCaller, optional_identity
-from .browser_login import session_cookie_name
-from .context import ServiceContext
-from .identity import Identity
-from .models import Account
-from .pages import BrowserFormCaller, field_problems, page_xsrf, read_form, render_page
-from .password_rules import PasswordPolicy
-from .personal_details import PersonalDetailsUpdate
+from polartep_hub.service import accounts, personal_data
+from polartep_hub.service.access import AdminOrHubCaller, Context, UserCaller, optional_identity
+from polartep_hub.service.browser_login import session_cookie_name
+from polartep_hub.service.context import ServiceContext
+from polartep_hub.service.identity import Identity
+from polartep_hub.service.models import Account
+from polartep_hub.service.pages import BrowserFormCaller, field_problems, page_xsrf, read_form, render_page
+from polartep_hub.service.password_rules import PasswordPolicy
+from polartep_hub.service.personal_details import PersonalDetailsUpdate
 
 api_router = APIRouter()
 page_router = APIRouter()

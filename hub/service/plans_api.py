@@ -30,12 +30,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..catalogue import Catalogue
-from . import accounts, subscriptions
-from .access import AdminOrHubCaller, Context
-from .accounts import AccountError, AccountNotFound, get_account
-from .identity import Identity
-from .models import Account
+from polartep_hub.catalogue import Catalogue
+from polartep_hub.service import accounts, subscriptions
+from polartep_hub.service.access import AdminOrHubCaller, Context
+from polartep_hub.service.accounts import AccountError, AccountNotFound, get_account
+from polartep_hub.service.identity import Identity
+from polartep_hub.service.models import Account
 
 log = logging.getLogger(__name__)
 

@@ -32,8 +32,8 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import projects
-from .hub_api import HubApiError
+from polartep_hub.service import projects
+from polartep_hub.service.hub_api import HubApiError
 
 PROJECT_PROPERTY = "polartep_project"
 

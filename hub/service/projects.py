@@ -28,9 +28,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from .accounts import AccountError, get_account
-from .models import Account, Project, ProjectMember, utcnow
-from .personal_details import PersonalDetailError, clean_text
+from polartep_hub.service.accounts import AccountError, get_account
+from polartep_hub.service.models import Account, Project, ProjectMember, utcnow
+from polartep_hub.service.personal_details import PersonalDetailError, clean_text
 
 PROJECT_NAME_PATTERN = r"[a-z0-9][a-z0-9._-]{0,63}"
 PROJECT_NAME_RULE = (

@@ -30,15 +30,15 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Path, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import projects
-from .access import AdminOrHubCaller, Context, ServiceCaller
-from .accounts import check_account_name, get_or_create_account
-from .context import ServiceContext
-from .hub_api import HubApiError
-from .identity import Identity
-from .models import Project
-from .plans_api import account_errors
-from .project_groups import sync_after_commit
+from polartep_hub.service import projects
+from polartep_hub.service.access import AdminOrHubCaller, Context, ServiceCaller
+from polartep_hub.service.accounts import check_account_name, get_or_create_account
+from polartep_hub.service.context import ServiceContext
+from polartep_hub.service.hub_api import HubApiError
+from polartep_hub.service.identity import Identity
+from polartep_hub.service.models import Project
+from polartep_hub.service.plans_api import account_errors
+from polartep_hub.service.project_groups import sync_after_commit
 
 router = APIRouter()
 

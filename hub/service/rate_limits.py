@@ -35,7 +35,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from .models import RateCounter, UTCDateTime, utcnow
+from polartep_hub.service.models import RateCounter, UTCDateTime, utcnow
 
 
 @dataclass(frozen=True)

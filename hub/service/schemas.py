@@ -14,7 +14,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
-from .accounts import ACCOUNT_NAME_RULE, AccountError, check_account_name
+from polartep_hub.service.accounts import ACCOUNT_NAME_RULE, AccountError, check_account_name
 
 MAX_PASSWORD_LENGTH = 1024
 MIN_NEW_PASSWORD_LENGTH = 8

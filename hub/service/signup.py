@@ -41,17 +41,22 @@ from pydantic import AfterValidator, BaseModel, Field, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from .. import proxy_peer
-from . import accounts, rate_limits
-from .access import Context
-from .context import ServiceContext
-from .hub_api import HubApiError
-from .legal import DOCUMENT_KINDS, DOCUMENT_TITLES, LegalDocument, record_consents
-from .markdown_render import render_markdown
-from .models import Account, utcnow
-from .pages import read_form, render_page
-from .password_rules import MAX_PASSWORD_LENGTH, PasswordPolicy, password_message, password_problems
-from .personal_details import PersonalDetails
+from polartep_hub import proxy_peer
+from polartep_hub.service import accounts, rate_limits
+from polartep_hub.service.access import Context
+from polartep_hub.service.context import ServiceContext
+from polartep_hub.service.hub_api import HubApiError
+from polartep_hub.service.legal import DOCUMENT_KINDS, DOCUMENT_TITLES, LegalDocument, record_consents
+from polartep_hub.service.markdown_render import render_markdown
+from polartep_hub.service.models import Account, utcnow
+from polartep_hub.service.pages import read_form, render_page
+from polartep_hub.service.password_rules import (
+    MAX_PASSWORD_LENGTH,
+    PasswordPolicy,
+    password_message,
+    password_problems,
+)
+from polartep_hub.service.personal_details import PersonalDetails
 
 log = logging.getLogger(__name__)
 

@@ -36,9 +36,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..catalogue import Catalogue, Plan
-from .accounts import AccountError, AccountNotFound, get_account
-from .models import Account, AccountSubscription, utcnow
+from polartep_hub.catalogue import Catalogue, Plan
+from polartep_hub.service.accounts import AccountError, AccountNotFound, get_account
+from polartep_hub.service.models import Account, AccountSubscription, utcnow
 
 log = logging.getLogger(__name__)
 

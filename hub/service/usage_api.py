@@ -21,9 +21,9 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel, Field
 from sqlalchemy import or_, select
 
-from . import accounts
-from .access import Context, ServiceCaller
-from .models import UsageInterval, utcnow
+from polartep_hub.service import accounts
+from polartep_hub.service.access import Context, ServiceCaller
+from polartep_hub.service.models import UsageInterval, utcnow
 
 MAX_PERIOD = timedelta(days=400)
 

@@ -30,9 +30,9 @@ from docker.errors import APIError, NotFound
 from dockerspawner import DockerSpawner
 from traitlets import Float, Unicode, default
 
-from ..catalogue import Profile
-from .profiles import ProfileSpawnerMixin
-from .readiness import wait_until_answering
+from polartep_hub.catalogue import Profile
+from polartep_hub.spawners.profiles import ProfileSpawnerMixin
+from polartep_hub.spawners.readiness import wait_until_answering
 
 HOME_IN_CONTAINER = "/home/jovyan"
 

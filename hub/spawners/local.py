@@ -39,11 +39,11 @@ from jupyterhub.spawner import LocalProcessSpawner, set_user_setuid
 from tornado.web import HTTPError
 from traitlets import Bool, Unicode, default
 
-from ..catalogue import Profile
-from .profiles import ProfileSpawnerMixin
-from .readiness import wait_until_answering
-from .single_user import single_user_refusal
-from .system_users import (
+from polartep_hub.catalogue import Profile
+from polartep_hub.spawners.profiles import ProfileSpawnerMixin
+from polartep_hub.spawners.readiness import wait_until_answering
+from polartep_hub.spawners.single_user import single_user_refusal
+from polartep_hub.spawners.system_users import (
     SystemUser,
     delete_system_user,
     ensure_system_user,

@@ -27,8 +27,8 @@ from tornado.web import Finish, HTTPError
 from traitlets import Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from ..catalogue import Catalogue, Profile, load_catalogue
-from ..platform_client import SERVICE_PREFIX, ConsentStatus, Entitlements, PlatformClient
+from polartep_hub.catalogue import Catalogue, Profile, load_catalogue
+from polartep_hub.platform_client import SERVICE_PREFIX, ConsentStatus, Entitlements, PlatformClient
 
 
 def host_has_gpu() -> bool:

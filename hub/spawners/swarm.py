@@ -20,7 +20,7 @@ from docker.types import Mount, RestartPolicy
 from dockerspawner import SwarmSpawner
 from traitlets import default
 
-from .docker import DockerProfileSpawner
+from polartep_hub.spawners.docker import DockerProfileSpawner
 
 
 class SwarmProfileSpawner(DockerProfileSpawner, SwarmSpawner):

@@ -120,7 +120,7 @@ def find_system_user(username: str, prefix: str, homes_root: str | Path) -> Syst
 
 def _make_home(user: SystemUser) -> None:
     """Create the home 0700 owned by the user, or bring an existing one back to that (never through a symlink)."""
-    from ..platform_files import make_shared_root  # the homes folder: created 0711 if missing
+    from polartep_hub.platform_files import make_shared_root  # the homes folder: created 0711 if missing
 
     make_shared_root(user.home.parent)
     with contextlib.suppress(FileExistsError):
