@@ -44,12 +44,12 @@ from typing import Any
 from polartep_hub.auth.oidc import configure_oidc
 from polartep_hub.catalogue import load_catalogue
 from polartep_hub.gateway.config import (
-    GATEWAY_ADMIN_SCOPE,
     GATEWAY_SERVICE_NAME,
     gateway_db_url,
     gateway_service_definition,
     user_environment,
 )
+from polartep_hub.gateway.scopes import GATEWAY_ADMIN_SCOPE
 from polartep_hub.parent_death import guarded_command
 from polartep_hub.platform_client import HUB_CLIENT_SERVICE_NAME, HUB_SCOPE, SERVICE_NAME, SERVICE_PREFIX
 from polartep_hub.platform_files import environment_problem, secure_state_dir

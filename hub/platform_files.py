@@ -7,7 +7,7 @@ Rules it guarantees (``hub_config.configure_hub`` applies them when the hub star
   platform's alone too. Users' homes and Dask working directories therefore live outside it.
 * The folder of homes and the folder of Dask working directories are created 0711 when missing (users can enter
   their own entry but cannot list the others); an existing one (``/home``) keeps its mode but must not be writable
-  by others (``make_shared_root``). The spawner and the gateway create them when they first need them, not the
+  by others (``spawners.system_users.make_shared_root``). The spawner and the gateway create them when they first need them, not the
   hub's configuration, so reading the configuration changes nothing on the machine.
 * Servers run ``jupyterhub-singleuser`` from the platform's virtual environment as the users' own accounts, so every
   folder from ``/`` down to that environment must be enterable by others (``x`` for others) and the environment
@@ -22,8 +22,6 @@ import stat
 import sys
 from pathlib import Path
 
-from polartep_hub.spawners.system_users import SystemUserError
-
 
 def secure_state_dir(state: Path) -> None:
     """State folder 0700 (created if missing), each plain file directly in it 0600; symlinks are left alone."""
@@ -32,22 +30,6 @@ def secure_state_dir(state: Path) -> None:
     for entry in state.iterdir():
         if entry.is_file() and not entry.is_symlink():
             os.chmod(entry, 0o600)
-
-
-def make_shared_root(path: Path) -> None:
-    """``path`` exists; created 0711 (enterable, not listable) when missing. An existing folder (``/home``) keeps
-    its mode, but one that others may write to is refused: a user could plant a link where a home will be made."""
-    if path.is_symlink():
-        raise SystemUserError(f"{path} is a symbolic link; give the real folder instead")
-    if not path.exists():
-        path.mkdir(mode=0o711, parents=True, exist_ok=True)
-        os.chmod(path, 0o711)  # mkdir's mode is filtered by the umask (077 in the hub)
-        return
-    mode = path.stat().st_mode
-    if mode & (stat.S_IWGRP | stat.S_IWOTH) and not mode & stat.S_ISVTX:
-        raise SystemUserError(
-            f"{path} is writable by other users (mode {oct(stat.S_IMODE(mode))}): chmod go-w it"
-        )
 
 
 def untraversable_folders(target: Path) -> list[Path]:

@@ -5,19 +5,51 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from polartep_hub.proxy_process import start_proxy
+from tests.harness import RunningPlatform
+from tests.mail_server import SMTPTestServer
+from tests.postgres_server import INSTALL_HINT, PostgresServer, find_bin_dir
 
-from .harness import RunningPlatform
-from .mail_server import SMTPTestServer
-from .postgres_server import INSTALL_HINT, PostgresServer, find_bin_dir
-
-# Browser fixtures (headless Chromium through Selenium) and the failure-screenshot hook.
-pytest_plugins = ["tests.helpers.browser"]
+# Browser fixtures (headless Chromium through Selenium) and the failure-screenshot hook; the platform service's app
+# over a real database (SQLite and PostgreSQL) with a fake hub, for the service's and the domains' tests.
+pytest_plugins = ["tests.helpers.browser", "tests.helpers.service_app"]
 
 _names = itertools.count(1)
+
+# The kind of a test is the real parts it uses: ``-m hub``, ``-m docker``, ``-m postgres`` and ``-m browser`` select
+# exactly those (markers set in a module are kept; these are added from the fixtures and the harness the test uses).
+_HUB_FIXTURES = {"platform", "mail_platform", "new_user", "docker_platform"}
+_POSTGRES_FIXTURES = {"postgres_server", "postgres_database"}
+
+
+def pytest_collection_modifyitems(items):
+    starts_platforms: dict[str, bool] = {}
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        path = str(item.fspath)
+        if path not in starts_platforms:
+            starts_platforms[path] = "RunningPlatform(" in Path(path).read_text()
+        if fixtures & _HUB_FIXTURES or starts_platforms[path]:
+            item.add_marker(pytest.mark.hub)
+        callspec = getattr(item, "callspec", None)
+        if fixtures & _POSTGRES_FIXTURES or (callspec is not None and "postgres" in callspec.id.split("-")):
+            item.add_marker(pytest.mark.postgres)
+        if "docker_engine" in fixtures:
+            item.add_marker(pytest.mark.docker)
+
+
+@pytest.fixture(autouse=True)
+def _process_umask_restored():
+    """``configure_hub`` sets the hub's umask (077) in the process that calls it; tests that call it in-process must
+    not change the modes of what later tests create."""
+    before = os.umask(0o022)
+    os.umask(before)
+    yield
+    os.umask(before)
 
 
 @pytest.fixture(scope="session")

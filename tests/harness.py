@@ -45,8 +45,7 @@ from polartep_hub.spawners.system_users import (
     system_user_name,
     system_users_with_prefix,
 )
-
-from .helpers import localhost_names
+from tests.helpers import localhost_names
 
 ADMIN_PASSWORD = "admin-test-password-1"  # noqa: S105 (throw-away test platform)
 

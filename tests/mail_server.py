@@ -17,7 +17,7 @@ from email.policy import default as default_policy
 
 from aiosmtpd.controller import Controller
 
-from .harness import free_port
+from tests.harness import free_port
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,7 @@ import time
 from pathlib import Path
 
 from polartep_hub.parent_death import guarded_command, main
-
-from .harness import wait_for
+from tests.harness import wait_for
 
 
 def _gone(pid: int) -> bool:

@@ -35,8 +35,8 @@ from oauthenticator.generic import GenericOAuthenticator
 from tornado.web import HTTPError
 from traitlets import Set, Unicode, default
 
+from polartep_hub.accounts.store import ACCOUNT_NAME_RULE, AccountError, canonical_account_name
 from polartep_hub.platform_client import PlatformClient
-from polartep_hub.service.accounts import ACCOUNT_NAME_RULE, AccountError, canonical_account_name
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 GROUP_NAME_PATTERN = re.compile(r"[a-z0-9._-]{1,64}")

@@ -41,7 +41,7 @@ import httpx
 from aiohttp import web
 from dask_gateway_server.backends.db_base import JobStatus
 
-from polartep_hub.gateway.config import GATEWAY_ADMIN_SCOPE as ADMIN_SCOPE
+from polartep_hub.gateway.scopes import GATEWAY_ADMIN_SCOPE as ADMIN_SCOPE
 
 ROUTE = "/api/v1/platform/users/{username}/clusters"
 FORGET_ROUTE = "/api/v1/platform/users/{username}/forget"

@@ -44,9 +44,6 @@ from polartep_hub.catalogue import load_catalogue
 from polartep_hub.settings import PlatformSettings
 
 GATEWAY_SERVICE_NAME = "dask-gateway"
-# The custom scope of the gateway's platform-only routes (admin_api.py); here, so the hub can grant it without
-# importing dask_gateway_server (see the rule on logging above).
-GATEWAY_ADMIN_SCOPE = "custom:polartep:gateway-admin"
 GATEWAY_PREFIX = f"/services/{GATEWAY_SERVICE_NAME}"
 CONFIG_FILE_NAME = "dask_gateway_config.py"
 ENCRYPT_KEY_FILE = "dask-gateway-encrypt-key"
@@ -163,7 +160,7 @@ def configure_gateway(c, settings: PlatformSettings | None = None) -> PlatformSe
     c.JupyterHubAuthenticator.jupyterhub_service_name = GATEWAY_SERVICE_NAME
     # The hub gives its managed service JUPYTERHUB_API_TOKEN; the authenticator reads it itself.
 
-    c.DaskGateway.backend_class = "polartep_hub.gateway.backend.PlatformLocalBackend"
+    c.DaskGateway.backend_class = "polartep_hub.gateway.backends.local.PlatformLocalBackend"
     c.PlatformLocalBackend.clusters_directory = settings.dask_clusters_dir
     # Local mode as root: each user's scheduler and workers run as their system user (backend.py).
     c.PlatformLocalBackend.isolate = settings.mode == "local" and settings.isolates_users
@@ -192,7 +189,7 @@ def configure_gateway(c, settings: PlatformSettings | None = None) -> PlatformSe
     c.PlatformLocalBackend.cluster_options = cluster_options
     if settings.mode == "docker":
         # Docker mode: the same configuration, with schedulers and workers as containers (docker_backend.py).
-        from polartep_hub.gateway.docker_backend import configure_docker_backend
+        from polartep_hub.gateway.backends.docker import configure_docker_backend
 
         configure_docker_backend(c, settings, catalogue)
     return settings

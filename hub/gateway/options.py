@@ -94,7 +94,7 @@ class PlanLookup:
         if body.get("being_erased"):
             raise ValueError(body.get("message") or "This account is being erased; no cluster can start.")
         if body.get("plan_expired"):
-            # An ended Trial allows no work at all, clusters included (polartep_hub.service.subscriptions).
+            # An ended Trial allows no work at all, clusters included (polartep_hub.accounts.entitlements).
             raise ValueError(body.get("message") or f"Your plan {body['plan']!r} has ended.")
         plan = body["plan"]
         limits = self.catalogue.plan(plan).dask

@@ -120,11 +120,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Imported late: the checks above should answer quickly, without loading the web and database stacks.
     import uvicorn
 
-    from polartep_hub.service import accounts
+    from polartep_hub.accounts import store as accounts
+    from polartep_hub.accounts.passwords import Passwords
     from polartep_hub.service.app import create_app
     from polartep_hub.service.db import make_engine, make_sessionmaker, upgrade_to_head
-    from polartep_hub.service.hubauth import HubIdentityProvider
-    from polartep_hub.service.passwords import Passwords
+    from polartep_hub.service.web.hubauth import HubIdentityProvider
 
     try:
         identity_provider = HubIdentityProvider.from_env()

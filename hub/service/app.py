@@ -23,39 +23,33 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 
-from polartep_hub.accounting.gateway_meter import start_gateway_meter
+from polartep_hub.accounts import approvals, consents, password_reset, personal_data, signup
+from polartep_hub.accounts import oidc as oidc_accounts
+from polartep_hub.accounts import store as accounts
+from polartep_hub.accounts.api import accounts as accounts_api
+from polartep_hub.accounts.api import passwords as password_routes
+from polartep_hub.accounts.api import personal_data as personal_data_routes
+from polartep_hub.accounts.api import plans as plans_api
+from polartep_hub.accounts.legal import LegalDocumentsError, LegalLibrary
+from polartep_hub.accounts.pages import admin_accounts as admin_accounts_pages
+from polartep_hub.accounts.passwords import PasswordHashBusy, Passwords
 from polartep_hub.catalogue import Catalogue
-from polartep_hub.service import (
-    accounts,
-    admin_accounts_pages,
-    api,
-    approvals,
-    browser_login,
-    consents,
-    oidc_accounts,
-    pages,
-    password_reset,
-    password_routes,
-    personal_data,
-    personal_data_routes,
-    plans_api,
-    projects_api,
-    signup,
-    usage_api,
-)
+from polartep_hub.gateway.admin_client import GatewayAdmin
+from polartep_hub.projects import api as projects_api
+from polartep_hub.projects.groups import ProjectGroupSync, Reconciler
+from polartep_hub.service import api
 from polartep_hub.service.config import ConfigError, ServiceConfig
 from polartep_hub.service.context import ServiceContext
 from polartep_hub.service.db import make_engine, make_sessionmaker
-from polartep_hub.service.gateway_admin import GatewayAdmin
 from polartep_hub.service.hub_api import HubAPI
-from polartep_hub.service.identity import IdentityProvider
-from polartep_hub.service.legal import LegalDocumentsError, LegalLibrary
 from polartep_hub.service.mail_outbox import MailOutbox
 from polartep_hub.service.metrics import MetricsMiddleware, ServiceMetrics, full_route_templates
-from polartep_hub.service.passwords import PasswordHashBusy, Passwords
-from polartep_hub.service.project_groups import ProjectGroupSync, Reconciler
-from polartep_hub.service.request_limits import BodyLimitMiddleware
-from polartep_hub.service.security_headers import SECURITY_HEADERS, SecurityHeadersMiddleware
+from polartep_hub.service.web import browser_login, pages
+from polartep_hub.service.web.identity import IdentityProvider
+from polartep_hub.service.web.request_limits import BodyLimitMiddleware
+from polartep_hub.service.web.security_headers import SECURITY_HEADERS, SecurityHeadersMiddleware
+from polartep_hub.usage import api as usage_api
+from polartep_hub.usage.meters.gateway import start_gateway_meter
 
 log = logging.getLogger(__name__)
 
@@ -183,12 +177,14 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.context = context
+    context.metrics.refreshers.append(accounts_api.refresh_metrics)
 
     route_templates: dict[int, str] = {}
     for router, router_prefix in (
         (api.service_router, prefix),
         (browser_login.router, prefix),
         (api.api_router, f"{prefix}/api/v1"),
+        (accounts_api.router, f"{prefix}/api/v1"),
         (consents.page_router, prefix),
         (consents.api_router, f"{prefix}/api/v1"),
         (oidc_accounts.router, f"{prefix}/api/v1"),

@@ -18,16 +18,16 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
 
+from polartep_hub.accounts.legal import LegalLibrary
+from polartep_hub.accounts.passwords import Passwords
 from polartep_hub.catalogue import Catalogue
+from polartep_hub.gateway.admin_client import GatewayAdmin
+from polartep_hub.projects.groups import ProjectGroupSync, Reconciler
 from polartep_hub.service.config import ServiceConfig
-from polartep_hub.service.gateway_admin import GatewayAdmin
 from polartep_hub.service.hub_api import HubAPI
-from polartep_hub.service.identity import IdentityProvider
-from polartep_hub.service.legal import LegalLibrary
 from polartep_hub.service.mail_outbox import MailOutbox
 from polartep_hub.service.metrics import ServiceMetrics
-from polartep_hub.service.passwords import Passwords
-from polartep_hub.service.project_groups import ProjectGroupSync, Reconciler
+from polartep_hub.service.web.identity import IdentityProvider
 
 
 @dataclass

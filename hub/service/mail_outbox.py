@@ -36,7 +36,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from polartep_hub.service.config import MailSettings
-from polartep_hub.service.models import OutboxMail, utcnow
+from polartep_hub.service.models import OutboxMail
+from polartep_hub.service.orm import utcnow
 
 log = logging.getLogger(__name__)
 

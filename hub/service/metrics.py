@@ -14,7 +14,7 @@ Rules this module guarantees:
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -29,6 +29,9 @@ class ServiceMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
+        # Called with the service context before each scrape; the domains that own a gauge's value register here
+        # (service/app.py wires them), so the metrics route itself knows no domain.
+        self.refreshers: list[Callable[[Any], None]] = []
         self.requests = Counter(
             "polartep_platform_requests",
             "HTTP requests answered by the platform service",

@@ -35,7 +35,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from polartep_hub.service.models import RateCounter, UTCDateTime, utcnow
+from polartep_hub.service.models import RateCounter
+from polartep_hub.service.orm import UTCDateTime, utcnow
 
 
 @dataclass(frozen=True)

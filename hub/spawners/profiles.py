@@ -3,7 +3,7 @@
 Rules this module guarantees:
 
 * The form lists exactly the profiles the user may start, asked of the platform service at every rendering (the
-  plan's profiles plus those of active subscriptions: ``polartep_hub.service.subscriptions``), with their sizes;
+  plan's profiles plus those of active subscriptions: ``polartep_hub.accounts.entitlements``), with their sizes;
   it names the plan and subscriptions, and says why when nothing is allowed (e.g. the Trial has ended).
 * User options are exactly ``{"profile": <name>}`` (or empty, meaning the first allowed profile). Anything else, an
   unknown profile or one the plan does not allow is refused with HTTP 400 and a message, before anything starts.

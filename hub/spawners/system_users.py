@@ -37,6 +37,7 @@ import pwd
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import threading
 import time
@@ -118,10 +119,24 @@ def find_system_user(username: str, prefix: str, homes_root: str | Path) -> Syst
     return SystemUser(name=name, uid=entry.pw_uid, gid=entry.pw_gid, home=home)
 
 
+def make_shared_root(path: Path) -> None:
+    """``path`` exists; created 0711 (enterable, not listable) when missing. An existing folder (``/home``) keeps
+    its mode, but one that others may write to is refused: a user could plant a link where a home will be made."""
+    if path.is_symlink():
+        raise SystemUserError(f"{path} is a symbolic link; give the real folder instead")
+    if not path.exists():
+        path.mkdir(mode=0o711, parents=True, exist_ok=True)
+        os.chmod(path, 0o711)  # mkdir's mode is filtered by the umask (077 in the hub)
+        return
+    mode = path.stat().st_mode
+    if mode & (stat.S_IWGRP | stat.S_IWOTH) and not mode & stat.S_ISVTX:
+        raise SystemUserError(
+            f"{path} is writable by other users (mode {oct(stat.S_IMODE(mode))}): chmod go-w it"
+        )
+
+
 def _make_home(user: SystemUser) -> None:
     """Create the home 0700 owned by the user, or bring an existing one back to that (never through a symlink)."""
-    from polartep_hub.platform_files import make_shared_root  # the homes folder: created 0711 if missing
-
     make_shared_root(user.home.parent)
     with contextlib.suppress(FileExistsError):
         os.mkdir(user.home, 0o700)

@@ -22,6 +22,7 @@ import pytest
 import werkzeug.serving
 from sqlalchemy import select
 
+from polartep_hub.accounts.models import Account, OIDCIdentity
 from polartep_hub.auth.oidc import (
     OIDCDiscoveryError,
     PlatformOIDCAuthenticator,
@@ -30,11 +31,9 @@ from polartep_hub.auth.oidc import (
     group_names,
 )
 from polartep_hub.service.db import make_engine
-from polartep_hub.service.models import Account, OIDCIdentity
 from polartep_hub.settings import PlatformSettings
-
-from ..harness import RunningPlatform, free_port
-from ..service.fakes import JsonHandler
+from tests.harness import RunningPlatform, free_port
+from tests.helpers.service_fakes import JsonHandler
 
 pytestmark = [
     pytest.mark.hub,

@@ -14,9 +14,8 @@ import pytest
 import yaml
 
 from polartep_hub.catalogue import DEFAULT_CATALOGUE_PATH
-
-from ..harness import RunningPlatform
-from .engine import engine_problem, remove_run_objects, unique_user_name
+from tests.docker.engine import docker, engine_problem, remove_run_objects, unique_user_name
+from tests.helpers.docker_platform import start_docker_platform
 
 # A test-only profile small enough to exceed on purpose (added to a copy of the real catalogue).
 TINY_PROFILE = {
@@ -58,22 +57,6 @@ def test_catalogue(tmp_path_factory) -> Path:
     return path
 
 
-def start_docker_platform(
-    root: Path, catalogue: Path, idle_timeout: int = 0, mode: str = "docker"
-) -> RunningPlatform:
-    running = RunningPlatform(
-        root,
-        mode=mode,
-        extra_env={"POLARTEP_CATALOGUE": str(catalogue), "POLARTEP_IDLE_TIMEOUT": str(idle_timeout)},
-    )
-    try:
-        return running.start()
-    except Exception:
-        print(running.log_tail())
-        running.stop()
-        raise
-
-
 @pytest.fixture(scope="session")
 def docker_platform(docker_engine, test_catalogue, tmp_path_factory):
     """One platform in Docker mode for the session (no idle culling: tests hold servers as long as they need)."""
@@ -92,3 +75,21 @@ def docker_user(docker_platform):
         return name, docker_platform.create_user(name, plan=plan)
 
     return make
+
+
+def swarm_state() -> str:
+    return docker("info", "--format", "{{.Swarm.LocalNodeState}}").stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def swarm_platform(docker_engine, test_catalogue, tmp_path_factory):
+    joined_here = swarm_state() == "inactive"
+    if joined_here:
+        docker("swarm", "init", "--advertise-addr", "127.0.0.1", "--listen-addr", "127.0.0.1:2377")
+    platform = start_docker_platform(tmp_path_factory.mktemp("swarm"), test_catalogue, mode="swarm")
+    yield platform
+    platform.stop()
+    if joined_here:
+        docker("swarm", "leave", "--force", check=False)
+        # Leaving leaves the swarm's bridge network behind.
+        docker("network", "rm", "docker_gwbridge", check=False)

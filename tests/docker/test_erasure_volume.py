@@ -3,9 +3,8 @@ with its files."""
 
 from __future__ import annotations
 
-from .engine import container_name, docker, home_volume, inspect, unique_user_name
-from .test_home_volumes import put_file
-from .test_swarm import swarm_platform  # noqa: F401 (fixture)
+from tests.docker.engine import container_name, docker, home_volume, inspect, unique_user_name
+from tests.helpers.docker_platform import put_file
 
 
 def erase_me(platform, user: str, token: str):
@@ -60,11 +59,10 @@ def test_erasure_stops_the_cluster_waits_for_the_volume_and_keeps_the_name_until
     """Docker mode: the user's Dask cluster containers (which mount the home volume) go first; while something else
     still holds the volume the erasure is pending (202) and the name stays taken; once the volume could go the
     erasure finishes, and a namesake gets an empty home and no cluster."""
-    from polartep_hub.gateway.docker_backend import LABEL_USER
-
-    from ..gateway.test_docker_backend import containers, exec_in_server
-    from ..hub.erasure_helpers import START_CLUSTER_AND_LEAVE_IT, ledger_rows
-    from ..security.test_erasure_name_reuse import sign_up, token_by_password
+    from polartep_hub.gateway.backends.docker import LABEL_USER
+    from tests.helpers.docker_platform import containers, exec_in_server
+    from tests.helpers.erasure import START_CLUSTER_AND_LEAVE_IT, ledger_rows
+    from tests.helpers.signup import sign_up, token_by_password
 
     user, token = docker_user("erdask")
     docker_platform.spawn(user, token, {"profile": "interactive"})

@@ -12,9 +12,9 @@ import json
 
 import pytest
 
-from ..helpers.browser import login, save_screenshot
-from ..helpers.jupyterlab import open_polartep_panel, spawn_in_browser
-from .engine import container_name, docker, unique_user_name
+from tests.docker.engine import container_name, docker, unique_user_name
+from tests.helpers.browser import login, save_screenshot
+from tests.helpers.jupyterlab import open_polartep_panel, spawn_in_browser
 
 pytestmark = pytest.mark.hub
 LAB = "/opt/venv/share/jupyter/labextensions/polartep-lab"

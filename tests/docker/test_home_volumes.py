@@ -2,17 +2,8 @@
 
 from __future__ import annotations
 
-from .engine import container_name, docker, home_volume, inspect
-
-
-def put_file(platform, user: str, token: str, path: str, content: str) -> None:
-    r = platform.api(
-        "PUT",
-        f"/user/{user}/api/contents/{path}",
-        token,
-        json={"type": "file", "format": "text", "content": content},
-    )
-    assert r.status_code in (200, 201), r.text
+from tests.docker.engine import container_name, docker, home_volume, inspect
+from tests.helpers.docker_platform import put_file
 
 
 def read_file(platform, user: str, token: str, path: str):

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from ..harness import wait_for
-from .conftest import start_docker_platform
-from .engine import container_name, inspect, unique_user_name
+from tests.docker.engine import container_name, inspect, unique_user_name
+from tests.harness import wait_for
+from tests.helpers.docker_platform import start_docker_platform
 
 IDLE_TIMEOUT = 10
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .engine import docker
+from tests.docker.engine import docker
 
 
 def run_in(image: str, *command: str) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from ..harness import wait_for
-from .engine import container_name, docker, inspect
+from tests.docker.engine import container_name, docker, inspect
+from tests.harness import wait_for
 
 # Loaded by the user's own Jupyter server at start (it reads ~/.jupyter): a thread in the server's main process
 # waits for a trigger file, then allocates 1 GiB, twice the tiny profile's 512 MB.

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from polartep_hub.catalogue import load_catalogue
-
-from .engine import container_name, docker, home_volume, inspect
+from tests.docker.engine import container_name, docker, home_volume, inspect
 
 CATALOGUE = load_catalogue()
 NON_GPU_PROFILES = [name for name, p in CATALOGUE.profiles.items() if not p.gpu]

@@ -4,28 +4,7 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
-from .conftest import start_docker_platform
-from .engine import docker, home_volume, unique_user_name
-
-
-def swarm_state() -> str:
-    return docker("info", "--format", "{{.Swarm.LocalNodeState}}").stdout.strip()
-
-
-@pytest.fixture(scope="module")
-def swarm_platform(docker_engine, test_catalogue, tmp_path_factory):
-    joined_here = swarm_state() == "inactive"
-    if joined_here:
-        docker("swarm", "init", "--advertise-addr", "127.0.0.1", "--listen-addr", "127.0.0.1:2377")
-    platform = start_docker_platform(tmp_path_factory.mktemp("swarm"), test_catalogue, mode="swarm")
-    yield platform
-    platform.stop()
-    if joined_here:
-        docker("swarm", "leave", "--force", check=False)
-        # Leaving leaves the swarm's bridge network behind.
-        docker("network", "rm", "docker_gwbridge", check=False)
+from tests.docker.engine import docker, home_volume, unique_user_name
 
 
 def test_swarm_spawns_and_stops_a_server_with_its_limits(swarm_platform):

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from ..harness import RunningPlatform
-from ..helpers import localhost_names
-from .engine import container_name, inspect, remove_run_objects, unique_user_name
+from tests.docker.engine import container_name, inspect, remove_run_objects, unique_user_name
+from tests.harness import RunningPlatform
+from tests.helpers import localhost_names
 
 pytestmark = pytest.mark.timeout(420)  # its own Docker-mode platform, one container
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from polartep_lab.client import SERVICE_ROUTES, ServiceClient, ServiceError
 
-from ..harness import free_port
+from tests.harness import free_port
 
 
 def test_the_allow_list_holds_only_read_only_routes_of_the_users_own_data():

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ..helpers.browser import login, save_screenshot
-from ..helpers.jupyterlab import open_polartep_panel, spawn_in_browser
+from tests.helpers.browser import login, save_screenshot
+from tests.helpers.jupyterlab import open_polartep_panel, spawn_in_browser
 
 pytestmark = pytest.mark.hub
 

@@ -9,8 +9,7 @@ import sys
 import pytest
 
 from polartep_hub.settings import REPO_ROOT
-
-from ..hub.test_spawn_profiles import process_environment, server_state
+from tests.helpers.servers import process_environment, server_state
 
 pytestmark = pytest.mark.hub
 

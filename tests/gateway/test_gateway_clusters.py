@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from ..helpers.inside_server import run_as_user_server
+from tests.helpers.gateway import gateway_api
+from tests.helpers.inside_server import run_as_user_server
 
 pytestmark = pytest.mark.hub
 
@@ -68,12 +69,6 @@ def test_options_beyond_the_plan_are_refused_naming_the_bound(platform, new_user
         """,
     )
     assert result["error"] and message in result["error"]
-
-
-def gateway_api(platform, method: str, path: str, token: str, **kwargs):
-    """A request to the gateway's REST API through the hub's proxy (its auth header says ``jupyterhub``)."""
-    headers = {"Authorization": f"jupyterhub {token}"}
-    return platform.api(method, "/services/dask-gateway/api/v1/" + path, headers=headers, **kwargs)
 
 
 def test_a_token_without_gateway_access_is_refused(platform, new_user):

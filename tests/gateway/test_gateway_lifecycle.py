@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from ..harness import RunningPlatform, wait_for
-from ..helpers.inside_server import run_as_user_server, server_pid, server_process
-from .test_gateway_clusters import gateway_api
+from tests.harness import RunningPlatform, wait_for
+from tests.helpers.gateway import gateway_api, gateway_pid
+from tests.helpers.inside_server import run_as_user_server, server_pid, server_process
 
 pytestmark = pytest.mark.hub
 
@@ -40,18 +40,6 @@ def processes_in(folder: Path) -> set[int]:
             except OSError:
                 continue
     return found
-
-
-def gateway_pid(platform) -> int | None:
-    config = str(platform.settings.state_path / "dask_gateway_config.py")
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if config in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                    return int(entry.name)
-            except OSError:
-                continue
-    return None
 
 
 START_TWO_WORKERS = """

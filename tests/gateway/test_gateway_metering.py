@@ -16,11 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from polartep_hub.accounting.gateway_meter import gateway_engine, read_gateway_processes
-
-from ..harness import RunningPlatform, wait_for
-from .test_gateway_clusters import gateway_api
-from .test_gateway_lifecycle import gateway_pid
+from polartep_hub.usage.meters.gateway import gateway_engine, read_gateway_processes
+from tests.harness import RunningPlatform, wait_for
+from tests.helpers.gateway import gateway_api, gateway_pid
 
 pytestmark = pytest.mark.hub
 

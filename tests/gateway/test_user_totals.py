@@ -19,9 +19,8 @@ from polartep_hub.gateway.user_totals import (
     room_for_workers,
     scheduler_fits,
 )
-
-from ..helpers.inside_server import run_as_user_server
-from .test_gateway_clusters import gateway_api
+from tests.helpers.gateway import gateway_api
+from tests.helpers.inside_server import run_as_user_server
 
 GIB = 2**30
 TRIAL = UserBounds(plan="trial", max_workers=4, max_cores=8, max_memory=4 * 8 * GIB)

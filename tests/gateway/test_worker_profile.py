@@ -12,7 +12,7 @@ import sqlite3
 
 import pytest
 
-from .test_gateway_clusters import gateway_api
+from tests.helpers.gateway import gateway_api
 
 pytestmark = pytest.mark.hub
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .browser import wait_until
+from tests.helpers.browser import wait_until
 
 LAUNCHER = ".jp-Launcher"
 PANEL_TAB = "li.lm-TabBar-tab[data-id='polartep-panel']"

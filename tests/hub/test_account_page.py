@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 
-from .browser_session import form_xsrf, logged_in_session
+from tests.helpers.browser_session import form_xsrf, logged_in_session
 
 PASSWORD = "a-long-password-gdpr-1"  # noqa: S105 (throw-away test platform)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from ..helpers.browser import login, save_screenshot, wait_until
+from tests.helpers.browser import login, save_screenshot, wait_until
 
 pytestmark = pytest.mark.hub
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ..harness import RunningPlatform
-from .browser_session import form_xsrf, logged_in_session
+from tests.harness import RunningPlatform
+from tests.helpers.browser_session import form_xsrf, logged_in_session
 
 pytestmark = pytest.mark.hub
 

@@ -9,7 +9,8 @@ import secrets
 import sqlite3
 from pathlib import Path
 
-from ..harness import wait_for
+from tests.harness import wait_for
+from tests.helpers.erasure import erase_me, put_file
 
 
 def text_cells_mentioning(database: Path, needle: str) -> list[tuple[str, str]]:
@@ -24,27 +25,6 @@ def text_cells_mentioning(database: Path, needle: str) -> list[tuple[str, str]]:
                 if connection.execute(query, (f"%{needle.lower()}%",)).fetchone()[0]:
                     found.append((table, column))
     return found
-
-
-def put_file(platform, user: str, token: str, path: str, content: str, server: str = "") -> None:
-    prefix = f"/user/{user}/{server}/" if server else f"/user/{user}/"
-    r = platform.api(
-        "PUT",
-        f"{prefix}api/contents/{path}",
-        token,
-        json={"type": "file", "format": "text", "content": content},
-    )
-    assert r.status_code in (200, 201), r.text
-
-
-def erase_me(platform, user: str, token: str):
-    return platform.api(
-        "DELETE",
-        "/services/platform/api/v1/me",
-        token,
-        json={"confirm": user, "processors": "withdraw"},
-        timeout=180,
-    )
 
 
 def test_a_user_erases_their_account_with_running_servers(platform):
@@ -109,9 +89,9 @@ def test_an_admin_erases_an_account_and_the_configured_admin_is_refused(platform
 
 
 def test_erasure_stops_the_users_dask_cluster_and_server_first_and_closes_the_ledger(platform):
-    from ..gateway.test_gateway_clusters import gateway_api
-    from ..helpers.inside_server import run_as_user_server
-    from .erasure_helpers import START_CLUSTER_AND_LEAVE_IT, gateway_records, ledger_rows, running
+    from tests.helpers.erasure import START_CLUSTER_AND_LEAVE_IT, gateway_records, ledger_rows, running
+    from tests.helpers.gateway import gateway_api
+    from tests.helpers.inside_server import run_as_user_server
 
     user = f"gdprdask{secrets.token_hex(3)}"
     token = platform.create_user(user, plan="trial")

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from ..harness import RunningPlatform
-from .test_spawn_profiles import server_state
+from tests.harness import RunningPlatform
+from tests.helpers.servers import server_state
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .browser_session import form_xsrf, logged_in_session
-from .test_spawn_profiles import server_state
+from tests.helpers.browser_session import form_xsrf, logged_in_session
+from tests.helpers.servers import server_state
 
 
 def test_admin_logs_in_picks_medium_and_lands_in_jupyterlab(platform):

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from ..harness import ADMIN_PASSWORD
-from ..helpers.browser import login, save_screenshot, set_color_scheme, wait_until
+from tests.harness import ADMIN_PASSWORD
+from tests.helpers.browser import login, save_screenshot, set_color_scheme, wait_until
 
 pytestmark = pytest.mark.hub
 

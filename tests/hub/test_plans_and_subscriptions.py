@@ -15,12 +15,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import update
 
+from polartep_hub.accounts.models import Account
 from polartep_hub.catalogue import load_catalogue
 from polartep_hub.gateway.options import PlanLookup
 from polartep_hub.service.db import make_engine
-from polartep_hub.service.models import Account
-
-from .browser_session import form_xsrf, logged_in_session
+from tests.helpers.browser_session import form_xsrf, logged_in_session
 
 PASSWORD = "a-long-password-3"
 ACCOUNTS_API = "/services/platform/api/v1/accounts"

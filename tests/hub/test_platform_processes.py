@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ..harness import ADMIN_PASSWORD, RunningPlatform, wait_for
-from .browser_session import logged_in_session
+from tests.harness import ADMIN_PASSWORD, RunningPlatform, wait_for
+from tests.helpers.browser_session import logged_in_session
 
 pytestmark = pytest.mark.hub
 

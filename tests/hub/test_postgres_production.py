@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ..harness import RunningPlatform
-from .test_spawn_profiles import server_state
+from tests.harness import RunningPlatform
+from tests.helpers.servers import server_state
 
 pytestmark = pytest.mark.postgres
 

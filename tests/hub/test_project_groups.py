@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from polartep_hub.accounts.models import Account
+from polartep_hub.projects.models import Project, ProjectMember
 from polartep_hub.service.db import make_engine
-from polartep_hub.service.models import Account, Project, ProjectMember
-
-from ..harness import RunningPlatform, wait_for
+from tests.harness import RunningPlatform, wait_for
 
 PROJECTS = "/services/platform/api/v1/projects"
 _names = itertools.count(1)

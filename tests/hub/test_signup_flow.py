@@ -13,8 +13,8 @@ import time
 import httpx
 import pytest
 
-from ..harness import RunningPlatform
-from .browser_session import form_xsrf, logged_in_session
+from tests.harness import RunningPlatform
+from tests.helpers.browser_session import form_xsrf, logged_in_session
 
 pytestmark = pytest.mark.hub
 

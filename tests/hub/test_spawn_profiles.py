@@ -7,14 +7,10 @@ from pathlib import Path
 import pytest
 
 from polartep_hub.catalogue import load_catalogue
+from tests.helpers.servers import process_environment, server_state
 
 CATALOGUE = load_catalogue()
 NON_GPU_PROFILES = [name for name, p in CATALOGUE.profiles.items() if not p.gpu]
-
-
-def process_environment(pid: int) -> dict[str, str]:
-    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
 
 
 def address_space_limit(pid: int) -> int | None:
@@ -23,11 +19,6 @@ def address_space_limit(pid: int) -> int | None:
             soft = line.split()[3]
             return None if soft == "unlimited" else int(soft)
     return None
-
-
-def server_state(platform, user: str, server: str = "") -> dict:
-    r = platform.api("GET", f"/hub/api/users/{user}", platform.admin_token)
-    return r.json()["servers"][server]["state"]
 
 
 @pytest.mark.parametrize("profile", NON_GPU_PROFILES)
@@ -96,7 +87,7 @@ def test_named_servers_let_a_user_run_two_profiles(platform, new_user):
 
 
 def test_the_spawn_form_lists_exactly_the_plan_profiles_with_sizes(platform, new_user):
-    from .browser_session import logged_in_session
+    from tests.helpers.browser_session import logged_in_session
 
     user, _ = new_user(plan="trial", password="a-long-password-1")
     with logged_in_session(platform, user, "a-long-password-1") as session:

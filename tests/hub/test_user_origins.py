@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from ..harness import RunningPlatform
-from ..helpers import localhost_names
-from ..helpers.browser import login, wait_until
+from tests.harness import RunningPlatform
+from tests.helpers import localhost_names
+from tests.helpers.browser import login, wait_until
 
 pytestmark = pytest.mark.timeout(420)  # one platform start and two spawns on a loaded machine
 

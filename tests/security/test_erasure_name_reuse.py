@@ -17,49 +17,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from polartep_hub.service.legal import LegalLibrary
-
-from ..gateway.test_gateway_clusters import gateway_api
-from ..helpers.inside_server import run_as_user_server
-from ..hub.erasure_helpers import START_CLUSTER_AND_LEAVE_IT, gateway_records, running
-from ..hub.test_erasure import erase_me, put_file
+from polartep_hub.accounts.legal import LegalLibrary
+from tests.helpers.erasure import START_CLUSTER_AND_LEAVE_IT, erase_me, gateway_records, put_file, running
+from tests.helpers.gateway import gateway_api
+from tests.helpers.inside_server import run_as_user_server
+from tests.helpers.signup import sign_up, token_by_password
 
 pytestmark = pytest.mark.hub
 
-PASSWORD = "Glacier-Moraine-42"
 CURRENT = LegalLibrary.load().current_versions()
-
-
-def sign_up(platform, name: str) -> httpx.Response:
-    """The public sign-up API, as anyone can call it (no token)."""
-    return platform.api(
-        "POST",
-        "/services/platform/api/v1/signup",
-        json={
-            "username": name,
-            "password": PASSWORD,
-            "full_name": "Mallory Namesake",
-            "email": f"{name}@example.org",
-            "organisation": "Elsewhere",
-            "organisation_location": "Nowhere",
-            "accept_terms_version": CURRENT["terms"],
-            "accept_privacy_version": CURRENT["privacy"],
-        },
-    )
-
-
-def token_by_password(platform, name: str) -> str:
-    """A token of the (new) user, asked for with their password; the hub user is made first, as for every account
-    the test harness creates."""
-    r = platform.api("POST", f"/hub/api/users/{name}", platform.admin_token)
-    assert r.status_code == 201, r.text
-    r = platform.api(
-        "POST",
-        f"/hub/api/users/{name}/tokens",
-        json={"auth": {"username": name, "password": PASSWORD}, "note": "attacker"},
-    )
-    assert r.status_code == 201, r.text
-    return r.json()["token"]
 
 
 FROM_THE_NEW_SERVER = """

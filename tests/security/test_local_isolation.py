@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from ..harness import wait_for
-from ..helpers.inside_server import run_inside_server, server_pid, server_process
+from tests.harness import wait_for
+from tests.helpers.inside_server import run_inside_server, server_pid, server_process
 
 pytestmark = pytest.mark.hub
 

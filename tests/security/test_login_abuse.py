@@ -21,9 +21,9 @@ import re
 import httpx
 import pytest
 
-from ..harness import ADMIN_PASSWORD, RunningPlatform
-from ..helpers.inside_server import run_inside_server
-from ..hub.browser_session import form_xsrf
+from tests.harness import ADMIN_PASSWORD, RunningPlatform
+from tests.helpers.browser_session import form_xsrf
+from tests.helpers.inside_server import run_inside_server
 
 pytestmark = pytest.mark.hub
 

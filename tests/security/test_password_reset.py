@@ -20,8 +20,8 @@ import time
 import httpx
 import pytest
 
-from ..helpers.inside_server import run_as_user_server
-from ..hub.test_passwords import API, FORGOT_ANSWER, NEW, OLD, hub_login, make_user
+from tests.helpers.inside_server import run_as_user_server
+from tests.helpers.passwords import API, FORGOT_ANSWER, NEW, OLD, hub_login, make_user
 
 pytestmark = pytest.mark.hub
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import pytest
 
-from ..harness import RunningPlatform
-from ..helpers.inside_server import run_inside_server
+from tests.harness import RunningPlatform
+from tests.helpers.inside_server import run_inside_server
 
 pytestmark = pytest.mark.hub
 

@@ -37,9 +37,9 @@ import uuid
 
 import pytest
 
-from ..harness import RunningPlatform
-from ..helpers import localhost_names
-from ..helpers.browser import login, wait_until
+from tests.harness import RunningPlatform
+from tests.helpers import localhost_names
+from tests.helpers.browser import login, wait_until
 
 # Two platforms, two spawns and a server restart each; their teardown (stopping servers, the hub) ends the module.
 pytestmark = pytest.mark.timeout(480)

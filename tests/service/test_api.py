@@ -12,11 +12,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, text
 
-from polartep_hub.service import accounts
+from polartep_hub.accounts import store as accounts
+from polartep_hub.accounts.models import Account
 from polartep_hub.service.db import make_engine
-from polartep_hub.service.models import Account
-
-from .fakes import ApiClient
+from tests.helpers.service_accounts import create, edit_account
+from tests.helpers.service_fakes import ApiClient
 
 TRIAL_PROFILES = ["interactive", "small", "medium"]
 ALL_PROFILES = ["interactive", "small", "medium", "large", "ml"]
@@ -30,20 +30,6 @@ def account(app, name: str) -> Account | None:
 def account_count(app) -> int:
     with app.state.context.session() as session:
         return accounts.count_accounts(session)
-
-
-def edit_account(app, name: str, **values) -> None:
-    with app.state.context.session() as session:
-        row = session.scalar(select(Account).where(Account.name == name))
-        for key, value in values.items():
-            setattr(row, key, value)
-        session.commit()
-
-
-def create(api: ApiClient, name: str, token: str = "hub-token", **body):
-    response = api.post("api/v1/accounts", token=token, json={"name": name, **body})
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 # --- health, index, OpenAPI --------------------------------------------------------------------------------------

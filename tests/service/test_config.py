@@ -110,8 +110,7 @@ def test_bad_values_name_the_variable(env, variable):
 
 def test_create_app_refuses_a_default_plan_missing_from_the_catalogue(catalogue, tmp_path):
     from polartep_hub.service.app import create_app
-
-    from .fakes import FakeIdentityProvider
+    from tests.helpers.service_fakes import FakeIdentityProvider
 
     config = ServiceConfig(default_plan="platinum", database_url=f"sqlite:///{tmp_path / 'x.sqlite'}")
     with pytest.raises(ConfigError, match="known plans: trial, standard, large"):

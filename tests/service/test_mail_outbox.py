@@ -12,9 +12,9 @@ from sqlalchemy import select
 from polartep_hub.service.config import MailSettings
 from polartep_hub.service.db import make_engine, make_sessionmaker
 from polartep_hub.service.mail_outbox import RETRY_BASE_S, InvalidMail, MailOutbox, enqueue_mail
-from polartep_hub.service.models import OutboxMail, utcnow
-
-from ..mail_server import SMTPTestServer
+from polartep_hub.service.models import OutboxMail
+from polartep_hub.service.orm import utcnow
+from tests.mail_server import SMTPTestServer
 
 
 @pytest.fixture

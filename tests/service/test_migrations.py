@@ -20,7 +20,7 @@ from polartep_hub.service.db import (
     make_engine,
     upgrade_to_head,
 )
-from polartep_hub.service.models import Base
+from polartep_hub.service.orm import Base
 
 ACCOUNT_COLUMNS = {
     "id",

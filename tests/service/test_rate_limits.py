@@ -12,7 +12,8 @@ from datetime import timedelta
 
 from polartep_hub.service import rate_limits
 from polartep_hub.service.db import make_engine, make_sessionmaker
-from polartep_hub.service.models import RateCounter, utcnow
+from polartep_hub.service.models import RateCounter
+from polartep_hub.service.orm import utcnow
 
 RULE = rate_limits.RateLimit("test", 3, 60)
 

@@ -27,8 +27,7 @@ from polartep_hub.spawners.single_user import (
     local_mode_refusal,
     single_user_refusal,
 )
-
-from ..harness import RunningPlatform
+from tests.harness import RunningPlatform
 
 
 @pytest.mark.parametrize(
@@ -139,6 +138,7 @@ def test_a_single_user_platform_refuses_sign_up_other_accounts_and_other_users(t
 def test_start_up_names_the_folders_that_keep_users_from_the_venv(tmp_path):
     venv = tmp_path / "clone" / ".venv"
     venv.mkdir(parents=True)
+    os.chmod(venv, 0o755)
     os.chmod(tmp_path / "clone", 0o700)  # as a clone under /root, or a CI workspace of mode 0700, would be
     problem = environment_problem(venv)
     assert problem.startswith(f"users' system accounts cannot reach the platform's Python environment {venv}")

@@ -16,10 +16,10 @@ from alembic import context
 
 from polartep_hub.service.config import database_url_from_env
 from polartep_hub.service.db import make_engine
-from polartep_hub.service.models import Base
+from polartep_hub.service.tables import metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 if config.config_file_name is not None and not config.attributes.get("connection"):
     # Only when run from the command line: the service configures its own logging.
