@@ -4,17 +4,8 @@ with its files."""
 from __future__ import annotations
 
 from tests.docker.engine import container_name, docker, home_volume, inspect, unique_user_name
-from tests.helpers.docker_platform import put_file
-
-
-def erase_me(platform, user: str, token: str):
-    return platform.api(
-        "DELETE",
-        "/services/platform/api/v1/me",
-        token,
-        json={"confirm": user, "processors": "withdraw"},
-        timeout=180,
-    )
+from tests.helpers.erasure import erase_me
+from tests.helpers.servers import put_file
 
 
 def test_erasure_removes_the_container_and_the_home_volume(docker_platform, docker_user):

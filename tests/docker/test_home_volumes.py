@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.docker.engine import container_name, docker, home_volume, inspect
-from tests.helpers.docker_platform import put_file
+from tests.helpers.servers import put_file
 
 
 def read_file(platform, user: str, token: str, path: str):

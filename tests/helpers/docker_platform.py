@@ -10,16 +10,6 @@ from tests.docker.engine import container_name, docker, inspect
 from tests.harness import RunningPlatform
 
 
-def put_file(platform, user: str, token: str, path: str, content: str) -> None:
-    r = platform.api(
-        "PUT",
-        f"/user/{user}/api/contents/{path}",
-        token,
-        json={"type": "file", "format": "text", "content": content},
-    )
-    assert r.status_code in (200, 201), r.text
-
-
 def containers(**labels: str) -> list[dict]:
     """``docker inspect`` of every container (running or not) carrying all of ``labels``."""
     args = ["ps", "-aq"]

@@ -72,14 +72,3 @@ def erase_me(platform, user: str, token: str):
         json={"confirm": user, "processors": "withdraw"},
         timeout=180,
     )
-
-
-def put_file(platform, user: str, token: str, path: str, content: str, server: str = "") -> None:
-    prefix = f"/user/{user}/{server}/" if server else f"/user/{user}/"
-    r = platform.api(
-        "PUT",
-        f"{prefix}api/contents/{path}",
-        token,
-        json={"type": "file", "format": "text", "content": content},
-    )
-    assert r.status_code in (200, 201), r.text

@@ -10,7 +10,8 @@ import sqlite3
 from pathlib import Path
 
 from tests.harness import wait_for
-from tests.helpers.erasure import erase_me, put_file
+from tests.helpers.erasure import erase_me
+from tests.helpers.servers import put_file
 
 
 def text_cells_mentioning(database: Path, needle: str) -> list[tuple[str, str]]:

@@ -18,9 +18,10 @@ import httpx
 import pytest
 
 from polartep_hub.accounts.legal import LegalLibrary
-from tests.helpers.erasure import START_CLUSTER_AND_LEAVE_IT, erase_me, gateway_records, put_file, running
+from tests.helpers.erasure import START_CLUSTER_AND_LEAVE_IT, erase_me, gateway_records, running
 from tests.helpers.gateway import gateway_api
 from tests.helpers.inside_server import run_as_user_server
+from tests.helpers.servers import put_file
 from tests.helpers.signup import sign_up, token_by_password
 
 pytestmark = pytest.mark.hub
