@@ -27,6 +27,7 @@ from . import accounts, projects, subscriptions
 from .access import Context, optional_identity
 from .accounts import AccountError, AccountNotFound
 from .context import ServiceContext
+from .errors import status_for
 from .identity import Identity
 from .pages import BrowserFormCaller, page_xsrf, read_form, render_page
 from .password_reset import can_reset_password
@@ -167,7 +168,7 @@ async def _change(
     except AccountNotFound as error:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(error)) from None
     except AccountError as error:
-        code = getattr(error, "status_code", None) or status.HTTP_400_BAD_REQUEST
+        code = status_for(error)
         message = str(error)
         problems = {field: message} if field else {}
         top = "Please fix the field marked below." if field else message

@@ -27,8 +27,7 @@ from . import accounts, subscriptions
 from .access import AdminOrHubCaller, Caller, Context, HubCaller, ServiceCaller, UserCaller
 from .db import database_is_available
 from .identity import METRICS_SCOPE
-from .login_throttle import LoginThrottled, LoginThrottlePolicy, attempt_login
-from .passwords import PasswordHashBusy
+from .login_throttle import LoginThrottlePolicy, attempt_login
 from .schemas import (
     AccountCreate,
     AccountOut,
@@ -81,7 +80,14 @@ def health(context: Context) -> Any:
     return JSONResponse(body.model_dump(), status_code=200 if database_ok else 503)
 
 
-@service_router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+@service_router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/plain": {}}},
+        403: {"description": "the token has neither the read:metrics scope nor is an admin's"},
+    },
+)
 def metrics(caller: Caller, context: Context) -> Response:
     """Prometheus metrics; needs JupyterHub's ``read:metrics`` scope or an admin user."""
     if not (caller.has_scope(METRICS_SCOPE) or (caller.is_user and caller.admin)):
@@ -122,7 +128,14 @@ def catalogue(caller: ServiceCaller, context: Context) -> dict[str, Any]:
     return context.catalogue.as_dict()
 
 
-@api_router.get("/me", response_model=Me)
+@api_router.get(
+    "/me",
+    response_model=Me,
+    responses={
+        400: {"description": "the name breaks the account-name rule"},
+        409: {"description": "single-user mode: only the administrator has an account"},
+    },
+)
 def me(caller: UserCaller, context: Context) -> Me:
     """The calling user's account (created on the default plan at first sight) and the profiles it allows."""
     with context.session() as session:
@@ -139,7 +152,15 @@ def me(caller: UserCaller, context: Context) -> Me:
         )
 
 
-@api_router.get("/users/{name}/entitlements", response_model=Entitlements)
+@api_router.get(
+    "/users/{name}/entitlements",
+    response_model=Entitlements,
+    responses={
+        400: {"description": "the name breaks the account-name rule"},
+        403: {"description": "not yours"},
+        409: {"description": "single-user mode: only the administrator has an account"},
+    },
+)
 def entitlements(
     name: PathName,
     caller: ServiceCaller,
@@ -197,34 +218,11 @@ def password_login(body: PasswordLogin, caller: HubCaller, context: Context) -> 
     (``login_throttle.py``). Hub only; the hub sends the client's address as ``client_address``."""
     policy = LoginThrottlePolicy.from_config(context.config)
     with context.session() as session:
-        try:
-            result = attempt_login(
-                session, context.passwords, body.username, body.password, body.client_address or "hub", policy
-            )
-        except accounts.AccountPendingApproval as error:
-            return JSONResponse(
-                {"detail": str(error), "reason": "pending_approval"}, status_code=status.HTTP_403_FORBIDDEN
-            )
-        except accounts.AccountBeingErased as error:
-            return JSONResponse(
-                {"detail": str(error), "reason": "being_erased"}, status_code=status.HTTP_403_FORBIDDEN
-            )
-        except accounts.AccountPasswordResetRequired as error:
-            return JSONResponse(
-                {"detail": str(error), "reason": "password_reset"}, status_code=status.HTTP_403_FORBIDDEN
-            )
-        except LoginThrottled as error:
-            return JSONResponse(
-                {"detail": str(error), "reason": "throttled", "retry_at": error.until.isoformat()},
-                status_code=status.HTTP_429_TOO_MANY_REQUESTS,
-                headers={"Retry-After": str(error.retry_after)},
-            )
-        except PasswordHashBusy as error:
-            return JSONResponse(
-                {"detail": str(error), "reason": "busy"},
-                status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-                headers={"Retry-After": str(error.retry_after)},
-            )
+        # Refusals (pending approval, being erased, reset required: 403; throttled: 429; busy: 503) go to the
+        # app-wide handler (errors.py), with their reason, Retry-After and retry_at.
+        result = attempt_login(
+            session, context.passwords, body.username, body.password, body.client_address or "hub", policy
+        )
     if result is None:
         # One message for every failure, so callers cannot tell unknown users from wrong passwords.
         return JSONResponse(
@@ -248,7 +246,10 @@ def _account_out(account: Any) -> AccountOut:
     "/accounts",
     response_model=AccountOut,
     status_code=status.HTTP_201_CREATED,
-    responses={400: {"description": "unknown plan"}, 409: {"description": "the account exists"}},
+    responses={
+        400: {"description": "unknown plan"},
+        409: {"description": "the account exists, or single-user mode"},
+    },
 )
 def create_account(body: AccountCreate, caller: AdminOrHubCaller, context: Context) -> AccountOut:
     """Create an account (approved; on the default plan unless ``plan`` is given). Admin users or the hub."""

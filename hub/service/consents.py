@@ -144,7 +144,14 @@ api_router = APIRouter()
 page_router = APIRouter()
 
 
-@api_router.get("/me/consents", response_model=ConsentStatus)
+@api_router.get(
+    "/me/consents",
+    response_model=ConsentStatus,
+    responses={
+        400: {"description": "the name breaks the account-name rule"},
+        409: {"description": "single-user mode: only the administrator has an account"},
+    },
+)
 def my_consents(caller: UserCaller, context: Context) -> ConsentStatus:
     """What the calling user has accepted and which current documents they still have to accept."""
     with context.session() as session:
@@ -175,7 +182,15 @@ def accept_consents(body: ConsentAcceptance, caller: UserCaller, context: Contex
         return consent_status(context, account, session)
 
 
-@api_router.get("/users/{name}/consents", response_model=ConsentStatus)
+@api_router.get(
+    "/users/{name}/consents",
+    response_model=ConsentStatus,
+    responses={
+        400: {"description": "the name breaks the account-name rule"},
+        403: {"description": "not yours"},
+        409: {"description": "single-user mode: only the administrator has an account"},
+    },
+)
 def user_consents(
     name: Annotated[str, Path(max_length=64)], caller: ServiceCaller, context: Context
 ) -> ConsentStatus:

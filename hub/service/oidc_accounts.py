@@ -20,8 +20,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, status
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -154,11 +153,10 @@ def oidc_login(body: OIDCLogin, caller: HubCaller, context: Context) -> Any:
     for attempt in range(2):
         with context.session() as session:
             try:
+                # IdentityConflict (409) goes to the app-wide handler (errors.py).
                 account, created, rejected = link_oidc_account(
                     session, body, default_plan=context.config.default_plan
                 )
-            except IdentityConflict as conflict:
-                return JSONResponse({"detail": str(conflict)}, status_code=status.HTTP_409_CONFLICT)
             except IntegrityError:
                 # Two first logins of the same identity at once: the second sees the first's rows on retry.
                 session.rollback()

@@ -36,6 +36,7 @@ from . import accounts, password_reset
 from .access import AdminOrHubCaller, Context, UserCaller
 from .browser_login import session_cookie_name
 from .context import ServiceContext
+from .errors import error_response, status_for
 from .pages import BrowserFormCaller, field_problems, read_form, render_page
 from .password_rules import MAX_PASSWORD_LENGTH, PasswordPolicy
 from .personal_data_routes import render_account_page
@@ -87,14 +88,7 @@ class ResetDone(BaseModel):
     name: str
 
 
-def _error(error: accounts.AccountError) -> JSONResponse:
-    code = getattr(error, "status_code", None) or (
-        404 if isinstance(error, accounts.AccountNotFound) else 400
-    )
-    detail = str(error)
-    if code == 422:
-        detail = "invalid request: " + detail
-    return JSONResponse({"detail": detail}, status_code=code, headers=getattr(error, "headers", None) or None)
+_error = error_response  # a domain error as the service's JSON answer (errors.py)
 
 
 _CHANGE_DONE = "Your password was changed."
@@ -108,6 +102,8 @@ _RESET_DONE = "Your new password is set."
     "/me/password",
     response_model=PasswordChanged,
     responses={
+        404: {"description": "you have no platform account yet"},
+        503: {"description": "too many passwords are being checked at once; Retry-After says when to retry"},
         403: {"description": "current_password is wrong"},
         409: {
             "description": "this account's password is not managed here, or awaits an administrator's reset"
@@ -180,6 +176,7 @@ async def _request_reset(context: ServiceContext, login: str, address: str) -> N
     "/password/reset",
     response_model=ResetDone,
     responses={
+        404: {"description": "the account of the link is gone"},
         400: {"description": "the link is not valid"},
         410: {"description": "the link was used already or has expired"},
         422: {"description": "the new password breaks a rule"},
@@ -248,7 +245,7 @@ async def account_password_form(
                 request,
                 context,
                 account,
-                status_code=getattr(error, "status_code", 400),
+                status_code=status_for(error),
                 error="; ".join(others) if others else "Please fix the fields marked below.",
                 problems=problems,
             )
@@ -299,7 +296,7 @@ async def forgot_form(request: Request, context: Context) -> HTMLResponse:
     try:
         await _request_reset(context, login[:300], client_address(request, context))
     except password_reset.PasswordError as error:
-        response = _forgot_page(context, error=str(error), status_code=error.status_code)
+        response = _forgot_page(context, error=str(error), status_code=status_for(error))
         response.headers.update(error.headers)
         return response
     return _forgot_page(context, notice=FORGOT_ANSWER, status_code=status.HTTP_202_ACCEPTED)
@@ -337,7 +334,7 @@ def reset_page(
     try:
         link = password_reset.check_link(context, token)
     except password_reset.PasswordError as error:
-        return _reset_page(context, token=None, error=str(error), status_code=error.status_code)
+        return _reset_page(context, token=None, error=str(error), status_code=status_for(error))
     return _reset_page(context, token=token, name=link.name)
 
 
@@ -349,7 +346,7 @@ async def reset_form(request: Request, context: Context) -> HTMLResponse:
     try:
         link = await run_in_threadpool(password_reset.check_link, context, token)
     except password_reset.PasswordError as error:
-        return _reset_page(context, token=None, error=str(error), status_code=error.status_code)
+        return _reset_page(context, token=None, error=str(error), status_code=status_for(error))
     if new != form.get("new_password_confirm", ""):
         return _reset_page(
             context,
@@ -369,8 +366,8 @@ async def reset_form(request: Request, context: Context) -> HTMLResponse:
     try:
         name = await run_in_threadpool(password_reset.complete_reset, context, token, new)
     except password_reset.PasswordError as error:
-        keep = token if error.status_code == 422 else None
+        keep = token if status_for(error) == 422 else None
         return _reset_page(
-            context, token=keep, name=link.name, error=str(error), status_code=error.status_code
+            context, token=keep, name=link.name, error=str(error), status_code=status_for(error)
         )
     return _done_page(context, _RESET_DONE, name)

@@ -20,12 +20,10 @@ Rules this module guarantees:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, status
+from fastapi import APIRouter, Path, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -33,7 +31,7 @@ from sqlalchemy.orm import Session
 from ..catalogue import Catalogue
 from . import accounts, subscriptions
 from .access import AdminOrHubCaller, Context
-from .accounts import AccountError, AccountNotFound, get_account
+from .accounts import require_account
 from .identity import Identity
 from .models import Account
 
@@ -84,18 +82,6 @@ class AccountList(BaseModel):
     accounts: list[AccountSummary]
 
 
-@contextmanager
-def account_errors() -> Iterator[None]:
-    """Subscription errors as HTTP errors with their own status (plan and account errors have app-wide handlers)."""
-    try:
-        yield
-    except AccountError as error:
-        code = getattr(error, "status_code", None)
-        if code is None:
-            raise
-        raise HTTPException(code, detail=str(error)) from None
-
-
 def summary(session: Session, catalogue: Catalogue, account: Account) -> AccountSummary:
     granted = subscriptions.entitlement(session, catalogue, account, admin=False)
     return AccountSummary(
@@ -140,9 +126,7 @@ def list_accounts(session: Session) -> list[Account]:
 
 
 def load_account(session: Session, name: str) -> Account:
-    account = get_account(session, name)
-    if account is None:
-        raise AccountNotFound(f"no account {name[:80]!r}")
+    account = require_account(session, name)
     return account
 
 
@@ -195,7 +179,7 @@ def post_subscription(
     name: AccountNamePath, subscription: SubscriptionPath, caller: AdminOrHubCaller, context: Context
 ) -> AccountDetail:
     """Give the account a catalogue subscription, starting now; its profile is allowed from the next spawn."""
-    with context.session() as session, account_errors():
+    with context.session() as session:
         subscriptions.subscribe(session, context.catalogue, name, subscription)
         log.info("%s subscribed to %s by %s", name, subscription, _by(caller))
         return detail(session, context.catalogue, load_account(session, name))
@@ -213,7 +197,7 @@ def delete_subscription(
     name: AccountNamePath, subscription: SubscriptionPath, caller: AdminOrHubCaller, context: Context
 ) -> AccountDetail:
     """End the account's subscription now (kept, with its end date, for statements)."""
-    with context.session() as session, account_errors():
+    with context.session() as session:
         subscriptions.unsubscribe(session, context.catalogue, name, subscription)
         log.info("%s unsubscribed from %s by %s", name, subscription, _by(caller))
         return detail(session, context.catalogue, load_account(session, name))

@@ -37,7 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..catalogue import Catalogue, Plan
-from .accounts import AccountError, AccountNotFound, get_account
+from .accounts import AccountError, require_account
 from .models import Account, AccountSubscription, utcnow
 
 log = logging.getLogger(__name__)
@@ -46,19 +46,13 @@ log = logging.getLogger(__name__)
 class UnknownSubscription(AccountError):
     """The catalogue has no subscription of that name."""
 
-    status_code = 400
-
 
 class AlreadySubscribed(AccountError):
     """The account already holds that subscription (active)."""
 
-    status_code = 409
-
 
 class NotSubscribed(AccountError):
     """The account holds no active subscription of that name."""
-
-    status_code = 404
 
 
 def check_subscription(catalogue: Catalogue, subscription: str) -> str:
@@ -171,9 +165,7 @@ def entitlement(
 
 
 def _account(session: Session, name: str) -> Account:
-    account = get_account(session, name)
-    if account is None:
-        raise AccountNotFound(f"no account {name[:80]!r}")
+    account = require_account(session, name)
     return account
 
 

@@ -70,7 +70,11 @@ def core_seconds_within(
 @router.get(
     "/users/{name}/usage",
     response_model=UsageOut,
-    responses={403: {"description": "not yours"}, 422: {"description": "bad period"}},
+    responses={
+        400: {"description": "the name breaks the account-name rule"},
+        403: {"description": "not yours"},
+        422: {"description": "bad period"},
+    },
 )
 def usage(
     name: Annotated[str, Path(max_length=64, description="an account (JupyterHub user) name")],
