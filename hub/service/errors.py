@@ -85,6 +85,7 @@ ERROR_STATUS: Mapping[type[Exception], int] = {
     subscriptions.UnknownSubscription: 400,
     subscriptions.AlreadySubscribed: 409,
     subscriptions.NotSubscribed: 404,
+    projects.ProjectError: 400,
     projects.InvalidProjectName: 400,
     projects.ReservedProjectName: 422,
     projects.InvalidProjectField: 400,

@@ -63,7 +63,12 @@ class SelfErasureRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    confirm: str = Field(max_length=64, description="your user name, typed again to confirm")
+    confirm: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=f"^{accounts.ACCOUNT_NAME_PATTERN}$",
+        description="your user name, typed again exactly (the erasure is refused with 422 unless it is yours)",
+    )
     processors: Literal["withdraw", "transfer"] = Field(
         description="withdraw the processors you shared, or transfer them to the account `transfer_to`"
     )

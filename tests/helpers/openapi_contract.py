@@ -78,7 +78,9 @@ def contract_failures(
             "headers": {"Authorization": f"token {token}"},
             "generation": {"max-examples": max_examples, "deterministic": True},
             "checks": {"enabled": False, **{name: {"enabled": True} for name in checks}},
-            "phases": {name: {"enabled": name in phases} for name in ("examples", "coverage", "fuzzing", "stateful")},
+            "phases": {
+                name: {"enabled": name in phases} for name in ("examples", "coverage", "fuzzing", "stateful")
+            },
             "suppress-health-check": ["all"],
             **operations,
         }
@@ -105,7 +107,11 @@ def contract_failures(
                     if node.status is not Status.FAILURE or node.failure_info is None:
                         continue
                     failure = node.failure_info.failure
-                    key = (recorder.label, failure.title, failure.message.splitlines()[0] if failure.message else "")
+                    key = (
+                        recorder.label,
+                        failure.title,
+                        failure.message.splitlines()[0] if failure.message else "",
+                    )
                     if key in failures:
                         continue
                     response = recorder.find_response(case_id=case_id)
@@ -116,7 +122,9 @@ def contract_failures(
                         f"  [{status}] {body}\n  {node.failure_info.code_sample}"
                     )
         elif isinstance(event, engine_events.NonFatalError):
-            errors.append(f"error in {event.label}: {event.info.format() if hasattr(event, 'info') else event}")
+            errors.append(
+                f"error in {event.label}: {event.info.format() if hasattr(event, 'info') else event}"
+            )
         elif isinstance(event, engine_events.FatalError):
             errors.append(f"fatal: {event.exception!r}")
         elif isinstance(event, engine_events.EngineFinished):
