@@ -40,14 +40,21 @@ class IdentityConflict(accounts.AccountError):
     """The login would merge two identities into one account; the message says what to do."""
 
 
+_NO_CONTROL = r"^[^\x00-\x1f\x7f]+$"
+
+
 class OIDCLogin(BaseModel):
     """What the hub learned from the identity provider about a user who just logged in."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[str, Field(min_length=1, max_length=64, description="the mapped account name")]
-    issuer: Annotated[str, Field(min_length=1, max_length=255)]
-    subject: Annotated[str, Field(min_length=1, max_length=255, description="the provider's `sub` claim")]
+    # No control characters (NUL included: PostgreSQL refuses it in text, a 500 found by the OpenAPI contract run).
+    issuer: Annotated[str, Field(min_length=1, max_length=255, pattern=_NO_CONTROL)]
+    subject: Annotated[
+        str,
+        Field(min_length=1, max_length=255, pattern=_NO_CONTROL, description="the provider's `sub` claim"),
+    ]
     full_name: Annotated[str | None, Field(max_length=MAX_CLAIM_LENGTH)] = None
     email: Annotated[str | None, Field(max_length=MAX_CLAIM_LENGTH)] = None
     organisation: Annotated[str | None, Field(max_length=MAX_CLAIM_LENGTH)] = None

@@ -117,3 +117,21 @@ def test_the_document_holds_for_the_hub(contract_app: FastAPI) -> None:
     _assert_no_contradictions(
         contract_app, "hub-token", max_time=15, max_examples=15, include_path_regex=r"/api/v1/(auth|users)/"
     )
+
+
+# --- what the contract runs found (exact answers, on PostgreSQL, which refuses NUL bytes in text) -----------------
+
+
+def test_an_account_name_with_a_nul_byte_is_no_account_not_a_server_error(api) -> None:
+    for path in ("api/v1/accounts/a%00b", "api/v1/accounts/a%00b/export"):
+        response = api.get(path, token="ada-token")
+        assert (response.status_code, response.json()) == (404, {"detail": "no account 'a\\x00b'"}), path
+
+
+def test_an_oidc_subject_with_a_nul_byte_is_refused_by_the_schema(api) -> None:
+    body = {"name": "olga", "issuer": "https://idp.example", "subject": "a\x00"}
+    response = api.post("api/v1/auth/oidc", token="hub-token", json=body)
+    assert (response.status_code, response.json()) == (
+        422,
+        {"detail": "invalid request: subject: String should match pattern '^[^\\x00-\\x1f\\x7f]+$'"},
+    )
