@@ -19,7 +19,7 @@ import secrets
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
@@ -30,6 +30,7 @@ from .identity import METRICS_SCOPE
 from .login_throttle import LoginThrottlePolicy, attempt_login
 from .schemas import (
     AccountCreate,
+    AccountNamePath,
     AccountOut,
     AccountUpdate,
     Entitlements,
@@ -44,7 +45,7 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     SERVICE_VERSION = "0.0.0"
 
-PathName = Annotated[str, Path(max_length=64, description="an account (JupyterHub user) name")]
+PathName = AccountNamePath  # schemas.py: with the name rule in the document
 
 service_router = APIRouter()
 api_router = APIRouter()

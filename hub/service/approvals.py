@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel
 from sqlalchemy import select
@@ -33,10 +33,11 @@ from .access import AdminOrHubCaller, Context, optional_identity
 from .identity import Identity
 from .models import Account, utcnow
 from .pages import BrowserFormCaller, page_xsrf, render_page
+from .schemas import AccountNamePath
 
 log = logging.getLogger(__name__)
 
-PathName = Annotated[str, Path(max_length=64, description="an account (JupyterHub user) name")]
+PathName = AccountNamePath  # schemas.py: with the name rule in the document
 
 
 class ConsentRecord(BaseModel):

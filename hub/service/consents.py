@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -40,6 +40,7 @@ from .legal import DOCUMENT_KINDS, LegalDocument, missing_consents, record_conse
 from .markdown_render import render_markdown
 from .models import Account, Consent
 from .pages import BrowserFormCaller, identify_session, page_xsrf, read_form, render_page
+from .schemas import AccountNamePath
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +74,9 @@ class ConsentStatus(BaseModel):
 
 
 class ConsentAcceptance(BaseModel):
-    """The versions being accepted, by kind; each must be the current version."""
+    """The versions being accepted, by kind (at least one); each must be the current version."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
 
     terms: VersionName | None = None
     privacy: VersionName | None = None
@@ -191,9 +192,7 @@ def accept_consents(body: ConsentAcceptance, caller: UserCaller, context: Contex
         409: {"description": "single-user mode: only the administrator has an account"},
     },
 )
-def user_consents(
-    name: Annotated[str, Path(max_length=64)], caller: ServiceCaller, context: Context
-) -> ConsentStatus:
+def user_consents(name: AccountNamePath, caller: ServiceCaller, context: Context) -> ConsentStatus:
     """The consent status of ``name``: the hub (before a spawn), an admin user, or the user themself."""
     if not (caller.is_hub or (caller.is_user and (caller.admin or caller.name == name))):
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="you may only read your own consents")

@@ -27,7 +27,7 @@ import time
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Path, Query, Request, status
+from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -40,6 +40,7 @@ from .errors import error_response, status_for
 from .pages import BrowserFormCaller, field_problems, read_form, render_page
 from .password_rules import MAX_PASSWORD_LENGTH, PasswordPolicy
 from .personal_data_routes import render_account_page
+from .schemas import AccountNamePath
 from .signup import client_address
 
 api_router = APIRouter()
@@ -51,7 +52,7 @@ FORGOT_ANSWER = (
 )
 Password = Annotated[str, Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)]
 FORGOT_MIN_SECONDS = 0.4  # every "forgot password" answer takes at least this long (see _request_reset)
-PathName = Annotated[str, Path(max_length=64, description="an account (JupyterHub user) name")]
+PathName = AccountNamePath  # schemas.py: with the name rule in the document
 MAX_TOKEN_LENGTH = 128
 
 

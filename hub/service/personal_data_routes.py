@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Path, Request, status
+from fastapi import APIRouter, Depends, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -38,11 +38,12 @@ from .models import Account
 from .pages import BrowserFormCaller, field_problems, page_xsrf, read_form, render_page
 from .password_rules import PasswordPolicy
 from .personal_details import PersonalDetailsUpdate
+from .schemas import AccountNamePath
 
 api_router = APIRouter()
 page_router = APIRouter()
 
-PathName = Annotated[str, Path(max_length=64, description="an account (JupyterHub user) name")]
+PathName = AccountNamePath  # schemas.py: with the name rule in the document
 
 
 class PersonalProfile(BaseModel):

@@ -85,7 +85,9 @@ OrganisationLocation = Annotated[
     str, Field(max_length=4 * MAX_NAME_LENGTH, json_schema_extra=_NOT_BLANK), _named("organisation_location")
 ]
 Email = Annotated[
-    str, Field(max_length=4 * MAX_EMAIL_LENGTH, json_schema_extra=_NOT_BLANK), AfterValidator(clean_email)
+    str,
+    Field(max_length=4 * MAX_EMAIL_LENGTH, json_schema_extra={**_NOT_BLANK, "format": "email"}),
+    AfterValidator(clean_email),
 ]
 Phone = Annotated[str | None, Field(max_length=4 * MAX_PHONE_LENGTH), AfterValidator(clean_phone)]
 
@@ -103,9 +105,9 @@ class PersonalDetails(BaseModel):
 
 
 class PersonalDetailsUpdate(BaseModel):
-    """A rectification: only the fields given change."""
+    """A rectification: only the fields given change (at least one)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
 
     full_name: FullName | None = None
     email: Email | None = None

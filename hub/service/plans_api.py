@@ -34,10 +34,11 @@ from .access import AdminOrHubCaller, Context
 from .accounts import require_account
 from .identity import Identity
 from .models import Account
+from .schemas import AccountNamePath  # with the name rule in the document
 
 log = logging.getLogger(__name__)
 
-AccountNamePath = Annotated[str, Path(max_length=64, description="an account (JupyterHub user) name")]
+
 SubscriptionPath = Annotated[str, Path(max_length=64, description="a subscription of the catalogue, e.g. ml")]
 
 router = APIRouter()

@@ -38,6 +38,7 @@ from .hub_api import HubApiError
 from .identity import Identity
 from .models import Project
 from .project_groups import sync_after_commit
+from .schemas import ACCOUNT_NAME_SCHEMA, AccountNamePath
 
 router = APIRouter()
 
@@ -50,8 +51,15 @@ _NO_PROJECT = {
 }
 _CONFLICT = {409: {"description": "a duplicate member, or the last owner would go"}}
 
-ProjectPath = Annotated[str, Path(max_length=64, description="a project (JupyterHub group) name")]
-UserPath = Annotated[str, Path(max_length=64, description="an account (JupyterHub user) name")]
+# The name rules as the document states them; the checks (400 naming the rule) stay projects.py's and accounts.py's.
+_PROJECT_NAME_SCHEMA = {"pattern": f"^{projects.PROJECT_NAME_PATTERN}$"}
+ProjectPath = Annotated[
+    str,
+    Path(
+        max_length=64, description="a project (JupyterHub group) name", json_schema_extra=_PROJECT_NAME_SCHEMA
+    ),
+]
+UserPath = AccountNamePath
 # Generous bounds for the raw input; the precise rules (and messages) are projects.py's.
 _Text = Annotated[str, Field(max_length=8000)]
 _Name = Annotated[str, Field(max_length=256)]
@@ -62,14 +70,24 @@ class _Body(BaseModel):
 
 
 class ProjectCreate(_Body):
-    name: _Name = Field(description=projects.PROJECT_NAME_RULE, examples=["sea-ice"])
-    display_name: _Text | None = Field(default=None, description="1-200 characters; the name when not given")
+    name: _Name = Field(
+        description=projects.PROJECT_NAME_RULE, examples=["sea-ice"], json_schema_extra=_PROJECT_NAME_SCHEMA
+    )
+    display_name: _Text | None = Field(
+        default=None,
+        description="1-200 characters, not only white space; the name when not given",
+        json_schema_extra={"pattern": r"\S"},
+    )
     description: _Text = ""
-    owner: _Name | None = Field(default=None, description="administrators and the hub only: the first owner")
+    owner: _Name | None = Field(
+        default=None,
+        description="administrators and the hub only: the first owner",
+        json_schema_extra=ACCOUNT_NAME_SCHEMA,
+    )
 
 
 class MemberAdd(_Body):
-    user: _Name
+    user: _Name = Field(json_schema_extra=ACCOUNT_NAME_SCHEMA)
     role: Literal["owner", "member"] = "member"
 
 
@@ -78,7 +96,10 @@ class RoleChange(_Body):
 
 
 class OwnershipTransfer(_Body):
-    user: _Name = Field(description="the new (only) owner; previous owners stay as members")
+    user: _Name = Field(
+        description="the new (only) owner; previous owners stay as members",
+        json_schema_extra=ACCOUNT_NAME_SCHEMA,
+    )
 
 
 class MemberOut(BaseModel):

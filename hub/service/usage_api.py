@@ -17,13 +17,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field
 from sqlalchemy import or_, select
 
 from . import accounts
 from .access import Context, ServiceCaller
 from .models import UsageInterval, utcnow
+from .schemas import AccountNamePath
 
 MAX_PERIOD = timedelta(days=400)
 
@@ -77,7 +78,7 @@ def core_seconds_within(
     },
 )
 def usage(
-    name: Annotated[str, Path(max_length=64, description="an account (JupyterHub user) name")],
+    name: AccountNamePath,
     caller: ServiceCaller,
     context: Context,
     since: Annotated[
