@@ -15,7 +15,8 @@ Rules this module guarantees:
 * **The document says so.** ``openapi_document`` builds the OpenAPI document with ``ErrorOut`` as the body of every
   4xx/5xx answer, adds the answers of the access dependencies (401, 403, 503: ``access.py``) to every route that uses
   them, 400 ("the body is not JSON") to every route with a body, and replaces FastAPI's ``HTTPValidationError``
-  with ``ErrorOut``. What a route raises itself it lists in its own ``responses=`` (``responses(404, 409)``).
+  with ``ErrorOut``. What a route raises itself it lists in its own ``responses=``
+  (``{404: {"description": "no such project"}}``; the body is filled in here).
 
 Rejected: a status on each exception class (the old way: four tables and a ``getattr`` in six places disagreed, e.g.
 ``AccountPendingApproval`` was 403 at the login and 400 elsewhere); converting everything to HTTPException in the
@@ -239,17 +240,6 @@ DESCRIPTIONS: Mapping[int, str] = {
     502: "JupyterHub refused a change",
     503: "not possible right now (JupyterHub unreachable, too busy); try again",
 }
-
-
-def responses(*codes: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
-    """``responses=`` for a route: each code with ``ErrorOut`` and a description (``d404="no such project"``)."""
-    return {
-        code: {
-            "model": ErrorOut,
-            "description": descriptions.get(f"d{code}", DESCRIPTIONS.get(code, "error")),
-        }
-        for code in codes
-    }
 
 
 _ACCESS_RESPONSES: Mapping[Any, tuple[int, ...]] = {
