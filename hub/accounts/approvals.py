@@ -22,13 +22,14 @@ from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from polartep_hub.accounts import store as accounts
+from polartep_hub.accounts.api.schemas import AccountNamePath
 from polartep_hub.accounts.models import Account
 from polartep_hub.service.orm import utcnow
 from polartep_hub.service.web.access import AdminOrHubCaller, Context, optional_identity
@@ -37,7 +38,7 @@ from polartep_hub.service.web.pages import BrowserFormCaller, page_xsrf, render_
 
 log = logging.getLogger(__name__)
 
-PathName = Annotated[str, Path(max_length=64, description="an account (JupyterHub user) name")]
+PathName = AccountNamePath  # schemas.py: with the name rule in the document
 
 
 class ConsentRecord(BaseModel):
@@ -102,9 +103,7 @@ def list_accounts(session: Session, which: str) -> list[Account]:
 
 def approve_account(session: Session, name: str, by: str) -> Account:
     """Approve ``name`` (recording ``by`` and now); ``AccountNotFound`` if there is no such account."""
-    account = accounts.get_account(session, name)
-    if account is None:
-        raise accounts.AccountNotFound(f"no account {name[:80]!r}")
+    account = accounts.require_account(session, name)
     if not account.approved:
         account.approved = True
         account.approved_at = utcnow()
@@ -120,9 +119,7 @@ class NotPending(accounts.AccountError):
 
 def reject_account(session: Session, name: str, by: str) -> None:
     """Delete the pending account ``name``; ``AccountNotFound`` or ``NotPending`` otherwise."""
-    account = accounts.get_account(session, name)
-    if account is None:
-        raise accounts.AccountNotFound(f"no account {name[:80]!r}")
+    account = accounts.require_account(session, name)
     if account.approved:
         raise NotPending(
             f"account {account.name!r} is approved already; only pending sign-ups can be rejected "
@@ -131,11 +128,6 @@ def reject_account(session: Session, name: str, by: str) -> None:
     session.delete(account)
     session.commit()
     log.info("pending account %s rejected (deleted) by %s", name, by[:64])
-
-
-def _refusal(error: accounts.AccountError) -> HTTPException:
-    code = {accounts.AccountNotFound: 404, NotPending: 409}.get(type(error), 400)
-    return HTTPException(code, detail=str(error))
 
 
 # --- API ------------------------------------------------------------------------------------------------------------
@@ -158,10 +150,7 @@ def signups_list(caller: AdminOrHubCaller, context: Context) -> list[AccountDeta
 def accounts_approve(name: PathName, caller: AdminOrHubCaller, context: Context) -> AccountDetails:
     """Approve a sign-up, so the account can log in. Admin users or the hub."""
     with context.session() as session:
-        try:
-            account = approve_account(session, name, caller.name)
-        except accounts.AccountError as error:
-            raise _refusal(error) from None
+        account = approve_account(session, name, caller.name)  # refusals: the app-wide handler (errors.py)
         session.refresh(account)
         return account_details(account)
 
@@ -174,10 +163,7 @@ def accounts_approve(name: PathName, caller: AdminOrHubCaller, context: Context)
 def accounts_reject(name: PathName, caller: AdminOrHubCaller, context: Context) -> Response:
     """Reject a pending sign-up: the account and its consents are deleted. Admin users or the hub."""
     with context.session() as session:
-        try:
-            reject_account(session, name, caller.name)
-        except accounts.AccountError as error:
-            raise _refusal(error) from None
+        reject_account(session, name, caller.name)  # refusals: the app-wide handler (errors.py)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -240,10 +226,7 @@ def signups_page(
 def _page_action(name: str, caller: Identity, context, action) -> RedirectResponse:
     _require_admin(caller)
     with context.session() as session:
-        try:
-            action(session, name, caller.name)
-        except accounts.AccountError as error:
-            raise _refusal(error) from None
+        action(session, name, caller.name)  # refusals: the app-wide handler (errors.py)
     verb = "approved" if action is approve_account else "rejected"
     return RedirectResponse(
         f"{context.config.prefix}admin/signups?done={verb}:{quote(name)}",

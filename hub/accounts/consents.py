@@ -27,12 +27,13 @@ from datetime import datetime
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from polartep_hub.accounts import store as accounts
+from polartep_hub.accounts.api.schemas import AccountNamePath
 from polartep_hub.accounts.legal import DOCUMENT_KINDS, LegalDocument, missing_consents, record_consents
 from polartep_hub.accounts.models import Account, Consent
 from polartep_hub.service.context import ServiceContext
@@ -79,9 +80,9 @@ class ConsentStatus(BaseModel):
 
 
 class ConsentAcceptance(BaseModel):
-    """The versions being accepted, by kind; each must be the current version."""
+    """The versions being accepted, by kind (at least one); each must be the current version."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
 
     terms: VersionName | None = None
     privacy: VersionName | None = None
@@ -150,7 +151,14 @@ api_router = APIRouter()
 page_router = APIRouter()
 
 
-@api_router.get("/me/consents", response_model=ConsentStatus)
+@api_router.get(
+    "/me/consents",
+    response_model=ConsentStatus,
+    responses={
+        400: {"description": "the name breaks the account-name rule"},
+        409: {"description": "single-user mode: only the administrator has an account"},
+    },
+)
 def my_consents(caller: UserCaller, context: Context) -> ConsentStatus:
     """What the calling user has accepted and which current documents they still have to accept."""
     with context.session() as session:
@@ -181,10 +189,16 @@ def accept_consents(body: ConsentAcceptance, caller: UserCaller, context: Contex
         return consent_status(context, account, session)
 
 
-@api_router.get("/users/{name}/consents", response_model=ConsentStatus)
-def user_consents(
-    name: Annotated[str, Path(max_length=64)], caller: ServiceCaller, context: Context
-) -> ConsentStatus:
+@api_router.get(
+    "/users/{name}/consents",
+    response_model=ConsentStatus,
+    responses={
+        400: {"description": "the name breaks the account-name rule"},
+        403: {"description": "not yours"},
+        409: {"description": "single-user mode: only the administrator has an account"},
+    },
+)
+def user_consents(name: AccountNamePath, caller: ServiceCaller, context: Context) -> ConsentStatus:
     """The consent status of ``name``: the hub (before a spawn), an admin user, or the user themself."""
     if not (caller.is_hub or (caller.is_user and (caller.admin or caller.name == name))):
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="you may only read your own consents")

@@ -72,10 +72,23 @@ def _named(field: str, max_length: int = MAX_NAME_LENGTH):
     return AfterValidator(lambda value: clean_text(value, field, max_length=max_length))
 
 
-FullName = Annotated[str, Field(max_length=4 * MAX_NAME_LENGTH), _named("full_name")]
-Organisation = Annotated[str, Field(max_length=4 * MAX_NAME_LENGTH), _named("organisation")]
-OrganisationLocation = Annotated[str, Field(max_length=4 * MAX_NAME_LENGTH), _named("organisation_location")]
-Email = Annotated[str, Field(max_length=4 * MAX_EMAIL_LENGTH), AfterValidator(clean_email)]
+# The OpenAPI document states the non-empty rule (at least one character that is not white space); the check, with
+# its message naming the field, stays clean_text's, so forms and the API say the same thing.
+_NOT_BLANK = {"minLength": 1, "pattern": r"\S"}
+FullName = Annotated[
+    str, Field(max_length=4 * MAX_NAME_LENGTH, json_schema_extra=_NOT_BLANK), _named("full_name")
+]
+Organisation = Annotated[
+    str, Field(max_length=4 * MAX_NAME_LENGTH, json_schema_extra=_NOT_BLANK), _named("organisation")
+]
+OrganisationLocation = Annotated[
+    str, Field(max_length=4 * MAX_NAME_LENGTH, json_schema_extra=_NOT_BLANK), _named("organisation_location")
+]
+Email = Annotated[
+    str,
+    Field(max_length=4 * MAX_EMAIL_LENGTH, json_schema_extra={**_NOT_BLANK, "format": "email"}),
+    AfterValidator(clean_email),
+]
 Phone = Annotated[str | None, Field(max_length=4 * MAX_PHONE_LENGTH), AfterValidator(clean_phone)]
 
 
@@ -92,9 +105,9 @@ class PersonalDetails(BaseModel):
 
 
 class PersonalDetailsUpdate(BaseModel):
-    """A rectification: only the fields given change."""
+    """A rectification: only the fields given change (at least one)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
 
     full_name: FullName | None = None
     email: Email | None = None

@@ -37,7 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session
 
 from polartep_hub.accounts.models import Account, AccountSubscription
-from polartep_hub.accounts.store import AccountError, AccountNotFound, get_account
+from polartep_hub.accounts.store import AccountError, require_account
 from polartep_hub.catalogue import Catalogue, Plan
 from polartep_hub.service.orm import utcnow
 
@@ -47,19 +47,13 @@ log = logging.getLogger(__name__)
 class UnknownSubscription(AccountError):
     """The catalogue has no subscription of that name."""
 
-    status_code = 400
-
 
 class AlreadySubscribed(AccountError):
     """The account already holds that subscription (active)."""
 
-    status_code = 409
-
 
 class NotSubscribed(AccountError):
     """The account holds no active subscription of that name."""
-
-    status_code = 404
 
 
 def check_subscription(catalogue: Catalogue, subscription: str) -> str:
@@ -172,9 +166,7 @@ def entitlement(
 
 
 def _account(session: Session, name: str) -> Account:
-    account = get_account(session, name)
-    if account is None:
-        raise AccountNotFound(f"no account {name[:80]!r}")
+    account = require_account(session, name)
     return account
 
 

@@ -20,8 +20,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, status
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -42,14 +41,21 @@ class IdentityConflict(accounts.AccountError):
     """The login would merge two identities into one account; the message says what to do."""
 
 
+_NO_CONTROL = r"^[^\x00-\x1f\x7f]+$"
+
+
 class OIDCLogin(BaseModel):
     """What the hub learned from the identity provider about a user who just logged in."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[str, Field(min_length=1, max_length=64, description="the mapped account name")]
-    issuer: Annotated[str, Field(min_length=1, max_length=255)]
-    subject: Annotated[str, Field(min_length=1, max_length=255, description="the provider's `sub` claim")]
+    # No control characters (NUL included: PostgreSQL refuses it in text, a 500 found by the OpenAPI contract run).
+    issuer: Annotated[str, Field(min_length=1, max_length=255, pattern=_NO_CONTROL)]
+    subject: Annotated[
+        str,
+        Field(min_length=1, max_length=255, pattern=_NO_CONTROL, description="the provider's `sub` claim"),
+    ]
     full_name: Annotated[str | None, Field(max_length=MAX_CLAIM_LENGTH)] = None
     email: Annotated[str | None, Field(max_length=MAX_CLAIM_LENGTH)] = None
     organisation: Annotated[str | None, Field(max_length=MAX_CLAIM_LENGTH)] = None
@@ -155,11 +161,10 @@ def oidc_login(body: OIDCLogin, caller: HubCaller, context: Context) -> Any:
     for attempt in range(2):
         with context.session() as session:
             try:
+                # IdentityConflict (409) goes to the app-wide handler (errors.py).
                 account, created, rejected = link_oidc_account(
                     session, body, default_plan=context.config.default_plan
                 )
-            except IdentityConflict as conflict:
-                return JSONResponse({"detail": str(conflict)}, status_code=status.HTTP_409_CONFLICT)
             except IntegrityError:
                 # Two first logins of the same identity at once: the second sees the first's rows on retry.
                 session.rollback()

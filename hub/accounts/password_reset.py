@@ -65,9 +65,8 @@ MAX_ACCOUNTS_PER_ADDRESS = 5  # accounts sharing one e-mail address that a singl
 
 
 class PasswordError(accounts.AccountError):
-    """A password request cannot be done; ``status_code`` is the HTTP answer, the message is safe to show."""
-
-    status_code = 400
+    """A password request cannot be done; the message is safe to show. Its HTTP status is ``errors.status_for``: the
+    ``status_code`` given here where one class covers several answers, else the table's."""
 
     def __init__(self, message: str, status_code: int | None = None, headers: dict[str, str] | None = None):
         super().__init__(message)
@@ -77,13 +76,11 @@ class PasswordError(accounts.AccountError):
 
 
 class ResetLinkInvalid(PasswordError):
-    status_code = 400
+    """The link's token is not one of ours (400)."""
 
 
 class ResetLinkSpent(PasswordError):
-    """The link was used already, or expired."""
-
-    status_code = 410
+    """The link was used already, or expired (410)."""
 
 
 def token_hash(token: str) -> str:
@@ -200,9 +197,7 @@ def change_password(context: ServiceContext, name: str, current: str, new: str, 
     Returns whether the sessions were ended already (False: JupyterHub did not answer; it is retried).
     """
     with context.session() as session:
-        account = accounts.get_account(session, name)
-        if account is None:
-            raise accounts.AccountNotFound(f"no account {name[:80]!r}")
+        account = accounts.require_account(session, name)
         if not _managed_here(context, account) or account.password_hash is None:
             _refuse_unmanaged(context, account)
     _check_new_password(context, name, new)
@@ -222,9 +217,7 @@ def change_password(context: ServiceContext, name: str, current: str, new: str, 
             raise PasswordError("current_password: this is not your current password", status_code=403)
     new_hash = context.passwords.hash(new)  # outside any transaction: argon2 needs no database
     with context.session() as session:
-        account = accounts.get_account(session, name)
-        if account is None:
-            raise accounts.AccountNotFound(f"no account {name[:80]!r}")
+        account = accounts.require_account(session, name)
         account.password_hash = new_hash
         _mark_credentials_changed(session, account, utcnow())
         session.commit()
@@ -246,9 +239,7 @@ def force_reset(context: ServiceContext, name: str, by: str) -> ForcedReset:
     """An administrator's reset: the old password stops working, sessions end, a reset link is mailed."""
     now = utcnow()
     with context.session() as session:
-        account = accounts.get_account(session, name)
-        if account is None:
-            raise accounts.AccountNotFound(f"no account {name[:80]!r}")
+        account = accounts.require_account(session, name)
         if not _managed_here(context, account):
             _refuse_unmanaged(context, account)
         account.password_reset_required = True
@@ -414,9 +405,7 @@ def complete_reset(context: ServiceContext, token: str, new: str) -> str:
             session.rollback()
             check_link(context, token)  # says why (used meanwhile, or just expired)
             raise ResetLinkSpent("this password-reset link cannot be used any more")
-        account = accounts.get_account(session, link.name)
-        if account is None:
-            raise accounts.AccountNotFound(f"no account {link.name[:80]!r}")
+        account = accounts.require_account(session, link.name)
         account.password_hash = new_hash
         account.password_reset_required = False
         account.failed_logins = 0

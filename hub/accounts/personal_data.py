@@ -55,7 +55,13 @@ from sqlalchemy.orm import Session
 from polartep_hub.accounts.details import PersonalDetailsUpdate
 from polartep_hub.accounts.homes import HomeCheckError, remove_home
 from polartep_hub.accounts.models import Account, Erasure, PendingErasure
-from polartep_hub.accounts.store import RESERVED_NAME_PREFIX, AccountError, AccountNotFound, get_account
+from polartep_hub.accounts.store import (
+    RESERVED_NAME_PREFIX,
+    AccountError,
+    AccountNotFound,
+    get_account,
+    require_account,
+)
 from polartep_hub.gateway.admin_client import GatewayAdminError
 from polartep_hub.projects.models import Project, ProjectMember
 from polartep_hub.service.context import ServiceContext
@@ -365,9 +371,7 @@ def request_erasure(
 
     A second request for the same account updates the choices and keeps the pseudonym.
     """
-    account = get_account(session, name)
-    if account is None:
-        raise AccountNotFound(f"no account {name[:80]!r}")
+    account = require_account(session, name)
     if name == protected_admin:
         raise ErasureRefused(
             f"the account {name!r} is the platform's configured administrator (POLARTEP_ADMIN_USER) and cannot be "
@@ -577,9 +581,7 @@ def run_erasure(context: ServiceContext, name: str) -> ErasureResult:
     the home is still there; nothing in the database has changed then, and the request stays recorded.
     """
     with context.session() as session:
-        account = get_account(session, name)
-        if account is None:
-            raise AccountNotFound(f"no account {name[:80]!r}")
+        account = require_account(session, name)
         pending = session.get(PendingErasure, account.id)
         if pending is None:
             raise ErasureInvalid("no erasure was requested for this account")
@@ -612,7 +614,7 @@ def run_erasure(context: ServiceContext, name: str) -> ErasureResult:
         pending = session.get(PendingErasure, account.id) if account is not None else None
         if account is None or pending is None:
             # Another request finished it meanwhile.
-            raise AccountNotFound(f"no account {name[:80]!r}")
+            raise AccountNotFound.for_name(name)
         _settle_dask_usage(context, session, name, pseudonym)
         result, deleted_projects = _finish_in_one_transaction(session, account, pending)
     # After the commit: deleting the hub group of a project that is gone. A crash here leaves at worst an empty

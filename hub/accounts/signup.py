@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, status
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse
 from pydantic import AfterValidator, BaseModel, Field, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -345,13 +345,8 @@ def signup_api(body: SignupRequest, request: Request, context: Context) -> Any:
     ``accept_terms_version`` and ``accept_privacy_version`` must be the current versions
     (``GET <prefix>legal/terms``, ``legal/privacy``).
     """
-    try:
-        account = register(context, body, client_address(request, context))
-    except SignupRefused as refused:
-        detail = "; ".join(refused.problems.values())
-        if refused.status_code == 422:
-            detail = "invalid request: " + detail
-        return JSONResponse({"detail": detail}, status_code=refused.status_code, headers=refused.headers)
+    # SignupRefused goes to the app-wide handler (errors.py): its status, the problems joined, its headers.
+    account = register(context, body, client_address(request, context))
     return SignupOut(
         name=account.name,
         approved=account.approved,

@@ -30,7 +30,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Path, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from polartep_hub.accounts.api.plans import account_errors
+from polartep_hub.accounts.api.schemas import ACCOUNT_NAME_SCHEMA, AccountNamePath
 from polartep_hub.accounts.store import check_account_name, get_or_create_account
 from polartep_hub.projects import store as projects
 from polartep_hub.projects.groups import sync_after_commit
@@ -42,8 +42,24 @@ from polartep_hub.service.web.identity import Identity
 
 router = APIRouter()
 
-ProjectPath = Annotated[str, Path(max_length=64, description="a project (JupyterHub group) name")]
-UserPath = Annotated[str, Path(max_length=64, description="an account (JupyterHub user) name")]
+# What the project routes answer besides their success (bodies: errors.ErrorOut; access refusals are added by
+# errors.openapi_document). Statuses come from errors.ERROR_STATUS.
+_NOT_ALLOWED = {403: {"description": "the caller may not do this to the project (owners and administrators)"}}
+_NO_PROJECT = {
+    400: {"description": "the project name breaks the rule"},
+    404: {"description": "no such project (or member, or account)"},
+}
+_CONFLICT = {409: {"description": "a duplicate member, or the last owner would go"}}
+
+# The name rules as the document states them; the checks (400 naming the rule) stay projects.py's and accounts.py's.
+_PROJECT_NAME_SCHEMA = {"pattern": f"^{projects.PROJECT_NAME_PATTERN}$"}
+ProjectPath = Annotated[
+    str,
+    Path(
+        max_length=64, description="a project (JupyterHub group) name", json_schema_extra=_PROJECT_NAME_SCHEMA
+    ),
+]
+UserPath = AccountNamePath
 # Generous bounds for the raw input; the precise rules (and messages) are projects.py's.
 _Text = Annotated[str, Field(max_length=8000)]
 _Name = Annotated[str, Field(max_length=256)]
@@ -54,14 +70,24 @@ class _Body(BaseModel):
 
 
 class ProjectCreate(_Body):
-    name: _Name = Field(description=projects.PROJECT_NAME_RULE, examples=["sea-ice"])
-    display_name: _Text | None = Field(default=None, description="1-200 characters; the name when not given")
+    name: _Name = Field(
+        description=projects.PROJECT_NAME_RULE, examples=["sea-ice"], json_schema_extra=_PROJECT_NAME_SCHEMA
+    )
+    display_name: _Text | None = Field(
+        default=None,
+        description="1-200 characters, not only white space; the name when not given",
+        json_schema_extra={"pattern": r"\S"},
+    )
     description: _Text = ""
-    owner: _Name | None = Field(default=None, description="administrators and the hub only: the first owner")
+    owner: _Name | None = Field(
+        default=None,
+        description="administrators and the hub only: the first owner",
+        json_schema_extra=ACCOUNT_NAME_SCHEMA,
+    )
 
 
 class MemberAdd(_Body):
-    user: _Name
+    user: _Name = Field(json_schema_extra=ACCOUNT_NAME_SCHEMA)
     role: Literal["owner", "member"] = "member"
 
 
@@ -70,7 +96,10 @@ class RoleChange(_Body):
 
 
 class OwnershipTransfer(_Body):
-    user: _Name = Field(description="the new (only) owner; previous owners stay as members")
+    user: _Name = Field(
+        description="the new (only) owner; previous owners stay as members",
+        json_schema_extra=ACCOUNT_NAME_SCHEMA,
+    )
 
 
 class MemberOut(BaseModel):
@@ -140,7 +169,19 @@ def _user_caller_or_admin(caller: Identity) -> None:
         )
 
 
-@router.post("/projects", response_model=ProjectOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/projects",
+    response_model=ProjectOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        400: {"description": "the name or a field breaks its rule, or the hub named no owner"},
+        403: {"description": "only administrators and the hub may name another owner"},
+        404: {"description": "the named owner has no account"},
+        409: {"description": "the name is taken (also by a JupyterHub group that is not a project's)"},
+        422: {"description": "the name starts with the identity provider's reserved group prefix"},
+        503: {"description": "JupyterHub's groups cannot be checked right now"},
+    },
+)
 def create_project(body: ProjectCreate, caller: ServiceCaller, context: Context) -> ProjectOut:
     """Create a project; the caller (or, for administrators and the hub, ``owner``) becomes its owner."""
     _user_caller_or_admin(caller)
@@ -153,31 +194,30 @@ def create_project(body: ProjectCreate, caller: ServiceCaller, context: Context)
             status.HTTP_400_BAD_REQUEST, detail="owner: required when the hub creates a project"
         )
     reserved = context.config.oidc_group_prefix
-    with account_errors():
-        projects.check_project_name(body.name)
-        projects.check_not_reserved(body.name, reserved)
-        if context.project_groups is not None:
-            try:
-                taken = context.project_groups.foreign_group_exists(body.name)
-            except HubApiError:
-                raise HTTPException(
-                    status.HTTP_503_SERVICE_UNAVAILABLE,
-                    detail="cannot check JupyterHub's groups right now; try again",
-                ) from None
-            if taken:
-                raise _foreign_group(body.name)
-        with context.session() as session:
-            if owner == actor.name:
-                get_or_create_account(session, owner, default_plan=context.config.default_plan)
-            project = projects.create_project(
-                session,
-                body.name,
-                owner=owner,
-                display_name=body.display_name,
-                description=body.description,
-                reserved_prefix=reserved,
-            )
-            answer = _out(project, actor)
+    projects.check_project_name(body.name)
+    projects.check_not_reserved(body.name, reserved)
+    if context.project_groups is not None:
+        try:
+            taken = context.project_groups.foreign_group_exists(body.name)
+        except HubApiError:
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                detail="cannot check JupyterHub's groups right now; try again",
+            ) from None
+        if taken:
+            raise _foreign_group(body.name)
+    with context.session() as session:
+        if owner == actor.name:
+            get_or_create_account(session, owner, default_plan=context.config.default_plan)
+        project = projects.create_project(
+            session,
+            body.name,
+            owner=owner,
+            display_name=body.display_name,
+            description=body.description,
+            reserved_prefix=reserved,
+        )
+        answer = _out(project, actor)
     answer.group_sync = _synced(context, body.name)  # type: ignore[assignment]
     if answer.group_sync == "conflict":
         # A foreign group appeared between our check and our POST: the name is not ours; store nothing.
@@ -213,7 +253,10 @@ def list_projects(caller: ServiceCaller, context: Context) -> ProjectList:
         )
 
 
-@router.post("/projects/reconcile")
+@router.post(
+    "/projects/reconcile",
+    responses={502: {"description": "JupyterHub refused a change"}, 503: {"description": "no hub"}},
+)
 def reconcile(caller: AdminOrHubCaller, context: Context) -> dict:
     """Bring every project's JupyterHub group in line with the database now; answers what it changed."""
     if context.project_groups is None:
@@ -224,12 +267,12 @@ def reconcile(caller: AdminOrHubCaller, context: Context) -> dict:
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, detail=str(error)) from None
 
 
-@router.get("/projects/{name}", response_model=ProjectOut)
+@router.get("/projects/{name}", response_model=ProjectOut, responses={**_NO_PROJECT, **_NOT_ALLOWED})
 def get_project(name: ProjectPath, caller: ServiceCaller, context: Context) -> ProjectOut:
     """One project with its members; for its members and administrators."""
     _user_caller_or_admin(caller)
     actor = _actor(caller)
-    with context.session() as session, account_errors():
+    with context.session() as session:
         project = projects.load_project(session, name)
         if not projects.may_see(project, actor):
             raise HTTPException(
@@ -239,65 +282,93 @@ def get_project(name: ProjectPath, caller: ServiceCaller, context: Context) -> P
         return _out(project, actor)
 
 
-@router.post("/projects/{name}/members", response_model=ProjectOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/projects/{name}/members",
+    response_model=ProjectOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={**_NO_PROJECT, **_NOT_ALLOWED, **_CONFLICT},
+)
 def add_member(name: ProjectPath, body: MemberAdd, caller: ServiceCaller, context: Context) -> ProjectOut:
     """Add a member (``role`` member by default, or owner). Owners and administrators."""
     _user_caller_or_admin(caller)
     actor = _actor(caller)
-    with context.session() as session, account_errors():
+    with context.session() as session:
         answer = _out(projects.add_member(session, name, body.user, role=body.role, actor=actor), actor)
     answer.group_sync = _synced(context, name)  # type: ignore[assignment]
     return answer
 
 
-@router.patch("/projects/{name}/members/{user}", response_model=ProjectOut)
+@router.patch(
+    "/projects/{name}/members/{user}",
+    response_model=ProjectOut,
+    responses={**_NO_PROJECT, **_NOT_ALLOWED, **_CONFLICT},
+)
 def change_role(
     name: ProjectPath, user: UserPath, body: RoleChange, caller: ServiceCaller, context: Context
 ) -> ProjectOut:
     """Make a member an owner or a plain member (never the last owner a member). Owners and administrators."""
     _user_caller_or_admin(caller)
     actor = _actor(caller)
-    with context.session() as session, account_errors():
+    with context.session() as session:
         answer = _out(projects.set_role(session, name, user, body.role, actor=actor), actor)
     answer.group_sync = _synced(context, name)  # type: ignore[assignment]
     return answer
 
 
-@router.delete("/projects/{name}/members/{user}", response_model=ProjectOut)
+@router.delete(
+    "/projects/{name}/members/{user}",
+    response_model=ProjectOut,
+    responses={**_NO_PROJECT, **_NOT_ALLOWED, **_CONFLICT},
+)
 def remove_member(name: ProjectPath, user: UserPath, caller: ServiceCaller, context: Context) -> ProjectOut:
     """Remove a member (owners and administrators), or leave (a member removing themself); not the last owner."""
     _user_caller_or_admin(caller)
     actor = _actor(caller)
-    with context.session() as session, account_errors():
+    with context.session() as session:
         answer = _out(projects.remove_member(session, name, user, actor=actor), actor)
     answer.group_sync = _synced(context, name)  # type: ignore[assignment]
     return answer
 
 
-@router.post("/projects/{name}/owner", response_model=ProjectOut)
+@router.post(
+    "/projects/{name}/owner",
+    response_model=ProjectOut,
+    responses={**_NO_PROJECT, **_NOT_ALLOWED, **_CONFLICT},
+)
 def transfer(
     name: ProjectPath, body: OwnershipTransfer, caller: ServiceCaller, context: Context
 ) -> ProjectOut:
     """Make ``user`` the only owner (added if needed); the previous owners stay as members."""
     _user_caller_or_admin(caller)
     actor = _actor(caller)
-    with context.session() as session, account_errors():
+    with context.session() as session:
         answer = _out(projects.transfer_ownership(session, name, body.user, actor=actor), actor)
     answer.group_sync = _synced(context, name)  # type: ignore[assignment]
     return answer
 
 
-@router.delete("/projects/{name}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/projects/{name}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**_NO_PROJECT, **_NOT_ALLOWED},
+)
 def delete_project(name: ProjectPath, caller: ServiceCaller, context: Context) -> Response:
     """Delete the project and its JupyterHub group. Owners and administrators."""
     _user_caller_or_admin(caller)
-    with context.session() as session, account_errors():
+    with context.session() as session:
         projects.delete_project(session, name, actor=_actor(caller))
     sync = _synced(context, name)
     return Response(status_code=status.HTTP_204_NO_CONTENT, headers={"X-Polartep-Group-Sync": sync})
 
 
-@router.get("/users/{name}/projects", response_model=UserProjects)
+@router.get(
+    "/users/{name}/projects",
+    response_model=UserProjects,
+    responses={
+        400: {"description": "the name breaks the account-name rule"},
+        403: {"description": "not yours"},
+    },
+)
 def user_projects(name: UserPath, caller: ServiceCaller, context: Context) -> UserProjects:
     """The names of the user's projects (their JupyterHub groups). The hub, administrators, or the user."""
     if not (caller.is_hub or (caller.is_user and (caller.admin or caller.name == name))):

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from polartep_hub.accounts.details import PersonalDetailError, clean_text
 from polartep_hub.accounts.models import Account
-from polartep_hub.accounts.store import AccountError, get_account
+from polartep_hub.accounts.store import AccountError, AccountNotFound, get_account
 from polartep_hub.projects.models import Project, ProjectMember
 from polartep_hub.service.orm import utcnow
 
@@ -47,49 +47,47 @@ log = logging.getLogger(__name__)
 
 
 class ProjectError(AccountError):
-    """A project request cannot be done; ``status_code`` is the HTTP status, the message is safe to show."""
-
-    status_code = 400
+    """A project request cannot be done; the message is safe to show (its HTTP status: ``errors.ERROR_STATUS``)."""
 
 
 class InvalidProjectName(ProjectError):
-    status_code = 400
+    pass
 
 
 class ReservedProjectName(ProjectError):
-    status_code = 422
+    pass
 
 
 class InvalidProjectField(ProjectError):
-    status_code = 400
+    pass
 
 
 class ProjectNotFound(ProjectError):
-    status_code = 404
+    pass
 
 
 class MemberNotFound(ProjectError):
-    status_code = 404
+    pass
 
 
 class ProjectExists(ProjectError):
-    status_code = 409
+    pass
 
 
 class AlreadyMember(ProjectError):
-    status_code = 409
+    pass
 
 
 class LastOwner(ProjectError):
-    status_code = 409
+    pass
 
 
 class ProjectForbidden(ProjectError):
-    status_code = 403
+    pass
 
 
 class UnknownAccount(ProjectError):
-    status_code = 404
+    pass
 
 
 def check_project_name(name: str) -> str:
@@ -174,7 +172,9 @@ def owners(project: Project) -> list[str]:
 def _account(session: Session, name: str) -> Account:
     account = get_account(session, name)
     if account is None:
-        raise UnknownAccount(f"no account {name[:80]!r}: the user must have logged in to the platform once")
+        raise UnknownAccount(
+            f"{AccountNotFound.for_name(name)}: the user must have logged in to the platform once"
+        )
     return account
 
 

@@ -22,11 +22,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from polartep_hub.service.db import database_is_available
-from polartep_hub.service.web.access import (
-    Caller,
-    Context,
-    ServiceCaller,
-)
+from polartep_hub.service.web.access import Caller, Context, ServiceCaller
 from polartep_hub.service.web.identity import METRICS_SCOPE
 
 try:
@@ -76,7 +72,14 @@ def health(context: Context) -> Any:
     return JSONResponse(body.model_dump(), status_code=200 if database_ok else 503)
 
 
-@service_router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+@service_router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/plain": {}}},
+        403: {"description": "the token has neither the read:metrics scope nor is an admin's"},
+    },
+)
 def metrics(caller: Caller, context: Context) -> Response:
     """Prometheus metrics; needs JupyterHub's ``read:metrics`` scope or an admin user."""
     if not (caller.has_scope(METRICS_SCOPE) or (caller.is_user and caller.admin)):

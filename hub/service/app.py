@@ -6,8 +6,9 @@ Rules this module guarantees:
   (``__main__`` does those), so tests build apps with fakes at the two seams, ``identity_provider`` and ``passwords``.
 * Every route lives under the service prefix, exactly as requests arrive through the proxy; the OpenAPI document is
   ``<prefix>api/v1/openapi.json``.
-* Every error is JSON ``{"detail": "..."}``: validation errors name the field and the rule but never echo the input
-  (it may be a password), and unexpected errors answer 500 without a traceback (which goes to the log only).
+* Every error is JSON ``{"detail": "..."}`` (``errors.ErrorOut``), its status from the one table in ``errors.py``:
+  validation errors name the field and the rule but never echo the input (it may be a password), and unexpected
+  errors answer 500 without a traceback (which goes to the log only). The OpenAPI document lists every answer.
 * Every response, errors included, carries the security headers of ``security_headers.py``.
 """
 
@@ -18,9 +19,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from polartep_hub.accounts import approvals, consents, password_reset, personal_data, signup
@@ -32,7 +31,7 @@ from polartep_hub.accounts.api import personal_data as personal_data_routes
 from polartep_hub.accounts.api import plans as plans_api
 from polartep_hub.accounts.legal import LegalDocumentsError, LegalLibrary
 from polartep_hub.accounts.pages import admin_accounts as admin_accounts_pages
-from polartep_hub.accounts.passwords import PasswordHashBusy, Passwords
+from polartep_hub.accounts.passwords import Passwords
 from polartep_hub.catalogue import Catalogue
 from polartep_hub.gateway.admin_client import GatewayAdmin
 from polartep_hub.projects import api as projects_api
@@ -44,59 +43,14 @@ from polartep_hub.service.db import make_engine, make_sessionmaker
 from polartep_hub.service.hub_api import HubAPI
 from polartep_hub.service.mail_outbox import MailOutbox
 from polartep_hub.service.metrics import MetricsMiddleware, ServiceMetrics, full_route_templates
-from polartep_hub.service.web import browser_login, pages
+from polartep_hub.service.web import browser_login, errors, pages
 from polartep_hub.service.web.identity import IdentityProvider
 from polartep_hub.service.web.request_limits import BodyLimitMiddleware
-from polartep_hub.service.web.security_headers import SECURITY_HEADERS, SecurityHeadersMiddleware
+from polartep_hub.service.web.security_headers import SecurityHeadersMiddleware
 from polartep_hub.usage import api as usage_api
 from polartep_hub.usage.meters.gateway import start_gateway_meter
 
 log = logging.getLogger(__name__)
-
-_ACCOUNT_ERROR_STATUS: dict[type[accounts.AccountError], int] = {
-    accounts.InvalidAccountName: 400,
-    accounts.UnknownPlan: 400,
-    accounts.AccountExists: 409,
-    accounts.AccountNotFound: 404,
-    accounts.SingleUserMode: 409,
-}
-
-
-def _validation_message(error: RequestValidationError) -> str:
-    parts = []
-    for item in error.errors()[:10]:
-        # loc is e.g. ("body", "username"); drop the leading "body"/"query"/"path" only when a field follows.
-        loc = [str(p) for p in item.get("loc", ())]
-        where = ".".join(loc[1:] if len(loc) > 1 else loc) or "request"
-        message = str(item.get("msg", "invalid value"))
-        parts.append(f"{where}: {message}")
-    return "invalid request: " + "; ".join(parts)
-
-
-async def _on_validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
-    return JSONResponse({"detail": _validation_message(error)}, status_code=422)
-
-
-async def _on_account_error(request: Request, error: accounts.AccountError) -> JSONResponse:
-    return JSONResponse({"detail": str(error)}, status_code=_ACCOUNT_ERROR_STATUS.get(type(error), 400))
-
-
-async def _on_hash_busy(request: Request, error: PasswordHashBusy) -> JSONResponse:
-    # Every argon2 slot is taken (passwords.py): a fast, clear refusal instead of an unbounded queue of 64 MiB hashes.
-    return JSONResponse(
-        {"detail": str(error), "reason": "busy"},
-        status_code=503,
-        headers={"Retry-After": str(error.retry_after)},
-    )
-
-
-async def _on_unexpected_error(request: Request, error: Exception) -> JSONResponse:
-    # This handler runs outside the middleware stack (Starlette's ServerErrorMiddleware), so it sets the security
-    # headers itself. The traceback goes to the log (uvicorn logs it too); the client learns nothing about internals.
-    log.error(
-        "unhandled %s on %s %s", type(error).__name__, request.method, request.url.path[:200], exc_info=error
-    )
-    return JSONResponse({"detail": "internal server error"}, status_code=500, headers=SECURITY_HEADERS)
 
 
 def create_app(
@@ -205,10 +159,9 @@ def create_app(
         app.include_router(router, prefix=router_prefix)
         route_templates.update(full_route_templates(router_prefix, router.routes))
 
-    app.add_exception_handler(RequestValidationError, _on_validation_error)
-    app.add_exception_handler(accounts.AccountError, _on_account_error)
-    app.add_exception_handler(PasswordHashBusy, _on_hash_busy)
-    app.add_exception_handler(Exception, _on_unexpected_error)
+    errors.install(
+        app
+    )  # the one domain-error -> HTTP table, and the OpenAPI document that lists every answer
 
     # Added innermost first: metrics see every response, security headers cover the 413s of the body limit.
     app.add_middleware(BodyLimitMiddleware)

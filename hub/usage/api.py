@@ -17,11 +17,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field
 from sqlalchemy import or_, select
 
 from polartep_hub.accounts import store as accounts
+from polartep_hub.accounts.api.schemas import AccountNamePath
 from polartep_hub.service.orm import utcnow
 from polartep_hub.service.web.access import Context, ServiceCaller
 from polartep_hub.usage.models import UsageInterval
@@ -71,10 +72,14 @@ def core_seconds_within(
 @router.get(
     "/users/{name}/usage",
     response_model=UsageOut,
-    responses={403: {"description": "not yours"}, 422: {"description": "bad period"}},
+    responses={
+        400: {"description": "the name breaks the account-name rule"},
+        403: {"description": "not yours"},
+        422: {"description": "bad period"},
+    },
 )
 def usage(
-    name: Annotated[str, Path(max_length=64, description="an account (JupyterHub user) name")],
+    name: AccountNamePath,
     caller: ServiceCaller,
     context: Context,
     since: Annotated[

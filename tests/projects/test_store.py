@@ -449,7 +449,7 @@ def test_names_with_the_providers_group_prefix_are_reserved(api, app, accounts, 
     response = create(api, name)
     assert response.status_code == 422
     assert response.json()["detail"] == (
-        "name: project names may not start with 'oidc-', which is reserved for the identity provider's groups "
+        "invalid request: name: project names may not start with 'oidc-', which is reserved for the identity provider's groups "
         "(POLARTEP_OIDC_GROUP_PREFIX); choose another name"
     )
     assert project_rows(app) == 0

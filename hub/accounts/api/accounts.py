@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import JSONResponse
 
 from polartep_hub.accounts import entitlements as subscriptions
 from polartep_hub.accounts import store as accounts
 from polartep_hub.accounts.api.schemas import (
     AccountCreate,
+    AccountNamePath,
     AccountOut,
     AccountUpdate,
     Entitlements,
@@ -29,23 +30,23 @@ from polartep_hub.accounts.api.schemas import (
     Me,
     PasswordLogin,
 )
-from polartep_hub.accounts.login import LoginThrottled, LoginThrottlePolicy, attempt_login
-from polartep_hub.accounts.passwords import PasswordHashBusy
+from polartep_hub.accounts.login import LoginThrottlePolicy, attempt_login
 from polartep_hub.service.context import ServiceContext
-from polartep_hub.service.web.access import (
-    AdminOrHubCaller,
-    Context,
-    HubCaller,
-    ServiceCaller,
-    UserCaller,
-)
+from polartep_hub.service.web.access import AdminOrHubCaller, Context, HubCaller, ServiceCaller, UserCaller
 
-PathName = Annotated[str, Path(max_length=64, description="an account (JupyterHub user) name")]
+PathName = AccountNamePath  # schemas.py: with the name rule in the document
 
 router = APIRouter()
 
 
-@router.get("/me", response_model=Me)
+@router.get(
+    "/me",
+    response_model=Me,
+    responses={
+        400: {"description": "the name breaks the account-name rule"},
+        409: {"description": "single-user mode: only the administrator has an account"},
+    },
+)
 def me(caller: UserCaller, context: Context) -> Me:
     """The calling user's account (created on the default plan at first sight) and the profiles it allows."""
     with context.session() as session:
@@ -58,11 +59,19 @@ def me(caller: UserCaller, context: Context) -> Me:
             admin=admin,
             plan=account.plan,
             plan_started_at=account.plan_started_at,
-            profiles=subscriptions.allowed_profiles(context.catalogue, account, admin=admin),
+            profiles=accounts.allowed_profiles(context.catalogue, account, admin=admin),
         )
 
 
-@router.get("/users/{name}/entitlements", response_model=Entitlements)
+@router.get(
+    "/users/{name}/entitlements",
+    response_model=Entitlements,
+    responses={
+        400: {"description": "the name breaks the account-name rule"},
+        403: {"description": "not yours"},
+        409: {"description": "single-user mode: only the administrator has an account"},
+    },
+)
 def entitlements(
     name: PathName,
     caller: ServiceCaller,
@@ -120,34 +129,11 @@ def password_login(body: PasswordLogin, caller: HubCaller, context: Context) -> 
     (``login_throttle.py``). Hub only; the hub sends the client's address as ``client_address``."""
     policy = LoginThrottlePolicy.from_config(context.config)
     with context.session() as session:
-        try:
-            result = attempt_login(
-                session, context.passwords, body.username, body.password, body.client_address or "hub", policy
-            )
-        except accounts.AccountPendingApproval as error:
-            return JSONResponse(
-                {"detail": str(error), "reason": "pending_approval"}, status_code=status.HTTP_403_FORBIDDEN
-            )
-        except accounts.AccountBeingErased as error:
-            return JSONResponse(
-                {"detail": str(error), "reason": "being_erased"}, status_code=status.HTTP_403_FORBIDDEN
-            )
-        except accounts.AccountPasswordResetRequired as error:
-            return JSONResponse(
-                {"detail": str(error), "reason": "password_reset"}, status_code=status.HTTP_403_FORBIDDEN
-            )
-        except LoginThrottled as error:
-            return JSONResponse(
-                {"detail": str(error), "reason": "throttled", "retry_at": error.until.isoformat()},
-                status_code=status.HTTP_429_TOO_MANY_REQUESTS,
-                headers={"Retry-After": str(error.retry_after)},
-            )
-        except PasswordHashBusy as error:
-            return JSONResponse(
-                {"detail": str(error), "reason": "busy"},
-                status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-                headers={"Retry-After": str(error.retry_after)},
-            )
+        # Refusals (pending approval, being erased, reset required: 403; throttled: 429; busy: 503) go to the
+        # app-wide handler (errors.py), with their reason, Retry-After and retry_at.
+        result = attempt_login(
+            session, context.passwords, body.username, body.password, body.client_address or "hub", policy
+        )
     if result is None:
         # One message for every failure, so callers cannot tell unknown users from wrong passwords.
         return JSONResponse(
@@ -171,7 +157,10 @@ def _account_out(account: Any) -> AccountOut:
     "/accounts",
     response_model=AccountOut,
     status_code=status.HTTP_201_CREATED,
-    responses={400: {"description": "unknown plan"}, 409: {"description": "the account exists"}},
+    responses={
+        400: {"description": "unknown plan"},
+        409: {"description": "the account exists, or single-user mode"},
+    },
 )
 def create_account(body: AccountCreate, caller: AdminOrHubCaller, context: Context) -> AccountOut:
     """Create an account (approved; on the default plan unless ``plan`` is given). Admin users or the hub."""

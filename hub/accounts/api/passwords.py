@@ -27,7 +27,7 @@ import time
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Path, Query, Request, status
+from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -35,11 +35,13 @@ from starlette.concurrency import run_in_threadpool
 from polartep_hub.accounts import password_reset
 from polartep_hub.accounts import store as accounts
 from polartep_hub.accounts.api.personal_data import render_account_page
+from polartep_hub.accounts.api.schemas import AccountNamePath
 from polartep_hub.accounts.password_rules import MAX_PASSWORD_LENGTH, PasswordPolicy
 from polartep_hub.accounts.signup import client_address
 from polartep_hub.service.context import ServiceContext
 from polartep_hub.service.web.access import AdminOrHubCaller, Context, UserCaller
 from polartep_hub.service.web.browser_login import session_cookie_name
+from polartep_hub.service.web.errors import error_response, status_for
 from polartep_hub.service.web.pages import BrowserFormCaller, field_problems, read_form, render_page
 
 api_router = APIRouter()
@@ -51,7 +53,7 @@ FORGOT_ANSWER = (
 )
 Password = Annotated[str, Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)]
 FORGOT_MIN_SECONDS = 0.4  # every "forgot password" answer takes at least this long (see _request_reset)
-PathName = Annotated[str, Path(max_length=64, description="an account (JupyterHub user) name")]
+PathName = AccountNamePath  # schemas.py: with the name rule in the document
 MAX_TOKEN_LENGTH = 128
 
 
@@ -88,14 +90,7 @@ class ResetDone(BaseModel):
     name: str
 
 
-def _error(error: accounts.AccountError) -> JSONResponse:
-    code = getattr(error, "status_code", None) or (
-        404 if isinstance(error, accounts.AccountNotFound) else 400
-    )
-    detail = str(error)
-    if code == 422:
-        detail = "invalid request: " + detail
-    return JSONResponse({"detail": detail}, status_code=code, headers=getattr(error, "headers", None) or None)
+_error = error_response  # a domain error as the service's JSON answer (errors.py)
 
 
 _CHANGE_DONE = "Your password was changed."
@@ -109,6 +104,8 @@ _RESET_DONE = "Your new password is set."
     "/me/password",
     response_model=PasswordChanged,
     responses={
+        404: {"description": "you have no platform account yet"},
+        503: {"description": "too many passwords are being checked at once; Retry-After says when to retry"},
         403: {"description": "current_password is wrong"},
         409: {
             "description": "this account's password is not managed here, or awaits an administrator's reset"
@@ -181,6 +178,7 @@ async def _request_reset(context: ServiceContext, login: str, address: str) -> N
     "/password/reset",
     response_model=ResetDone,
     responses={
+        404: {"description": "the account of the link is gone"},
         400: {"description": "the link is not valid"},
         410: {"description": "the link was used already or has expired"},
         422: {"description": "the new password breaks a rule"},
@@ -249,7 +247,7 @@ async def account_password_form(
                 request,
                 context,
                 account,
-                status_code=getattr(error, "status_code", 400),
+                status_code=status_for(error),
                 error="; ".join(others) if others else "Please fix the fields marked below.",
                 problems=problems,
             )
@@ -300,7 +298,7 @@ async def forgot_form(request: Request, context: Context) -> HTMLResponse:
     try:
         await _request_reset(context, login[:300], client_address(request, context))
     except password_reset.PasswordError as error:
-        response = _forgot_page(context, error=str(error), status_code=error.status_code)
+        response = _forgot_page(context, error=str(error), status_code=status_for(error))
         response.headers.update(error.headers)
         return response
     return _forgot_page(context, notice=FORGOT_ANSWER, status_code=status.HTTP_202_ACCEPTED)
@@ -338,7 +336,7 @@ def reset_page(
     try:
         link = password_reset.check_link(context, token)
     except password_reset.PasswordError as error:
-        return _reset_page(context, token=None, error=str(error), status_code=error.status_code)
+        return _reset_page(context, token=None, error=str(error), status_code=status_for(error))
     return _reset_page(context, token=token, name=link.name)
 
 
@@ -350,7 +348,7 @@ async def reset_form(request: Request, context: Context) -> HTMLResponse:
     try:
         link = await run_in_threadpool(password_reset.check_link, context, token)
     except password_reset.PasswordError as error:
-        return _reset_page(context, token=None, error=str(error), status_code=error.status_code)
+        return _reset_page(context, token=None, error=str(error), status_code=status_for(error))
     if new != form.get("new_password_confirm", ""):
         return _reset_page(
             context,
@@ -370,8 +368,8 @@ async def reset_form(request: Request, context: Context) -> HTMLResponse:
     try:
         name = await run_in_threadpool(password_reset.complete_reset, context, token, new)
     except password_reset.PasswordError as error:
-        keep = token if error.status_code == 422 else None
+        keep = token if status_for(error) == 422 else None
         return _reset_page(
-            context, token=keep, name=link.name, error=str(error), status_code=error.status_code
+            context, token=keep, name=link.name, error=str(error), status_code=status_for(error)
         )
     return _done_page(context, _RESET_DONE, name)

@@ -24,18 +24,20 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
+from fastapi import APIRouter, Depends, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from polartep_hub.accounts import personal_data
 from polartep_hub.accounts import store as accounts
+from polartep_hub.accounts.api.schemas import AccountNamePath
 from polartep_hub.accounts.details import PersonalDetailsUpdate
 from polartep_hub.accounts.models import Account
 from polartep_hub.accounts.password_rules import PasswordPolicy
 from polartep_hub.service.context import ServiceContext
 from polartep_hub.service.web.access import AdminOrHubCaller, Context, UserCaller, optional_identity
 from polartep_hub.service.web.browser_login import session_cookie_name
+from polartep_hub.service.web.errors import status_for
 from polartep_hub.service.web.identity import Identity
 from polartep_hub.service.web.pages import (
     BrowserFormCaller,
@@ -48,21 +50,7 @@ from polartep_hub.service.web.pages import (
 api_router = APIRouter()
 page_router = APIRouter()
 
-PathName = Annotated[str, Path(max_length=64, description="an account (JupyterHub user) name")]
-
-_ERROR_STATUS: dict[type[accounts.AccountError], int] = {
-    accounts.AccountNotFound: 404,
-    accounts.InvalidAccountName: 400,
-    personal_data.ErasureRefused: 409,
-    personal_data.ErasureInvalid: 422,
-    personal_data.RectificationError: 422,
-    personal_data.ErasureIncomplete: 503,
-    personal_data.ErasurePending: 202,
-}
-
-
-def _http_error(error: accounts.AccountError) -> HTTPException:
-    return HTTPException(_ERROR_STATUS.get(type(error), 400), detail=str(error))
+PathName = AccountNamePath  # schemas.py: with the name rule in the document
 
 
 class PersonalProfile(BaseModel):
@@ -83,7 +71,12 @@ class SelfErasureRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    confirm: str = Field(max_length=64, description="your user name, typed again to confirm")
+    confirm: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=f"^{accounts.ACCOUNT_NAME_PATTERN}$",
+        description="your user name, typed again exactly (the erasure is refused with 422 unless it is yours)",
+    )
     processors: Literal["withdraw", "transfer"] = Field(
         description="withdraw the processors you shared, or transfer them to the account `transfer_to`"
     )
@@ -141,9 +134,7 @@ def _profile(account: Account) -> PersonalProfile:
 
 def _export_response(context: ServiceContext, name: str) -> Response:
     with context.session() as session:
-        account = accounts.get_account(session, name)
-        if account is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no account {name[:80]!r}")
+        account = accounts.require_account(session, name)
         document = personal_data.export_personal_data(session, account)
     filename = f"polartep-{name}-personal-data.json"
     return JSONResponse(document, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
@@ -175,8 +166,6 @@ def _erase(
         result = personal_data.run_erasure(context, name)
     except personal_data.ErasurePending as pending:
         return ErasurePendingOut(remaining=pending.remaining, detail=str(pending))
-    except accounts.AccountError as error:
-        raise _http_error(error) from None
     return ErasureOut(
         requested_by=result.requested_by,  # type: ignore[arg-type]
         erased_at=result.erased_at,
@@ -188,7 +177,14 @@ def _erase(
 # --- API ---------------------------------------------------------------------------------------------------------
 
 
-@api_router.get("/me/export", responses={200: {"content": {"application/json": {}}}})
+@api_router.get(
+    "/me/export",
+    responses={
+        200: {"content": {"application/json": {}}},
+        400: {"description": "the name breaks the account-name rule"},
+        409: {"description": "single-user mode: only the administrator has an account"},
+    },
+)
 def export_me(caller: UserCaller, context: Context) -> Response:
     """Everything the platform holds about the calling user, as one JSON document (a download)."""
     return _export_response(context, _own_account(context, caller).name)
@@ -204,7 +200,13 @@ def export_account(name: PathName, caller: AdminOrHubCaller, context: Context) -
 
 
 @api_router.patch(
-    "/me", response_model=PersonalProfile, responses={422: {"description": "a field is invalid"}}
+    "/me",
+    response_model=PersonalProfile,
+    responses={
+        400: {"description": "the name breaks the account-name rule"},
+        409: {"description": "single-user mode: only the administrator has an account"},
+        422: {"description": "a field is invalid"},
+    },
 )
 def rectify_me(body: PersonalDetailsUpdate, caller: UserCaller, context: Context) -> PersonalProfile:
     """Correct the calling user's personal details: only the fields given change (``phone: null`` removes it)."""
@@ -212,10 +214,7 @@ def rectify_me(body: PersonalDetailsUpdate, caller: UserCaller, context: Context
         account = accounts.get_or_create_account(
             session, caller.name, default_plan=context.config.default_plan
         )
-        try:
-            personal_data.rectify(session, account, body)
-        except accounts.AccountError as error:
-            raise _http_error(error) from None
+        personal_data.rectify(session, account, body)  # refusals: the app-wide handler (errors.py)
         return _profile(account)
 
 
@@ -223,6 +222,7 @@ def rectify_me(body: PersonalDetailsUpdate, caller: UserCaller, context: Context
     "/me",
     response_model=ErasureOut,
     responses={
+        400: {"description": "the name breaks the account-name rule"},
         409: {"description": "the configured administrator cannot be erased"},
         422: {"description": "confirmation or transfer target wrong"},
         503: {"description": "JupyterHub or the gateway could not do its part yet; the erasure is recorded"},
@@ -232,9 +232,8 @@ def rectify_me(body: PersonalDetailsUpdate, caller: UserCaller, context: Context
 def erase_me(body: SelfErasureRequest, caller: UserCaller, context: Context) -> Any:
     """Erase the calling user's account, servers, home and personal data (irreversible)."""
     if body.confirm != caller.name:
-        raise HTTPException(
-            422,
-            detail="confirm: type your user name exactly as it is to confirm the erasure",
+        raise personal_data.ErasureInvalid(
+            "confirm: type your user name exactly as it is to confirm the erasure"
         )
     _own_account(context, caller)
     return _api_answer(
@@ -416,9 +415,9 @@ def account_erase(
                 processors=processors,  # type: ignore[arg-type]
                 transfer_to=transfer_to if processors == "transfer" else None,
             )
-        except HTTPException as refused:
-            error = str(refused.detail)
-            status_code = refused.status_code
+        except accounts.AccountError as refused:
+            error = str(refused)
+            status_code = status_for(refused)
         else:
             if isinstance(result, ErasurePendingOut):
                 notice = (

@@ -20,27 +20,26 @@ Rules this module guarantees:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, status
+from fastapi import APIRouter, Path, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from polartep_hub.accounts import entitlements as subscriptions
 from polartep_hub.accounts import store as accounts
+from polartep_hub.accounts.api.schemas import AccountNamePath  # with the name rule in the document
 from polartep_hub.accounts.models import Account
-from polartep_hub.accounts.store import AccountError, AccountNotFound, get_account
+from polartep_hub.accounts.store import require_account
 from polartep_hub.catalogue import Catalogue
 from polartep_hub.service.web.access import AdminOrHubCaller, Context
 from polartep_hub.service.web.identity import Identity
 
 log = logging.getLogger(__name__)
 
-AccountNamePath = Annotated[str, Path(max_length=64, description="an account (JupyterHub user) name")]
+
 SubscriptionPath = Annotated[str, Path(max_length=64, description="a subscription of the catalogue, e.g. ml")]
 
 router = APIRouter()
@@ -83,18 +82,6 @@ class AccountDetail(AccountSummary):
 
 class AccountList(BaseModel):
     accounts: list[AccountSummary]
-
-
-@contextmanager
-def account_errors() -> Iterator[None]:
-    """Subscription errors as HTTP errors with their own status (plan and account errors have app-wide handlers)."""
-    try:
-        yield
-    except AccountError as error:
-        code = getattr(error, "status_code", None)
-        if code is None:
-            raise
-        raise HTTPException(code, detail=str(error)) from None
 
 
 def summary(session: Session, catalogue: Catalogue, account: Account) -> AccountSummary:
@@ -141,9 +128,7 @@ def list_accounts(session: Session) -> list[Account]:
 
 
 def load_account(session: Session, name: str) -> Account:
-    account = get_account(session, name)
-    if account is None:
-        raise AccountNotFound(f"no account {name[:80]!r}")
+    account = require_account(session, name)
     return account
 
 
@@ -196,7 +181,7 @@ def post_subscription(
     name: AccountNamePath, subscription: SubscriptionPath, caller: AdminOrHubCaller, context: Context
 ) -> AccountDetail:
     """Give the account a catalogue subscription, starting now; its profile is allowed from the next spawn."""
-    with context.session() as session, account_errors():
+    with context.session() as session:
         subscriptions.subscribe(session, context.catalogue, name, subscription)
         log.info("%s subscribed to %s by %s", name, subscription, _by(caller))
         return detail(session, context.catalogue, load_account(session, name))
@@ -214,7 +199,7 @@ def delete_subscription(
     name: AccountNamePath, subscription: SubscriptionPath, caller: AdminOrHubCaller, context: Context
 ) -> AccountDetail:
     """End the account's subscription now (kept, with its end date, for statements)."""
-    with context.session() as session, account_errors():
+    with context.session() as session:
         subscriptions.unsubscribe(session, context.catalogue, name, subscription)
         log.info("%s unsubscribed from %s by %s", name, subscription, _by(caller))
         return detail(session, context.catalogue, load_account(session, name))

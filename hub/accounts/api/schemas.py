@@ -12,9 +12,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
+from fastapi import Path
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
-from polartep_hub.accounts.store import ACCOUNT_NAME_RULE, AccountError, check_account_name
+from polartep_hub.accounts.store import (
+    ACCOUNT_NAME_PATTERN,
+    ACCOUNT_NAME_RULE,
+    AccountError,
+    check_account_name,
+)
 
 MAX_PASSWORD_LENGTH = 1024
 MIN_NEW_PASSWORD_LENGTH = 8
@@ -35,6 +41,16 @@ def _account_name(value: str) -> str:
 AccountName = Annotated[str, Field(max_length=64, examples=["alice"]), AfterValidator(_account_name)]
 UserName = Annotated[str, BeforeValidator(_lower), Field(max_length=64), AfterValidator(_account_name)]
 PlanName = Annotated[str, Field(min_length=1, max_length=64, examples=["trial"])]
+
+# The account-name rule as the OpenAPI document states it. Where it is only declared (json_schema_extra), the check
+# stays the domain's, with its message: 400 naming the rule, or 404 for a name that no account can have.
+ACCOUNT_NAME_SCHEMA = {"pattern": f"^{ACCOUNT_NAME_PATTERN}$"}
+AccountNamePath = Annotated[
+    str,
+    Path(
+        max_length=64, description="an account (JupyterHub user) name", json_schema_extra=ACCOUNT_NAME_SCHEMA
+    ),
+]
 
 
 class _Body(BaseModel):

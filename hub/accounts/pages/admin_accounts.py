@@ -31,6 +31,7 @@ from polartep_hub.accounts.store import AccountError, AccountNotFound
 from polartep_hub.projects import store as projects
 from polartep_hub.service.context import ServiceContext
 from polartep_hub.service.web.access import Context, optional_identity
+from polartep_hub.service.web.errors import status_for
 from polartep_hub.service.web.identity import Identity
 from polartep_hub.service.web.pages import BrowserFormCaller, page_xsrf, read_form, render_page
 
@@ -169,7 +170,7 @@ async def _change(
     except AccountNotFound as error:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(error)) from None
     except AccountError as error:
-        code = getattr(error, "status_code", None) or status.HTTP_400_BAD_REQUEST
+        code = status_for(error)
         message = str(error)
         problems = {field: message} if field else {}
         top = "Please fix the field marked below." if field else message
