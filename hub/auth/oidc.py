@@ -36,7 +36,7 @@ from tornado.web import HTTPError
 from traitlets import Set, Unicode, default
 
 from ..platform_client import PlatformClient
-from ..service.accounts import ACCOUNT_NAME_RULE, AccountError, canonical_account_name
+from ..service.accounts import ACCOUNT_NAME_PATTERN, ACCOUNT_NAME_RULE, AccountError, canonical_account_name
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 GROUP_NAME_PATTERN = re.compile(r"[a-z0-9._-]{1,64}")
@@ -177,7 +177,7 @@ class PlatformOIDCAuthenticator(GenericOAuthenticator):
 
     @default("username_pattern")
     def _username_pattern_default(self) -> str:
-        return r"^[a-z0-9._-]{1,64}$"
+        return f"^{ACCOUNT_NAME_PATTERN}$"
 
     @default("login_service")
     def _login_service_default(self) -> str:

@@ -28,10 +28,6 @@ DEFAULT_DATABASE_URL = "sqlite:///./platform.sqlite"  # the hub's default lies i
 DEFAULT_SERVICE_NAME = "platform"
 DEFAULT_SERVICE_URL = "http://127.0.0.1:8090"
 
-# The same rule as the account names in ``accounts.py``; repeated as a pattern here so that this module stays
-# import-light (the migrations' env.py imports it).
-_ACCOUNT_NAME = re.compile(r"[a-z0-9._-]{1,64}")
-
 
 class ConfigError(ValueError):
     """A setting is missing or malformed; the message names the environment variable and what to fix."""
@@ -189,10 +185,13 @@ class ServiceConfig:
         catalogue = environ.get("POLARTEP_CATALOGUE", "").strip()
 
         admin_user = hub_setting("admin_user", environ)
-        if not _ACCOUNT_NAME.fullmatch(admin_user):
+        # Imported here, not at the top: the migrations' env.py imports this module and needs none of that.
+        from .accounts import ACCOUNT_NAME_PATTERN, ACCOUNT_NAME_RULE
+
+        if not re.fullmatch(ACCOUNT_NAME_PATTERN, admin_user):
             raise ConfigError(
                 f"POLARTEP_ADMIN_USER={shlex.quote(admin_user[:80])} is not a valid account name "
-                "(1-64 characters of a-z, 0-9, '.', '_' and '-')"
+                f"({ACCOUNT_NAME_RULE})"
             )
 
         default_plan = hub_setting("default_plan", environ)

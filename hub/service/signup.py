@@ -32,6 +32,7 @@ Rules this module guarantees:
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -55,7 +56,7 @@ from .personal_details import PersonalDetails
 
 log = logging.getLogger(__name__)
 
-SIGNUP_NAME_RULE = f"{accounts.ACCOUNT_NAME_RULE}, starting with a letter or digit"
+SIGNUP_NAME_RULE = accounts.PASSWORD_LOGIN_NAME_RULE
 FORM_FIELDS = (
     "username",
     "full_name",
@@ -92,7 +93,7 @@ def signup_account_name(raw: str) -> str:
         name = accounts.canonical_account_name(raw)
     except accounts.InvalidAccountName:
         raise ValueError(f"username: use {SIGNUP_NAME_RULE}") from None
-    if not name[0].isalnum():
+    if not re.fullmatch(accounts.PASSWORD_LOGIN_NAME_PATTERN, name):
         raise ValueError(f"username: use {SIGNUP_NAME_RULE}")
     return name
 
@@ -247,15 +248,12 @@ def register(context: ServiceContext, request: SignupRequest, address: str) -> A
         if not admission.admitted:
             session.rollback()
             raise _too_many_signups(admission)
-        account = Account(
-            name=request.username,
-            password_hash=password_hash,
-            is_admin=False,
-            approved=False,
-            auth_source="local",
+        account = accounts.new_account(
+            request.username,
             plan=config.default_plan,
-            plan_started_at=now,
-            created_at=now,
+            now=now,
+            password_hash=password_hash,
+            approved=False,
             full_name=request.full_name,
             email=request.email,
             organisation=request.organisation,
