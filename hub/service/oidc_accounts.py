@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from . import accounts
 from .access import Context, HubCaller
-from .models import Account, OIDCIdentity, utcnow
+from .models import Account, OIDCIdentity
 from .personal_details import PersonalDetailError, clean_email, clean_text
 
 log = logging.getLogger(__name__)
@@ -106,17 +106,7 @@ def link_oidc_account(
         raise IdentityConflict(accounts.BEING_ERASED_MESSAGE)
     created = False
     if account is None:
-        now = utcnow()
-        account = Account(
-            name=name,
-            plan=default_plan,
-            plan_started_at=now,
-            created_at=now,
-            auth_source="oidc",
-            approved=True,
-            approved_at=now,
-            approved_by="oidc",
-        )
+        account = accounts.new_account(name, plan=default_plan, auth_source="oidc", approved_by="oidc")
         session.add(account)
         session.flush()
         created = True
