@@ -77,7 +77,9 @@ def test_a_bad_boolean_names_the_variable_and_the_accepted_words(monkeypatch, tm
 def test_the_service_refuses_a_bad_boolean_with_the_same_message():
     with pytest.raises(ConfigError) as error:
         ServiceConfig.from_env({"POLARTEP_SIGNUP": "maybe"})
-    assert str(error.value) == "POLARTEP_SIGNUP='maybe' is not a boolean: use 1/0, true/false, yes/no or on/off"
+    assert (
+        str(error.value) == "POLARTEP_SIGNUP='maybe' is not a boolean: use 1/0, true/false, yes/no or on/off"
+    )
     with pytest.raises(ConfigError, match="^POLARTEP_SINGLE_USER='2' is not a boolean"):
         ServiceConfig.from_env({"POLARTEP_SINGLE_USER": "2"})
 
@@ -89,7 +91,7 @@ def test_an_out_of_bounds_integer_names_the_variable_the_setting_and_the_bound(m
         "instance should not be greater than 100000, but a value of 100001 was specified"
     )
     with pytest.raises(TraitError) as hub_error:
-        PlatformSettings(state_dir=str(tmp_path)).signup_per_hour
+        _ = PlatformSettings(state_dir=str(tmp_path)).signup_per_hour
     assert str(hub_error.value) == expected
     with pytest.raises(ConfigError) as service_error:
         ServiceConfig.from_env({"POLARTEP_SIGNUP_PER_HOUR": "100001"})
@@ -147,7 +149,11 @@ def test_the_service_reads_every_shared_value_the_hub_passes(tmp_path):
     service = ServiceConfig.from_env(platform_service_definition(hub)["environment"])
     for field, setting in SHARED.items():
         assert getattr(service, field) == getattr(hub, setting), field
-    assert (service.log_level, service.gateway_meter_interval, service.signup_enabled) == ("WARNING", 2.5, False)
+    assert (service.log_level, service.gateway_meter_interval, service.signup_enabled) == (
+        "WARNING",
+        2.5,
+        False,
+    )
     assert (service.mail.security, service.mail.port, service.mail.from_address) == (
         "ssl",
         2465,
