@@ -377,6 +377,7 @@ def _form_page(
         consent_fields=CONSENT_FIELDS,
         document_names={kind: _in_sentence(DOCUMENT_TITLES[kind]) for kind in DOCUMENT_KINDS},
         version_fields=VERSION_FIELDS,
+        name_rule=SIGNUP_NAME_RULE[:1].upper() + SIGNUP_NAME_RULE[1:] + ".",
         password_rules=PasswordPolicy(min_length=context.config.password_min_length).describe(),
         open=context.config.signup_enabled,
     )
