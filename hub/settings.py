@@ -92,6 +92,13 @@ def setting_default(name: str) -> Any:
     return PlatformSettings.class_traits()[name].default_value
 
 
+def default_public_url(mode: str) -> str:
+    """Where users reach the platform when ``public_url`` is not set (the service falls back to the same)."""
+    # Docker mode serves each user's server on its own origin (subdomain_host), which needs a host *name*:
+    # localhost, whose subdomains browsers resolve to loopback themselves.
+    return "http://localhost:8000" if mode == "docker" else "http://127.0.0.1:8000"
+
+
 def _public_url_problem(value: str) -> str | None:
     url = urlparse(value)
     if url.scheme not in ("http", "https") or not url.hostname or not url.port:
@@ -162,10 +169,7 @@ class PlatformSettings(Configurable):
 
     @default("public_url")
     def _public_url_default(self) -> str:
-        # Docker mode serves each user's server on its own origin (subdomain_host), which needs a host *name*:
-        # localhost, whose subdomains browsers resolve to loopback themselves.
-        fallback = "http://localhost:8000" if self.mode == "docker" else "http://127.0.0.1:8000"
-        return _env("POLARTEP_PUBLIC_URL", fallback)
+        return _env("POLARTEP_PUBLIC_URL", default_public_url(self.mode))
 
     @validate("public_url")
     def _check_public_url(self, proposal):

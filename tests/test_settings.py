@@ -121,6 +121,18 @@ def test_the_service_and_the_hub_see_the_same_defaults(tmp_path):
         assert getattr(constructed, field) == getattr(hub, setting), field
     for mail in (from_env.mail, MailSettings()):
         assert (mail.security, mail.from_address, mail.port) == (hub.smtp_security, hub.mail_from, 587)
+    assert from_env.public_url == constructed.public_url == hub.public_url == "http://127.0.0.1:8000"
+    docker = PlatformSettings(state_dir=str(tmp_path), mode="docker")
+    assert ServiceConfig.from_env({"POLARTEP_MODE": "docker"}).public_url == docker.public_url
+
+
+def test_the_oidc_authenticator_defaults_to_the_settings_group_prefix(tmp_path):
+    from polartep_hub.auth.oidc import PlatformOIDCAuthenticator
+
+    assert (
+        PlatformOIDCAuthenticator().group_prefix
+        == PlatformSettings(state_dir=str(tmp_path)).oidc_group_prefix
+    )
 
 
 def test_the_service_reads_every_shared_value_the_hub_passes(tmp_path):

@@ -37,6 +37,7 @@ from traitlets import Set, Unicode, default
 
 from ..platform_client import PlatformClient
 from ..service.accounts import ACCOUNT_NAME_PATTERN, ACCOUNT_NAME_RULE, AccountError, canonical_account_name
+from ..settings import setting_default
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 GROUP_NAME_PATTERN = re.compile(r"[a-z0-9._-]{1,64}")
@@ -157,7 +158,9 @@ class PlatformOIDCAuthenticator(GenericOAuthenticator):
         "groups", help="The userinfo claim listing the user's provider groups.", config=True
     )
     group_prefix = Unicode(
-        "oidc-", help="Prefix of the JupyterHub groups made from provider groups.", config=True
+        setting_default("oidc_group_prefix"),
+        help="Prefix of the JupyterHub groups made from provider groups.",
+        config=True,
     )
     provider_allowed_groups = Set(
         Unicode(), help="If not empty, only members of these provider groups may log in.", config=True

@@ -134,7 +134,7 @@ class ServiceConfig:
     login_max_concurrent_hashes: int = _hub_default("login_max_concurrent_hashes")
     # Where users reach the platform (links in e-mails point there); cookies are Secure when it is https (never
     # guessed from forwarded headers).
-    public_url: str = "http://127.0.0.1:8000"
+    public_url: str = field(default_factory=lambda: _public_url({}, _default_of("mode")))
     # The proxy's PID file: X-Forwarded-For is trusted only on connections from that process (proxy_peer.py).
     proxy_pid_file: Path | None = None
     # The identity provider's group prefix, reserved for its groups whatever the auth mode (projects.py).
@@ -242,7 +242,7 @@ class ServiceConfig:
             password_reset_per_hour=hub_setting("password_reset_per_hour", environ),
             mail=mail_settings_from_env(environ),
             single_user=_flag(environ, "POLARTEP_SINGLE_USER"),
-            public_url=_public_url(environ),
+            public_url=_public_url(environ, hub_setting("mode", environ)),
             proxy_pid_file=Path(pid) if (pid := environ.get("POLARTEP_PROXY_PID_FILE", "").strip()) else None,
             oidc_group_prefix=hub_setting("oidc_group_prefix", environ),
             gateway_api_url=environ.get("POLARTEP_GATEWAY_API_URL", "").strip().rstrip("/"),
@@ -267,11 +267,13 @@ class ServiceConfig:
         return self.public_url.startswith("https://")
 
 
-def _public_url(environ: Mapping[str, str]) -> str:
+def _public_url(environ: Mapping[str, str], mode: str) -> str:
+    from ..settings import default_public_url
+
     raw = environ.get("POLARTEP_PUBLIC_URL", "").strip()
     if raw and urlsplit(raw).scheme not in ("http", "https"):
         raise ConfigError(f"POLARTEP_PUBLIC_URL={raw[:200]!r} must be an http:// or https:// URL")
-    return (raw or "http://127.0.0.1:8000").rstrip("/")
+    return (raw or default_public_url(mode)).rstrip("/")
 
 
 def _flag(environ: Mapping[str, str], name: str) -> bool:
