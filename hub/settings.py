@@ -763,8 +763,18 @@ class PlatformSettings(Configurable):
 
     def problems(self) -> list[str]:
         """What is wrong with the settings in force beyond each one's own bounds (which its trait enforces when it
-        is read or set): how settings fit together, and files that must exist."""
+        is read or set): how settings fit together, and files that must exist. A value from the environment that
+        its trait refuses is listed here too (every declared setting is read once), and alone: the other checks
+        need sound values."""
         found = []
+        for name, trait in self.traits(config=True).items():
+            if "env" in trait.metadata:
+                try:
+                    getattr(self, name)
+                except TraitError as error:
+                    found.append(str(error))
+        if found:
+            return found
         problem = _public_url_problem(self.public_url)
         if problem:
             found.append(problem)

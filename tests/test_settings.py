@@ -171,3 +171,19 @@ def test_the_service_reads_every_shared_value_the_hub_passes(tmp_path):
         2465,
         "noreply@polar.example",
     )
+
+
+def test_bad_environment_values_are_settings_problems_and_stop_the_hub(monkeypatch, tmp_path):
+    monkeypatch.setenv("POLARTEP_LOCAL_MEMORY_LIMIT", "flase")
+    monkeypatch.setenv("POLARTEP_HUB_PORT", "70000")
+    problems = PlatformSettings(state_dir=str(tmp_path)).problems()
+    assert sorted(problems) == [
+        "POLARTEP_HUB_PORT='70000': The value of the 'hub_port' trait of a PlatformSettings instance should not "
+        "be greater than 65535, but a value of 70000 was specified",
+        "POLARTEP_LOCAL_MEMORY_LIMIT='flase' is not a boolean: use 1/0, true/false, yes/no or on/off",
+    ]
+    with pytest.raises(SystemExit) as stopped:
+        configure_hub(Config(), PlatformSettings(state_dir=str(tmp_path)))
+    assert str(stopped.value) == "invalid settings:\n  " + "\n  ".join(
+        PlatformSettings(state_dir=str(tmp_path)).problems()
+    )
