@@ -54,6 +54,7 @@ from polartep_hub.parent_death import guarded_command
 from polartep_hub.platform_client import HUB_CLIENT_SERVICE_NAME, HUB_SCOPE, SERVICE_NAME, SERVICE_PREFIX
 from polartep_hub.platform_files import environment_problem, secure_state_dir
 from polartep_hub.settings import PlatformSettings
+from polartep_hub.spawners.home_volume import HOME_VOLUME_TEMPLATE
 from polartep_hub.spawners.single_user import local_mode_refusal
 from polartep_hub.user_origins import configure_user_origins
 
@@ -154,7 +155,7 @@ def configure_docker_spawner(c) -> None:
     c.DockerSpawner.cmd = ["jupyterhub-singleuser"]
     c.DockerSpawner.pull_policy = "never"  # no registry is reachable; a missing image is a build problem
     c.DockerSpawner.prefix = "polartep"  # containers: polartep-{username}[--{servername}]
-    c.DockerProfileSpawner.home_volume_template = "polartep-home-{username}"
+    c.DockerProfileSpawner.home_volume_template = HOME_VOLUME_TEMPLATE
     # A container that died (e.g. killed for memory) is noticed within this many seconds.
     c.Spawner.poll_interval = 10
 

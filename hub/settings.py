@@ -2,6 +2,14 @@
 
 Every setting is a traitlet with ``help=`` and ``config=True`` (so it can also be set in ``jupyterhub_config.py`` as
 ``c.PlatformSettings.<name>``); environment defaults are read only inside ``@default`` methods, as JupyterHub does.
+
+Each setting is declared once: its trait carries its default, its bounds (``Integer(min=, max=)``, ``Float``,
+``Enum``) and, tagged ``env=``, its environment variable, so that :func:`env_setting` reads it the same way for
+the hub and for the platform service (``service/config.py``, which is handed the hub's values as environment
+variables). Environment booleans have one parser, :func:`parse_env_bool`. Rejected: re-stating defaults and bounds
+in the service (they drifted: three boolean parsers disagreed on ``off``), and checking bounds by hand in
+``problems()`` (a trait refuses an out-of-bounds value when it is set, naming the setting and the bound).
+
 Secrets that are not given are generated once and kept in files under the state directory (mode 0600), so restarts
 keep the same proxy token, cookie secret and internal service token.
 """
@@ -11,11 +19,12 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
-from traitlets import Bool, Enum, Integer, TraitError, Unicode, default, validate
+from traitlets import Bool, CaselessStrEnum, Enum, Float, Integer, TraitError, Unicode, default, validate
 from traitlets.config import Configurable
 
 from polartep_hub.catalogue import DEFAULT_CATALOGUE_PATH
@@ -30,12 +39,64 @@ def _env(name: str, fallback: str) -> str:
     return value if value.strip() else fallback
 
 
-def _env_int(name: str, fallback: int) -> int:
-    value = _env(name, str(fallback))
+ENV_TRUE = ("1", "true", "yes", "on")
+ENV_FALSE = ("0", "false", "no", "off")
+
+
+def parse_env_bool(variable: str, value: str) -> bool:
+    """The boolean an environment variable's text stands for (case-insensitive 1/0, true/false, yes/no, on/off).
+
+    Anything else raises ``TraitError`` naming ``variable`` and the accepted words: a typo such as ``flase`` must
+    not silently mean either answer."""
+    word = value.strip().lower()
+    if word in ENV_TRUE:
+        return True
+    if word in ENV_FALSE:
+        return False
+    raise TraitError(
+        f"{variable}={value.strip()[:40]!r} is not a boolean: use 1/0, true/false, yes/no or on/off"
+    )
+
+
+def env_setting(
+    name: str, environ: Mapping[str, str] | None = None, settings: PlatformSettings | None = None
+) -> Any:
+    """Setting ``name`` read from its environment variable (the trait's ``env`` tag) in ``environ`` (default:
+    ``os.environ``), or the trait's declared default when the variable is unset or blank.
+
+    The text is parsed by the trait's type (booleans by :func:`parse_env_bool`) and checked by the trait itself
+    (bounds, allowed values); a bad value raises ``TraitError`` that names the variable, the setting and what it
+    accepts. ``settings`` is only the instance named in traitlets' messages."""
+    trait = PlatformSettings.class_traits()[name]
+    variable = trait.metadata["env"]
+    raw = (os.environ if environ is None else environ).get(variable, "").strip()
+    if not raw:
+        return trait.default_value
+    value: Any = raw
+    if isinstance(trait, Bool):
+        value = parse_env_bool(variable, raw)
+    elif isinstance(trait, (Integer, Float)):
+        kind, number = ("a whole number", int) if isinstance(trait, Integer) else ("a number", float)
+        try:
+            value = number(raw)
+        except ValueError:
+            raise TraitError(f"{variable}={raw[:40]!r} must be {kind} ({name})") from None
     try:
-        return int(value)
-    except ValueError:
-        raise TraitError(f"{name} must be a whole number, got {value!r}") from None
+        return trait.validate(settings if settings is not None else PlatformSettings(), value)
+    except TraitError as error:
+        raise TraitError(f"{variable}={raw[:40]!r}: {error}") from None
+
+
+def setting_default(name: str) -> Any:
+    """The default declared for setting ``name`` (what applies when its environment variable is not set)."""
+    return PlatformSettings.class_traits()[name].default_value
+
+
+def default_public_url(mode: str) -> str:
+    """Where users reach the platform when ``public_url`` is not set (the service falls back to the same)."""
+    # Docker mode serves each user's server on its own origin (subdomain_host), which needs a host *name*:
+    # localhost, whose subdomains browsers resolve to loopback themselves.
+    return "http://localhost:8000" if mode == "docker" else "http://127.0.0.1:8000"
 
 
 def _public_url_problem(value: str) -> str | None:
@@ -79,15 +140,16 @@ class PlatformSettings(Configurable):
 
     mode = Enum(
         ["local", "docker", "swarm"],
+        "local",
         help="How user servers run: 'local' (processes on this machine, the embedded default), 'docker' "
         "(containers on this machine's engine) or 'swarm' (Docker Swarm services). "
         "Env: POLARTEP_MODE.",
         config=True,
-    )
+    ).tag(env="POLARTEP_MODE")
 
     @default("mode")
     def _mode_default(self) -> str:
-        return _env("POLARTEP_MODE", "local")
+        return env_setting("mode", settings=self)
 
     state_dir = Unicode(
         help="Folder for databases, secrets, logs and (local mode) users' homes. Env: POLARTEP_STATE_DIR.",
@@ -107,10 +169,7 @@ class PlatformSettings(Configurable):
 
     @default("public_url")
     def _public_url_default(self) -> str:
-        # Docker mode serves each user's server on its own origin (subdomain_host), which needs a host *name*:
-        # localhost, whose subdomains browsers resolve to loopback themselves.
-        fallback = "http://localhost:8000" if self.mode == "docker" else "http://127.0.0.1:8000"
-        return _env("POLARTEP_PUBLIC_URL", fallback)
+        return _env("POLARTEP_PUBLIC_URL", default_public_url(self.mode))
 
     @validate("public_url")
     def _check_public_url(self, proposal):
@@ -140,26 +199,40 @@ class PlatformSettings(Configurable):
         return _env("POLARTEP_SUBDOMAIN_HOST", fallback)
 
     proxy_api_port = Integer(
-        help="Port of the proxy's REST API (127.0.0.1). Env: POLARTEP_PROXY_API_PORT.", config=True
-    )
+        8001,
+        min=1,
+        max=65535,
+        help="Port of the proxy's REST API (127.0.0.1). Env: POLARTEP_PROXY_API_PORT.",
+        config=True,
+    ).tag(env="POLARTEP_PROXY_API_PORT")
 
     @default("proxy_api_port")
     def _proxy_api_port_default(self) -> int:
-        return _env_int("POLARTEP_PROXY_API_PORT", 8001)
+        return env_setting("proxy_api_port", settings=self)
 
-    hub_port = Integer(help="Port the hub listens on (127.0.0.1). Env: POLARTEP_HUB_PORT.", config=True)
+    hub_port = Integer(
+        8081,
+        min=1,
+        max=65535,
+        help="Port the hub listens on (127.0.0.1). Env: POLARTEP_HUB_PORT.",
+        config=True,
+    ).tag(env="POLARTEP_HUB_PORT")
 
     @default("hub_port")
     def _hub_port_default(self) -> int:
-        return _env_int("POLARTEP_HUB_PORT", 8081)
+        return env_setting("hub_port", settings=self)
 
     service_port = Integer(
-        help="Port of the platform service (127.0.0.1). Env: POLARTEP_SERVICE_PORT.", config=True
-    )
+        8090,
+        min=1,
+        max=65535,
+        help="Port of the platform service (127.0.0.1). Env: POLARTEP_SERVICE_PORT.",
+        config=True,
+    ).tag(env="POLARTEP_SERVICE_PORT")
 
     @default("service_port")
     def _service_port_default(self) -> int:
-        return _env_int("POLARTEP_SERVICE_PORT", 8090)
+        return env_setting("service_port", settings=self)
 
     hub_db_url = Unicode(help="JupyterHub's database URL. Env: POLARTEP_HUB_DB_URL.", config=True)
 
@@ -183,11 +256,13 @@ class PlatformSettings(Configurable):
     def _catalogue_path_default(self) -> str:
         return _env("POLARTEP_CATALOGUE", str(DEFAULT_CATALOGUE_PATH))
 
-    admin_user = Unicode(help="The first administrator's username. Env: POLARTEP_ADMIN_USER.", config=True)
+    admin_user = Unicode(
+        "admin", help="The first administrator's username. Env: POLARTEP_ADMIN_USER.", config=True
+    ).tag(env="POLARTEP_ADMIN_USER")
 
     @default("admin_user")
     def _admin_user_default(self) -> str:
-        return _env("POLARTEP_ADMIN_USER", "admin")
+        return env_setting("admin_user", settings=self)
 
     admin_password = Unicode(
         help="The first administrator's password; generated into STATE_DIR/admin-password when not given. "
@@ -199,11 +274,13 @@ class PlatformSettings(Configurable):
     def _admin_password_default(self) -> str:
         return _env("POLARTEP_ADMIN_PASSWORD", "") or self.secret("admin-password", nbytes=12)
 
-    default_plan = Unicode(help="The plan new accounts start on. Env: POLARTEP_DEFAULT_PLAN.", config=True)
+    default_plan = Unicode(
+        "trial", help="The plan new accounts start on. Env: POLARTEP_DEFAULT_PLAN.", config=True
+    ).tag(env="POLARTEP_DEFAULT_PLAN")
 
     @default("default_plan")
     def _default_plan_default(self) -> str:
-        return _env("POLARTEP_DEFAULT_PLAN", "trial")
+        return env_setting("default_plan", settings=self)
 
     legal_dir = Unicode(
         help="Folder of the versioned legal documents, <dir>/terms/<version>.md and <dir>/privacy/<version>.md; the "
@@ -220,15 +297,16 @@ class PlatformSettings(Configurable):
 
     auth = Enum(
         ["platform", "oidc"],
+        "platform",
         help="How users log in: 'platform' (the embedded username/password login checked by the platform service, "
         "the default) or 'oidc' (an OpenID Connect identity provider such as Keycloak, through oauthenticator's "
         "GenericOAuthenticator). Env: POLARTEP_AUTH.",
         config=True,
-    )
+    ).tag(env="POLARTEP_AUTH")
 
     @default("auth")
     def _auth_default(self) -> str:
-        return _env("POLARTEP_AUTH", "platform")
+        return env_setting("auth", settings=self)
 
     oidc_issuer = Unicode(
         help="OIDC: the identity provider's issuer URL; its endpoints are discovered from "
@@ -318,190 +396,229 @@ class PlatformSettings(Configurable):
         return _env("POLARTEP_OIDC_ADMIN_GROUPS", "")
 
     oidc_group_prefix = Unicode(
+        "oidc-",
         help="OIDC: identity-provider groups become JupyterHub groups named <prefix><group>, so that a provider "
         "can never put a user into a platform project's group. Env: POLARTEP_OIDC_GROUP_PREFIX.",
         config=True,
-    )
+    ).tag(env="POLARTEP_OIDC_GROUP_PREFIX")
 
     @default("oidc_group_prefix")
     def _oidc_group_prefix_default(self) -> str:
-        return _env("POLARTEP_OIDC_GROUP_PREFIX", "oidc-")
+        return env_setting("oidc_group_prefix", settings=self)
 
     signup = Bool(
+        True,
         help="Open sign-up for the embedded login: anyone may register at /services/platform/signup (accepting the "
         "terms and privacy statement); an administrator approves each account before it can log in. "
         "Always off with auth=oidc (the identity provider registers people). Env: POLARTEP_SIGNUP (1/0).",
         config=True,
-    )
+    ).tag(env="POLARTEP_SIGNUP")
 
     @default("signup")
     def _signup_default(self) -> bool:
-        return _env("POLARTEP_SIGNUP", "1").strip().lower() not in ("0", "false", "no", "off")
+        return env_setting("signup", settings=self)
 
     signup_per_hour = Integer(
+        5,
+        min=0,
+        max=100_000,
         help="Sign-ups accepted per client address in an hour's window (counted in the platform database, in the "
         "transaction that stores the account); 0: no limit. Env: POLARTEP_SIGNUP_PER_HOUR.",
         config=True,
-    )
+    ).tag(env="POLARTEP_SIGNUP_PER_HOUR")
 
     @default("signup_per_hour")
     def _signup_per_hour_default(self) -> int:
-        return _env_int("POLARTEP_SIGNUP_PER_HOUR", 5)
+        return env_setting("signup_per_hour", settings=self)
 
     signup_max_pending = Integer(
+        100,
+        min=0,
+        max=1_000_000,
         help="No more sign-ups are taken while this many accounts await approval (bounds what a flood of sign-ups "
         "can store); 0: no bound. Env: POLARTEP_SIGNUP_MAX_PENDING.",
         config=True,
-    )
+    ).tag(env="POLARTEP_SIGNUP_MAX_PENDING")
 
     @default("signup_max_pending")
     def _signup_max_pending_default(self) -> int:
-        return _env_int("POLARTEP_SIGNUP_MAX_PENDING", 100)
+        return env_setting("signup_max_pending", settings=self)
 
     password_min_length = Integer(
+        10,
+        min=1,
+        max=128,
         help="Shortest password accepted at sign-up (which also refuses the 10,000 most common passwords and "
         "passwords containing the user name). Env: POLARTEP_PASSWORD_MIN_LENGTH.",
         config=True,
-    )
+    ).tag(env="POLARTEP_PASSWORD_MIN_LENGTH")
 
     @default("password_min_length")
     def _password_min_length_default(self) -> int:
-        return _env_int("POLARTEP_PASSWORD_MIN_LENGTH", 10)
+        return env_setting("password_min_length", settings=self)
 
     login_attempts = Integer(
+        5,
+        min=0,
+        max=1000,
         help="Login throttle: failed logins allowed for one user name from one client address in a window of "
         "login_lockout_seconds; further attempts of that pair wait for the window's end (other addresses are not "
         "affected, so nobody can lock a user out); 0 turns this bound off. Env: POLARTEP_LOGIN_ATTEMPTS.",
         config=True,
-    )
+    ).tag(env="POLARTEP_LOGIN_ATTEMPTS")
 
     @default("login_attempts")
     def _login_attempts_default(self) -> int:
-        return _env_int("POLARTEP_LOGIN_ATTEMPTS", 5)
+        return env_setting("login_attempts", settings=self)
 
     login_lockout_seconds = Integer(
+        600,
+        min=1,
+        max=30 * 86400,
         help="Login throttle: the window (seconds, from the first failure) in which login_attempts and "
         "login_attempts_per_address count failures. Env: POLARTEP_LOGIN_LOCKOUT_SECONDS.",
         config=True,
-    )
+    ).tag(env="POLARTEP_LOGIN_LOCKOUT_SECONDS")
 
     @default("login_lockout_seconds")
     def _login_lockout_seconds_default(self) -> int:
-        return _env_int("POLARTEP_LOGIN_LOCKOUT_SECONDS", 600)
+        return env_setting("login_lockout_seconds", settings=self)
 
     password_reset_minutes = Integer(
+        30,
+        min=1,
+        max=7 * 24 * 60,
         help='How long a password-reset link ("forgot password" or an administrator\'s forced reset) works; each '
         "link works once. Env: POLARTEP_PASSWORD_RESET_MINUTES.",
         config=True,
-    )
+    ).tag(env="POLARTEP_PASSWORD_RESET_MINUTES")
 
     @default("password_reset_minutes")
     def _password_reset_minutes_default(self) -> int:
-        return _env_int("POLARTEP_PASSWORD_RESET_MINUTES", 30)
+        return env_setting("password_reset_minutes", settings=self)
 
     password_reset_per_hour = Integer(
+        10,
+        min=0,
+        max=1_000_000,
         help='"Forgot password" requests accepted per client address per hour (counted in the platform '
         "service's database); each account is also mailed at most 3 links an hour. 0: no limit per address. "
         "Env: POLARTEP_PASSWORD_RESET_PER_HOUR.",
         config=True,
-    )
+    ).tag(env="POLARTEP_PASSWORD_RESET_PER_HOUR")
 
     @default("password_reset_per_hour")
     def _password_reset_per_hour_default(self) -> int:
-        return _env_int("POLARTEP_PASSWORD_RESET_PER_HOUR", 10)
+        return env_setting("password_reset_per_hour", settings=self)
 
     # Mail (the platform service's outbox: password-reset links, later quota notifications) -----------------------
 
     smtp_host = Unicode(
+        "",
         help="SMTP server the platform sends e-mail through. Empty: no mail is sent; messages (such as "
         "password-reset links) stay in the service's outbox table and are logged without their content, and "
         "`polartep check` warns. Env: POLARTEP_SMTP_HOST.",
         config=True,
-    )
+    ).tag(env="POLARTEP_SMTP_HOST")
 
     @default("smtp_host")
     def _smtp_host_default(self) -> str:
-        return _env("POLARTEP_SMTP_HOST", "").strip()
+        return env_setting("smtp_host", settings=self)
 
-    smtp_security = Enum(
+    smtp_security = CaselessStrEnum(
         ["starttls", "ssl", "none"],
+        "starttls",
         help="How to secure the SMTP connection: 'starttls' (upgrade a plain connection, port 587 by default), "
         "'ssl' (TLS from the start, port 465) or 'none' (plain text, port 25: only for a relay on this machine). "
         "Env: POLARTEP_SMTP_SECURITY.",
         config=True,
-    )
+    ).tag(env="POLARTEP_SMTP_SECURITY")
 
     @default("smtp_security")
     def _smtp_security_default(self) -> str:
-        return _env("POLARTEP_SMTP_SECURITY", "starttls").strip().lower()
+        return env_setting("smtp_security", settings=self)
 
     smtp_port = Integer(
+        0,
+        min=0,
+        max=65535,
         help="SMTP port; 0: the usual port for smtp_security (587, 465 or 25). Env: POLARTEP_SMTP_PORT.",
         config=True,
-    )
+    ).tag(env="POLARTEP_SMTP_PORT")
 
     @default("smtp_port")
     def _smtp_port_default(self) -> int:
-        return _env_int("POLARTEP_SMTP_PORT", 0)
+        return env_setting("smtp_port", settings=self)
 
     smtp_user = Unicode(
+        "",
         help="User name for SMTP authentication; empty: no authentication. Env: POLARTEP_SMTP_USER.",
         config=True,
-    )
+    ).tag(env="POLARTEP_SMTP_USER")
 
     @default("smtp_user")
     def _smtp_user_default(self) -> str:
-        return _env("POLARTEP_SMTP_USER", "").strip()
+        return env_setting("smtp_user", settings=self)
 
     smtp_password_file = Unicode(
+        "",
         help="File holding the SMTP password (read by the platform service at start-up; never put the password "
         "itself in the environment). Env: POLARTEP_SMTP_PASSWORD_FILE.",
         config=True,
-    )
+    ).tag(env="POLARTEP_SMTP_PASSWORD_FILE")
 
     @default("smtp_password_file")
     def _smtp_password_file_default(self) -> str:
-        return _env("POLARTEP_SMTP_PASSWORD_FILE", "").strip()
+        return env_setting("smtp_password_file", settings=self)
 
     mail_from = Unicode(
-        help="The From address of the platform's e-mail. Env: POLARTEP_MAIL_FROM.", config=True
-    )
+        "polartep@localhost",
+        help="The From address of the platform's e-mail. Env: POLARTEP_MAIL_FROM.",
+        config=True,
+    ).tag(env="POLARTEP_MAIL_FROM")
 
     @default("mail_from")
     def _mail_from_default(self) -> str:
-        return _env("POLARTEP_MAIL_FROM", "polartep@localhost").strip()
+        return env_setting("mail_from", settings=self)
 
     login_attempts_per_address = Integer(
+        20,
+        min=0,
+        max=100_000,
         help="Login throttle: failed logins allowed from one client address across all user names in a window of "
         "login_lockout_seconds; then that address waits for the window's end; 0 turns this bound off. "
         "Env: POLARTEP_LOGIN_ATTEMPTS_PER_ADDRESS.",
         config=True,
-    )
+    ).tag(env="POLARTEP_LOGIN_ATTEMPTS_PER_ADDRESS")
 
     @default("login_attempts_per_address")
     def _login_attempts_per_address_default(self) -> int:
-        return _env_int("POLARTEP_LOGIN_ATTEMPTS_PER_ADDRESS", 20)
+        return env_setting("login_attempts_per_address", settings=self)
 
     login_max_concurrent_hashes = Integer(
+        4,
+        min=1,
+        max=256,
         help="Password hashes (argon2, 64 MiB each) the platform service runs at once; a login or sign-up that "
         "finds every slot taken is refused at once with 503 and Retry-After. "
         "Env: POLARTEP_LOGIN_MAX_CONCURRENT_HASHES.",
         config=True,
-    )
+    ).tag(env="POLARTEP_LOGIN_MAX_CONCURRENT_HASHES")
 
     @default("login_max_concurrent_hashes")
     def _login_max_concurrent_hashes_default(self) -> int:
-        return _env_int("POLARTEP_LOGIN_MAX_CONCURRENT_HASHES", 4)
+        return env_setting("login_max_concurrent_hashes", settings=self)
 
     local_memory_limit = Bool(
+        True,
         help="Local mode: enforce the profile's memory as an address-space limit (RLIMIT_AS) on the user's server "
         "and its kernels. Env: POLARTEP_LOCAL_MEMORY_LIMIT (1/0).",
         config=True,
-    )
+    ).tag(env="POLARTEP_LOCAL_MEMORY_LIMIT")
 
     @default("local_memory_limit")
     def _local_memory_limit_default(self) -> bool:
-        return _env("POLARTEP_LOCAL_MEMORY_LIMIT", "1") not in ("0", "false", "no")
+        return env_setting("local_memory_limit", settings=self)
 
     local_isolation = Enum(
         ["auto", "system-users", "single-user"],
@@ -558,74 +675,106 @@ class PlatformSettings(Configurable):
         return str(Path(_env("POLARTEP_DASK_CLUSTERS_DIR", fallback)).resolve())
 
     idle_timeout = Integer(
+        3600,
+        min=0,
         help="Stop a user's server after this many seconds without activity (jupyterhub-idle-culler, a "
         "hub-managed service); 0 turns culling off. Env: POLARTEP_IDLE_TIMEOUT.",
         config=True,
-    )
+    ).tag(env="POLARTEP_IDLE_TIMEOUT")
 
     @default("idle_timeout")
     def _idle_timeout_default(self) -> int:
-        return _env_int("POLARTEP_IDLE_TIMEOUT", 3600)
+        return env_setting("idle_timeout", settings=self)
 
-    log_level = Unicode(help="Log level of the hub and services. Env: POLARTEP_LOG_LEVEL.", config=True)
+    log_level = CaselessStrEnum(
+        ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+        "INFO",
+        help="Log level of the hub and services. Env: POLARTEP_LOG_LEVEL.",
+        config=True,
+    ).tag(env="POLARTEP_LOG_LEVEL")
 
     @default("log_level")
     def _log_level_default(self) -> str:
-        return _env("POLARTEP_LOG_LEVEL", "INFO").upper()
+        return env_setting("log_level", settings=self)
 
     gateway_port = Integer(
+        8092,
+        min=1,
+        max=65535,
         help="Port of the Dask Gateway's HTTP proxy (127.0.0.1), which the hub's proxy serves at "
         "/services/dask-gateway/. Env: POLARTEP_GATEWAY_PORT.",
         config=True,
-    )
+    ).tag(env="POLARTEP_GATEWAY_PORT")
 
     @default("gateway_port")
     def _gateway_port_default(self) -> int:
-        return _env_int("POLARTEP_GATEWAY_PORT", 8092)
+        return env_setting("gateway_port", settings=self)
 
     gateway_tcp_port = Integer(
+        8093,
+        min=1,
+        max=65535,
         help="Port of the Dask Gateway's TLS proxy for Dask clients (127.0.0.1). Env: POLARTEP_GATEWAY_TCP_PORT.",
         config=True,
-    )
+    ).tag(env="POLARTEP_GATEWAY_TCP_PORT")
 
     @default("gateway_tcp_port")
     def _gateway_tcp_port_default(self) -> int:
-        return _env_int("POLARTEP_GATEWAY_TCP_PORT", 8093)
+        return env_setting("gateway_tcp_port", settings=self)
 
     gateway_api_port = Integer(
+        8094,
+        min=1,
+        max=65535,
         help="Port of the Dask Gateway's private API, used by schedulers (127.0.0.1). "
         "Env: POLARTEP_GATEWAY_API_PORT.",
         config=True,
-    )
+    ).tag(env="POLARTEP_GATEWAY_API_PORT")
 
     @default("gateway_api_port")
     def _gateway_api_port_default(self) -> int:
-        return _env_int("POLARTEP_GATEWAY_API_PORT", 8094)
+        return env_setting("gateway_api_port", settings=self)
 
     dask_idle_timeout = Integer(
+        1800,
+        min=0,
         help="Seconds a Dask cluster may sit idle (no client, no tasks) before the gateway stops it; 0 never. "
         "Env: POLARTEP_DASK_IDLE_TIMEOUT.",
         config=True,
-    )
+    ).tag(env="POLARTEP_DASK_IDLE_TIMEOUT")
 
     @default("dask_idle_timeout")
     def _dask_idle_timeout_default(self) -> int:
-        return _env_int("POLARTEP_DASK_IDLE_TIMEOUT", 1800)
+        return env_setting("dask_idle_timeout", settings=self)
 
-    gateway_meter_interval = Integer(
+    gateway_meter_interval = Float(
+        10.0,
+        min=1,
+        max=3600,
         help="Seconds between two passes of the platform service's Dask Gateway meter, which copies every "
         "scheduler's and worker's start and stop from the gateway's database into the usage ledger. "
         "Env: POLARTEP_GATEWAY_METER_INTERVAL.",
         config=True,
-    )
+    ).tag(env="POLARTEP_GATEWAY_METER_INTERVAL")
 
     @default("gateway_meter_interval")
-    def _gateway_meter_interval_default(self) -> int:
-        return _env_int("POLARTEP_GATEWAY_METER_INTERVAL", 10)
+    def _gateway_meter_interval_default(self) -> float:
+        return env_setting("gateway_meter_interval", settings=self)
 
     def problems(self) -> list[str]:
-        """What is wrong with the settings in force (defaults from the environment are not validated on read)."""
+        """What is wrong with the settings in force beyond each one's own bounds (which its trait enforces when it
+        is read or set): how settings fit together, and files that must exist. A value from the environment that
+        its trait refuses is listed here too (every declared setting is read once), and alone: the other checks
+        need sound values."""
         found = []
+        for name, trait in self.traits(config=True).items():
+            if "env" in trait.metadata:
+                try:
+                    getattr(self, name)
+                except TraitError as error:
+                    found.append(str(error))
+        if found:
+            return found
         problem = _public_url_problem(self.public_url)
         if problem:
             found.append(problem)
@@ -642,47 +791,8 @@ class PlatformSettings(Configurable):
             subdomain_problem = _subdomain_host_problem(self.subdomain_host, self.public_url)
             if subdomain_problem:
                 found.append(subdomain_problem)
-        for name, port in ports.items():
-            if not 0 < port < 65536:
-                found.append(f"{name} must be a port number (1-65535), got {port}")
-        if self.idle_timeout < 0:
-            found.append(f"idle_timeout must be 0 (off) or a number of seconds, got {self.idle_timeout}")
-        if self.dask_idle_timeout < 0:
-            found.append(f"dask_idle_timeout must be 0 or more seconds, got {self.dask_idle_timeout}")
         if self.auth == "oidc":
             found.extend(self.oidc_problems())
-        if self.signup_per_hour < 0 or self.signup_max_pending < 0:
-            found.append("signup_per_hour and signup_max_pending must be 0 (no limit) or more")
-        if not 1 <= self.password_min_length <= 128:
-            found.append(f"password_min_length must be 1-128, got {self.password_min_length}")
-        if not 0 <= self.login_attempts <= 1000:
-            found.append(f"login_attempts must be 0 (no lock-out) to 1000, got {self.login_attempts}")
-        if not 0 <= self.login_attempts_per_address <= 100_000:
-            found.append(
-                f"login_attempts_per_address must be 0 (no bound) to 100000, got {self.login_attempts_per_address}"
-            )
-        if not 1 <= self.login_max_concurrent_hashes <= 256:
-            found.append(
-                f"login_max_concurrent_hashes must be 1 to 256, got {self.login_max_concurrent_hashes}"
-            )
-        if not 1 <= self.login_lockout_seconds <= 30 * 86400:
-            found.append(
-                f"login_lockout_seconds must be 1 to 2592000 (30 days), got {self.login_lockout_seconds}"
-            )
-        if not 1 <= self.gateway_meter_interval <= 3600:
-            found.append(
-                f"gateway_meter_interval must be 1 to 3600 seconds, got {self.gateway_meter_interval}"
-            )
-        if not 1 <= self.password_reset_minutes <= 7 * 24 * 60:
-            found.append(
-                f"password_reset_minutes must be 1 to 10080 (a week), got {self.password_reset_minutes}"
-            )
-        if self.password_reset_per_hour < 0:
-            found.append(
-                f"password_reset_per_hour must be 0 (no limit) or more, got {self.password_reset_per_hour}"
-            )
-        if not 0 <= self.smtp_port < 65536:
-            found.append(f"smtp_port must be 0 (the usual port) or a port number, got {self.smtp_port}")
         if self.smtp_password_file and not Path(self.smtp_password_file).is_file():
             found.append(f"smtp_password_file {self.smtp_password_file!r} does not exist")
         if "@" not in self.mail_from:

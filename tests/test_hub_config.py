@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from traitlets import TraitError
 from traitlets.config import Config
 
 from polartep_hub.hub_config import configure_hub
@@ -30,10 +32,11 @@ def test_idle_timeout_zero_turns_culling_off(tmp_path):
     assert "idle-culler" not in {s["name"] for s in c.JupyterHub.services}
 
 
-def test_a_negative_idle_timeout_is_a_settings_problem(tmp_path):
-    assert any(
-        "idle_timeout" in p for p in PlatformSettings(state_dir=str(tmp_path), idle_timeout=-5).problems()
-    )
+def test_a_negative_idle_timeout_is_refused_by_its_trait(tmp_path):
+    with pytest.raises(
+        TraitError, match="'idle_timeout' trait .* should not be less than 0, but a value of -5"
+    ):
+        PlatformSettings(state_dir=str(tmp_path), idle_timeout=-5)
 
 
 def test_docker_mode_uses_host_network_home_volumes_and_never_pulls(tmp_path):
@@ -60,13 +63,18 @@ def test_closed_signup_drops_the_link(tmp_path):
     assert "polartep_signup_url" not in c.JupyterHub.template_vars
 
 
-def test_bad_registration_settings_are_problems(tmp_path):
-    problems = PlatformSettings(
-        state_dir=str(tmp_path), password_min_length=0, login_attempts=-1, login_lockout_seconds=0
-    ).problems()
-    assert any("password_min_length" in p for p in problems)
-    assert any("login_attempts" in p for p in problems)
-    assert any("login_lockout_seconds" in p for p in problems)
+@pytest.mark.parametrize(
+    ("setting", "value", "bound"),
+    [
+        ("password_min_length", 0, "should not be less than 1"),
+        ("password_min_length", 129, "should not be greater than 128"),
+        ("login_attempts", -1, "should not be less than 0"),
+        ("login_lockout_seconds", 0, "should not be less than 1"),
+    ],
+)
+def test_bad_registration_settings_are_refused_naming_the_setting_and_bound(tmp_path, setting, value, bound):
+    with pytest.raises(TraitError, match=f"'{setting}' trait .* {bound}, but a value of {value} was"):
+        PlatformSettings(state_dir=str(tmp_path), **{setting: value})
 
 
 def test_polartep_check_shows_the_password_rules_but_never_the_admin_password(tmp_path, monkeypatch):
@@ -82,12 +90,12 @@ def test_the_platform_service_meters_the_gateways_database(tmp_path):
     assert (
         service["environment"]["POLARTEP_GATEWAY_DB_URL"] == f"sqlite:///{tmp_path / 'dask-gateway.sqlite'}"
     )
-    assert service["environment"]["POLARTEP_GATEWAY_METER_INTERVAL"] == "3"
+    assert service["environment"]["POLARTEP_GATEWAY_METER_INTERVAL"] == "3.0"
 
 
-def test_a_meter_interval_out_of_range_is_a_settings_problem(tmp_path):
-    problems = PlatformSettings(state_dir=str(tmp_path), gateway_meter_interval=0).problems()
-    assert any("gateway_meter_interval" in p for p in problems)
+def test_a_meter_interval_out_of_range_is_refused_by_its_trait(tmp_path):
+    with pytest.raises(TraitError, match="'gateway_meter_interval' trait .* should not be less than 1"):
+        PlatformSettings(state_dir=str(tmp_path), gateway_meter_interval=0)
 
 
 def test_mail_and_reset_settings_reach_the_platform_service_and_the_login_page_links_to_forgot(tmp_path):

@@ -25,9 +25,9 @@ import shutil
 import time
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+from polartep_hub.spawners.home_volume import home_volume_name
 
-HOME_VOLUME_PREFIX = "polartep-home-"
+log = logging.getLogger(__name__)
 
 
 class HomeCheckError(RuntimeError):
@@ -53,12 +53,6 @@ def local_home(homes_root: str, name: str) -> Path | None:
     if resolved == root or root not in resolved.parents or not resolved.is_dir():
         raise HomeCheckError(f"the home is not a folder strictly inside {root}")
     return resolved
-
-
-def home_volume_name(name: str) -> str:
-    from polartep_hub.gateway.backends.docker import escape_name
-
-    return HOME_VOLUME_PREFIX + escape_name(name)
 
 
 def _remove_volume(name: str, within: float) -> bool:

@@ -29,7 +29,6 @@ from sqlalchemy.orm import Session
 from polartep_hub.accounts import store as accounts
 from polartep_hub.accounts.details import PersonalDetailError, clean_email, clean_text
 from polartep_hub.accounts.models import Account, OIDCIdentity
-from polartep_hub.service.orm import utcnow
 from polartep_hub.service.web.access import Context, HubCaller
 
 log = logging.getLogger(__name__)
@@ -113,17 +112,7 @@ def link_oidc_account(
         raise IdentityConflict(accounts.BEING_ERASED_MESSAGE)
     created = False
     if account is None:
-        now = utcnow()
-        account = Account(
-            name=name,
-            plan=default_plan,
-            plan_started_at=now,
-            created_at=now,
-            auth_source="oidc",
-            approved=True,
-            approved_at=now,
-            approved_by="oidc",
-        )
+        account = accounts.new_account(name, plan=default_plan, auth_source="oidc", approved_by="oidc")
         session.add(account)
         session.flush()
         created = True

@@ -32,6 +32,7 @@ Rules this module guarantees:
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -41,7 +42,7 @@ from pydantic import AfterValidator, BaseModel, Field, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from polartep_hub import proxy_peer
+from polartep_hub import account_names, proxy_peer
 from polartep_hub.accounts import store as accounts
 from polartep_hub.accounts.details import PersonalDetails
 from polartep_hub.accounts.legal import DOCUMENT_KINDS, DOCUMENT_TITLES, LegalDocument, record_consents
@@ -62,7 +63,7 @@ from polartep_hub.service.web.pages import read_form, render_page
 
 log = logging.getLogger(__name__)
 
-SIGNUP_NAME_RULE = f"{accounts.ACCOUNT_NAME_RULE}, starting with a letter or digit"
+SIGNUP_NAME_RULE = account_names.PASSWORD_LOGIN_NAME_RULE
 FORM_FIELDS = (
     "username",
     "full_name",
@@ -99,7 +100,7 @@ def signup_account_name(raw: str) -> str:
         name = accounts.canonical_account_name(raw)
     except accounts.InvalidAccountName:
         raise ValueError(f"username: use {SIGNUP_NAME_RULE}") from None
-    if not name[0].isalnum():
+    if not re.fullmatch(account_names.PASSWORD_LOGIN_NAME_PATTERN, name):
         raise ValueError(f"username: use {SIGNUP_NAME_RULE}")
     return name
 
@@ -254,15 +255,12 @@ def register(context: ServiceContext, request: SignupRequest, address: str) -> A
         if not admission.admitted:
             session.rollback()
             raise _too_many_signups(admission)
-        account = Account(
-            name=request.username,
-            password_hash=password_hash,
-            is_admin=False,
-            approved=False,
-            auth_source="local",
+        account = accounts.new_account(
+            request.username,
             plan=config.default_plan,
-            plan_started_at=now,
-            created_at=now,
+            now=now,
+            password_hash=password_hash,
+            approved=False,
             full_name=request.full_name,
             email=request.email,
             organisation=request.organisation,
@@ -381,6 +379,7 @@ def _form_page(
         consent_fields=CONSENT_FIELDS,
         document_names={kind: _in_sentence(DOCUMENT_TITLES[kind]) for kind in DOCUMENT_KINDS},
         version_fields=VERSION_FIELDS,
+        name_rule=SIGNUP_NAME_RULE[:1].upper() + SIGNUP_NAME_RULE[1:] + ".",
         password_rules=PasswordPolicy(min_length=context.config.password_min_length).describe(),
         open=context.config.signup_enabled,
     )

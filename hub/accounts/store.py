@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import re
-import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -28,14 +27,17 @@ from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from polartep_hub.account_names import (
+    ACCOUNT_NAME_PATTERN,
+    ACCOUNT_NAME_RULE,
+    fold_account_name,
+)
 from polartep_hub.accounts.models import Account
 from polartep_hub.accounts.passwords import Passwords
 from polartep_hub.catalogue import Catalogue
 from polartep_hub.service.orm import utcnow
 from polartep_hub.spawners.single_user import single_user_refusal
 
-ACCOUNT_NAME_PATTERN = r"[a-z0-9._-]{1,64}"
-ACCOUNT_NAME_RULE = "1-64 characters of lower-case letters, digits, '.', '_' and '-'"
 _ACCOUNT_NAME = re.compile(ACCOUNT_NAME_PATTERN)
 
 log = logging.getLogger(__name__)
@@ -125,6 +127,49 @@ def check_plan(catalogue: Catalogue, plan: str) -> str:
     return plan
 
 
+def new_account(
+    name: str,
+    *,
+    plan: str,
+    now: datetime | None = None,
+    auth_source: str = "local",
+    password_hash: str | None = None,
+    is_admin: bool = False,
+    approved: bool = True,
+    approved_by: str | None = None,
+    full_name: str | None = None,
+    email: str | None = None,
+    organisation: str | None = None,
+    organisation_location: str | None = None,
+    phone: str | None = None,
+) -> Account:
+    """A new ``Account`` row, not yet added to a session: the one place an account is built (first sight, admin
+    creation, the first administrator, sign-up, OIDC), so that every account starts alike.
+
+    The name is checked (``InvalidAccountName``); the account is created and its plan period starts at ``now``
+    (default: this instant); ``auth_source`` is "local" (password) or "oidc"; ``approved_by`` records who approved
+    it, at ``now``. Personal details are stored as given: validate them first (``personal_details``)."""
+    check_account_name(name)
+    now = now or utcnow()
+    return Account(
+        name=name,
+        plan=plan,
+        plan_started_at=now,
+        created_at=now,
+        auth_source=auth_source,
+        password_hash=password_hash,
+        is_admin=is_admin,
+        approved=approved,
+        approved_at=now if approved_by is not None else None,
+        approved_by=approved_by,
+        full_name=full_name,
+        email=email,
+        organisation=organisation,
+        organisation_location=organisation_location,
+        phone=phone,
+    )
+
+
 def get_account(session: Session, name: str) -> Account | None:
     """The account ``name``, or None. A name outside the account-name rule has no account and is not looked up:
     PostgreSQL refuses text with NUL bytes (a 500 for ``GET /accounts/a%00b``, found by the OpenAPI contract run)."""
@@ -151,7 +196,7 @@ def get_or_create_account(session: Session, name: str, *, default_plan: str) -> 
     account = get_account(session, name)
     if account is not None:
         return account
-    account = Account(name=name, plan=default_plan, plan_started_at=utcnow())
+    account = new_account(name, plan=default_plan)
     session.add(account)
     try:
         session.commit()
@@ -180,16 +225,7 @@ def create_account(
     check_plan(catalogue, plan)
     if get_account(session, name) is not None:
         raise AccountExists(f"account {name!r} already exists")
-    now = utcnow()
-    account = Account(
-        name=name,
-        plan=plan,
-        plan_started_at=now,
-        created_at=now,
-        password_hash=password_hash,
-        is_admin=admin,
-        approved=True,
-    )
+    account = new_account(name, plan=plan, password_hash=password_hash, is_admin=admin)
     session.add(account)
     try:
         session.commit()
@@ -282,9 +318,7 @@ def ensure_admin_account(
     check_account_name(name)
     account = get_account(session, name)
     if account is None:
-        account = Account(
-            name=name, plan=plan, plan_started_at=utcnow(), password_hash=passwords.hash(password)
-        )
+        account = new_account(name, plan=plan, password_hash=passwords.hash(password))
         session.add(account)
         log.info("created admin account %s", name)
     elif account.password_hash is None or not passwords.verify(account.password_hash, password):
@@ -302,4 +336,4 @@ def canonical_account_name(raw: str) -> str:
     Names that differ only in case or Unicode form ("Alice", "ａｌｉｃｅ", "alice") are one name, so a second sign-up
     under such a variant is a duplicate, not a new account.
     """
-    return check_account_name(unicodedata.normalize("NFKC", raw).casefold().strip())
+    return check_account_name(fold_account_name(raw))

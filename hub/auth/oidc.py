@@ -35,8 +35,14 @@ from oauthenticator.generic import GenericOAuthenticator
 from tornado.web import HTTPError
 from traitlets import Set, Unicode, default
 
-from polartep_hub.accounts.store import ACCOUNT_NAME_RULE, AccountError, canonical_account_name
+from polartep_hub.accounts.store import (
+    ACCOUNT_NAME_PATTERN,
+    ACCOUNT_NAME_RULE,
+    AccountError,
+    canonical_account_name,
+)
 from polartep_hub.platform_client import PlatformClient
+from polartep_hub.settings import setting_default
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 GROUP_NAME_PATTERN = re.compile(r"[a-z0-9._-]{1,64}")
@@ -157,7 +163,9 @@ class PlatformOIDCAuthenticator(GenericOAuthenticator):
         "groups", help="The userinfo claim listing the user's provider groups.", config=True
     )
     group_prefix = Unicode(
-        "oidc-", help="Prefix of the JupyterHub groups made from provider groups.", config=True
+        setting_default("oidc_group_prefix"),
+        help="Prefix of the JupyterHub groups made from provider groups.",
+        config=True,
     )
     provider_allowed_groups = Set(
         Unicode(), help="If not empty, only members of these provider groups may log in.", config=True
@@ -177,7 +185,7 @@ class PlatformOIDCAuthenticator(GenericOAuthenticator):
 
     @default("username_pattern")
     def _username_pattern_default(self) -> str:
-        return r"^[a-z0-9._-]{1,64}$"
+        return f"^{ACCOUNT_NAME_PATTERN}$"
 
     @default("login_service")
     def _login_service_default(self) -> str:

@@ -30,7 +30,6 @@ Rules it guarantees:
 from __future__ import annotations
 
 import json
-import unicodedata
 from pathlib import Path
 
 from jupyterhub import orm
@@ -41,6 +40,7 @@ from jupyterhub.utils import new_token
 from tornado import web
 from traitlets import Unicode, default
 
+from polartep_hub.account_names import PASSWORD_LOGIN_NAME_PATTERN, fold_account_name
 from polartep_hub.platform_client import LoginRefused, PlatformClient
 from polartep_hub.proxy_peer import client_address
 
@@ -86,7 +86,7 @@ class PlatformPasswordAuthenticator(Authenticator):
 
     @default("username_pattern")
     def _username_pattern_default(self) -> str:
-        return r"^[a-z0-9][a-z0-9._-]{0,63}$"
+        return f"^{PASSWORD_LOGIN_NAME_PATTERN}$"
 
     @default("allow_all")
     def _allow_all_default(self) -> bool:
@@ -94,8 +94,8 @@ class PlatformPasswordAuthenticator(Authenticator):
         return True
 
     def normalize_username(self, username: str) -> str:
-        # The same folding as the service's canonical account names: "Alice" and fullwidth "ａｌｉｃｅ" are "alice".
-        return unicodedata.normalize("NFKC", username).casefold().strip()
+        # The service's canonical account names' folding: "Alice" and fullwidth "ａｌｉｃｅ" are "alice".
+        return fold_account_name(username)
 
     async def authenticate(self, handler, data):
         username = self.normalize_username(data.get("username", ""))

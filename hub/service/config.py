@@ -5,6 +5,10 @@ Rules this module guarantees:
 * This is the only place in ``polartep_hub.service`` that reads environment variables (``HubOAuth`` reads the
   standard ``JUPYTERHUB_*`` OAuth variables itself; see ``hubauth.py``). The full list is in ``__main__.py``.
 * Every value is checked here, once, at start-up; a bad value raises ``ConfigError`` naming the variable.
+* A value the hub also has is not declared here a second time: its default, bounds and parsing come from its trait
+  in ``polartep_hub.settings`` (``env_setting``), which the hub's ``platform_service_definition`` passes on under
+  the same variable. What is declared here is the service's own (its URL, cookie secret, the hub's API) and what
+  the hub derives for it (``POLARTEP_SINGLE_USER``, ``POLARTEP_HOMES_ROOT``, ...).
 * Secrets (the admin password, the cookie secret) never appear in ``repr()`` and so never in logs.
 """
 
@@ -17,19 +21,43 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
-DEFAULT_DATABASE_URL = "sqlite:///./platform.sqlite"
+from polartep_hub.account_names import ACCOUNT_NAME_PATTERN, ACCOUNT_NAME_RULE
+
+DEFAULT_DATABASE_URL = "sqlite:///./platform.sqlite"  # the hub's default lies in its state folder
 DEFAULT_SERVICE_NAME = "platform"
 DEFAULT_SERVICE_URL = "http://127.0.0.1:8090"
-
-# The same rule as the account names in ``accounts.py``; repeated as a pattern here so that this module stays
-# import-light (the migrations' env.py imports it).
-_ACCOUNT_NAME = re.compile(r"[a-z0-9._-]{1,64}")
 
 
 class ConfigError(ValueError):
     """A setting is missing or malformed; the message names the environment variable and what to fix."""
+
+
+def hub_setting(name: str, environ: Mapping[str, str]) -> Any:
+    """The hub's setting ``name`` as the hub passed it in ``environ`` (its trait's default when not passed), parsed
+    and bounded by its trait in ``polartep_hub.settings``; a bad value raises ``ConfigError`` naming the variable."""
+    from traitlets import TraitError
+
+    from polartep_hub.settings import env_setting
+
+    try:
+        return env_setting(name, environ)
+    except TraitError as error:
+        raise ConfigError(str(error)) from None
+
+
+def _default_of(name: str) -> Any:
+    """The hub setting ``name``'s declared default (imported late: the migrations import this module)."""
+    from polartep_hub.settings import setting_default
+
+    return setting_default(name)
+
+
+def _hub_default(name: str) -> Any:
+    """A dataclass field whose default is the hub setting ``name``'s declared default."""
+    return field(default_factory=lambda: _default_of(name))
 
 
 def database_url_from_env(environ: Mapping[str, str] | None = None) -> str:
@@ -66,11 +94,11 @@ class MailSettings:
     """How the outbox delivers mail; no ``host``: messages stay in the outbox (and are logged without their body)."""
 
     host: str = ""
-    port: int = 587
-    security: str = "starttls"  # "starttls", "ssl" or "none"
+    port: int = field(default_factory=lambda: USUAL_SMTP_PORTS[_default_of("smtp_security")])
+    security: str = _hub_default("smtp_security")  # "starttls", "ssl" or "none"
     user: str = ""
     password: str = field(default="", repr=False)
-    from_address: str = "polartep@localhost"
+    from_address: str = _hub_default("mail_from")
 
     @property
     def configured(self) -> bool:
@@ -88,38 +116,40 @@ class ServiceConfig:
     access_scopes: frozenset[str] = frozenset({f"access:services!service={DEFAULT_SERVICE_NAME}"})
     database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)  # may hold a database password
     catalogue_path: Path | None = None  # None: the shipped catalogue
-    admin_user: str = "admin"
+    admin_user: str = _hub_default("admin_user")
     admin_password: str | None = field(default=None, repr=False)
-    default_plan: str = "trial"
+    default_plan: str = _hub_default("default_plan")
     cookie_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
     cookie_secret_from_env: bool = False
-    log_level: str = "INFO"
+    log_level: str = _hub_default("log_level")
     legal_dir: Path | None = None  # None: the shipped terms and privacy statement
     hub_api_url: str = ""  # JupyterHub's REST API, for group sync and erasure ("" when not run by a hub)
     hub_api_token: str = field(default="", repr=False)
     # Registration (signup.py) and password login (accounts.check_password); see hub/settings.py for each.
-    signup_enabled: bool = True
-    signup_per_hour: int = 5
-    signup_max_pending: int = 100
-    password_min_length: int = 10
-    login_attempts: int = 5
-    login_attempts_per_address: int = 20
-    login_lockout_seconds: int = 600
-    login_max_concurrent_hashes: int = 4
+    signup_enabled: bool = _hub_default("signup")
+    signup_per_hour: int = _hub_default("signup_per_hour")
+    signup_max_pending: int = _hub_default("signup_max_pending")
+    password_min_length: int = _hub_default("password_min_length")
+    login_attempts: int = _hub_default("login_attempts")
+    login_attempts_per_address: int = _hub_default("login_attempts_per_address")
+    login_lockout_seconds: int = _hub_default("login_lockout_seconds")
+    login_max_concurrent_hashes: int = _hub_default("login_max_concurrent_hashes")
     # Where users reach the platform (links in e-mails point there); cookies are Secure when it is https (never
     # guessed from forwarded headers).
-    public_url: str = "http://127.0.0.1:8000"
+    public_url: str = field(default_factory=lambda: _public_url({}, _default_of("mode")))
     # The proxy's PID file: X-Forwarded-For is trusted only on connections from that process (proxy_peer.py).
     proxy_pid_file: Path | None = None
     # The identity provider's group prefix, reserved for its groups whatever the auth mode (projects.py).
-    oidc_group_prefix: str = "oidc-"
+    oidc_group_prefix: str = _hub_default("oidc_group_prefix")
     # The Dask Gateway's database, read by the gateway meter (``accounting/gateway_meter.py``); None: no meter.
     gateway_db_url: str | None = field(default=None, repr=False)
-    gateway_meter_interval: float = 10.0
+    gateway_meter_interval: float = _hub_default("gateway_meter_interval")
     # Passwords and mail (password_reset.py, mail_outbox.py); see hub/settings.py for each.
-    auth: str = "platform"  # "platform" (passwords here) or "oidc" (the identity provider owns passwords)
-    password_reset_minutes: int = 30
-    password_reset_per_hour: int = 10  # "forgot password" requests per client address per hour; 0: no limit
+    auth: str = _hub_default(
+        "auth"
+    )  # "platform" (passwords here) or "oidc" (the identity provider owns them)
+    password_reset_minutes: int = _hub_default("password_reset_minutes")
+    password_reset_per_hour: int = _hub_default("password_reset_per_hour")  # per client address; 0: no limit
     mail: MailSettings = field(default_factory=lambda: MailSettings())
     # Single-user local mode (polartep_hub.spawners.single_user): no account but admin_user's is ever created.
     single_user: bool = False
@@ -127,7 +157,7 @@ class ServiceConfig:
     # no gateway runs), and where homes live: the mode ("local": folders under homes_root; "docker"/"swarm": the
     # volume polartep-home-<name>) so that "erased" is said only once the home is really gone.
     gateway_api_url: str = ""
-    mode: str = "local"
+    mode: str = _hub_default("mode")
     homes_root: str = ""
     home_folder_prefix: str = ""  # local homes are <homes_root>/<system user name> when set
 
@@ -156,14 +186,14 @@ class ServiceConfig:
 
         catalogue = environ.get("POLARTEP_CATALOGUE", "").strip()
 
-        admin_user = environ.get("POLARTEP_ADMIN_USER", "").strip() or "admin"
-        if not _ACCOUNT_NAME.fullmatch(admin_user):
+        admin_user = hub_setting("admin_user", environ)
+        if not re.fullmatch(ACCOUNT_NAME_PATTERN, admin_user):
             raise ConfigError(
                 f"POLARTEP_ADMIN_USER={shlex.quote(admin_user[:80])} is not a valid account name "
-                "(1-64 characters of a-z, 0-9, '.', '_' and '-')"
+                f"({ACCOUNT_NAME_RULE})"
             )
 
-        default_plan = environ.get("POLARTEP_DEFAULT_PLAN", "").strip() or "trial"
+        default_plan = hub_setting("default_plan", environ)
 
         secret_hex = environ.get("POLARTEP_SERVICE_COOKIE_SECRET", "").strip()
         if secret_hex:
@@ -182,21 +212,9 @@ class ServiceConfig:
             # the hub, which is harmless; tokens in Authorization headers are unaffected.
             cookie_secret = secrets.token_bytes(32)
 
-        log_level = environ.get("POLARTEP_LOG_LEVEL", "").strip().upper() or "INFO"
-        if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-            raise ConfigError(f"POLARTEP_LOG_LEVEL={log_level[:40]!r} must be DEBUG, INFO, WARNING or ERROR")
-
+        log_level = hub_setting("log_level", environ)
         registration = _registration_settings(environ)
         gateway_db_url = environ.get("POLARTEP_GATEWAY_DB_URL", "").strip() or None
-        raw_interval = environ.get("POLARTEP_GATEWAY_METER_INTERVAL", "").strip() or "10"
-        try:
-            gateway_meter_interval = float(raw_interval)
-        except ValueError:
-            gateway_meter_interval = -1.0
-        if not 1 <= gateway_meter_interval <= 3600:
-            raise ConfigError(
-                f"POLARTEP_GATEWAY_METER_INTERVAL={raw_interval[:40]!r} must be a number of seconds from 1 to 3600"
-            )
 
         return cls(
             prefix=prefix,
@@ -217,21 +235,17 @@ class ServiceConfig:
             legal_dir=Path(legal) if (legal := environ.get("POLARTEP_LEGAL_DIR", "").strip()) else None,
             **registration,
             gateway_db_url=gateway_db_url,
-            gateway_meter_interval=gateway_meter_interval,
-            auth="oidc" if environ.get("POLARTEP_AUTH", "").strip() == "oidc" else "platform",
-            password_reset_minutes=_int_setting(
-                environ, "POLARTEP_PASSWORD_RESET_MINUTES", 30, 1, 7 * 24 * 60
-            ),
-            password_reset_per_hour=_int_setting(
-                environ, "POLARTEP_PASSWORD_RESET_PER_HOUR", 10, 0, 1_000_000
-            ),
+            gateway_meter_interval=hub_setting("gateway_meter_interval", environ),
+            auth=hub_setting("auth", environ),
+            password_reset_minutes=hub_setting("password_reset_minutes", environ),
+            password_reset_per_hour=hub_setting("password_reset_per_hour", environ),
             mail=mail_settings_from_env(environ),
-            single_user=environ.get("POLARTEP_SINGLE_USER", "").strip() == "1",
-            public_url=_public_url(environ),
+            single_user=_flag(environ, "POLARTEP_SINGLE_USER"),
+            public_url=_public_url(environ, hub_setting("mode", environ)),
             proxy_pid_file=Path(pid) if (pid := environ.get("POLARTEP_PROXY_PID_FILE", "").strip()) else None,
-            oidc_group_prefix=environ.get("POLARTEP_OIDC_GROUP_PREFIX", "oidc-").strip(),
+            oidc_group_prefix=hub_setting("oidc_group_prefix", environ),
             gateway_api_url=environ.get("POLARTEP_GATEWAY_API_URL", "").strip().rstrip("/"),
-            mode=environ.get("POLARTEP_MODE", "").strip() or "local",
+            mode=hub_setting("mode", environ),
             homes_root=environ.get("POLARTEP_HOMES_ROOT", "").strip(),
             home_folder_prefix=environ.get("POLARTEP_HOME_FOLDER_PREFIX", "").strip(),
         )
@@ -252,60 +266,56 @@ class ServiceConfig:
         return self.public_url.startswith("https://")
 
 
-def _public_url(environ: Mapping[str, str]) -> str:
+def _public_url(environ: Mapping[str, str], mode: str) -> str:
+    from polartep_hub.settings import default_public_url
+
     raw = environ.get("POLARTEP_PUBLIC_URL", "").strip()
     if raw and urlsplit(raw).scheme not in ("http", "https"):
         raise ConfigError(f"POLARTEP_PUBLIC_URL={raw[:200]!r} must be an http:// or https:// URL")
-    return (raw or "http://127.0.0.1:8000").rstrip("/")
+    return (raw or default_public_url(mode)).rstrip("/")
 
 
-def _int_setting(environ: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return default
+def _flag(environ: Mapping[str, str], name: str) -> bool:
+    """A boolean the hub derives for the service (off when not passed), read by the platform's one parser."""
+    from traitlets import TraitError
+
+    from polartep_hub.settings import parse_env_bool
+
+    raw = environ.get(name, "")
     try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw[:40]!r} must be a whole number") from None
-    if not minimum <= value <= maximum:
-        raise ConfigError(f"{name}={value} must be between {minimum} and {maximum}")
-    return value
+        return parse_env_bool(name, raw) if raw.strip() else False
+    except TraitError as error:
+        raise ConfigError(str(error)) from None
 
 
 def _registration_settings(environ: Mapping[str, str]) -> dict[str, object]:
     """Sign-up, password-rule and lock-out settings (``POLARTEP_SIGNUP`` ... ``POLARTEP_LOGIN_LOCKOUT_SECONDS``)."""
-    signup = environ.get("POLARTEP_SIGNUP", "").strip().lower() or "1"
-    if signup not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
-        raise ConfigError(f"POLARTEP_SIGNUP={signup[:40]!r} must be 1 (sign-up open) or 0 (closed)")
     return {
-        "signup_enabled": signup in ("1", "true", "yes", "on"),
-        "signup_per_hour": _int_setting(environ, "POLARTEP_SIGNUP_PER_HOUR", 5, 0, 100_000),
-        "signup_max_pending": _int_setting(environ, "POLARTEP_SIGNUP_MAX_PENDING", 100, 0, 1_000_000),
-        "password_min_length": _int_setting(environ, "POLARTEP_PASSWORD_MIN_LENGTH", 10, 1, 128),
-        "login_attempts": _int_setting(environ, "POLARTEP_LOGIN_ATTEMPTS", 5, 0, 1000),
-        "login_attempts_per_address": _int_setting(
-            environ, "POLARTEP_LOGIN_ATTEMPTS_PER_ADDRESS", 20, 0, 100_000
-        ),
-        "login_max_concurrent_hashes": _int_setting(
-            environ, "POLARTEP_LOGIN_MAX_CONCURRENT_HASHES", 4, 1, 256
-        ),
-        "login_lockout_seconds": _int_setting(environ, "POLARTEP_LOGIN_LOCKOUT_SECONDS", 600, 1, 30 * 86400),
+        "signup_enabled": hub_setting("signup", environ),
+        **{
+            name: hub_setting(name, environ)
+            for name in (
+                "signup_per_hour",
+                "signup_max_pending",
+                "password_min_length",
+                "login_attempts",
+                "login_attempts_per_address",
+                "login_max_concurrent_hashes",
+                "login_lockout_seconds",
+            )
+        },
     }
 
 
-SMTP_SECURITY = ("starttls", "ssl", "none")
+# The port each ``smtp_security`` uses when ``smtp_port`` is 0 (the hub then passes POLARTEP_SMTP_PORT empty).
+USUAL_SMTP_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
 
 
 def mail_settings_from_env(environ: Mapping[str, str]) -> MailSettings:
     """The outbox's SMTP settings (``POLARTEP_SMTP_*``, ``POLARTEP_MAIL_FROM``); the password is read from its file."""
-    security = environ.get("POLARTEP_SMTP_SECURITY", "").strip().lower() or "starttls"
-    if security not in SMTP_SECURITY:
-        raise ConfigError(
-            f"POLARTEP_SMTP_SECURITY={security[:40]!r} must be one of {', '.join(SMTP_SECURITY)}"
-        )
-    default_port = {"starttls": 587, "ssl": 465, "none": 25}[security]
+    security = hub_setting("smtp_security", environ)
     password = ""
-    password_file = environ.get("POLARTEP_SMTP_PASSWORD_FILE", "").strip()
+    password_file = hub_setting("smtp_password_file", environ)
     if password_file:
         try:
             password = Path(password_file).read_text(encoding="utf-8").strip()
@@ -313,14 +323,14 @@ def mail_settings_from_env(environ: Mapping[str, str]) -> MailSettings:
             raise ConfigError(
                 f"POLARTEP_SMTP_PASSWORD_FILE={password_file[:200]!r} cannot be read: {error.strerror}"
             ) from None
-    from_address = environ.get("POLARTEP_MAIL_FROM", "").strip() or "polartep@localhost"
+    from_address = hub_setting("mail_from", environ)
     if "@" not in from_address or any(c in from_address for c in "\r\n"):
         raise ConfigError(f"POLARTEP_MAIL_FROM={from_address[:200]!r} must be one e-mail address")
     return MailSettings(
-        host=environ.get("POLARTEP_SMTP_HOST", "").strip(),
-        port=_int_setting(environ, "POLARTEP_SMTP_PORT", default_port, 1, 65535),
+        host=hub_setting("smtp_host", environ),
+        port=hub_setting("smtp_port", environ) or USUAL_SMTP_PORTS[security],
         security=security,
-        user=environ.get("POLARTEP_SMTP_USER", "").strip(),
+        user=hub_setting("smtp_user", environ),
         password=password,
         from_address=from_address,
     )

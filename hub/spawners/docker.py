@@ -31,6 +31,7 @@ from dockerspawner import DockerSpawner
 from traitlets import Float, Unicode, default
 
 from polartep_hub.catalogue import Profile
+from polartep_hub.spawners.home_volume import HOME_VOLUME_TEMPLATE
 from polartep_hub.spawners.profiles import ProfileSpawnerMixin
 from polartep_hub.spawners.readiness import wait_until_answering
 
@@ -50,7 +51,7 @@ class DockerProfileSpawner(ProfileSpawnerMixin, DockerSpawner):
     """One container per server, from the profile's image, with the profile's limits."""
 
     home_volume_template = Unicode(
-        "polartep-home-{username}",
+        HOME_VOLUME_TEMPLATE,
         help="Name of the user's persistent Docker volume, mounted at /home/jovyan. DockerSpawner's templates "
         "apply ({username} is the escaped user name).",
         config=True,

@@ -12,23 +12,43 @@ Rules this module guarantees:
   the spawn page is redirected to that page, which brings it back to the spawn page afterwards.
   unknown profile or one neither the plan nor a subscription allows is refused with HTTP 400 and a message naming
   it, before anything starts; entitlements are asked afresh for every spawn, so a change is in force at once.
+* The form and the consent notices are rendered from ``templates/spawn_form.html`` with Jinja2's autoescaping:
+  names and messages from the catalogue or the service are text, never markup. The consent notice is written once
+  there, for the form and for the refused spawn alike.
 * The profile's CPU and memory become ``cpu_limit``/``mem_limit`` (and so ``CPU_LIMIT``/``MEM_LIMIT`` in the
   server's environment); concrete spawners add what their engine needs (image, GPU, process limits).
 """
 
 from __future__ import annotations
 
-import html
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from urllib.parse import quote
 
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
 from tornado.web import Finish, HTTPError
 from traitlets import Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from polartep_hub.catalogue import Catalogue, Profile, load_catalogue
 from polartep_hub.platform_client import SERVICE_PREFIX, ConsentStatus, Entitlements, PlatformClient
+
+
+@cache
+def _form_templates():
+    """The macros of ``templates/spawn_form.html`` (loaded once, autoescaped)."""
+    environment = Environment(
+        loader=FileSystemLoader(Path(__file__).with_name("templates")),
+        autoescape=True,
+        undefined=StrictUndefined,
+    )
+    return environment.get_template("spawn_form.html").module
+
+
+def consent_notice(missing: tuple[str, ...], url: str) -> Markup:
+    """The one sentence that asks the user to accept ``missing`` documents at ``url`` (escaped HTML)."""
+    return _form_templates().consent_notice(missing, url)
 
 
 def host_has_gpu() -> bool:
@@ -75,43 +95,23 @@ class ProfileSpawnerMixin(LoggingConfigurable):
         if consent.missing:
             return self._consent_form_notice(consent)
         entitlements = await self.entitlements()
-        allowed = entitlements.profiles
-        rows = []
-        for index, name in enumerate(allowed):
-            profile = self.catalogue.profile(name)
-            checked = " checked" if index == 0 else ""
-            rows.append(
-                '<div class="radio polartep-profile">'
-                f'<label><input type="radio" name="profile" value="{html.escape(name)}"{checked}> '
-                f"<strong>{html.escape(profile.summary())}</strong>"
-                f'<br><span class="text-muted">{html.escape(profile.description)}</span></label></div>'
-            )
         plan = self.catalogue.plans.get(entitlements.plan)
-        plan_line = ""
-        if plan:
-            ends = ""
-            if entitlements.plan_ends_at and not entitlements.plan_expired:
-                ends = f" until {html.escape(entitlements.plan_ends_at[:10])}"
-            plan_line = (
-                f'<p class="text-muted polartep-plan">Your plan: {html.escape(plan.display_name)} '
-                f"({plan.cpu_hours_per_month:g} CPU-hours a month){ends}</p>"
-            )
+        plan_ends = ""
+        if entitlements.plan_ends_at and not entitlements.plan_expired:
+            plan_ends = entitlements.plan_ends_at[:10]
         held = [
             self.catalogue.subscriptions[name].display_name
             for name in entitlements.subscriptions
             if name in self.catalogue.subscriptions
         ]
-        if held:
-            plan_line += (
-                '<p class="text-muted polartep-subscriptions">Your subscriptions: '
-                f"{html.escape(', '.join(held))}</p>"
+        return str(
+            _form_templates().profile_form(
+                profiles=[self.catalogue.profile(name) for name in entitlements.profiles],
+                plan=plan,
+                plan_ends=plan_ends,
+                subscriptions=held,
+                message=entitlements.message or "",
             )
-        if entitlements.message:
-            plan_line += (
-                f'<p class="alert alert-warning polartep-message">{html.escape(entitlements.message)}</p>'
-            )
-        return (
-            "<fieldset><legend>Choose an environment</legend>" + plan_line + "\n".join(rows) + "</fieldset>"
         )
 
     def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
@@ -155,11 +155,7 @@ class ProfileSpawnerMixin(LoggingConfigurable):
             f"before that. Accept them at {url} (or with POST {SERVICE_PREFIX}api/v1/me/consents).",
         )
         # The spawn page shows this instead of the plain message.
-        error.jupyterhub_html_message = (
-            "Before starting a server, please read and accept the current "
-            f"{html.escape(' and '.join(consent.missing))}: "
-            f'<a href="{html.escape(url)}">review and accept</a>.'
-        )
+        error.jupyterhub_html_message = str(consent_notice(consent.missing, url))
         raise error
 
     def _consent_form_notice(self, consent: ConsentStatus) -> str:
@@ -177,17 +173,10 @@ class ProfileSpawnerMixin(LoggingConfigurable):
             handler.redirect(self.consent_page_url(consent, handler.request.uri))
             raise Finish()
         url = self.consent_page_url(consent)
+        templates = _form_templates()
         if getattr(requester, "name", self.user.name) != self.user.name:
-            return (
-                '<div class="alert alert-warning polartep-consent">'
-                f"{html.escape(self.user.name)} has not accepted the current "
-                f"{html.escape(' and '.join(consent.missing))}; no server can start for them before they do.</div>"
-            )
-        return (
-            '<div class="alert alert-warning polartep-consent">Before starting a server, please read and accept '
-            f"the current {html.escape(' and '.join(consent.missing))}: "
-            f'<a href="{html.escape(url)}">review and accept</a>.</div>'
-        )
+            return str(templates.alert(templates.consent_notice_for_others(self.user.name, consent.missing)))
+        return str(templates.alert(consent_notice(consent.missing, url)))
 
     async def resolve_profile(self, user_options: dict) -> Profile:
         """Validate user options and return the profile they name; HTTP 400 with a message otherwise."""

@@ -48,6 +48,11 @@ def test_the_signup_page_is_public_with_every_field_and_two_unticked_boxes_linki
         assert f'name="{kind}_version" value="{CURRENT[kind]}"' in page.text
     # No script but the theme script, which the page's CSP allows by its hash.
     assert page.text.count("<script") == 1 and f"<script>{THEME_SCRIPT}</script>" in page.text
+    # The user-name rule shown is the one sign-up enforces (accounts.PASSWORD_LOGIN_NAME_RULE), not a copy.
+    assert (
+        '<div class="form-text" id="username-help">1-64 characters of lower-case letters, digits, &#39;.&#39;, '
+        "&#39;_&#39; and &#39;-&#39;, starting with a letter or digit.</div>"
+    ) in page.text
 
 
 # --- accepted sign-ups ------------------------------------------------------------------------------------------

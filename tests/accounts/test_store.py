@@ -136,3 +136,29 @@ def test_names_outside_the_rule_are_refused_before_touching_the_database(session
         with pytest.raises(accounts.InvalidAccountName, match="lower-case letters"):
             accounts.get_or_create_account(session, name, default_plan="trial")
     assert accounts.count_accounts(session) == 0
+
+
+def test_new_account_is_the_one_builder_every_account_starts_from():
+    from datetime import UTC, datetime
+
+    now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    local = accounts.new_account("alice", plan="trial", now=now, password_hash="h", approved=False)
+    assert (local.name, local.plan, local.plan_started_at, local.created_at) == ("alice", "trial", now, now)
+    assert (local.auth_source, local.password_hash, local.is_admin, local.approved) == (
+        "local",
+        "h",
+        False,
+        False,
+    )
+    assert (local.approved_at, local.approved_by) == (None, None)
+    oidc = accounts.new_account("bob", plan="standard", now=now, auth_source="oidc", approved_by="oidc")
+    assert (oidc.auth_source, oidc.approved, oidc.approved_at, oidc.approved_by) == (
+        "oidc",
+        True,
+        now,
+        "oidc",
+    )
+    with pytest.raises(accounts.InvalidAccountName, match="invalid account name 'Bad Name'"):
+        accounts.new_account("Bad Name", plan="trial")
+    with pytest.raises(accounts.InvalidAccountName, match="names starting with 'erased-' are reserved"):
+        accounts.new_account("erased-123", plan="trial")

@@ -78,3 +78,14 @@ def test_a_recorded_port_stays_reserved_across_a_hub_restart():
     assert DockerProfileSpawner._ports_in_use[45678] == s._log_name
     assert s.get_state()["port"] == 45678
     assert "--port=45678" in s.get_args() and "--ip=127.0.0.1" in s.get_args()
+
+
+@pytest.mark.parametrize("name", ["bob", "Ana.Lima", "x_y-z", "zoë"])
+def test_the_spawner_the_gateway_and_erasure_name_the_same_home_volume(name):
+    from polartep_hub.gateway.backends.docker import PlatformDockerBackend
+    from polartep_hub.spawners.home_volume import home_volume_name
+
+    expected = home_volume_name(name)
+    assert expected.startswith("polartep-home-")
+    assert spawner(name).home_volume_name == expected
+    assert PlatformDockerBackend().home_volume(name) == expected

@@ -28,6 +28,7 @@ from fastapi import APIRouter, Depends, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from polartep_hub import account_names
 from polartep_hub.accounts import personal_data
 from polartep_hub.accounts import store as accounts
 from polartep_hub.accounts.api.schemas import AccountNamePath
@@ -74,7 +75,7 @@ class SelfErasureRequest(BaseModel):
     confirm: str = Field(
         min_length=1,
         max_length=64,
-        pattern=f"^{accounts.ACCOUNT_NAME_PATTERN}$",
+        pattern=f"^{account_names.ACCOUNT_NAME_PATTERN}$",
         description="your user name, typed again exactly (the erasure is refused with 422 unless it is yours)",
     )
     processors: Literal["withdraw", "transfer"] = Field(

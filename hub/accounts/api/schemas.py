@@ -3,7 +3,7 @@
 Rules this module guarantees:
 
 * Every request body is bounded and validated here: unknown fields are refused, account names follow
-  ``accounts.ACCOUNT_NAME_PATTERN`` (user names are lower-cased first), passwords are at most 1024 characters.
+  ``account_names.ACCOUNT_NAME_PATTERN`` (user names are lower-cased first), passwords are at most 1024 characters.
 * No response model has a field for a password or its hash.
 """
 

@@ -57,6 +57,7 @@ from polartep_hub.gateway.admin_api import PlatformAdminRoutesMixin
 from polartep_hub.gateway.gateway_db import use_write_ahead_log
 from polartep_hub.gateway.options import PlatformClusterConfig
 from polartep_hub.gateway.user_totals import UserTotalsMixin
+from polartep_hub.spawners.home_volume import HOME_VOLUME_TEMPLATE, escape_name
 
 LABEL_PREFIX = "org.polartep.dask"
 LABEL_GATEWAY = f"{LABEL_PREFIX}.gateway"
@@ -73,13 +74,6 @@ IMAGE_DASK = "/opt/venv/bin/dask"
 def instance_id_for(db_url: str) -> str:
     """A stable id of one gateway installation (its database), to tell its containers from other gateways'."""
     return hashlib.sha256(db_url.encode()).hexdigest()[:16]
-
-
-def escape_name(text: str) -> str:
-    """A user name made safe for Docker object names, exactly as DockerSpawner escapes it (so volumes match)."""
-    from dockerspawner import DockerSpawner  # the `docker` extra; not needed to import this module
-
-    return DockerSpawner._escape(text)
 
 
 def container_spec(
@@ -178,7 +172,7 @@ class PlatformDockerBackend(PlatformAdminRoutesMixin, UserTotalsMixin, DBBackend
     container_prefix = Unicode("polartep", help="Container names start with this.", config=True)
 
     home_volume_template = Unicode(
-        "polartep-home-{username}",
+        HOME_VOLUME_TEMPLATE,
         help="The user's home volume (as DockerProfileSpawner names it), mounted at /home/jovyan in their cluster's "
         "containers; empty: none.",
         config=True,
@@ -491,7 +485,7 @@ def configure_docker_backend(c, settings, catalogue) -> None:
     # Not carried over: the local cluster config class has no image.
     c.PlatformDockerBackend.cluster_config_class = "polartep_hub.gateway.backends.docker.DockerClusterConfig"
     c.PlatformDockerBackend.allowed_images = sorted({p.image for p in catalogue.profiles.values()})
-    c.PlatformDockerBackend.home_volume_template = "polartep-home-{username}"
+    c.PlatformDockerBackend.home_volume_template = HOME_VOLUME_TEMPLATE
     c.DockerClusterConfig.image = default_cluster_image(catalogue)
     # The cluster runs the image's dask, not the gateway's (the host's venv path means nothing in a container).
     c.DockerClusterConfig.scheduler_cmd = [IMAGE_DASK, "scheduler"]

@@ -51,6 +51,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import IntEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -70,12 +71,27 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
+class JobStatus(IntEnum):
+    """dask-gateway-server's ``JobStatus`` (``dask_gateway_server.backends.db_base``), the ``status`` column of its
+    ``clusters`` and ``workers`` tables, mirrored here. Importing the original imports
+    ``dask_gateway_server.traitlets``, which swaps the log formatter and format of every traitlets ``Application``
+    in the importing process for colorlog's (in the hub: ``KeyError: 'color'`` on every log line); the platform
+    service, which runs this meter, has no such Application today, but it keeps out of that global patch (and of
+    aiohttp and colorlog). ``tests/accounting`` asserts both enums have the same members and values."""
+
+    CREATED = 1
+    SUBMITTED = 2
+    RUNNING = 3
+    CLOSING = 4
+    STOPPED = 5
+    FAILED = 6
+
+
 METER_NAME = "dask-gateway"
 SCHEDULER_KIND = "dask-scheduler"
 WORKER_KIND = "dask-worker"
 KINDS = (SCHEDULER_KIND, WORKER_KIND)
-# dask-gateway-server's JobStatus: STOPPED = 5, FAILED = 6 (backends/db_base.py).
-_STOPPED = 5
 # The gateway takes a stop time and commits it a moment later; records that stopped this long before the last
 # complete pass were certainly seen by it and need not be read again.
 RECHECK_MARGIN = timedelta(minutes=5)
@@ -212,12 +228,14 @@ def read_gateway_processes(engine: Engine, stopped_since: datetime | None) -> li
                 cores=float(config.get("scheduler_cores", 1)),
                 memory_bytes=int(config.get("scheduler_memory", 0)),
                 started_at=_from_ms(start_ms),
-                stopped_at=_from_ms(stop_ms) if status >= _STOPPED else None,
+                stopped_at=_from_ms(stop_ms) if status >= JobStatus.STOPPED else None,
             )
         )
     for worker, cluster, username, raw_config, status, start_ms, stop_ms, cluster_stop_ms in workers:
         config = _config(raw_config)
-        stopped = stop_ms if stop_ms is not None else (cluster_stop_ms if status >= _STOPPED else None)
+        stopped = (
+            stop_ms if stop_ms is not None else (cluster_stop_ms if status >= JobStatus.STOPPED else None)
+        )
         found.append(
             MeteredProcess(
                 kind=WORKER_KIND,

@@ -243,3 +243,24 @@ async def test_old_stopped_records_are_not_read_again(gateway, meter, sessions):
         session.commit()
 
     assert not meter.reconcile_once().changed
+
+
+def test_the_meters_job_status_is_dask_gateway_servers():
+    from polartep_hub.usage.meters.gateway import JobStatus as MeterJobStatus
+
+    assert {m.name: m.value for m in MeterJobStatus} == {m.name: m.value for m in JobStatus}
+
+
+def test_the_platform_service_never_imports_dask_gateway_server():
+    """Its import patches traitlets' Application logging for the whole process (see ``gateway_meter.JobStatus``);
+    the service, its meter and erasure's home check (``service/homes.py``) do without it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, polartep_hub.service.__main__, polartep_hub.service.app, polartep_hub.accounts.homes, "
+        "polartep_hub.usage.meters.gateway; "
+        "print(sorted(m for m in sys.modules if m.startswith('dask_gateway_server')))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
