@@ -59,7 +59,7 @@ def me(caller: UserCaller, context: Context) -> Me:
             admin=admin,
             plan=account.plan,
             plan_started_at=account.plan_started_at,
-            profiles=accounts.allowed_profiles(context.catalogue, account, admin=admin),
+            profiles=subscriptions.allowed_profiles(context.catalogue, account, admin=admin),
         )
 
 
