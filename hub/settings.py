@@ -623,6 +623,17 @@ class PlatformSettings(Configurable):
     def _gateway_meter_interval_default(self) -> int:
         return _env_int("POLARTEP_GATEWAY_METER_INTERVAL", 10)
 
+    quota_horizon_minutes = Integer(
+        help="Quota decisions (hub/usage/quota.py): a server spawn, a Dask cluster or a scale-up is admitted when "
+        "what is left of the month's CPU-hour allowance covers everything the user has running plus the request "
+        "for this many minutes (0 to 1440). Env: POLARTEP_QUOTA_HORIZON_MINUTES.",
+        config=True,
+    )
+
+    @default("quota_horizon_minutes")
+    def _quota_horizon_minutes_default(self) -> int:
+        return _env_int("POLARTEP_QUOTA_HORIZON_MINUTES", 15)
+
     def problems(self) -> list[str]:
         """What is wrong with the settings in force (defaults from the environment are not validated on read)."""
         found = []
@@ -673,6 +684,8 @@ class PlatformSettings(Configurable):
             found.append(
                 f"gateway_meter_interval must be 1 to 3600 seconds, got {self.gateway_meter_interval}"
             )
+        if not 0 <= self.quota_horizon_minutes <= 24 * 60:
+            found.append(f"quota_horizon_minutes must be 0 to 1440, got {self.quota_horizon_minutes}")
         if not 1 <= self.password_reset_minutes <= 7 * 24 * 60:
             found.append(
                 f"password_reset_minutes must be 1 to 10080 (a week), got {self.password_reset_minutes}"

@@ -116,6 +116,8 @@ class ServiceConfig:
     # The Dask Gateway's database, read by the gateway meter (``accounting/gateway_meter.py``); None: no meter.
     gateway_db_url: str | None = field(default=None, repr=False)
     gateway_meter_interval: float = 10.0
+    # Quota decisions (usage/quota.py): what is left must cover what runs plus the request for this long.
+    quota_horizon_minutes: int = 15
     # Passwords and mail (password_reset.py, mail_outbox.py); see hub/settings.py for each.
     auth: str = "platform"  # "platform" (passwords here) or "oidc" (the identity provider owns passwords)
     password_reset_minutes: int = 30
@@ -218,6 +220,7 @@ class ServiceConfig:
             **registration,
             gateway_db_url=gateway_db_url,
             gateway_meter_interval=gateway_meter_interval,
+            quota_horizon_minutes=_int_setting(environ, "POLARTEP_QUOTA_HORIZON_MINUTES", 15, 0, 24 * 60),
             auth="oidc" if environ.get("POLARTEP_AUTH", "").strip() == "oidc" else "platform",
             password_reset_minutes=_int_setting(
                 environ, "POLARTEP_PASSWORD_RESET_MINUTES", 30, 1, 7 * 24 * 60
