@@ -65,8 +65,12 @@ class UsageOut(BaseModel):
     used: float = Field(description="CPU-hours used this month (UTC), running work until now")
     left: float = Field(description="allowance - used (negative when overrun)")
     renews_at: datetime | None = Field(description="when the allowance renews; null when the plan ends first")
-    plan_ends_at: datetime | None = Field(description="when the plan ends (Trial); null for plans without an end")
-    running_cores: float = Field(description="cores of everything running now, pending server starts included")
+    plan_ends_at: datetime | None = Field(
+        description="when the plan ends (Trial); null for plans without an end"
+    )
+    running_cores: float = Field(
+        description="cores of everything running now, pending server starts included"
+    )
 
 
 def _aware(value: datetime, field: str) -> datetime:
@@ -127,9 +131,7 @@ def usage(
     with context.session() as session:
         account = accounts.get_account(session, name)
         standing = (
-            quota.quota_status(session, context.catalogue, account, now=now)
-            if account is not None
-            else None
+            quota.quota_status(session, context.catalogue, account, now=now) if account is not None else None
         )
         rows = session.scalars(
             select(UsageInterval)
@@ -202,7 +204,10 @@ def _horizon(context) -> timedelta:
     "/users/{name}/server-admissions",
     status_code=201,
     response_model=ServerAdmissionOut,
-    responses={403: {"description": "refused: the message says what is exhausted"}, 404: {"description": "no account"}},
+    responses={
+        403: {"description": "refused: the message says what is exhausted"},
+        404: {"description": "no account"},
+    },
 )
 def admit_server(
     name: Annotated[str, Path(max_length=64)], body: ServerAdmissionIn, caller: HubCaller, context: Context
@@ -239,13 +244,17 @@ def admit_server(
 class ServerStopIn(BaseModel):
     server: str = Field("", max_length=255)
     profile: str | None = Field(None, max_length=64)
-    started_at: datetime | None = Field(None, description="the hub's start time of the server (its `started`)")
+    started_at: datetime | None = Field(
+        None, description="the hub's start time of the server (its `started`)"
+    )
     stopped_at: datetime | None = Field(None, description="when the hub stopped it; ignored when crashed")
     crashed: bool = Field(False, description="the server was found dead: not a stop the hub initiated")
 
 
 @router.post("/users/{name}/server-stops", status_code=204, responses={422: {"description": "bad times"}})
-def server_stopped(name: Annotated[str, Path(max_length=64)], body: ServerStopIn, caller: HubCaller, context: Context):
+def server_stopped(
+    name: Annotated[str, Path(max_length=64)], body: ServerStopIn, caller: HubCaller, context: Context
+):
     """The hub reports a server that stopped (hub only): its interval closes at the exact stop time, or at the
     meter's last observation when it crashed; its pending reservation ends."""
     accounts.check_account_name(name)
@@ -267,7 +276,9 @@ class AllowanceOut(BaseModel):
     name: str
     left_core_seconds: float = Field(description="allowance - used this month, at as_of")
     other_cores: float = Field(description="cores running outside Dask (servers, pending server starts)")
-    dask_cores: float = Field(description="Dask cores the ledger shows running (the gateway knows its own better)")
+    dask_cores: float = Field(
+        description="Dask cores the ledger shows running (the gateway knows its own better)"
+    )
     horizon_seconds: float
     plan_ended: bool
     renews_at: datetime | None

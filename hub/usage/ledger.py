@@ -33,7 +33,9 @@ from polartep_hub.usage.models import UsageInterval, UsageMonthTotal
 from polartep_hub.usage.periods import split_by_month
 
 
-def _add_to_totals(session: Session, account: str, cores: float, started: datetime, stopped: datetime) -> None:
+def _add_to_totals(
+    session: Session, account: str, cores: float, started: datetime, stopped: datetime
+) -> None:
     connection = session.connection()
     insert = postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
     table = UsageMonthTotal.__table__

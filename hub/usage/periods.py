@@ -28,7 +28,11 @@ def month_start(moment: datetime) -> datetime:
 def next_month_start(moment: datetime) -> datetime:
     """The first instant of the month after ``moment``'s."""
     first = month_start(moment)
-    return first.replace(year=first.year + 1, month=1) if first.month == 12 else first.replace(month=first.month + 1)
+    return (
+        first.replace(year=first.year + 1, month=1)
+        if first.month == 12
+        else first.replace(month=first.month + 1)
+    )
 
 
 def month_key(moment: datetime) -> str:

@@ -100,7 +100,12 @@ def _hours(core_seconds: float) -> str:
 
 
 def quota_status(
-    session: Session, catalogue: Catalogue, account: Account, *, now: datetime | None = None, admin: bool = False
+    session: Session,
+    catalogue: Catalogue,
+    account: Account,
+    *,
+    now: datetime | None = None,
+    admin: bool = False,
 ) -> QuotaStatus:
     """Apply the periods and read the account's running totals at ``now`` (see the module's rules)."""
     now = now or utcnow()
@@ -164,7 +169,9 @@ def renewal_message(status: QuotaStatus) -> str:
     return "Ask an administrator to move you to another plan."
 
 
-def check_request(status: QuotaStatus, cores: float, memory: int, what: str, horizon: timedelta, *, server: bool) -> None:
+def check_request(
+    status: QuotaStatus, cores: float, memory: int, what: str, horizon: timedelta, *, server: bool
+) -> None:
     """``QuotaRefused`` unless ``cores``/``memory`` more fit beside what ``status`` shows running (the rule)."""
     if status.period.plan_ended:
         ended = status.period.plan_ends_at
@@ -174,7 +181,11 @@ def check_request(status: QuotaStatus, cores: float, memory: int, what: str, hor
             + (f"ended on {ended:%Y-%m-%d}" if ended else "is no longer offered")
             + f": nothing can start ({what} refused). Ask an administrator to move you to another plan.",
         )
-    if server and status.max_running_cores is not None and status.server_cores + cores > status.max_running_cores + 1e-9:
+    if (
+        server
+        and status.max_running_cores is not None
+        and status.server_cores + cores > status.max_running_cores + 1e-9
+    ):
         over = status.server_cores + cores - status.max_running_cores
         raise QuotaRefused(
             "running_cores",
@@ -182,7 +193,11 @@ def check_request(status: QuotaStatus, cores: float, memory: int, what: str, hor
             f"together; they hold {status.server_cores:g} and {what} needs {cores:g}: {over:g} cores over. "
             "Stop a server first, or choose a smaller profile.",
         )
-    if server and status.max_running_memory is not None and status.server_memory + memory > status.max_running_memory:
+    if (
+        server
+        and status.max_running_memory is not None
+        and status.server_memory + memory > status.max_running_memory
+    ):
         over = status.server_memory + memory - status.max_running_memory
         raise QuotaRefused(
             "running_memory",
@@ -276,7 +291,9 @@ def release_reservation(session: Session, account_name: str, kind: str, key: str
     """The reserved thing runs (its interval is open) or will not: it stops counting as a reservation. Flushes."""
     session.execute(
         delete(QuotaReservation).where(
-            QuotaReservation.account_name == account_name, QuotaReservation.kind == kind, QuotaReservation.key == key
+            QuotaReservation.account_name == account_name,
+            QuotaReservation.kind == kind,
+            QuotaReservation.key == key,
         )
     )
 

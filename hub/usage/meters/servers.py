@@ -48,7 +48,12 @@ from polartep_hub.accounts.models import Account
 from polartep_hub.catalogue import Catalogue
 from polartep_hub.service.orm import utcnow
 from polartep_hub.usage.models import MeterCheckpoint, QuotaReservation, UsageInterval
-from polartep_hub.usage.quota import SERVER_KIND, account_lock, delete_expired_reservations, release_reservation
+from polartep_hub.usage.quota import (
+    SERVER_KIND,
+    account_lock,
+    delete_expired_reservations,
+    release_reservation,
+)
 
 if TYPE_CHECKING:
     from polartep_hub.service.context import ServiceContext
@@ -116,11 +121,19 @@ def charged_to(session: Session, catalogue: Catalogue, account: Account | None, 
 
 
 def _open_interval(
-    session: Session, catalogue: Catalogue, server: RunningServer, profile_name: str, stopped_at: datetime | None
+    session: Session,
+    catalogue: Catalogue,
+    server: RunningServer,
+    profile_name: str,
+    stopped_at: datetime | None,
 ) -> UsageInterval | None:
     profile = catalogue.profiles.get(profile_name)
     if profile is None:
-        log.warning("server %s runs profile %r, which the catalogue lacks; not metered", server.source_key, profile_name)
+        log.warning(
+            "server %s runs profile %r, which the catalogue lacks; not metered",
+            server.source_key,
+            profile_name,
+        )
         return None
     account = session.scalar(select(Account).where(Account.name == server.user))
     row = UsageInterval(
@@ -186,14 +199,17 @@ class ServerMeter:
             known = {
                 row.source_key: row
                 for row in session.scalars(
-                    select(UsageInterval).where(UsageInterval.kind == SERVER_KIND, UsageInterval.stopped_at.is_(None))
+                    select(UsageInterval).where(
+                        UsageInterval.kind == SERVER_KIND, UsageInterval.stopped_at.is_(None)
+                    )
                 )
             }
             missing = [key for key in seen if key not in known]
             for start in range(0, len(missing), 500):
                 for row in session.scalars(
                     select(UsageInterval).where(
-                        UsageInterval.kind == SERVER_KIND, UsageInterval.source_key.in_(missing[start : start + 500])
+                        UsageInterval.kind == SERVER_KIND,
+                        UsageInterval.source_key.in_(missing[start : start + 500]),
                     )
                 ):
                     known[row.source_key] = row
@@ -273,7 +289,9 @@ def record_stop(
             return None
         run = RunningServer(user, server, started_at.astimezone(UTC), profile)
         row = session.scalar(
-            select(UsageInterval).where(UsageInterval.kind == SERVER_KIND, UsageInterval.source_key == run.source_key)
+            select(UsageInterval).where(
+                UsageInterval.kind == SERVER_KIND, UsageInterval.source_key == run.source_key
+            )
         )
         if stopped_at is None:
             checkpoint = session.get(MeterCheckpoint, METER_NAME)
@@ -299,5 +317,3 @@ def start_server_meter(context: ServiceContext) -> asyncio.Task | None:
         context.hub_api, context.sessions, context.catalogue, interval=context.config.gateway_meter_interval
     )
     return asyncio.create_task(meter.run(), name="server-meter")
-
-
