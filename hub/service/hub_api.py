@@ -154,8 +154,9 @@ class HubAPI:
         """Every server that runs or is starting, of every user, as ``{"user", "name", "started", "profile",
         "pending"}`` (all pages of ``GET /users?state=active``).
 
-        ``started`` is JupyterHub's start time of the server (ISO 8601); ``profile`` the catalogue profile from the
-        spawner's state (``admin:server_state``, part of ``admin:servers``) or its user options, None while unknown.
+        ``started`` is JupyterHub's start time of the server (ISO 8601; set when the spawn begins, before the quota
+        decision); ``profile`` the catalogue profile from the spawner's state (``admin:server_state``, part of
+        ``admin:servers``), None until the spawner has saved it.
         """
         found: list[dict[str, Any]] = []
         offset = 0
@@ -167,9 +168,9 @@ class HubAPI:
             )
             for user in page["items"]:
                 for name, server in (user.get("servers") or {}).items():
-                    state = server.get("state") or {}
-                    options = server.get("user_options") or {}
-                    profile = state.get("profile") or options.get("profile")
+                    # From the spawner's state only, which holds the profile once the quota admitted it; the user's
+                    # options name what was *asked* for, also by spawns the quota then refuses.
+                    profile = (server.get("state") or {}).get("profile")
                     found.append(
                         {
                             "user": user["name"],

@@ -12,6 +12,9 @@ service would need its credentials).
 
 Rules this module guarantees:
 
+* Only admitted servers are metered: JupyterHub lists a spawn (with its ``started``) before the quota decides it, so
+  a listed server is opened only once its profile is known from the spawner's state or from its quota reservation;
+  a refused spawn never is.
 * One interval per server run: kind ``server``, ``source_key`` ``<user>/<server>@<started>`` (the hub's start
   time; a restarted server is a new run), the account, the profile's cores and memory from the catalogue, what it
   is charged to (``plan:<plan>``, or ``subscription:<name>`` when only a subscription grants the profile), and
