@@ -31,16 +31,16 @@ from __future__ import annotations
 
 import threading
 import zlib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, insert, literal, null, select, union_all
 from sqlalchemy.orm import Session
 
 from polartep_hub.accounts.entitlements import plan_ends_at
 from polartep_hub.accounts.models import Account
 from polartep_hub.catalogue import Catalogue, Plan, Profile
-from polartep_hub.service.orm import utcnow
+from polartep_hub.service.orm import UTCDateTime, utcnow
 from polartep_hub.usage.models import QuotaReservation, UsageInterval, UsageMonthTotal
 from polartep_hub.usage.periods import AllowancePeriod, allowance_period, month_key
 
@@ -99,6 +99,38 @@ def _hours(core_seconds: float) -> str:
     return f"{core_seconds / 3600:.2f}"
 
 
+def _build_standing_statement():
+    """What ``quota_status`` reads, as one ``UNION ALL`` (``source``: open, reserved or total), built once: a
+    decision only binds the account, the month and the time (no statement building or cache-key work per call)."""
+    name, month, now = bindparam("name"), bindparam("month"), bindparam("now", type_=UTCDateTime())
+    opened = select(
+        literal("open").label("source"),
+        UsageInterval.cores,
+        UsageInterval.memory_bytes,
+        UsageInterval.kind,
+        UsageInterval.started_at,
+    ).where(UsageInterval.account_name == name, UsageInterval.stopped_at.is_(None))
+    reserved = select(
+        literal("reserved"),
+        QuotaReservation.cores,
+        QuotaReservation.memory_bytes,
+        QuotaReservation.kind,
+        null(),
+    ).where(QuotaReservation.account_name == name, QuotaReservation.expires_at > now)
+    total = select(literal("total"), UsageMonthTotal.core_seconds, literal(0), literal(""), null()).where(
+        UsageMonthTotal.account_name == name, UsageMonthTotal.month == month
+    )
+    return union_all(opened, reserved, total)
+
+
+_STANDING = _build_standing_statement()
+_RELEASE = delete(QuotaReservation).where(
+    QuotaReservation.account_name == bindparam("name"),
+    QuotaReservation.kind == bindparam("kind"),
+    QuotaReservation.key == bindparam("key"),
+)
+
+
 def quota_status(
     session: Session,
     catalogue: Catalogue,
@@ -116,28 +148,22 @@ def quota_status(
         # Administrators' plans never end (the allowed-profiles rule, accounts/entitlements.py).
         ends = None if admin or account.is_admin else plan_ends_at(plan, account.plan_started_at)
         period = allowance_period(plan, ends, now)
-    total = session.get(UsageMonthTotal, (account.name, month_key(now)))
-    used = total.core_seconds if total is not None else 0.0
+    used = 0.0
     running = dask = server_cores = 0.0
     server_memory = 0
-    for cores, memory, kind, started in session.execute(
-        select(
-            UsageInterval.cores, UsageInterval.memory_bytes, UsageInterval.kind, UsageInterval.started_at
-        ).where(UsageInterval.account_name == account.name, UsageInterval.stopped_at.is_(None))
+    # One statement, three index look-ups: the month's total, the open intervals, the live reservations.
+    for source, cores, memory, kind, started in session.execute(
+        _STANDING, {"name": account.name, "month": month_key(now), "now": now}
     ):
-        used += cores * max(0.0, (now - max(started, period.period_start)).total_seconds())
+        if source == "total":
+            used += cores
+            continue
         running += cores
-        if kind in DASK_KINDS:
-            dask += cores
-        elif kind == SERVER_KIND:
-            server_cores += cores
-            server_memory += memory
-    for cores, memory in session.execute(
-        select(QuotaReservation.cores, QuotaReservation.memory_bytes).where(
-            QuotaReservation.account_name == account.name, QuotaReservation.expires_at > now
-        )
-    ):
-        running += cores
+        if source == "open":
+            used += cores * max(0.0, (now - max(started, period.period_start)).total_seconds())
+            if kind in DASK_KINDS:
+                dask += cores
+                continue
         server_cores += cores
         server_memory += memory
     bounds = plan.max_running if plan is not None else None
@@ -220,10 +246,24 @@ def check_request(
 
 
 @dataclass(frozen=True)
+class Reservation:
+    """A reservation as written (``QuotaReservation``'s columns)."""
+
+    account_name: str
+    kind: str
+    key: str
+    profile: str | None
+    cores: float
+    memory_bytes: int
+    created_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
 class Admission:
     """An admitted server: its reservation and where the account stands with it."""
 
-    reservation: QuotaReservation
+    reservation: Reservation
     status: QuotaStatus
 
 
@@ -256,13 +296,7 @@ def admit_server(
             session.rollback()
             raise LookupError(account_name)
         # A spawn asked again replaces its own reservation rather than adding to it.
-        session.execute(
-            delete(QuotaReservation).where(
-                QuotaReservation.account_name == account_name,
-                QuotaReservation.kind == SERVER_KIND,
-                QuotaReservation.key == server_name,
-            )
-        )
+        session.execute(_RELEASE, {"name": account_name, "kind": SERVER_KIND, "key": server_name})
         status = quota_status(session, catalogue, account, now=now, admin=admin)
         label = f"the server {server_name!r}" if server_name else "your default server"
         try:
@@ -272,7 +306,7 @@ def admit_server(
         except QuotaRefused:
             session.rollback()
             raise
-        reservation = QuotaReservation(
+        reservation = Reservation(
             account_name=account_name,
             kind=SERVER_KIND,
             key=server_name,
@@ -282,20 +316,14 @@ def admit_server(
             created_at=now,
             expires_at=now + RESERVATION_TTL,
         )
-        session.add(reservation)
+        session.execute(insert(QuotaReservation), [asdict(reservation)])
         session.commit()
         return Admission(reservation=reservation, status=status)
 
 
 def release_reservation(session: Session, account_name: str, kind: str, key: str) -> None:
     """The reserved thing runs (its interval is open) or will not: it stops counting as a reservation. Flushes."""
-    session.execute(
-        delete(QuotaReservation).where(
-            QuotaReservation.account_name == account_name,
-            QuotaReservation.kind == kind,
-            QuotaReservation.key == key,
-        )
-    )
+    session.execute(_RELEASE, {"name": account_name, "kind": kind, "key": key})
 
 
 def delete_expired_reservations(session: Session, now: datetime | None = None) -> int:
