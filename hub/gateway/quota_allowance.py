@@ -19,8 +19,9 @@ record of whom to push to).
 
 Rules it guarantees: ``left_now = left - (other + dask cores) x seconds since the fetch``; a request of ``n`` cores
 is admitted when ``left_now >= (other + dask cores + n) x horizon``; refusals say what is exhausted, by how much and
-when it renews (the service's own sentence); an ended plan admits nothing; an unreachable service refuses creation
-and scale-up with "try again", and adds no worker.
+when it renews (the service's own sentence); an ended plan admits nothing; while the service cannot be reached the
+last allowance fetched for the user is used (still a sound bound: what ran since is taken off, and no server can
+start without the service), and a user never fetched is refused with "try again" and gets no worker.
 """
 
 from __future__ import annotations

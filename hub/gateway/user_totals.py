@@ -203,7 +203,12 @@ class UserTotalsMixin:
         try:
             return await client.fetch(username)
         except AllowanceUnavailable as error:
-            raise PublicException(str(error)) from None
+            # The last allowance fetched is still a sound bound (what ran since is taken off, and no server can
+            # start while the service is down): use it; without one, refuse.
+            cached = client.cached.get(username)
+            if cached is None:
+                raise PublicException(str(error)) from None
+            return cached
 
     def _quota_refusal(self, allowance, username: str, cores: float, what: str) -> str | None:
         if allowance is None:

@@ -13,9 +13,10 @@ import asyncio
 import time
 
 import pytest
+from dask_gateway_server.backends.base import PublicException
 from dask_gateway_server.backends.db_base import JobStatus
 
-from polartep_hub.gateway.quota_allowance import Allowance
+from polartep_hub.gateway.quota_allowance import Allowance, AllowanceUnavailable
 from tests.gateway.test_user_totals import _Backend, _cluster
 from tests.helpers.gateway import gateway_api
 from tests.helpers.quota import spend
@@ -100,6 +101,22 @@ async def test_concurrent_scale_ups_of_one_user_admit_only_what_fits():
     first.count = second.count = 3
     await asyncio.gather(backend._check_cluster_scale(first), backend._check_cluster_scale(second))
     assert len(backend.db.created) == 3  # 2 schedulers + 3 workers = 5 cores
+
+
+class _Unreachable(_Allowances):
+    async def fetch(self, username: str) -> Allowance:
+        raise AllowanceUnavailable("The platform service is not reachable; try again in a minute.")
+
+
+async def test_while_the_service_is_down_the_last_allowance_holds_and_a_new_user_is_refused():
+    backend = _QuotaBackend([_cluster("c", RUN, RUN, [])], _Unreachable(allowance(0.3)))
+    held = await backend._fetch_allowance("alice")
+    assert held is backend.quota_allowances.cached["alice"]
+    backend.quota_allowances.cached.clear()
+    with pytest.raises(
+        PublicException, match="^The platform service is not reachable; try again in a minute.$"
+    ):
+        await backend._fetch_allowance("alice")
 
 
 @pytest.mark.hub
