@@ -30,6 +30,8 @@ Rules this module guarantees:
   observation before the outage).
 * **Reserve, then commit**: opening a server's interval deletes its pending quota reservation in the same
   transaction (``quota.py``), so it is counted once, first as a reservation, then as an interval.
+* **An erased user is never metered**: intervals open only for accounts that exist and are not being erased,
+  checked in the pass's own transaction (erasure closes what is open and renames it, ``personal_data.py``).
 * A hub that cannot be asked closes nothing: the pass fails and is retried with backoff.
 """
 
@@ -47,7 +49,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from polartep_hub.accounts.entitlements import active_subscriptions
-from polartep_hub.accounts.models import Account
+from polartep_hub.accounts.models import Account, PendingErasure
 from polartep_hub.catalogue import Catalogue
 from polartep_hub.service.orm import utcnow
 from polartep_hub.usage.models import MeterCheckpoint, QuotaReservation, UsageInterval
@@ -102,6 +104,7 @@ class PassResult:
     opened: list[str] = field(default_factory=list)
     closed: list[str] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)  # listed, profile not known yet: opened by a later pass
+    not_metered: list[str] = field(default_factory=list)  # of no account, or of one being erased
 
     @property
     def changed(self) -> bool:
@@ -216,8 +219,23 @@ class ServerMeter:
                     )
                 ):
                     known[row.source_key] = row
+            # Only accounts that exist and are not being erased are charged: an erasure that finished while this
+            # pass listed the hub must not find a row opened under the freed name afterwards.
+            users = {server.user for key, server in seen.items() if key not in known}
+            chargeable = set()
+            if users:
+                chargeable = set(
+                    session.scalars(
+                        select(Account.name)
+                        .outerjoin(PendingErasure, PendingErasure.account_id == Account.id)
+                        .where(Account.name.in_(users), PendingErasure.account_id.is_(None))
+                    )
+                )
             for key, server in seen.items():
                 if key in known:
+                    continue
+                if server.user not in chargeable:
+                    result.not_metered.append(key)
                     continue
                 profile = server.profile or session.scalar(
                     select(QuotaReservation.profile).where(
