@@ -178,7 +178,9 @@ class PlatformClient:
             raise IdentityRefused(403, f"Login refused: {detail or f'HTTP {code}'}")
         raise HTTPError(503, f"The platform service could not record the login (HTTP {code}).")
 
-    async def admit_server(self, username: str, server: str, profile: str, admin: bool = False) -> dict[str, Any]:
+    async def admit_server(
+        self, username: str, server: str, profile: str, admin: bool = False
+    ) -> dict[str, Any]:
         """The quota decision for a spawn (``POST users/{name}/server-admissions``): the admission, or
         ``HTTPError(403)`` with the service's message (what is exhausted, by how much, when it renews)."""
         code, payload = await self._request(
@@ -217,7 +219,9 @@ class PlatformClient:
         )
         if code != 204:
             detail = payload.get("detail") if isinstance(payload, dict) else None
-            raise HTTPError(503, f"Could not report the stop of a server of {username}: {detail or f'HTTP {code}'}")
+            raise HTTPError(
+                503, f"Could not report the stop of a server of {username}: {detail or f'HTTP {code}'}"
+            )
 
     async def project_groups(self, username: str) -> list[str]:
         """The JupyterHub group names of the projects ``username`` belongs to (the platform service owns them)."""

@@ -138,7 +138,9 @@ class ProfileSpawnerMixin(LoggingConfigurable):
         await self.require_consents()
         profile = await self.resolve_profile(user_options or {})
         # The quota decision, last: the service reserves the room it admits (reserve, then commit).
-        await self.platform.admit_server(self.user.name, self.name or "", profile.name, admin=bool(self.user.admin))
+        await self.platform.admit_server(
+            self.user.name, self.name or "", profile.name, admin=bool(self.user.admin)
+        )
         self.profile_name = profile.name
         self.apply_profile(profile)
         self.log.info("Starting %s with profile %s (%s)", self._log_name, profile.name, profile.summary())
@@ -274,7 +276,9 @@ class ProfileSpawnerMixin(LoggingConfigurable):
             )
         except Exception as error:
             # Never in the way of a stop: the meter's next pass closes the run at its last observation.
-            self.log.warning("Could not report the stop of %s to the platform service: %s", self._log_name, error)
+            self.log.warning(
+                "Could not report the stop of %s to the platform service: %s", self._log_name, error
+            )
         return result
 
     # State, so a restarted hub remembers which profile a running server has -----------------------------------------

@@ -38,7 +38,11 @@ def _aware(value):
 
 def _next_month(moment: datetime) -> datetime:
     first = moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    return first.replace(year=first.year + 1, month=1) if first.month == 12 else first.replace(month=first.month + 1)
+    return (
+        first.replace(year=first.year + 1, month=1)
+        if first.month == 12
+        else first.replace(month=first.month + 1)
+    )
 
 
 def upgrade() -> None:
