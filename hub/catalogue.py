@@ -85,6 +85,14 @@ class DaskLimits:
 
 
 @dataclass(frozen=True)
+class RunningBounds:
+    """What all of an account's servers together may hold at once under a plan."""
+
+    cores: float
+    memory: int  # bytes
+
+
+@dataclass(frozen=True)
 class Plan:
     """An execution plan: a monthly CPU-hour allowance and the profiles it allows."""
 
@@ -96,6 +104,12 @@ class Plan:
     duration_months: int | None = None
     dask: DaskLimits | None = None
     storage_quota_tb: Mapping[str, float] = field(default_factory=dict)
+    max_running: RunningBounds | None = None  # None: no bound beyond the allowance
+
+    @property
+    def allowance_core_seconds(self) -> float:
+        """The monthly allowance in core-seconds (the ledger's unit)."""
+        return self.cpu_hours_per_month * 3600.0
 
 
 @dataclass(frozen=True)
@@ -188,6 +202,9 @@ class Catalogue:
                         "max_worker_memory": p.dask.max_worker_memory,
                     },
                     "storage_quota_tb": dict(p.storage_quota_tb),
+                    "max_running": None
+                    if p.max_running is None
+                    else {"cores": p.max_running.cores, "memory": p.max_running.memory},
                 }
                 for n, p in self.plans.items()
             },
@@ -309,6 +326,11 @@ def load_catalogue(path: str | Path | None = None) -> Catalogue:
                 max_worker_memory=parse_memory(p["dask"]["max_worker_memory"]),
             ),
             storage_quota_tb={k: float(v) for k, v in p.get("storage_quota_tb", {}).items()},
+            max_running=None
+            if "max_running" not in p
+            else RunningBounds(
+                cores=float(p["max_running"]["cores"]), memory=parse_memory(p["max_running"]["memory"])
+            ),
         )
         for name, p in document["plans"].items()
     }

@@ -111,6 +111,8 @@ def platform_service_definition(settings: PlatformSettings) -> dict[str, Any]:
             # The gateway meter (accounting/gateway_meter.py) reads the gateway's database into the usage ledger.
             "POLARTEP_GATEWAY_DB_URL": gateway_db_url(settings),
             "POLARTEP_GATEWAY_METER_INTERVAL": str(settings.gateway_meter_interval),
+            # Quota decisions (usage/quota.py): what is left must cover what runs plus the request this long.
+            "POLARTEP_QUOTA_HORIZON_MINUTES": str(settings.quota_horizon_minutes),
             # Single-user local mode (spawners/single_user.py): no account but the administrator's is created.
             "POLARTEP_SINGLE_USER": "1" if settings.mode == "local" and not settings.isolates_users else "0",
             # Erasure stops the user's clusters through the gateway's platform routes (gateway/admin_api.py) and

@@ -178,6 +178,51 @@ class PlatformClient:
             raise IdentityRefused(403, f"Login refused: {detail or f'HTTP {code}'}")
         raise HTTPError(503, f"The platform service could not record the login (HTTP {code}).")
 
+    async def admit_server(
+        self, username: str, server: str, profile: str, admin: bool = False
+    ) -> dict[str, Any]:
+        """The quota decision for a spawn (``POST users/{name}/server-admissions``): the admission, or
+        ``HTTPError(403)`` with the service's message (what is exhausted, by how much, when it renews)."""
+        code, payload = await self._request(
+            "POST",
+            f"users/{quote(username, safe='')}/server-admissions",
+            {"server": server, "profile": profile, "admin": admin},
+        )
+        if code == 201 and isinstance(payload, dict):
+            return payload
+        detail = payload.get("detail") if isinstance(payload, dict) else None
+        if code == 403 and detail:
+            raise HTTPError(403, str(detail)[:600])
+        raise HTTPError(503, f"Could not check the quota of {username}: {detail or f'HTTP {code}'}")
+
+    async def report_server_stop(
+        self,
+        username: str,
+        server: str,
+        *,
+        profile: str | None,
+        started_at: str | None,
+        stopped_at: str | None,
+        crashed: bool,
+    ) -> None:
+        """Tell the service's server meter that a server stopped (``POST users/{name}/server-stops``)."""
+        code, payload = await self._request(
+            "POST",
+            f"users/{quote(username, safe='')}/server-stops",
+            {
+                "server": server,
+                "profile": profile,
+                "started_at": started_at,
+                "stopped_at": stopped_at,
+                "crashed": crashed,
+            },
+        )
+        if code != 204:
+            detail = payload.get("detail") if isinstance(payload, dict) else None
+            raise HTTPError(
+                503, f"Could not report the stop of a server of {username}: {detail or f'HTTP {code}'}"
+            )
+
     async def project_groups(self, username: str) -> list[str]:
         """The JupyterHub group names of the projects ``username`` belongs to (the platform service owns them)."""
         code, payload = await self._request("GET", f"users/{quote(username, safe='')}/projects")

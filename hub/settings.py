@@ -761,6 +761,20 @@ class PlatformSettings(Configurable):
     def _gateway_meter_interval_default(self) -> float:
         return env_setting("gateway_meter_interval", settings=self)
 
+    quota_horizon_minutes = Integer(
+        15,
+        min=0,
+        max=24 * 60,
+        help="Quota decisions (hub/usage/quota.py): a server spawn, a Dask cluster or a scale-up is admitted when "
+        "what is left of the month's CPU-hour allowance covers everything the user has running plus the request "
+        "for this many minutes (0 to 1440). Env: POLARTEP_QUOTA_HORIZON_MINUTES.",
+        config=True,
+    ).tag(env="POLARTEP_QUOTA_HORIZON_MINUTES")
+
+    @default("quota_horizon_minutes")
+    def _quota_horizon_minutes_default(self) -> int:
+        return env_setting("quota_horizon_minutes", settings=self)
+
     def problems(self) -> list[str]:
         """What is wrong with the settings in force beyond each one's own bounds (which its trait enforces when it
         is read or set): how settings fit together, and files that must exist. A value from the environment that

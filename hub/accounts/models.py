@@ -61,6 +61,9 @@ class Account(Base):
     subscriptions: Mapped[list[AccountSubscription]] = relationship(
         back_populates="account", cascade="all, delete-orphan", passive_deletes=True
     )
+    plan_periods: Mapped[list[PlanPeriod]] = relationship(
+        back_populates="account", cascade="all, delete-orphan", passive_deletes=True
+    )
 
     def __repr__(self) -> str:
         # No password hash here: reprs end up in logs.
@@ -108,6 +111,32 @@ class AccountSubscription(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 
     account: Mapped[Account] = relationship(back_populates="subscriptions")
+
+
+class PlanPeriod(Base):
+    """One stretch of time an account held one plan: written in the same transaction as every plan change
+    (``plan_history.py``), so a month can be priced after the plan changed. ``ended_at`` is None for the current one.
+    """
+
+    __tablename__ = "plan_periods"
+    __table_args__ = (
+        # At most one current period per account.
+        Index(
+            "uq_plan_periods_current",
+            "account_id",
+            unique=True,
+            sqlite_where=text("ended_at IS NULL"),
+            postgresql_where=text("ended_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    plan: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+    account: Mapped[Account] = relationship(back_populates="plan_periods")
 
 
 class Erasure(Base):

@@ -67,6 +67,7 @@ from polartep_hub.projects.models import Project, ProjectMember
 from polartep_hub.service.context import ServiceContext
 from polartep_hub.service.hub_api import HubApiError
 from polartep_hub.service.orm import Base, utcnow
+from polartep_hub.usage.ledger import close_open_intervals
 from polartep_hub.usage.meters.gateway import (
     LEDGER_LOCK,
     GatewayDatabaseMissing,
@@ -83,7 +84,12 @@ REDACTED_NAME = "another account"
 
 # Tables whose rows belong to an account by name rather than by foreign key (they outlive the account): the column
 # holding the owner's name. Erasure replaces that name with the pseudonym; export includes the rows.
-OWNER_NAME_COLUMNS: dict[str, str] = {"usage_intervals": "account_name"}
+OWNER_NAME_COLUMNS: dict[str, str] = {
+    "usage_intervals": "account_name",
+    # The ledger's running month totals and pending quota reservations follow the ledger's rows.
+    "usage_month_totals": "account_name",
+    "quota_reservations": "account_name",
+}
 
 # Text columns of those rows that may contain the owner's name as a token (e.g. ``source_key`` = ``server:alice/``):
 # erasure replaces each whole-name occurrence (not part of a longer name) by the pseudonym.
@@ -466,9 +472,8 @@ def _pseudonymise_owned_rows(session: Session, name: str, pseudonym: str, now: d
             # The user's servers and clusters were stopped a moment ago (first steps) and their Dask records settled
             # with exact stop times: close what is still open (servers) now, because a meter closing it later by
             # its source key would no longer find it.
-            session.execute(
-                update(table).where(owner == name, table.c.stopped_at.is_(None)).values(stopped_at=now)
-            )
+            # Through the ORM, so the ledger's month totals follow (usage/ledger.py).
+            close_open_intervals(session, name, now)
         session.execute(update(table).where(owner == name).values({column: pseudonym}))
 
 

@@ -27,11 +27,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from polartep_hub.account_names import (
-    ACCOUNT_NAME_PATTERN,
-    ACCOUNT_NAME_RULE,
-    fold_account_name,
-)
+from polartep_hub.account_names import ACCOUNT_NAME_PATTERN, ACCOUNT_NAME_RULE, fold_account_name
 from polartep_hub.accounts.models import Account
 from polartep_hub.accounts.passwords import Passwords
 from polartep_hub.catalogue import Catalogue

@@ -41,6 +41,7 @@ from urllib.parse import urlparse
 from cryptography.fernet import Fernet
 
 from polartep_hub.catalogue import load_catalogue
+from polartep_hub.platform_client import SERVICE_PREFIX
 from polartep_hub.settings import PlatformSettings
 
 GATEWAY_SERVICE_NAME = "dask-gateway"
@@ -187,6 +188,12 @@ def configure_gateway(c, settings: PlatformSettings | None = None) -> PlatformSe
         return bounded_options(user_plan, catalogue, settings.dask_idle_timeout)
 
     c.PlatformLocalBackend.cluster_options = cluster_options
+    # The month's CPU-hour allowance bounds clusters too (quota_allowance.py), checked inside the backend.
+    from polartep_hub.gateway.quota_allowance import AllowanceClient
+
+    allowances = AllowanceClient(settings.service_url + SERVICE_PREFIX + "api/v1", settings.hub_service_token)
+    c.PlatformLocalBackend.quota_allowances = allowances
+    c.PlatformDockerBackend.quota_allowances = allowances
     if settings.mode == "docker":
         # Docker mode: the same configuration, with schedulers and workers as containers (docker_backend.py).
         from polartep_hub.gateway.backends.docker import configure_docker_backend

@@ -24,17 +24,22 @@ bounds the sum over all the user's clusters that are not gone: workers (``max_wo
   per cluster only.
 * All checks read the gateway's in-memory state and create or refuse without awaiting in between, so two
   concurrent requests of one user cannot both take the last room (the gateway is one asyncio process).
+* With a ``quota_allowances`` client (``quota_allowance.py``), the month's CPU-hour allowance bounds creation,
+  ``scale`` and every new worker too, by the platform's one quota rule, checked in the same synchronous section.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from dask_gateway_server.backends.base import PublicException
 from dask_gateway_server.backends.db_base import JobStatus
+
+from polartep_hub.gateway.quota_allowance import AllowanceUnavailable
 
 GIB = 2**30
 
@@ -190,11 +195,35 @@ class UserTotalsMixin:
             bounds, self._other_reservations(cluster.username, cluster.name), cluster.config
         )
 
+    async def _fetch_allowance(self, username: str):
+        """The user's allowance, fetched now (the one await before a check); None without a quota client."""
+        client = getattr(self, "quota_allowances", None)
+        if client is None:
+            return None
+        try:
+            return await client.fetch(username)
+        except AllowanceUnavailable as error:
+            # The last allowance fetched is still a sound bound (what ran since is taken off, and no server can
+            # start while the service is down): use it; without one, refuse.
+            cached = client.cached.get(username)
+            if cached is None:
+                raise PublicException(str(error)) from None
+            return cached
+
+    def _quota_refusal(self, allowance, username: str, cores: float, what: str) -> str | None:
+        if allowance is None:
+            return None
+        dask_cores = self._other_reservations(username, None).cores
+        return allowance.refusal(dask_cores, cores, what, time.monotonic())
+
     async def start_cluster(self, user, cluster_options):
         options, config = await self.process_cluster_options(user, cluster_options)  # type: ignore[attr-defined]
+        allowance = await self._fetch_allowance(user.name)
         # No await from here on: the check and the creation see the same state.
         refusal = scheduler_fits(
             UserBounds.from_config(config), self._other_reservations(user.name, None), config
+        ) or self._quota_refusal(
+            allowance, user.name, float(_config_value(config, "scheduler_cores")), "a new cluster's scheduler"
         )
         if refusal:
             raise PublicException(refusal)
@@ -206,7 +235,22 @@ class UserTotalsMixin:
     async def forward_message_to_scheduler(self, cluster, msg):
         if msg.get("op") == "scale":
             record = self.db.get_cluster(cluster.name)  # type: ignore[attr-defined]
+            allowance = await self._fetch_allowance(record.username) if record is not None else None
             if record is not None:
+                more = max(0, msg.get("count", 0) - len(holding_workers(record)))
+                worker_cores = float(_config_value(record.config, "worker_cores"))
+                refusal = (
+                    self._quota_refusal(
+                        allowance,
+                        record.username,
+                        more * worker_cores,
+                        f"scale({msg['count']}) ({more} more workers)",
+                    )
+                    if more
+                    else None
+                )
+                if refusal:
+                    raise PublicException(refusal)
                 room = self.room_in(record)
                 if msg.get("count", 0) > room.workers:
                     raise PublicException(
@@ -236,6 +280,19 @@ class UserTotalsMixin:
         # Workers of this cluster that are being stopped still hold their share until they are gone: new ones wait
         # (the next heartbeat looks again) rather than run beside them past the plan.
         allowed = max(0, room.workers - len(holding_workers(cluster)))
+        client = getattr(self, "quota_allowances", None)
+        if client is not None:
+            # The CPU-hour allowance, from the last fetch (no await here): without one, nothing is added yet.
+            allowance = client.cached.get(cluster.username)
+            client.refresh_soon(cluster.username)
+            if allowance is None:
+                allowed = 0
+            else:
+                dask_cores = self._other_reservations(cluster.username, None).cores
+                fits = allowance.room(dask_cores, time.monotonic())
+                worker_cores = float(_config_value(cluster.config, "worker_cores"))
+                if fits < math.inf:
+                    allowed = min(allowed, max(0, math.floor(fits / worker_cores + 1e-9)) if fits > 0 else 0)
         if wanted > allowed:
             self.log.debug(  # type: ignore[attr-defined]
                 "Cluster %s of %s wants %d more workers; %d fit in the plan's %s across the user's clusters",

@@ -54,6 +54,9 @@ Environment (the ``JUPYTERHUB_*`` ones are set by the hub for a managed service)
 ``POLARTEP_GATEWAY_DB_URL``, ``POLARTEP_GATEWAY_METER_INTERVAL``
     The Dask Gateway's database, which the gateway meter reads (read-only) into the usage ledger every
     ``POLARTEP_GATEWAY_METER_INTERVAL`` seconds (default 10); without the URL there is no meter.
+``POLARTEP_QUOTA_HORIZON_MINUTES``
+    Quota decisions (``usage/quota.py``): what is left must cover what runs plus the request for this many minutes
+    (default 15). The server meter (``usage/meters/servers.py``) runs every ``POLARTEP_GATEWAY_METER_INTERVAL``.
 ``POLARTEP_SINGLE_USER``
     ``1`` in single-user local mode (the hub sets it): no account but ``POLARTEP_ADMIN_USER`` is created (409).
 ``POLARTEP_GATEWAY_API_URL``, ``POLARTEP_MODE``, ``POLARTEP_HOMES_ROOT``, ``POLARTEP_HOME_FOLDER_PREFIX``

@@ -49,6 +49,7 @@ from polartep_hub.service.web.request_limits import BodyLimitMiddleware
 from polartep_hub.service.web.security_headers import SecurityHeadersMiddleware
 from polartep_hub.usage import api as usage_api
 from polartep_hub.usage.meters.gateway import start_gateway_meter
+from polartep_hub.usage.meters.servers import start_server_meter
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,7 @@ def create_app(
         if context.reconciler is not None:
             context.reconciler.start()  # brings the hub's project groups in line with the database
         meter_task = start_gateway_meter(config, context)
+        server_meter_task = start_server_meter(context)
         outbox_task = asyncio.create_task(context.outbox.run())
         session_ends = asyncio.create_task(password_reset.reconcile_session_ends(context))
         yield
@@ -107,6 +109,8 @@ def create_app(
         session_ends.cancel()
         if meter_task is not None:
             meter_task.cancel()
+        if server_meter_task is not None:
+            server_meter_task.cancel()
         if reconciler is not None:
             reconciler.cancel()
         if context.reconciler is not None:

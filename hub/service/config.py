@@ -144,6 +144,8 @@ class ServiceConfig:
     # The Dask Gateway's database, read by the gateway meter (``accounting/gateway_meter.py``); None: no meter.
     gateway_db_url: str | None = field(default=None, repr=False)
     gateway_meter_interval: float = _hub_default("gateway_meter_interval")
+    # Quota decisions (usage/quota.py): what is left must cover what runs plus the request for this long.
+    quota_horizon_minutes: int = _hub_default("quota_horizon_minutes")
     # Passwords and mail (password_reset.py, mail_outbox.py); see hub/settings.py for each.
     auth: str = _hub_default(
         "auth"
@@ -236,6 +238,7 @@ class ServiceConfig:
             **registration,
             gateway_db_url=gateway_db_url,
             gateway_meter_interval=hub_setting("gateway_meter_interval", environ),
+            quota_horizon_minutes=hub_setting("quota_horizon_minutes", environ),
             auth=hub_setting("auth", environ),
             password_reset_minutes=hub_setting("password_reset_minutes", environ),
             password_reset_per_hour=hub_setting("password_reset_per_hour", environ),

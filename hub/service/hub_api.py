@@ -150,6 +150,41 @@ class HubAPI:
                 raise HubApiError(f"the servers of the user did not stop within {within:.0f} s")
             time.sleep(0.5)
 
+    def active_servers(self) -> list[dict[str, Any]]:
+        """Every server that runs or is starting, of every user, as ``{"user", "name", "started", "profile",
+        "pending"}`` (all pages of ``GET /users?state=active``).
+
+        ``started`` is JupyterHub's start time of the server (ISO 8601; set when the spawn begins, before the quota
+        decision); ``profile`` the catalogue profile from the spawner's state (``admin:server_state``, part of
+        ``admin:servers``), None until the spawner has saved it.
+        """
+        found: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            page = self._request(
+                "GET",
+                f"/users?state=active&offset={offset}&limit=200",
+                headers={"Accept": "application/jupyterhub-pagination+json"},
+            )
+            for user in page["items"]:
+                for name, server in (user.get("servers") or {}).items():
+                    # From the spawner's state only, which holds the profile once the quota admitted it; the user's
+                    # options name what was *asked* for, also by spawns the quota then refuses.
+                    profile = (server.get("state") or {}).get("profile")
+                    found.append(
+                        {
+                            "user": user["name"],
+                            "name": name,
+                            "started": server.get("started"),
+                            "profile": profile if isinstance(profile, str) else None,
+                            "pending": server.get("pending"),
+                        }
+                    )
+            following = (page.get("_pagination") or {}).get("next")
+            if not following or not page["items"]:
+                return found
+            offset = following["offset"]
+
     def ensure_user(self, name: str) -> None:
         """Create the hub user unless it exists (JupyterHub only puts users it knows into groups)."""
         self._request("POST", f"/users/{quote(name, safe='')}", ok=(409,))

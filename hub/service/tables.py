@@ -8,9 +8,11 @@ with tables adds its ``models`` module here, and only here.
 from __future__ import annotations
 
 from polartep_hub.accounts import models as accounts_models
+from polartep_hub.accounts import plan_history  # noqa: F401  (writes the plan history with every plan change)
 from polartep_hub.projects import models as projects_models
 from polartep_hub.service import models as service_models
 from polartep_hub.service.orm import Base
+from polartep_hub.usage import ledger as usage_ledger  # noqa: F401  (keeps the month totals with the ledger)
 from polartep_hub.usage import models as usage_models
 
 metadata = Base.metadata

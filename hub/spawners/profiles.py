@@ -15,12 +15,17 @@ Rules this module guarantees:
 * The form and the consent notices are rendered from ``templates/spawn_form.html`` with Jinja2's autoescaping:
   names and messages from the catalogue or the service are text, never markup. The consent notice is written once
   there, for the form and for the refused spawn alike.
+* No server starts unless the platform service's quota decision admits it (``usage/quota.py``: the plan's bound on
+  what all servers may hold at once, and what is left of the month's CPU-hours for the horizon); a refusal is HTTP
+  403 with the service's message. Every stop is reported to the service's server meter with its exact time, or as
+  a crash when the server was already dead (``usage/meters/servers.py``).
 * The profile's CPU and memory become ``cpu_limit``/``mem_limit`` (and so ``CPU_LIMIT``/``MEM_LIMIT`` in the
   server's environment); concrete spawners add what their engine needs (image, GPU, process limits).
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import cache, cached_property
 from pathlib import Path
 from urllib.parse import quote
@@ -49,6 +54,11 @@ def _form_templates():
 def consent_notice(missing: tuple[str, ...], url: str) -> Markup:
     """The one sentence that asks the user to accept ``missing`` documents at ``url`` (escaped HTML)."""
     return _form_templates().consent_notice(missing, url)
+
+
+def _as_utc(moment: datetime) -> datetime:
+    """JupyterHub's database times are naive UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def host_has_gpu() -> bool:
@@ -127,6 +137,10 @@ class ProfileSpawnerMixin(LoggingConfigurable):
     async def _apply_profile_options(self, user_options: dict | None) -> None:
         await self.require_consents()
         profile = await self.resolve_profile(user_options or {})
+        # The quota decision, last: the service reserves the room it admits (reserve, then commit).
+        await self.platform.admit_server(
+            self.user.name, self.name or "", profile.name, admin=bool(self.user.admin)
+        )
         self.profile_name = profile.name
         self.apply_profile(profile)
         self.log.info("Starting %s with profile %s (%s)", self._log_name, profile.name, profile.summary())
@@ -227,6 +241,34 @@ class ProfileSpawnerMixin(LoggingConfigurable):
         if profile.gpu_policy == "required" or host_has_gpu():
             return profile.gpu
         return 0
+
+    # Stops, for the server meter -------------------------------------------------------------------------------
+
+    async def stop(self, now: bool = False):
+        """Stop as the concrete spawner does, then report it to the server meter (exact time, or a crash)."""
+        started = getattr(getattr(self, "orm_spawner", None), "started", None)
+        profile = self.profile_name or None
+        try:
+            crashed = (await self.poll()) is not None
+        except Exception:
+            crashed = False
+        result = await super().stop(now=now)
+        stopped_at = datetime.now(UTC)
+        try:
+            await self.platform.report_server_stop(
+                self.user.name,
+                self.name or "",
+                profile=profile,
+                started_at=None if started is None else _as_utc(started).isoformat(),
+                stopped_at=stopped_at.isoformat(),
+                crashed=crashed,
+            )
+        except Exception as error:
+            # Never in the way of a stop: the meter's next pass closes the run at its last observation.
+            self.log.warning(
+                "Could not report the stop of %s to the platform service: %s", self._log_name, error
+            )
+        return result
 
     # State, so a restarted hub remembers which profile a running server has -----------------------------------------
 

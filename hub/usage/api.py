@@ -1,4 +1,5 @@
-"""Read API of the usage ledger: ``GET <prefix>api/v1/users/{name}/usage?since=...&until=...``.
+"""The usage ledger's API: ``GET <prefix>api/v1/users/{name}/usage?since=...&until=...`` (read), and the quota's
+routes for the hub and the gateway (``quota.py``): server admissions, server stop reports, published allowances.
 
 Rules this module guarantees:
 
@@ -10,6 +11,14 @@ Rules this module guarantees:
   interval and in total, the **core-seconds inside the period**: cores x the overlap of the interval with the
   period, where an interval still open counts until ``until`` or now, whichever is earlier. So the totals of two
   adjacent periods add up to the total of both, and nothing is counted twice.
+* It also says where the account stands **this month** (whatever the period asked for), in CPU-hours:
+  ``allowance``, ``used``, ``left`` (``allowance - used``, negative when overrun) and ``renews_at`` (the next
+  month's start, or null when the plan ends first), with ``plan_ends_at`` and ``running_cores``.
+* ``POST .../users/{name}/server-admissions`` (hub only): the spawn decision; 201 with the reservation, or 403 with
+  the refusal's message and ``reason``. ``POST .../users/{name}/server-stops`` (hub only): the hub stopped a server
+  (exact stop time) or found it dead (closed at the server meter's last observation). ``GET
+  .../users/{name}/allowance`` (hub scope; the gateway's backend): what is left and what runs outside Dask, for
+  the backend's own synchronous check (``gateway/quota_allowance.py``).
 """
 
 from __future__ import annotations
@@ -17,14 +26,17 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import or_, select
 
 from polartep_hub.accounts import store as accounts
 from polartep_hub.accounts.api.schemas import AccountNamePath
 from polartep_hub.service.orm import utcnow
-from polartep_hub.service.web.access import Context, ServiceCaller
+from polartep_hub.service.web.access import Context, HubCaller, ServiceCaller
+from polartep_hub.usage import quota
+from polartep_hub.usage.meters import servers as server_meter
 from polartep_hub.usage.models import UsageInterval
 
 MAX_PERIOD = timedelta(days=400)
@@ -49,6 +61,17 @@ class UsageOut(BaseModel):
     core_seconds: float = Field(description="total cores x seconds inside the period")
     core_seconds_by_kind: dict[str, float]
     intervals: list[UsageIntervalOut]
+    plan: str = Field(description="the account's plan now")
+    allowance: float = Field(description="CPU-hours this month (0 once the plan has ended)")
+    used: float = Field(description="CPU-hours used this month (UTC), running work until now")
+    left: float = Field(description="allowance - used (negative when overrun)")
+    renews_at: datetime | None = Field(description="when the allowance renews; null when the plan ends first")
+    plan_ends_at: datetime | None = Field(
+        description="when the plan ends (Trial); null for plans without an end"
+    )
+    running_cores: float = Field(
+        description="cores of everything running now, pending server starts included"
+    )
 
 
 def _aware(value: datetime, field: str) -> datetime:
@@ -111,6 +134,10 @@ def usage(
     # An open interval runs until now, not beyond: a period reaching into the future counts no future time.
     counted_until = min(until, now)
     with context.session() as session:
+        account = accounts.get_account(session, name)
+        standing = (
+            quota.quota_status(session, context.catalogue, account, now=now) if account is not None else None
+        )
         rows = session.scalars(
             select(UsageInterval)
             .where(
@@ -144,4 +171,143 @@ def usage(
         core_seconds=sum(i.core_seconds for i in intervals),
         core_seconds_by_kind=by_kind,
         intervals=intervals,
+        plan=standing.plan if standing else "",
+        allowance=standing.allowance_core_seconds / 3600 if standing else 0.0,
+        used=standing.used_core_seconds / 3600 if standing else 0.0,
+        left=standing.left_core_seconds / 3600 if standing else 0.0,
+        renews_at=standing.period.renews_at if standing else None,
+        plan_ends_at=standing.period.plan_ends_at if standing else None,
+        running_cores=standing.running_cores if standing else 0.0,
+    )
+
+
+# --- quota routes (hub and gateway) ------------------------------------------------------------------------------
+
+
+class ServerAdmissionIn(BaseModel):
+    server: str = Field("", max_length=255, description="the server's name; empty for the default server")
+    profile: str = Field(max_length=64, description="the catalogue profile it starts with")
+    admin: bool = Field(False, description="the user is a JupyterHub admin (as the hub knows it)")
+
+
+class ServerAdmissionOut(BaseModel):
+    admitted: bool
+    server: str
+    profile: str
+    cores: float
+    memory_bytes: int
+    reserved_until: datetime
+    left: float = Field(description="CPU-hours left this month before this server")
+    renews_at: datetime | None
+
+
+def _horizon(context) -> timedelta:
+    return timedelta(minutes=context.config.quota_horizon_minutes)
+
+
+@router.post(
+    "/users/{name}/server-admissions",
+    status_code=201,
+    response_model=ServerAdmissionOut,
+    responses={
+        403: {"description": "refused: the message says what is exhausted"},
+        404: {"description": "no account"},
+    },
+)
+def admit_server(
+    name: Annotated[str, Path(max_length=64)], body: ServerAdmissionIn, caller: HubCaller, context: Context
+):
+    """The spawn decision (hub only): admit and reserve the server, or refuse with what is exhausted."""
+    accounts.check_account_name(name)
+    profile = context.catalogue.profiles.get(body.profile)
+    if profile is None:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=f"unknown profile {body.profile[:64]!r}; known profiles: {', '.join(context.catalogue.profiles)}",
+        )
+    with context.session() as session:
+        try:
+            admission = quota.admit_server(
+                session, context.catalogue, name, body.server, profile, _horizon(context), admin=body.admin
+            )
+        except LookupError:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no account {name!r}") from None
+        except quota.QuotaRefused as refusal:
+            return JSONResponse({"detail": refusal.message, "reason": refusal.reason}, status_code=403)
+    return ServerAdmissionOut(
+        admitted=True,
+        server=body.server,
+        profile=profile.name,
+        cores=profile.cpu,
+        memory_bytes=profile.memory,
+        reserved_until=admission.reservation.expires_at,
+        left=admission.status.left_core_seconds / 3600,
+        renews_at=admission.status.period.renews_at,
+    )
+
+
+class ServerStopIn(BaseModel):
+    server: str = Field("", max_length=255)
+    profile: str | None = Field(None, max_length=64)
+    started_at: datetime | None = Field(
+        None, description="the hub's start time of the server (its `started`)"
+    )
+    stopped_at: datetime | None = Field(None, description="when the hub stopped it; ignored when crashed")
+    crashed: bool = Field(False, description="the server was found dead: not a stop the hub initiated")
+
+
+@router.post("/users/{name}/server-stops", status_code=204, responses={422: {"description": "bad times"}})
+def server_stopped(
+    name: Annotated[str, Path(max_length=64)], body: ServerStopIn, caller: HubCaller, context: Context
+):
+    """The hub reports a server that stopped (hub only): its interval closes at the exact stop time, or at the
+    meter's last observation when it crashed; its pending reservation ends."""
+    accounts.check_account_name(name)
+    for field, value in (("started_at", body.started_at), ("stopped_at", body.stopped_at)):
+        if value is not None and value.tzinfo is None:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=f"{field} needs a time zone")
+    server_meter.record_stop(
+        context.sessions,
+        context.catalogue,
+        name,
+        body.server,
+        profile=body.profile,
+        started_at=body.started_at,
+        stopped_at=None if body.crashed else body.stopped_at,
+    )
+
+
+class AllowanceOut(BaseModel):
+    name: str
+    left_core_seconds: float = Field(description="allowance - used this month, at as_of")
+    other_cores: float = Field(description="cores running outside Dask (servers, pending server starts)")
+    dask_cores: float = Field(
+        description="Dask cores the ledger shows running (the gateway knows its own better)"
+    )
+    horizon_seconds: float
+    plan_ended: bool
+    renews_at: datetime | None
+    message: str = Field(description="what to tell the user when nothing more fits")
+    as_of: datetime
+
+
+@router.get("/users/{name}/allowance", response_model=AllowanceOut)
+def allowance(name: Annotated[str, Path(max_length=64)], caller: HubCaller, context: Context) -> AllowanceOut:
+    """What is left for Dask clusters (hub scope): the gateway's backend checks its requests against it itself."""
+    accounts.check_account_name(name)
+    with context.session() as session:
+        account = accounts.get_account(session, name)
+        if account is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no account {name!r}")
+        standing = quota.quota_status(session, context.catalogue, account)
+    return AllowanceOut(
+        name=name,
+        left_core_seconds=standing.left_core_seconds,
+        other_cores=standing.running_cores - standing.dask_cores,
+        dask_cores=standing.dask_cores,
+        horizon_seconds=_horizon(context).total_seconds(),
+        plan_ended=standing.period.plan_ended,
+        renews_at=standing.period.renews_at,
+        message=quota.renewal_message(standing),
+        as_of=standing.as_of,
     )

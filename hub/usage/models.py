@@ -1,4 +1,5 @@
-"""The usage ledger's tables: usage intervals (what ran, for whom, with which reservation) and meter checkpoints."""
+"""The usage ledger's tables: usage intervals (what ran, for whom, with which reservation, charged to what), meter
+checkpoints, the running per-account, per-month totals and the quota's pending reservations."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -29,6 +31,13 @@ class UsageInterval(Base):
     __table_args__ = (
         UniqueConstraint("kind", "source_key", name="uq_usage_intervals_source"),
         Index("ix_usage_intervals_account_started", "account_name", "started_at"),
+        # What an account has running, found without reading its history (quota decisions, ``quota.py``).
+        Index(
+            "ix_usage_intervals_open",
+            "account_name",
+            sqlite_where=text("stopped_at IS NULL"),
+            postgresql_where=text("stopped_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -39,6 +48,48 @@ class UsageInterval(Base):
     memory_bytes: Mapped[int] = mapped_column(BigInteger)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # The catalogue profile it ran as (servers, Dask workers), None where there is none (a scheduler).
+    profile: Mapped[str | None] = mapped_column(String(64), default=None)
+    # What pays for it: "plan:<plan>" (the CPU-hour allowance) or "subscription:<name>" (a server of a subscription's
+    # profile); None for rows from before this was recorded, which the plan history prices (plan_periods).
+    charged_to: Mapped[str | None] = mapped_column(String(80), default=None)
+
+
+class UsageMonthTotal(Base):
+    """Core-seconds of the account's *closed* intervals inside one calendar month (UTC), kept up to date with every
+    interval that closes (``ledger.py``), so a quota decision reads one row instead of summing the month's ledger.
+
+    ``month`` is the month's first day as ``YYYY-MM``. An interval spanning months adds its share to each.
+    ``account_name`` follows the ledger (a plain column; erasure replaces it with the pseudonym).
+    """
+
+    __tablename__ = "usage_month_totals"
+
+    account_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    core_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class QuotaReservation(Base):
+    """Room a quota decision admitted and that no meter has seen running yet (``quota.py``: reserve, then commit).
+
+    One per account and thing (``kind`` ``server``, ``key`` the server's name); it counts as running until the
+    meter opens the thing's interval (which deletes it in the same transaction), the hub reports the spawn ended,
+    or it expires.
+    """
+
+    __tablename__ = "quota_reservations"
+    __table_args__ = (UniqueConstraint("account_name", "kind", "key", name="uq_quota_reservations_thing"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_name: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(255))
+    profile: Mapped[str | None] = mapped_column(String(64), default=None)
+    cores: Mapped[float] = mapped_column(Float)
+    memory_bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class MeterCheckpoint(Base):

@@ -206,7 +206,15 @@ def test_export_contains_every_record_of_the_user_and_nothing_of_others(api, app
     document = response.json()
     with app.state.context.session() as session:
         referring = rows_referring_to(session, seeded["alice"], "alice")
-    assert set(referring) == {"accounts", "consents", "subscriptions", "project_members", "usage_intervals"}
+    assert set(referring) == {
+        "accounts",
+        "consents",
+        "subscriptions",
+        "project_members",
+        "usage_intervals",
+        "usage_month_totals",  # the ledger's running totals of the closed intervals (usage/ledger.py)
+        "plan_periods",  # the plan history (accounts/plan_history.py)
+    }
     for table, rows in referring.items():
         section = document[personal_data.SECTIONS.get(table, table)]
         exported = [section] if isinstance(section, dict) else section

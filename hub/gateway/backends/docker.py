@@ -56,6 +56,7 @@ from traitlets import Float, Integer, List, TraitError, Unicode, default, valida
 from polartep_hub.gateway.admin_api import PlatformAdminRoutesMixin
 from polartep_hub.gateway.gateway_db import use_write_ahead_log
 from polartep_hub.gateway.options import PlatformClusterConfig
+from polartep_hub.gateway.quota_allowance import QuotaAllowanceMixin
 from polartep_hub.gateway.user_totals import UserTotalsMixin
 from polartep_hub.spawners.home_volume import HOME_VOLUME_TEMPLATE, escape_name
 
@@ -140,7 +141,7 @@ class DockerClusterConfig(PlatformClusterConfig):
         return image
 
 
-class PlatformDockerBackend(PlatformAdminRoutesMixin, UserTotalsMixin, DBBackendBase):
+class PlatformDockerBackend(PlatformAdminRoutesMixin, UserTotalsMixin, QuotaAllowanceMixin, DBBackendBase):
     """Schedulers and workers as containers on this machine's Docker engine; the plan bounds each user's total over
     all their clusters (``UserTotalsMixin``), as in local mode."""
 

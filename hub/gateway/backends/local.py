@@ -38,6 +38,7 @@ from traitlets import Bool, TraitError, Unicode, validate
 
 from polartep_hub.gateway.admin_api import PlatformAdminRoutesMixin
 from polartep_hub.gateway.gateway_db import use_write_ahead_log
+from polartep_hub.gateway.quota_allowance import QuotaAllowanceMixin
 from polartep_hub.gateway.user_totals import UserTotalsMixin
 from polartep_hub.spawners.single_user import single_user_refusal
 from polartep_hub.spawners.system_users import SystemUser, ensure_system_user
@@ -47,7 +48,9 @@ class UnsafeOwnershipChange(RuntimeError):
     """Raised when something asks this backend to change ownership outside its clusters directory."""
 
 
-class PlatformLocalBackend(PlatformAdminRoutesMixin, UserTotalsMixin, UnsafeLocalBackend):
+class PlatformLocalBackend(
+    PlatformAdminRoutesMixin, UserTotalsMixin, QuotaAllowanceMixin, UnsafeLocalBackend
+):
     """Local cluster processes as the user's own system account (or the hub's user without isolation), confined to
     ``clusters_directory``; the plan bounds each user's total over all their clusters (``user_totals.py``); the
     platform may stop a user's clusters (``admin_api.py``)."""

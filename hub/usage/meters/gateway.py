@@ -121,10 +121,12 @@ class MeteredProcess:
     memory_bytes: int
     started_at: datetime
     stopped_at: datetime | None
+    profile: str | None = None  # the workers' catalogue profile (PlatformClusterConfig.worker_profile)
+    plan: str | None = None  # the plan the cluster was created under
 
 
 def interval_of(process: MeteredProcess, account: str) -> UsageInterval:
-    """A new ledger row for ``process``, charged to ``account``."""
+    """A new ledger row for ``process``, charged to ``account`` (on the plan the cluster was created under)."""
     return UsageInterval(
         account_name=account,
         kind=process.kind,
@@ -133,6 +135,8 @@ def interval_of(process: MeteredProcess, account: str) -> UsageInterval:
         memory_bytes=process.memory_bytes,
         started_at=process.started_at,
         stopped_at=process.stopped_at,
+        profile=process.profile,
+        charged_to=f"plan:{process.plan}" if process.plan else None,
     )
 
 
@@ -229,6 +233,7 @@ def read_gateway_processes(engine: Engine, stopped_since: datetime | None) -> li
                 memory_bytes=int(config.get("scheduler_memory", 0)),
                 started_at=_from_ms(start_ms),
                 stopped_at=_from_ms(stop_ms) if status >= JobStatus.STOPPED else None,
+                plan=config.get("plan") or None,
             )
         )
     for worker, cluster, username, raw_config, status, start_ms, stop_ms, cluster_stop_ms in workers:
@@ -245,6 +250,8 @@ def read_gateway_processes(engine: Engine, stopped_since: datetime | None) -> li
                 memory_bytes=int(config.get("worker_memory", 0)),
                 started_at=_from_ms(start_ms),
                 stopped_at=_from_ms(stopped),
+                profile=config.get("worker_profile") or None,
+                plan=config.get("plan") or None,
             )
         )
     return found

@@ -1,0 +1,207 @@
+"""The spawn decision over HTTP, as the hub makes it, with a large ledger: p50 and p99.
+
+Builds a platform-service database with ``--accounts`` accounts (Standard plan) and ``--rows`` closed usage intervals
+spread over them and over the last three months (bulk inserts, month totals as the ledger keeps them), serves the
+real service app with uvicorn on 127.0.0.1, and asks ``--decisions`` spawn decisions
+(``POST .../users/<name>/server-admissions``) through the hub's own client (``PlatformClient.admit_server``, tornado,
+with the hub's token), one at a time, each for a random account. The hub's identity is the test suite's fake (the
+service caches token look-ups for a minute in production too), so what is timed is the HTTP round trip and the
+decision. ``--database postgres`` runs it on a PostgreSQL server started for the bench (``tests/postgres_server.py``).
+
+    .venv/bin/python bench/quota.py [--accounts 10000] [--rows 1000000] [--decisions 2000] [--database sqlite]
+
+The last line states the headline figure and the target (p99 <= 5 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import uvicorn  # noqa: E402
+from argon2 import PasswordHasher  # noqa: E402
+from sqlalchemy import insert, text  # noqa: E402
+
+from polartep_hub.accounts.models import Account, PlanPeriod  # noqa: E402
+from polartep_hub.accounts.passwords import Passwords  # noqa: E402
+from polartep_hub.catalogue import load_catalogue  # noqa: E402
+from polartep_hub.platform_client import PlatformClient  # noqa: E402
+from polartep_hub.service.app import create_app  # noqa: E402
+from polartep_hub.service.config import ServiceConfig  # noqa: E402
+from polartep_hub.service.db import make_engine, upgrade_to_head  # noqa: E402
+from polartep_hub.usage.models import UsageInterval, UsageMonthTotal  # noqa: E402
+from polartep_hub.usage.periods import split_by_month  # noqa: E402
+from tests.helpers.service_fakes import FakeIdentityProvider  # noqa: E402
+
+TARGET_P99_MS = 5.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fill(url: str, accounts: int, rows: int) -> float:
+    """Accounts, plan periods, ``rows`` closed intervals and their month totals; returns the seconds it took."""
+    started = time.perf_counter()
+    engine = make_engine(url)
+    now = datetime.now(UTC)
+    rng = random.Random(11)
+    names = [f"bench{i:05d}" for i in range(accounts)]
+    totals: dict[tuple[str, str], float] = {}
+    with engine.begin() as conn:
+        conn.execute(
+            insert(Account),
+            [{"name": n, "plan": "standard", "plan_started_at": now - timedelta(days=200), "created_at": now,
+              "is_admin": False, "approved": True} for n in names],
+        )  # fmt: skip
+        ids = dict(conn.execute(text("SELECT name, id FROM accounts")).all())
+        conn.execute(
+            insert(PlanPeriod),
+            [
+                {"account_id": ids[n], "plan": "standard", "started_at": now - timedelta(days=200)}
+                for n in names
+            ],
+        )
+        batch = []
+        for index in range(rows):
+            name = names[index % accounts]
+            start = now - timedelta(seconds=rng.uniform(60, 90 * 86400))
+            stop = min(start + timedelta(seconds=rng.uniform(10, 3600)), now - timedelta(seconds=1))
+            batch.append(
+                {"account_name": name, "kind": "dask-worker", "source_key": f"bench/{index}", "cores": 1.0,
+                 "memory_bytes": 2**31, "started_at": start, "stopped_at": stop, "profile": "small",
+                 "charged_to": "plan:standard"}
+            )  # fmt: skip
+            for month, seconds in split_by_month(start, stop):
+                totals[(name, month)] = totals.get((name, month), 0.0) + seconds
+            if len(batch) == 20000:
+                conn.execute(insert(UsageInterval.__table__), batch)  # core insert: no ORM events
+                batch = []
+        if batch:
+            conn.execute(insert(UsageInterval.__table__), batch)
+        conn.execute(
+            insert(UsageMonthTotal.__table__),
+            [{"account_name": n, "month": m, "core_seconds": v} for (n, m), v in totals.items()],
+        )
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("ANALYZE"))
+    else:
+        with engine.begin() as conn:
+            conn.execute(text("ANALYZE"))
+    engine.dispose()
+    return time.perf_counter() - started
+
+
+def serve(url: str, port: int) -> uvicorn.Server:
+    config = ServiceConfig(prefix="/services/platform/", database_url=url, default_plan="trial", port=port)
+    app = create_app(
+        config,
+        load_catalogue(),
+        identity_provider=FakeIdentityProvider(),
+        passwords=Passwords(PasswordHasher(time_cost=1, memory_cost=64, parallelism=1)),
+    )
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+    return server
+
+
+async def floor(port: int, requests: int) -> list[float]:
+    """The same client's round trip to the service's health page: what HTTP alone costs on this machine now."""
+    client = PlatformClient.http_client()
+    times = []
+    for index in range(requests + 50):
+        started = time.perf_counter()
+        await client.fetch(f"http://127.0.0.1:{port}/services/platform/health")
+        if index >= 50:
+            times.append(time.perf_counter() - started)
+    return times
+
+
+async def decide(port: int, accounts: int, decisions: int) -> tuple[list[float], dict[str, int]]:
+    client = PlatformClient(f"http://127.0.0.1:{port}", "hub-token")
+    rng = random.Random(5)
+    times: list[float] = []
+    outcomes: dict[str, int] = {}
+    for index in range(decisions + 50):
+        name = f"bench{rng.randrange(accounts):05d}"
+        started = time.perf_counter()
+        try:
+            await client.admit_server(name, "bench", "small")
+            outcome = "admitted"
+        except Exception as error:  # a refusal (403) is a decision too
+            outcome = f"refused {getattr(error, 'status_code', '?')}"
+        elapsed = time.perf_counter() - started
+        if index >= 50:  # warm-up
+            times.append(elapsed)
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return times, outcomes
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, default=10_000)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--decisions", type=int, default=2000)
+    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as root:
+        postgres = None
+        if args.database == "postgres":
+            from tests.postgres_server import PostgresServer
+
+            postgres = PostgresServer().start()
+            url = postgres.create_database("bench_quota")
+        else:
+            url = f"sqlite:///{Path(root) / 'platform.sqlite'}"
+        try:
+            upgrade_to_head(url)
+            filled = fill(url, args.accounts, args.rows)
+            print(
+                f"filled {args.accounts} accounts and {args.rows} ledger rows in {filled:.1f} s ({args.database})"
+            )
+            port = free_port()
+            server = serve(url, port)
+            health = asyncio.run(floor(port, min(args.decisions, 1000)))
+            times, outcomes = asyncio.run(decide(port, args.accounts, args.decisions))
+            server.should_exit = True
+        finally:
+            if postgres is not None:
+                postgres.stop()
+    p50, p99 = percentile(times, 0.5) * 1000, percentile(times, 0.99) * 1000
+    print(
+        f"HTTP floor (GET health, same client): p50 {percentile(health, 0.5) * 1000:.2f} ms, "
+        f"p99 {percentile(health, 0.99) * 1000:.2f} ms; load average {os.getloadavg()[0]:.1f}"
+    )
+    print(f"decisions: {len(times)} ({outcomes}); mean {statistics.mean(times) * 1000:.2f} ms")
+    verdict = "meets" if p99 <= TARGET_P99_MS else "MISSES"
+    print(
+        f"spawn decision over HTTP ({args.database}, {args.accounts} accounts, {args.rows} ledger rows): "
+        f"p50 {p50:.2f} ms, p99 {p99:.2f} ms; target p99 <= {TARGET_P99_MS:g} ms: {verdict}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,332 @@
+"""Quota decisions: one rule, in the platform service, for every request to run something.
+
+**The rule.** A request (a server of a profile, a Dask scheduler or workers) is admitted when
+
+1. the account's plan has not ended (a Trial ends after ``duration_months``; ``periods.py``);
+2. for servers: all the account's servers together, with this one, stay within the plan's ``max_running`` cores and
+   memory (from the catalogue); and
+3. what is left of this month's allowance covers everything the account has running (open intervals and pending
+   reservations) plus the request, for the horizon (``quota_horizon_minutes``, default 15):
+   ``left >= (running cores + requested cores) x horizon``, with ``left = allowance - used this month``.
+
+Otherwise it is refused with a message that says what is exhausted, by how much, and when it renews
+(``QuotaRefused``: ``reason`` is ``plan_ended``, ``running_cores``, ``running_memory`` or ``allowance``).
+
+Rules this module guarantees:
+
+* **O(1) in the ledger's size**: a decision reads the account's row, one month total (``ledger.py`` keeps it), the
+  account's open intervals (a partial index; as many as it has running) and its reservations; it never sums history.
+* **Reserve, then commit**: an admitted server is written as a ``QuotaReservation`` in the decision's transaction,
+  and counts as running from then on. The server meter deletes it in the transaction that opens the server's
+  interval (commit), the hub's stop report deletes it (the spawn ended), or it expires after ``RESERVATION_TTL``.
+  Asking again for the same server replaces its reservation (a retried spawn is not counted twice).
+* **Concurrent requests admit only what fits**: decisions of one account are serialised, by a lock of this process
+  (the service is one process) and, on PostgreSQL, by the account row's lock (``SELECT ... FOR UPDATE``), so two
+  requests can never both take the last room.
+* The decision is the service's alone: users reach it only through the hub's spawn (hub scope), so a user's token
+  can neither call it with other values nor skip it.
+"""
+
+from __future__ import annotations
+
+import threading
+import zlib
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import bindparam, delete, insert, literal, null, select, union_all
+from sqlalchemy.orm import Session
+
+from polartep_hub.accounts.entitlements import plan_ends_at
+from polartep_hub.accounts.models import Account
+from polartep_hub.catalogue import Catalogue, Plan, Profile
+from polartep_hub.service.orm import UTCDateTime, utcnow
+from polartep_hub.usage.models import QuotaReservation, UsageInterval, UsageMonthTotal
+from polartep_hub.usage.periods import AllowancePeriod, allowance_period, month_key
+
+SERVER_KIND = "server"
+DASK_KINDS = ("dask-scheduler", "dask-worker")
+# A reservation outlives the spawn's start timeout (120 s) and a few meter passes; a server that never showed up
+# stops counting after this.
+RESERVATION_TTL = timedelta(minutes=5)
+GIB = 2**30
+
+# Decisions of one account never interleave in this process (striped: bounded memory for any number of accounts).
+_LOCKS = tuple(threading.Lock() for _ in range(64))
+
+
+def account_lock(name: str) -> threading.Lock:
+    """The lock that serialises the quota decisions (and reservation commits) of account ``name``."""
+    return _LOCKS[zlib.crc32(name.encode()) % len(_LOCKS)]
+
+
+class QuotaRefused(Exception):
+    """The request does not fit; ``message`` says what is exhausted, by how much, and when it renews."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True)
+class QuotaStatus:
+    """Where an account stands now: this month's allowance, use and what runs (core-seconds, cores, bytes)."""
+
+    name: str
+    plan: str
+    plan_display_name: str
+    period: AllowancePeriod
+    used_core_seconds: float
+    running_cores: float  # everything: servers, Dask, pending reservations
+    dask_cores: float  # of which Dask schedulers and workers
+    server_cores: float  # servers and pending server reservations
+    server_memory: int
+    max_running_cores: float | None
+    max_running_memory: int | None
+    as_of: datetime
+
+    @property
+    def allowance_core_seconds(self) -> float:
+        return self.period.allowance_core_seconds
+
+    @property
+    def left_core_seconds(self) -> float:
+        return self.period.allowance_core_seconds - self.used_core_seconds
+
+
+def _hours(core_seconds: float) -> str:
+    return f"{core_seconds / 3600:.2f}"
+
+
+def _build_standing_statement():
+    """What ``quota_status`` reads, as one ``UNION ALL`` (``source``: open, reserved or total), built once: a
+    decision only binds the account, the month and the time (no statement building or cache-key work per call)."""
+    name, month, now = bindparam("name"), bindparam("month"), bindparam("now", type_=UTCDateTime())
+    opened = select(
+        literal("open").label("source"),
+        UsageInterval.cores,
+        UsageInterval.memory_bytes,
+        UsageInterval.kind,
+        UsageInterval.started_at,
+    ).where(UsageInterval.account_name == name, UsageInterval.stopped_at.is_(None))
+    reserved = select(
+        literal("reserved"),
+        QuotaReservation.cores,
+        QuotaReservation.memory_bytes,
+        QuotaReservation.kind,
+        null(),
+    ).where(QuotaReservation.account_name == name, QuotaReservation.expires_at > now)
+    total = select(literal("total"), UsageMonthTotal.core_seconds, literal(0), literal(""), null()).where(
+        UsageMonthTotal.account_name == name, UsageMonthTotal.month == month
+    )
+    return union_all(opened, reserved, total)
+
+
+_STANDING = _build_standing_statement()
+_RELEASE = delete(QuotaReservation).where(
+    QuotaReservation.account_name == bindparam("name"),
+    QuotaReservation.kind == bindparam("kind"),
+    QuotaReservation.key == bindparam("key"),
+)
+
+
+def quota_status(
+    session: Session,
+    catalogue: Catalogue,
+    account: Account,
+    *,
+    now: datetime | None = None,
+    admin: bool = False,
+) -> QuotaStatus:
+    """Apply the periods and read the account's running totals at ``now`` (see the module's rules)."""
+    now = now or utcnow()
+    plan: Plan | None = catalogue.plans.get(account.plan)
+    if plan is None:
+        period = AllowancePeriod(0.0, now, None, None, True)
+    else:
+        # Administrators' plans never end (the allowed-profiles rule, accounts/entitlements.py).
+        ends = None if admin or account.is_admin else plan_ends_at(plan, account.plan_started_at)
+        period = allowance_period(plan, ends, now)
+    used = 0.0
+    running = dask = server_cores = 0.0
+    server_memory = 0
+    # One statement, three index look-ups: the month's total, the open intervals, the live reservations.
+    for source, cores, memory, kind, started in session.execute(
+        _STANDING, {"name": account.name, "month": month_key(now), "now": now}
+    ):
+        if source == "total":
+            used += cores
+            continue
+        running += cores
+        if source == "open":
+            used += cores * max(0.0, (now - max(started, period.period_start)).total_seconds())
+            if kind in DASK_KINDS:
+                dask += cores
+                continue
+        server_cores += cores
+        server_memory += memory
+    bounds = plan.max_running if plan is not None else None
+    return QuotaStatus(
+        name=account.name,
+        plan=account.plan,
+        plan_display_name=plan.display_name if plan else account.plan,
+        period=period,
+        used_core_seconds=used,
+        running_cores=running,
+        dask_cores=dask,
+        server_cores=server_cores,
+        server_memory=server_memory,
+        max_running_cores=bounds.cores if bounds else None,
+        max_running_memory=bounds.memory if bounds else None,
+        as_of=now,
+    )
+
+
+def renewal_message(status: QuotaStatus) -> str:
+    """When the allowance renews, or that the plan ends and does not renew."""
+    if status.period.renews_at is not None:
+        return f"Your allowance renews on {status.period.renews_at:%Y-%m-%d %H:%M} UTC."
+    if status.period.plan_ends_at is not None:
+        return (
+            f"Your {status.plan_display_name} plan ends on {status.period.plan_ends_at:%Y-%m-%d} and does not "
+            "renew; ask an administrator to move you to another plan."
+        )
+    return "Ask an administrator to move you to another plan."
+
+
+def check_request(
+    status: QuotaStatus, cores: float, memory: int, what: str, horizon: timedelta, *, server: bool
+) -> None:
+    """``QuotaRefused`` unless ``cores``/``memory`` more fit beside what ``status`` shows running (the rule)."""
+    if status.period.plan_ended:
+        ended = status.period.plan_ends_at
+        raise QuotaRefused(
+            "plan_ended",
+            f"Your {status.plan_display_name} plan "
+            + (f"ended on {ended:%Y-%m-%d}" if ended else "is no longer offered")
+            + f": nothing can start ({what} refused). Ask an administrator to move you to another plan.",
+        )
+    if (
+        server
+        and status.max_running_cores is not None
+        and status.server_cores + cores > status.max_running_cores + 1e-9
+    ):
+        over = status.server_cores + cores - status.max_running_cores
+        raise QuotaRefused(
+            "running_cores",
+            f"Your {status.plan_display_name} plan allows {status.max_running_cores:g} cores for all your servers "
+            f"together; they hold {status.server_cores:g} and {what} needs {cores:g}: {over:g} cores over. "
+            "Stop a server first, or choose a smaller profile.",
+        )
+    if (
+        server
+        and status.max_running_memory is not None
+        and status.server_memory + memory > status.max_running_memory
+    ):
+        over = status.server_memory + memory - status.max_running_memory
+        raise QuotaRefused(
+            "running_memory",
+            f"Your {status.plan_display_name} plan allows {status.max_running_memory / GIB:g} GiB of memory for all "
+            f"your servers together; they hold {status.server_memory / GIB:g} GiB and {what} needs "
+            f"{memory / GIB:g} GiB: {over / GIB:g} GiB over. Stop a server first, or choose a smaller profile.",
+        )
+    seconds = horizon.total_seconds()
+    needed = (status.running_cores + cores) * seconds
+    left = status.left_core_seconds
+    if left + 1e-6 < needed:
+        raise QuotaRefused(
+            "allowance",
+            f"Your CPU-hours are exhausted: {_hours(status.used_core_seconds)} of the "
+            f"{_hours(status.allowance_core_seconds)} CPU-hours of your {status.plan_display_name} plan are used "
+            f"this month, {_hours(max(left, 0.0))} left. Your running work ({status.running_cores:g} cores) and "
+            f"{what} ({cores:g} cores) need {_hours(needed)} CPU-hours for the next {seconds / 60:g} minutes: "
+            f"{_hours(needed - left)} CPU-hours short. {renewal_message(status)}",
+        )
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """A reservation as written (``QuotaReservation``'s columns)."""
+
+    account_name: str
+    kind: str
+    key: str
+    profile: str | None
+    cores: float
+    memory_bytes: int
+    created_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Admission:
+    """An admitted server: its reservation and where the account stands with it."""
+
+    reservation: Reservation
+    status: QuotaStatus
+
+
+def _locked_account(session: Session, name: str) -> Account | None:
+    statement = select(Account).where(Account.name == name)
+    if session.get_bind().dialect.name == "postgresql":
+        statement = statement.with_for_update()
+    return session.scalar(statement)
+
+
+def admit_server(
+    session: Session,
+    catalogue: Catalogue,
+    account_name: str,
+    server_name: str,
+    profile: Profile,
+    horizon: timedelta,
+    *,
+    admin: bool = False,
+    now: datetime | None = None,
+) -> Admission:
+    """Decide a server spawn by the rule and reserve it when admitted (committed); ``QuotaRefused`` otherwise.
+
+    ``LookupError`` when there is no such account.
+    """
+    with account_lock(account_name):
+        now = now or utcnow()
+        account = _locked_account(session, account_name)
+        if account is None:
+            session.rollback()
+            raise LookupError(account_name)
+        # A spawn asked again replaces its own reservation rather than adding to it.
+        session.execute(_RELEASE, {"name": account_name, "kind": SERVER_KIND, "key": server_name})
+        status = quota_status(session, catalogue, account, now=now, admin=admin)
+        label = f"the server {server_name!r}" if server_name else "your default server"
+        try:
+            check_request(
+                status, profile.cpu, profile.memory, f"{label} ({profile.display_name})", horizon, server=True
+            )
+        except QuotaRefused:
+            session.rollback()
+            raise
+        reservation = Reservation(
+            account_name=account_name,
+            kind=SERVER_KIND,
+            key=server_name,
+            profile=profile.name,
+            cores=profile.cpu,
+            memory_bytes=profile.memory,
+            created_at=now,
+            expires_at=now + RESERVATION_TTL,
+        )
+        session.execute(insert(QuotaReservation), [asdict(reservation)])
+        session.commit()
+        return Admission(reservation=reservation, status=status)
+
+
+def release_reservation(session: Session, account_name: str, kind: str, key: str) -> None:
+    """The reserved thing runs (its interval is open) or will not: it stops counting as a reservation. Flushes."""
+    session.execute(_RELEASE, {"name": account_name, "kind": kind, "key": key})
+
+
+def delete_expired_reservations(session: Session, now: datetime | None = None) -> int:
+    """Forget reservations past their expiry (they no longer count); returns how many. Flushes."""
+    result = session.execute(delete(QuotaReservation).where(QuotaReservation.expires_at <= (now or utcnow())))
+    return result.rowcount or 0
