@@ -21,9 +21,11 @@
   could not run the platform's Python environment (``platform_files.py``). Without root (or with
   ``local_isolation=single-user``) it is single-user: start-up stops while sign-up is open or accounts other than
   the administrator exist, and the platform service creates no other account (``spawners/single_user.py``).
-* Docker and Swarm modes: containers (swarm: services) on the host's network (everything on 127.0.0.1, the hub's API included), removed when
-  they stop; each user's home is the named volume ``polartep-home-{username}``; images are never pulled (no
-  registry: ``images/build.sh`` builds them here).
+* Docker and Swarm modes: hardened containers (swarm: services) on the platform's own Docker networks
+  (``spawners/networks.py``), never the host's: the hub's API listens on the platform network's gateway address
+  (``settings.container_host``), the proxy's REST API and the platform service stay on 127.0.0.1, out of every
+  container's reach. Containers are removed when they stop; each user's home is the named volume
+  ``polartep-home-{username}``; images are never pulled (no registry: ``images/build.sh`` builds them here).
 * The hub's login page links to the platform service's sign-up page while sign-up is open (``signup``).
 * With ``subdomain_host`` on, every user's server has an origin of its own and the hub and services stay on the
   public URL's host (``user_origins.py``).
@@ -144,10 +146,12 @@ def idle_culler_service_definition(settings: PlatformSettings) -> dict[str, Any]
     }
 
 
-def configure_docker_spawner(c) -> None:
-    """DockerSpawner settings for ``mode=docker`` (the profile supplies image and limits per server)."""
-    c.DockerSpawner.network_name = "host"
-    # Host networking has no container IP to look up; the spawner answers 127.0.0.1 and the server's own port.
+def configure_docker_spawner(c, settings: PlatformSettings) -> None:
+    """DockerSpawner settings for ``mode=docker`` and ``swarm`` (the profile supplies image and limits per server)."""
+    # Each user's servers join the user's own network ({prefix}-u-{user}); the hub reaches them at their address
+    # there, they reach the hub at the platform network's gateway (the hub's bind address, hence its connect URL).
+    c.DockerProfileSpawner.network_prefix = settings.docker_network_prefix
+    c.DockerProfileSpawner.subnet_pool = settings.docker_subnet_pool
     c.DockerSpawner.use_internal_ip = True
     c.DockerSpawner.remove = True  # containers are disposable; the home volume is what persists
     # The images' own command, named here so a spawn need not inspect the image to find it.
@@ -283,7 +287,7 @@ def configure_hub(c, settings: PlatformSettings | None = None) -> PlatformSettin
     if settings.mode == "local":
         configure_local_isolation(c, settings)
     if settings.mode in ("docker", "swarm"):
-        configure_docker_spawner(c)
+        configure_docker_spawner(c, settings)
 
     c.JupyterHub.custom_scopes = {
         HUB_SCOPE: {

@@ -36,10 +36,21 @@ def test_a_negative_idle_timeout_is_a_settings_problem(tmp_path):
     )
 
 
-def test_docker_mode_uses_host_network_home_volumes_and_never_pulls(tmp_path):
-    c = configured(tmp_path, mode="docker")
+def test_docker_mode_uses_the_platforms_networks_home_volumes_and_never_pulls(tmp_path, monkeypatch):
+    # The platform network's gateway address (found or created through the engine at start-up; fixed here).
+    monkeypatch.setattr(PlatformSettings, "container_host", property(lambda self: "10.99.0.1"))
+    c = configured(tmp_path, mode="docker", docker_network_prefix="ptest")
     assert c.JupyterHub.spawner_class == "polartep_hub.spawners.docker.DockerProfileSpawner"
-    assert c.DockerSpawner.network_name == "host" and c.DockerSpawner.use_internal_ip is True
+    assert c.JupyterHub.hub_bind_url.startswith("http://10.99.0.1:")
+    assert c.ConfigurableHTTPProxy.api_url.startswith("http://127.0.0.1:"), (
+        "the proxy's API stays on loopback"
+    )
+    assert c.DockerProfileSpawner.network_prefix == "ptest" and c.DockerSpawner.use_internal_ip is True
+    assert "network_name" not in c.DockerSpawner, "never the host's network: each user's own"
+    gateway = next(s for s in c.JupyterHub.services if s["name"] == "dask-gateway")
+    platform = next(s for s in c.JupyterHub.services if s["name"] == "platform")
+    assert gateway["url"].startswith("http://10.99.0.1:") and platform["url"].startswith("http://127.0.0.1:")
+    assert c.Spawner.environment["DASK_GATEWAY__PROXY_ADDRESS"].startswith("gateway://10.99.0.1:")
     assert c.DockerSpawner.remove is True and c.DockerSpawner.pull_policy == "never"
     assert c.DockerProfileSpawner.home_volume_template == "polartep-home-{username}"
 

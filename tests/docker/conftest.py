@@ -16,7 +16,7 @@ import yaml
 from polartep_hub.catalogue import DEFAULT_CATALOGUE_PATH
 
 from ..harness import RunningPlatform
-from .engine import engine_problem, remove_run_objects, unique_user_name
+from .engine import engine_problem, network_prefix, remove_run_objects, unique_user_name
 
 # A test-only profile small enough to exceed on purpose (added to a copy of the real catalogue).
 TINY_PROFILE = {
@@ -64,13 +64,19 @@ def start_docker_platform(
     running = RunningPlatform(
         root,
         mode=mode,
-        extra_env={"POLARTEP_CATALOGUE": str(catalogue), "POLARTEP_IDLE_TIMEOUT": str(idle_timeout)},
+        extra_env={
+            "POLARTEP_CATALOGUE": str(catalogue),
+            "POLARTEP_IDLE_TIMEOUT": str(idle_timeout),
+            # Networks of this platform only (several platforms of several runs share the engine).
+            "POLARTEP_DOCKER_NETWORK_PREFIX": network_prefix(root.name),
+        },
     )
     try:
         return running.start()
     except Exception:
         print(running.log_tail())
         running.stop()
+        remove_run_objects()  # e.g. the platform network created before the hub failed to start
         raise
 
 

@@ -42,6 +42,11 @@ def unique_user_name(label: str) -> str:
     return f"t{RUN_ID}{label}"
 
 
+def network_prefix(label: str) -> str:
+    """A ``docker_network_prefix`` unique to this run and platform (``polartep-t{run}{label}``)."""
+    return f"polartep-t{RUN_ID}n{label}"
+
+
 def engine_problem() -> str | None:
     """Why Docker tests cannot run here (None when they can): start the engine and build the images if needed."""
     steps = [["images/ensure-docker.sh"], ["images/build.sh", "base", "ml"]]
@@ -73,3 +78,9 @@ def remove_run_objects() -> None:
     ).stdout.split()
     if volumes:
         docker("volume", "rm", "-f", *volumes, check=False)
+    # The platforms' networks (docker_network_prefix carries the run id, see network_prefix()).
+    networks = docker(
+        "network", "ls", "-q", "--filter", f"name={network_prefix('')}", check=False
+    ).stdout.split()
+    if networks:
+        docker("network", "rm", *networks, check=False)

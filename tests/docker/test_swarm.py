@@ -7,7 +7,7 @@ import json
 import pytest
 
 from .conftest import start_docker_platform
-from .engine import docker, home_volume, unique_user_name
+from .engine import docker, home_volume, remove_run_objects, unique_user_name
 
 
 def swarm_state() -> str:
@@ -22,6 +22,7 @@ def swarm_platform(docker_engine, test_catalogue, tmp_path_factory):
     platform = start_docker_platform(tmp_path_factory.mktemp("swarm"), test_catalogue, mode="swarm")
     yield platform
     platform.stop()
+    remove_run_objects()
     if joined_here:
         docker("swarm", "leave", "--force", check=False)
         # Leaving leaves the swarm's bridge network behind.
@@ -40,6 +41,11 @@ def test_swarm_spawns_and_stops_a_server_with_its_limits(swarm_platform):
     assert [(m["Type"], m["Source"]) for m in task["ContainerSpec"]["Mounts"]] == [
         ("volume", home_volume(user))
     ]
+    assert task["ContainerSpec"]["User"] == "1000:1000" and task["ContainerSpec"]["CapabilityDrop"] == ["ALL"]
+    network = json.loads(docker("network", "inspect", task["Networks"][0]["Target"]).stdout)[0]
+    assert network["Name"] == f"{swarm_platform.settings.docker_network_prefix}-swarm"
+    assert network["Labels"]["org.polartep.network.role"] == "swarm"
+    # That servers cannot reach each other on it is shown by tests/security/test_swarm_network_isolation.py.
     assert swarm_platform.api("GET", f"/user/{user}/api/status", token).status_code == 200
 
     swarm_platform.stop_server(user)
