@@ -24,8 +24,10 @@
 * Docker and Swarm modes: hardened containers (swarm: services) on the platform's own Docker networks
   (``spawners/networks.py``), never the host's: the hub's API listens on the platform network's gateway address
   (``settings.container_host``), the proxy's REST API and the platform service stay on 127.0.0.1, out of every
-  container's reach. Containers are removed when they stop; each user's home is the named volume
-  ``polartep-home-{username}``; images are never pulled (no registry: ``images/build.sh`` builds them here).
+  container's reach; servers reach the platform service's route through the proxy's public port, which also
+  listens on that address (``server_service_url``). Containers are removed when they stop; each user's home is the
+  named volume ``polartep-home-{username}``; images are never pulled (no registry: ``images/build.sh`` builds them
+  here).
 * The hub's login page links to the platform service's sign-up page while sign-up is open (``signup``).
 * With ``subdomain_host`` on, every user's server has an origin of its own and the hub and services stay on the
   public URL's host (``user_origins.py``).
@@ -146,6 +148,18 @@ def idle_culler_service_definition(settings: PlatformSettings) -> dict[str, Any]
     }
 
 
+def server_service_url(settings: PlatformSettings) -> str:
+    """The platform service's route as a user server reaches it (``POLARTEP_SERVICE_URL``): through the proxy.
+
+    Local mode: the public URL. Docker and Swarm modes: the proxy's public port on the platform network's gateway
+    address (``proxy_process.also_listen``), since a container's loopback is its own and the public URL's host is
+    often a loopback name; never the service's own port, which stays on the host's 127.0.0.1.
+    """
+    if settings.mode not in ("docker", "swarm"):
+        return settings.public_url + SERVICE_PREFIX
+    return f"http://{settings.container_host}:{settings.public_port}{SERVICE_PREFIX}"
+
+
 def configure_docker_spawner(c, settings: PlatformSettings) -> None:
     """DockerSpawner settings for ``mode=docker`` and ``swarm`` (the profile supplies image and limits per server)."""
     # Each user's servers join the user's own network ({prefix}-u-{user}); the hub reaches them at their address
@@ -161,6 +175,12 @@ def configure_docker_spawner(c, settings: PlatformSettings) -> None:
     c.DockerProfileSpawner.home_volume_template = "polartep-home-{username}"
     # A container that died (e.g. killed for memory) is noticed within this many seconds.
     c.Spawner.poll_interval = 10
+    if settings.user_subdomain_host:
+        # The proxy routes by host: a request for the gateway address (the extension's, server_service_url) needs a
+        # route of its own to the platform service; nothing else is routed for that host (the hub answers).
+        c.ConfigurableHTTPProxy.extra_routes = {
+            f"{settings.container_host}{SERVICE_PREFIX}": settings.service_url
+        }
 
 
 HUB_TEMPLATES_DIR = Path(__file__).with_name("templates")
@@ -270,7 +290,7 @@ def configure_hub(c, settings: PlatformSettings | None = None) -> PlatformSettin
     c.Spawner.environment = {
         **user_environment(settings),
         # The JupyterLab extension (extensions/polartep_lab) asks the platform service here, with the server's token.
-        "POLARTEP_SERVICE_URL": settings.public_url + SERVICE_PREFIX,
+        "POLARTEP_SERVICE_URL": server_service_url(settings),
     }
     # The server's own token ($JUPYTERHUB_API_TOKEN, which dask-gateway's client sends) keeps JupyterHub's default
     # `server` role scopes and may also reach the gateway and the platform service (as the user, for the JupyterLab

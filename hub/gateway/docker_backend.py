@@ -55,7 +55,7 @@ from typing import Any
 
 from dask_gateway_server.backends.db_base import Cluster, DBBackendBase, JobStatus, Worker
 from dask_gateway_server.traitlets import Type
-from traitlets import Float, Integer, List, TraitError, Unicode, default, validate
+from traitlets import Bool, Float, Integer, List, TraitError, Unicode, default, validate
 
 from .admin_api import PlatformAdminRoutesMixin
 from .gateway_db import use_write_ahead_log
@@ -208,6 +208,13 @@ class PlatformDockerBackend(PlatformAdminRoutesMixin, UserTotalsMixin, DBBackend
     subnet_pool = Unicode(
         "10.213.0.0/16",
         help="Where users' networks get their /26 subnets (PlatformSettings.docker_subnet_pool).",
+        config=True,
+    )
+
+    swarm_networks = Bool(
+        False,
+        help="Swarm mode: users' networks are swarm-scoped attachable bridges (spawners/networks.py), which the "
+        "users' server services join too.",
         config=True,
     )
 
@@ -367,7 +374,12 @@ class PlatformDockerBackend(PlatformAdminRoutesMixin, UserTotalsMixin, DBBackend
 
         return await self._docker(
             lambda client: ensure_user_network(
-                self.network_prefix, self.subnet_pool, username, escape_name(username), client=client
+                self.network_prefix,
+                self.subnet_pool,
+                username,
+                escape_name(username),
+                client=client,
+                swarm=self.swarm_networks,
             )
         )
 
@@ -527,6 +539,7 @@ def configure_docker_backend(c, settings, catalogue) -> None:
     c.PlatformDockerBackend.home_volume_template = "polartep-home-{username}"
     c.PlatformDockerBackend.network_prefix = settings.docker_network_prefix
     c.PlatformDockerBackend.subnet_pool = settings.docker_subnet_pool
+    c.PlatformDockerBackend.swarm_networks = settings.mode == "swarm"
     c.DockerClusterConfig.image = default_cluster_image(catalogue)
     # The cluster runs the image's dask, not the gateway's (the host's venv path means nothing in a container).
     c.DockerClusterConfig.scheduler_cmd = [IMAGE_DASK, "scheduler"]

@@ -10,8 +10,9 @@ Design (facts checked on Docker 20.10 with iptables, as this machine runs it):
   interface, and Docker filters only forwarded traffic), including the gateway address of a bridge it is not on.
   So no host address can be "for some containers only"; the platform binds exactly one host address besides
   loopback, the gateway of its **platform network** (``{prefix}-platform``, a bridge the platform creates, on which
-  no container runs). The hub's API and the Dask Gateway's HTTP and TLS proxies listen there, and only what a
-  single-user server needs is there. Nothing of the platform ever listens on ``0.0.0.0``.
+  no container runs). The hub's API, the Dask Gateway's HTTP and TLS proxies and the public proxy's port (the
+  route to the platform service's API for the JupyterLab extension, ``proxy_process.py``) listen there, and only
+  what a single-user server needs is there. Nothing of the platform ever listens on ``0.0.0.0``.
 * Containers of different bridges cannot reach each other (Docker's ``DOCKER-ISOLATION`` chains drop forwarded
   traffic between bridges: a connection times out). Each user gets a **user network** (``{prefix}-u-{user}``)
   that carries that user's servers, Dask schedulers and workers and nothing else: workers reach their scheduler,
@@ -20,9 +21,15 @@ Design (facts checked on Docker 20.10 with iptables, as this machine runs it):
   30 networks of /16, shared with everything else on the engine); the first /26 tried is chosen from a hash of the
   user name and the next ones are tried while the engine answers that a pool overlaps, so the hub and the gateway
   (two processes) creating the same user's network at once end up with one network, whichever wins.
-* Swarm services cannot join a local bridge: in Swarm mode servers run on one swarm-scoped bridge
-  (``{prefix}-swarm``) with inter-container traffic disabled (``enable_icc=false``), so they cannot reach each other
-  either; Dask containers still use the user networks.
+* Swarm services cannot join a local bridge, so in Swarm mode each user network is a **swarm-scoped bridge** of the
+  same name, created ``--config-from`` a config-only network ``{prefix}-u-{user}-config`` that carries its /26 and
+  options, and attachable, so that the user's server (a service task) and the user's Dask containers (plain
+  containers, started by the gateway) share it exactly as in Docker mode. Docker 20.10 ignores the subnet and the
+  driver options given directly to a swarm-scoped bridge (measured: ``enable_icc=false`` had no effect, so one
+  shared swarm bridge let A's server reach B's); taken from a config-only network they hold (measured). The engine
+  checks a config-only network's subnet for overlaps only when a container attaches, so the free /26 is chosen here
+  from the subnets of every network on the engine. Config-only networks live on one node: past one node, create the
+  same ``-config`` networks on every node first.
 * Every network carries the label ``org.polartep.network.prefix={prefix}`` (and a role, and the user), is created
   idempotently (found by name first; a concurrent creator's network is adopted), and ``remove_networks`` removes
   them all (the tests' teardown).
@@ -30,8 +37,10 @@ Design (facts checked on Docker 20.10 with iptables, as this machine runs it):
 Rejected: host networking (a container could bind the hub's or the service's port while it restarts and receive
 tokens, and reach every loopback port); one shared bridge with inter-container traffic disabled for everything
 (a user's workers could not reach their own scheduler, and a stopped server's address would be reused at once by
-another user's server); a separate network for the gateway's private API (any container reaches any host address,
-so it would isolate nothing: the schedulers reach the gateway through its proxy instead).
+another user's server); in Swarm mode an overlay network per user (the host has no interface on an overlay, so the
+hub and the proxy, host processes, could not reach the servers on it); a separate network for the gateway's
+private API (any container reaches any host address, so it would isolate nothing: the schedulers reach the gateway
+through its proxy instead).
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,12 +69,12 @@ class NetworkNames:
     def platform(self) -> str:
         return f"{self.prefix}-platform"
 
-    @property
-    def swarm(self) -> str:
-        return f"{self.prefix}-swarm"
-
     def user(self, escaped_name: str) -> str:
         return f"{self.prefix}-u-{escaped_name}"
+
+    def user_config(self, escaped_name: str) -> str:
+        """Swarm mode: the config-only network that holds the user network's subnet and options."""
+        return f"{self.prefix}-u-{escaped_name}-config"
 
 
 def _api(client=None):
@@ -86,7 +96,6 @@ def ensure_network(
     *,
     icc: bool = True,
     subnet: str | None = None,
-    swarm: bool = False,
 ) -> dict[str, Any]:
     """The network ``name`` (its ``docker network inspect``), created with these properties when missing."""
     import docker
@@ -108,8 +117,6 @@ def ensure_network(
                 labels=labels,
                 ipam=ipam,
                 check_duplicate=True,
-                scope="swarm" if swarm else None,
-                attachable=True if swarm else None,
             )
         except docker.errors.APIError as error:
             if error.status_code != 409:  # 409: created by a concurrent caller (the hub or the gateway)
@@ -132,13 +139,6 @@ def ensure_platform_network(prefix: str, client=None) -> str:
     return network_gateway(info)
 
 
-def ensure_swarm_network(prefix: str, client=None) -> str:
-    """Create the swarm-scoped servers' network ``{prefix}-swarm`` if needed; returns its name."""
-    names = NetworkNames(prefix)
-    ensure_network(client, names.swarm, {LABEL_PREFIX: prefix, LABEL_ROLE: "swarm"}, icc=False, swarm=True)
-    return names.swarm
-
-
 def user_subnets(pool: str, username: str) -> list[str]:
     """The /26 subnets of ``pool`` in the order they are tried for ``username`` (hash first, then onwards)."""
     network = ipaddress.ip_network(pool)
@@ -149,11 +149,19 @@ def user_subnets(pool: str, username: str) -> list[str]:
     return [str(s) for s in subnets[start:] + subnets[:start]]
 
 
-def ensure_user_network(prefix: str, pool: str, username: str, escaped_name: str, client=None) -> str:
-    """Create the user's network (a /26 of ``pool``) if needed; returns its name."""
+def ensure_user_network(
+    prefix: str, pool: str, username: str, escaped_name: str, client=None, *, swarm: bool = False
+) -> str:
+    """Create the user's network (a /26 of ``pool``) if needed; returns its name.
+
+    ``swarm``: a swarm-scoped, attachable bridge configured from a config-only network (see the module's
+    docstring), which both swarm services and plain containers can join.
+    """
     import docker
 
     client = _api(client)
+    if swarm:
+        return _ensure_swarm_user_network(client, prefix, pool, username, escaped_name)
     name = NetworkNames(prefix).user(escaped_name)
     labels = {LABEL_PREFIX: prefix, LABEL_ROLE: "user", LABEL_USER: username}
     last_error: Exception | None = None
@@ -169,32 +177,139 @@ def ensure_user_network(prefix: str, pool: str, username: str, escaped_name: str
     raise RuntimeError(f"no free /{USER_SUBNET_PREFIXLEN} left in docker_subnet_pool {pool}: {last_error}")
 
 
-def remove_user_network(prefix: str, escaped_name: str, client=None) -> bool:
-    """Remove the user's network (erasure); False when it is missing or still in use."""
+def subnets_in_use(client) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """The subnets of every network on the engine (config-only ones included; ``docker network ls`` omits them)."""
+    api = _api(client)
+    used = []
+    for summary in api.networks():
+        for config in (summary.get("IPAM") or {}).get("Config") or ():
+            if config.get("Subnet"):
+                used.append(ipaddress.ip_network(config["Subnet"], strict=False))
+    return used
+
+
+def _ensure_swarm_user_network(api, prefix: str, pool: str, username: str, escaped_name: str) -> str:
     import docker
 
-    api = _api(client)
+    names = NetworkNames(prefix)
+    name, config_name = names.user(escaped_name), names.user_config(escaped_name)
+    labels = {LABEL_PREFIX: prefix, LABEL_ROLE: "user", LABEL_USER: username}
+    with _lock:
+        try:
+            api.inspect_network(name)
+            return name
+        except docker.errors.NotFound:
+            pass
+        try:
+            api.inspect_network(config_name)
+        except docker.errors.NotFound:
+            used = subnets_in_use(api)
+            free = next(
+                (
+                    s
+                    for s in user_subnets(pool, username)
+                    if not any(ipaddress.ip_network(s).overlaps(u) for u in used)
+                ),
+                None,
+            )
+            if free is None:
+                raise RuntimeError(
+                    f"no free /{USER_SUBNET_PREFIXLEN} left in docker_subnet_pool {pool}"
+                ) from None
+            _create_raw(
+                api,
+                {
+                    "Name": config_name,
+                    "ConfigOnly": True,
+                    "IPAM": {"Driver": "default", "Config": [{"Subnet": free}]},
+                    "Labels": {**labels, LABEL_ROLE: "user-config"},
+                    "CheckDuplicate": True,
+                },
+            )
+        _create_raw(
+            api,
+            {
+                "Name": name,
+                "Driver": "bridge",
+                "Scope": "swarm",
+                "Attachable": True,
+                "ConfigFrom": {"Network": config_name},
+                "Labels": labels,
+                "CheckDuplicate": True,
+            },
+        )
+    return name
+
+
+def _create_raw(api, body: dict[str, Any]) -> None:
+    """``POST /networks/create`` with fields docker-py's ``create_network`` lacks (``ConfigOnly``, ``ConfigFrom``);
+    a 409 (created meanwhile by the hub or the gateway, two processes) adopts that network."""
+    import docker
+
     try:
-        api.remove_network(NetworkNames(prefix).user(escaped_name))
+        api._result(api._post_json(api._url("/networks/create"), data=body), json=True)
+    except docker.errors.APIError as error:
+        if error.status_code != 409:
+            raise
+
+
+def remove_user_network(prefix: str, escaped_name: str, client=None, *, wait: float = 30.0) -> bool:
+    """Remove the user's network (erasure), and in Swarm mode its config-only network; False when it is missing or
+    still in use. A swarm network leaves the node asynchronously: its config is retried for up to ``wait`` seconds."""
+
+    api = _api(client)
+    names = NetworkNames(prefix)
+    removed = _remove(api, names.user(escaped_name))
+    if removed is None:
+        return False
+    config = names.user_config(escaped_name)
+    deadline = time.monotonic() + wait
+    while _remove(api, config) is None and _exists(api, config) and time.monotonic() < deadline:
+        time.sleep(1)  # "configuration network ... is in use" until the swarm network is gone from this node
+    return removed
+
+
+def _exists(api, name: str) -> bool:
+    import docker
+
+    try:
+        api.inspect_network(name)
+    except docker.errors.NotFound:
+        return False
+    return True
+
+
+def _remove(api, name: str) -> bool | None:
+    """True when removed, False when there was none, None when it is still in use."""
+    import docker
+
+    try:
+        api.remove_network(name)
     except docker.errors.NotFound:
         return False
     except docker.errors.APIError as error:
-        if error.status_code in (403, 409):  # still has endpoints (e.g. a cluster being stopped)
-            return False
+        if error.status_code in (
+            403,
+            409,
+        ):  # still has endpoints, or a swarm network still configured from it
+            return None
         raise
     return True
 
 
-def remove_networks(prefix: str, client=None) -> list[str]:
-    """Remove every network labelled with ``prefix`` that nothing uses any more; returns the removed names."""
-    import docker
-
+def remove_networks(prefix: str, client=None, *, wait: float = 30.0) -> list[str]:
+    """Remove every network labelled with ``prefix`` that nothing uses any more (config-only ones last, retried for
+    up to ``wait`` seconds while swarm networks configured from them leave the node); returns the removed names."""
     api = _api(client)
     removed = []
-    for info in api.networks(filters={"label": f"{LABEL_PREFIX}={prefix}"}):
-        try:
-            api.remove_network(info["Id"])
+    found = api.networks(filters={"label": f"{LABEL_PREFIX}={prefix}"})
+    for info in sorted(found, key=lambda i: bool(i.get("ConfigOnly"))):
+        if info.get("ConfigOnly"):
+            deadline = time.monotonic() + wait
+            while (done := _remove(api, info["Id"])) is None and time.monotonic() < deadline:
+                time.sleep(1)
+        else:
+            done = _remove(api, info["Id"])
+        if done:
             removed.append(info["Name"])
-        except docker.errors.APIError:
-            continue
     return removed

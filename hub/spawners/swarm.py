@@ -3,10 +3,11 @@
 Rules it guarantees (beyond ``DockerProfileSpawner``'s, which it inherits: catalogue images only, profile limits,
 readiness wait):
 
-* Services join the platform's swarm-scoped bridge ``{prefix}-swarm`` (a swarm service cannot join a local bridge),
-  created when missing, on which inter-container traffic is off (``enable_icc=false``): servers cannot reach each
-  other, the hub and the proxy reach each at its task's address there, and the server reaches the hub's API at the
-  platform network's gateway address. Dask clusters run as containers on the users' networks, as in Docker mode.
+* Services join their user's network ``{prefix}-u-{user}``, in Swarm mode a swarm-scoped attachable bridge
+  configured from a config-only network (``networks.py``; a swarm service cannot join a local bridge), created when
+  missing. The user's Dask containers join the same network, as in Docker mode; another user's servers and
+  clusters are on other bridges, which Docker keeps apart. The hub and the proxy reach a server at its task's
+  address there, and the server reaches the hub's API at the platform network's gateway address.
 * The task runs as uid 1000 with every capability dropped. Docker 20.10's swarm API has no ``no-new-privileges``,
   read-only root or process limit for services: those are missing in Swarm mode (the images have no setuid
   programs that matter without capabilities).
@@ -31,7 +32,6 @@ from dockerspawner import SwarmSpawner
 from traitlets import default
 
 from .docker import DockerProfileSpawner
-from .networks import NetworkNames
 
 
 class SwarmProfileSpawner(DockerProfileSpawner, SwarmSpawner):
@@ -40,10 +40,6 @@ class SwarmProfileSpawner(DockerProfileSpawner, SwarmSpawner):
     @default("extra_task_spec")
     def _extra_task_spec_default(self) -> dict:
         return {"restart_policy": RestartPolicy(condition="none")}
-
-    @default("network_name")
-    def _network_name_default(self) -> str:
-        return NetworkNames(self.network_prefix).swarm
 
     @default("extra_create_kwargs")
     def _extra_create_kwargs_default(self) -> dict:
@@ -55,11 +51,20 @@ class SwarmProfileSpawner(DockerProfileSpawner, SwarmSpawner):
         return {"user": self.container_user, "cap_drop": ["ALL"]}
 
     async def ensure_network(self) -> str:
-        from .networks import ensure_swarm_network
+        """Create the user's swarm-scoped network when missing (the gateway may have created it already)."""
+        from .networks import ensure_user_network
 
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            None, lambda: ensure_swarm_network(self.network_prefix, client=self.client)
+            None,
+            lambda: ensure_user_network(
+                self.network_prefix,
+                self.subnet_pool,
+                self.user.name,
+                self.escaped_name,
+                client=self.client,
+                swarm=True,
+            ),
         )
 
     async def get_ip_and_port(self) -> tuple[str, int]:
@@ -69,8 +74,8 @@ class SwarmProfileSpawner(DockerProfileSpawner, SwarmSpawner):
                 "tasks", filters={"service": self.service_name, "desired-state": "running"}
             )
             for task in tasks:
-                # A swarm-scoped *bridge* gets its addresses from the node's local IPAM, so the task's attachment
-                # carries none: read the address from the task's container on this node.
+                # A swarm-scoped *bridge* gets its addresses from the node's local IPAM (its config-only network),
+                # so the task's attachment carries none: read the address from the task's container on this node.
                 container = ((task.get("Status") or {}).get("ContainerStatus") or {}).get("ContainerID")
                 if container:
                     info = await self.docker("inspect_container", container)
