@@ -30,7 +30,8 @@ Design (facts checked on Docker 20.10 with iptables, as this machine runs it):
   checks a config-only network's subnet for overlaps only when a container attaches, so the free /26 is chosen here
   from the subnets of every network on the engine. Config-only networks live on one node: past one node, create the
   same ``-config`` networks on every node first.
-* Every network carries the label ``org.polartep.network.prefix={prefix}`` (and a role, and the user), is created
+* Every network carries the label ``org.polartep.network.prefix={prefix}`` (and a role, and the user; in Swarm mode
+  the config-only network does, since the engine refuses labels on a network configured from another), is created
   idempotently (found by name first; a concurrent creator's network is adopted), and ``remove_networks`` removes
   them all (the tests' teardown).
 
@@ -56,6 +57,7 @@ LABEL_PREFIX = "org.polartep.network.prefix"
 LABEL_ROLE = "org.polartep.network.role"
 LABEL_USER = "org.polartep.network.user"
 USER_SUBNET_PREFIXLEN = 26  # 62 addresses: a user's servers, schedulers and workers
+CONFIG_SUFFIX = "-config"
 ICC_OFF = {"com.docker.network.bridge.enable_icc": "false"}
 
 
@@ -74,7 +76,7 @@ class NetworkNames:
 
     def user_config(self, escaped_name: str) -> str:
         """Swarm mode: the config-only network that holds the user network's subnet and options."""
-        return f"{self.prefix}-u-{escaped_name}-config"
+        return f"{self.prefix}-u-{escaped_name}{CONFIG_SUFFIX}"
 
 
 def _api(client=None):
@@ -234,7 +236,8 @@ def _ensure_swarm_user_network(api, prefix: str, pool: str, username: str, escap
                 "Scope": "swarm",
                 "Attachable": True,
                 "ConfigFrom": {"Network": config_name},
-                "Labels": labels,
+                # No labels: the engine refuses any setting of its own on a network configured from another
+                # ("user specified configurations are not supported"); its config-only network carries them.
                 "CheckDuplicate": True,
             },
         )
@@ -303,6 +306,12 @@ def remove_networks(prefix: str, client=None, *, wait: float = 30.0) -> list[str
     api = _api(client)
     removed = []
     found = api.networks(filters={"label": f"{LABEL_PREFIX}={prefix}"})
+    # Swarm mode's user networks carry no labels (see _ensure_swarm_user_network): found by their config's name.
+    for info in found:
+        if info.get("ConfigOnly") and info["Name"].endswith(CONFIG_SUFFIX):
+            swarm_name = info["Name"].removesuffix(CONFIG_SUFFIX)
+            if _remove(api, swarm_name):
+                removed.append(swarm_name)
     for info in sorted(found, key=lambda i: bool(i.get("ConfigOnly"))):
         if info.get("ConfigOnly"):
             deadline = time.monotonic() + wait

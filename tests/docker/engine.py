@@ -10,6 +10,7 @@ import json
 import os
 import secrets
 import subprocess
+import time
 from typing import Any
 
 from polartep_hub.settings import REPO_ROOT
@@ -78,9 +79,23 @@ def remove_run_objects() -> None:
     ).stdout.split()
     if volumes:
         docker("volume", "rm", "-f", *volumes, check=False)
-    # The platforms' networks (docker_network_prefix carries the run id, see network_prefix()).
-    networks = docker(
-        "network", "ls", "-q", "--filter", f"name={network_prefix('')}", check=False
-    ).stdout.split()
-    if networks:
-        docker("network", "rm", *networks, check=False)
+
+    # The platforms' networks (docker_network_prefix carries the run id, see network_prefix()). Swarm mode's user
+    # networks first: a swarm network leaves the node some seconds after its last task, and removing its config-only
+    # network before it would leave it unusable and unremoved.
+    def networks(config_only: bool) -> list[str]:
+        listed = docker(
+            "network", "ls", "--format", "{{.Name}} {{.Driver}}", "--filter", f"name={network_prefix('')}",
+            check=False,
+        ).stdout.split("\n")  # fmt: skip
+        return [
+            line.split()[0] for line in listed if line.strip() and (line.split()[1] == "null") == config_only
+        ]
+
+    deadline = time.monotonic() + 60
+    while (remaining := networks(config_only=False)) and time.monotonic() < deadline:
+        docker("network", "rm", *remaining, check=False)
+        if networks(config_only=False):
+            time.sleep(2)
+    if configs := networks(config_only=True):
+        docker("network", "rm", *configs, check=False)

@@ -278,3 +278,54 @@ def test_the_server_container_is_hardened(scene):
         "docker_socket": False,
         "image_writable": 30,  # EROFS
     }
+
+
+ALLOWED_PATHS = """
+import json, os, sys, urllib.error, urllib.request
+
+def get(url, token=None, host=None):
+    headers = {"Authorization": "token " + token} if token else {}
+    if host:
+        headers["Host"] = host
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:  # follows no redirect that leaves the host
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, None
+
+service, token, user = os.environ["POLARTEP_SERVICE_URL"], os.environ["JUPYTERHUB_API_TOKEN"], os.environ["JUPYTERHUB_USER"]
+me_status, me = get(service + "api/v1/me", token)
+panel_status, panel = get(f"http://127.0.0.1:8888/user/{user}/polartep/api/me", token)
+hub_status, whoami = get(os.environ["JUPYTERHUB_API_URL"] + "/user", token)
+other = json.loads(sys.argv[1])
+print(json.dumps({
+    "service_url": service,
+    "service me": [me_status, me and me["name"]],
+    "service me without a token": get(service + "api/v1/me")[0],
+    "extension panel": [panel_status, panel and panel["name"]],
+    "hub API whoami": [hub_status, whoami and whoami["name"]],
+    "B's server through the public route": get(other["url"], token, other["host"])[0],
+}))
+"""
+
+
+def test_the_allowed_paths_work_from_a_container_and_only_through_the_proxy(scene):
+    """Control: what a server needs works from inside A's container: the platform service's API through the proxy
+    (the JupyterLab extension's panel call, with A's own token), the hub's API; B's server is reachable only as
+    on the public URL, where it refuses A's token."""
+    settings, a, b = scene["platform"].settings, scene["a"], scene["b"]
+    public = f"http://{settings.container_host}:{settings.public_port}"
+    other = {"url": f"{public}/user/{b}/api/status", "host": f"127.0.0.1:{settings.public_port}"}
+
+    done = docker("exec", container_name(a), "python", "-c", ALLOWED_PATHS, json.dumps(other), timeout=90)
+
+    assert json.loads(done.stdout) == {
+        # Through the proxy's public port on the platform network's address: never the service's own port.
+        "service_url": f"{public}/services/platform/",
+        "service me": [200, a],
+        "service me without a token": 401,
+        "extension panel": [200, a],
+        "hub API whoami": [200, a],
+        "B's server through the public route": 403,
+    }
