@@ -10,8 +10,12 @@ the exact failure of each attempt:
 * another user's server, scheduler, dashboard and workers are on another bridge: the connection times out (Docker
   drops forwarded traffic between bridges), while B's own server reaches the same ports (so the timeout is the
   isolation, not a closed port);
-* binding the hub's, the service's, the proxy's and the gateway's port numbers inside the container works (its own
-  namespace) but receives none of the platform's traffic, and the host address the hub listens on cannot be bound;
+* binding the hub's, the service's, the proxy's (API and public) and the gateway's port numbers inside the
+  container works (its own namespace) but receives none of the platform's traffic, and the host address the hub
+  and the proxy listen on cannot be bound;
+* what a server needs works from inside it (the control): the platform service's API through the proxy's public
+  port on the platform network's address (the JupyterLab extension's panel call, with the user's own token), the
+  hub's API; another user's server only as on the public URL, where it refuses this user's token;
 * the container is hardened as ``docker inspect`` and the kernel show it (uid 1000, no capabilities,
   no-new-privileges, read-only image, process limit, no Docker socket).
 """
@@ -209,7 +213,13 @@ print(json.dumps(result), flush=True)
 
 def test_binding_the_platforms_ports_inside_a_container_receives_none_of_its_traffic(scene):
     platform, settings = scene["platform"], scene["platform"].settings
-    ports = [settings.hub_port, settings.service_port, settings.proxy_api_port, settings.gateway_api_port]
+    ports = [
+        settings.hub_port,
+        settings.service_port,
+        settings.proxy_api_port,
+        settings.gateway_api_port,
+        settings.public_port,
+    ]
     listener = subprocess.Popen(
         ["docker", "exec", "-i", container_name(scene["a"]), "python", "-c", BIND_AND_LISTEN,
          json.dumps([ports, settings.container_host, 400])],
