@@ -631,8 +631,9 @@ class PlatformSettings(Configurable):
 
     docker_network_prefix = Unicode(
         help="Docker and Swarm modes: the platform's Docker networks are named {prefix}-platform (whose gateway "
-        "address on this host is where containers reach the hub and the Dask Gateway), {prefix}-swarm (servers "
-        "in Swarm mode) and {prefix}-u-{user} (each user's servers and Dask containers). "
+        "address on this host is where containers reach the hub, the Dask Gateway and the proxy's public port) and "
+        "{prefix}-u-{user} (each user's servers and Dask containers; in Swarm mode a swarm-scoped bridge configured "
+        "from {prefix}-u-{user}-config). "
         "Env: POLARTEP_DOCKER_NETWORK_PREFIX.",
         config=True,
     )
