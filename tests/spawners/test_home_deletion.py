@@ -111,7 +111,7 @@ class FakeDockerClient:
         self.volumes.remove(name)
 
     def remove_network(self, name: str) -> None:
-        """The user's network goes after the volume (none exists in these tests)."""
+        """The user's networks go after the volume (none exists in these tests)."""
         self.calls.append(f"network:{name}")
         raise NotFound("no such network")
 
@@ -135,7 +135,11 @@ def test_the_docker_home_volume_of_that_user_only_is_removed(monkeypatch):
     asyncio.run(spawner.delete_forever())  # a second spawner of the same user: already gone, fine
 
     assert client.volumes == {"polartep-home-bob"}
-    assert set(client.calls) == {"polartep-home-alice", "network:polartep-u-alice"}, "and only her network"
+    assert set(client.calls) == {
+        "polartep-home-alice",
+        "network:polartep-u-alice",
+        "network:polartep-u-alice-config",  # Swarm mode's config-only network of hers
+    }, "and only her networks"
 
 
 def test_removing_a_named_docker_server_keeps_the_home_volume(monkeypatch):
