@@ -19,7 +19,7 @@ from traitlets import TraitError
 from .accounts_cli import add_accounts_parser
 from .catalogue import Catalogue, CatalogueError, load_catalogue
 from .gateway.kubernetes import add_helm_values_command
-from .proxy_process import proxy_executable, proxy_is_up, start_proxy, stop_proxy
+from .proxy_process import also_listen, answers, proxy_executable, proxy_is_up, start_proxy, stop_proxy
 from .settings import REPO_ROOT, PlatformSettings
 
 
@@ -170,6 +170,15 @@ def cmd_up(args: argparse.Namespace) -> int:
     settings.state_path.mkdir(parents=True, exist_ok=True)
     if proxy_is_up(settings):
         print(f"Reusing the proxy already running on {settings.public_url}")
+        missing = [f"{host}:{port}" for host, port in also_listen(settings) if not answers((host, port))]
+        if missing:
+            # Started by an older release or in another mode: containers could not reach the public routes.
+            print(
+                f"polartep: the running proxy does not listen on {', '.join(missing)}, where user containers reach "
+                "it; run `polartep down` and `polartep up` again",
+                file=sys.stderr,
+            )
+            return 1
     else:
         start_proxy(settings)
     password_hint = (
