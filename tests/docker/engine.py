@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import socket
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 from polartep_hub.settings import REPO_ROOT
@@ -80,22 +82,52 @@ def remove_run_objects() -> None:
     if volumes:
         docker("volume", "rm", "-f", *volumes, check=False)
 
-    # The platforms' networks (docker_network_prefix carries the run id, see network_prefix()). Swarm mode's user
-    # networks first: a swarm network leaves the node some seconds after its last task, and removing its config-only
-    # network before it would leave it unusable and unremoved.
-    def networks(config_only: bool) -> list[str]:
-        listed = docker(
-            "network", "ls", "--format", "{{.Name}} {{.Driver}}", "--filter", f"name={network_prefix('')}",
-            check=False,
-        ).stdout.split("\n")  # fmt: skip
-        return [
-            line.split()[0] for line in listed if line.strip() and (line.split()[1] == "null") == config_only
-        ]
+    remove_run_networks()
 
-    deadline = time.monotonic() + 60
-    while (remaining := networks(config_only=False)) and time.monotonic() < deadline:
-        docker("network", "rm", *remaining, check=False)
-        if networks(config_only=False):
+
+def listening_addresses() -> set[str]:
+    """The IPv4 addresses that something on this host listens on (TCP), from ``/proc/net/tcp``."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A":  # LISTEN
+            found.add(socket.inet_ntoa(bytes.fromhex(fields[1].split(":")[0])[::-1]))
+    return found
+
+
+def remove_run_networks(wait: float = 60) -> None:
+    """Remove this run's networks (``docker_network_prefix`` carries the run id, see ``network_prefix()``), except
+    the platform network of a platform still running (its hub listens on that network's gateway address: removing
+    the network would take the address away from under the session's platform, as happened before).
+
+    Swarm mode's user networks leave the node some seconds after their last task: they are retried for up to
+    ``wait`` seconds, and their config-only networks go last (removed first, they would leave the swarm network
+    unusable and unremovable by name)."""
+
+    def networks() -> list[tuple[str, str, str]]:
+        listed = docker(
+            "network", "ls", "--format", "{{.Name}} {{.Driver}} {{.Scope}}", "--filter", f"name={network_prefix('')}",
+            check=False,
+        ).stdout  # fmt: skip
+        return [tuple(line.split()) for line in listed.splitlines() if line.strip()]
+
+    live = listening_addresses()
+
+    def in_use_by_a_running_platform(name: str) -> bool:
+        if not name.endswith("-platform"):
+            return False
+        info = inspect("network", name) or {}
+        gateways = {c.get("Gateway") for c in (info.get("IPAM") or {}).get("Config") or ()}
+        return bool(gateways & live)
+
+    local = [n for n, driver, scope in networks() if scope == "local" and driver != "null"]
+    local = [n for n in local if not in_use_by_a_running_platform(n)]
+    if local:
+        docker("network", "rm", *local, check=False)
+    deadline = time.monotonic() + wait
+    while (swarm := [n for n, _, scope in networks() if scope == "swarm"]) and time.monotonic() < deadline:
+        docker("network", "rm", *swarm, check=False)
+        if any(scope == "swarm" for _, _, scope in networks()):
             time.sleep(2)
-    if configs := networks(config_only=True):
+    if configs := [n for n, driver, _ in networks() if driver == "null"]:
         docker("network", "rm", *configs, check=False)
