@@ -95,14 +95,14 @@ def listening_addresses() -> set[str]:
     return found
 
 
-def remove_run_networks(wait: float = 60) -> None:
+def remove_run_networks(wait: float = 120) -> None:
     """Remove this run's networks (``docker_network_prefix`` carries the run id, see ``network_prefix()``), except
     the platform network of a platform still running (its hub listens on that network's gateway address: removing
     the network would take the address away from under the session's platform, as happened before).
 
     Swarm mode's user networks leave the node some seconds after their last task: they are retried for up to
-    ``wait`` seconds, and their config-only networks go last (removed first, they would leave the swarm network
-    unusable and unremovable by name)."""
+    ``wait`` seconds (120 s: under load a stopped task takes that long), and their config-only networks go last and
+    only once their swarm network is gone (removed first, they would orphan it)."""
 
     def networks() -> list[tuple[str, str, str]]:
         listed = docker(
@@ -129,5 +129,7 @@ def remove_run_networks(wait: float = 60) -> None:
         docker("network", "rm", *swarm, check=False)
         if any(scope == "swarm" for _, _, scope in networks()):
             time.sleep(2)
-    if configs := [n for n, driver, _ in networks() if driver == "null"]:
+    # A config-only network goes only once its swarm network is gone (removed first, it would orphan it).
+    left = {n for n, driver, _ in networks() if driver != "null"}
+    if configs := [n for n, d, _ in networks() if d == "null" and n.removesuffix("-config") not in left]:
         docker("network", "rm", *configs, check=False)
