@@ -105,11 +105,10 @@ def remove_run_networks(wait: float = 120) -> None:
     only once their swarm network is gone (removed first, they would orphan it)."""
 
     def networks() -> list[tuple[str, str, str]]:
-        listed = docker(
-            "network", "ls", "--format", "{{.Name}} {{.Driver}} {{.Scope}}", "--filter", f"name={network_prefix('')}",
-            check=False,
-        ).stdout  # fmt: skip
-        return [tuple(line.split()) for line in listed.splitlines() if line.strip()]
+        # Filtered here, not with --filter name=: the engine's filter misses swarm networks without a task here.
+        listed = docker("network", "ls", "--format", "{{.Name}} {{.Driver}} {{.Scope}}", check=False).stdout
+        rows = [tuple(line.split()) for line in listed.splitlines() if line.strip()]
+        return [row for row in rows if row[0].startswith(network_prefix(""))]
 
     live = listening_addresses()
 
