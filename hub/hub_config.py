@@ -21,9 +21,13 @@
   could not run the platform's Python environment (``platform_files.py``). Without root (or with
   ``local_isolation=single-user``) it is single-user: start-up stops while sign-up is open or accounts other than
   the administrator exist, and the platform service creates no other account (``spawners/single_user.py``).
-* Docker and Swarm modes: containers (swarm: services) on the host's network (everything on 127.0.0.1, the hub's API included), removed when
-  they stop; each user's home is the named volume ``polartep-home-{username}``; images are never pulled (no
-  registry: ``images/build.sh`` builds them here).
+* Docker and Swarm modes: hardened containers (swarm: services) on the platform's own Docker networks
+  (``spawners/networks.py``), never the host's: the hub's API listens on the platform network's gateway address
+  (``settings.container_host``), the proxy's REST API and the platform service stay on 127.0.0.1, out of every
+  container's reach; servers reach the platform service's route through the proxy's public port, which also
+  listens on that address (``server_service_url``). Containers are removed when they stop; each user's home is the
+  named volume ``polartep-home-{username}``; images are never pulled (no registry: ``images/build.sh`` builds them
+  here).
 * The hub's login page links to the platform service's sign-up page while sign-up is open (``signup``).
 * With ``subdomain_host`` on, every user's server has an origin of its own and the hub and services stay on the
   public URL's host (``user_origins.py``).
@@ -147,10 +151,24 @@ def idle_culler_service_definition(settings: PlatformSettings) -> dict[str, Any]
     }
 
 
-def configure_docker_spawner(c) -> None:
-    """DockerSpawner settings for ``mode=docker`` (the profile supplies image and limits per server)."""
-    c.DockerSpawner.network_name = "host"
-    # Host networking has no container IP to look up; the spawner answers 127.0.0.1 and the server's own port.
+def server_service_url(settings: PlatformSettings) -> str:
+    """The platform service's route as a user server reaches it (``POLARTEP_SERVICE_URL``): through the proxy.
+
+    Local mode: the public URL. Docker and Swarm modes: the proxy's public port on the platform network's gateway
+    address (``proxy_process.also_listen``), since a container's loopback is its own and the public URL's host is
+    often a loopback name; never the service's own port, which stays on the host's 127.0.0.1.
+    """
+    if settings.mode not in ("docker", "swarm"):
+        return settings.public_url + SERVICE_PREFIX
+    return f"http://{settings.container_host}:{settings.public_port}{SERVICE_PREFIX}"
+
+
+def configure_docker_spawner(c, settings: PlatformSettings) -> None:
+    """DockerSpawner settings for ``mode=docker`` and ``swarm`` (the profile supplies image and limits per server)."""
+    # Each user's servers join the user's own network ({prefix}-u-{user}); the hub reaches them at their address
+    # there, they reach the hub at the platform network's gateway (the hub's bind address, hence its connect URL).
+    c.DockerProfileSpawner.network_prefix = settings.docker_network_prefix
+    c.DockerProfileSpawner.subnet_pool = settings.docker_subnet_pool
     c.DockerSpawner.use_internal_ip = True
     c.DockerSpawner.remove = True  # containers are disposable; the home volume is what persists
     # The images' own command, named here so a spawn need not inspect the image to find it.
@@ -160,6 +178,12 @@ def configure_docker_spawner(c) -> None:
     c.DockerProfileSpawner.home_volume_template = HOME_VOLUME_TEMPLATE
     # A container that died (e.g. killed for memory) is noticed within this many seconds.
     c.Spawner.poll_interval = 10
+    if settings.user_subdomain_host:
+        # The proxy routes by host: a request for the gateway address (the extension's, server_service_url) needs a
+        # route of its own to the platform service; nothing else is routed for that host (the hub answers).
+        c.ConfigurableHTTPProxy.extra_routes = {
+            f"{settings.container_host}{SERVICE_PREFIX}": settings.service_url
+        }
 
 
 HUB_TEMPLATES_DIR = Path(__file__).with_name("templates")
@@ -269,7 +293,7 @@ def configure_hub(c, settings: PlatformSettings | None = None) -> PlatformSettin
     c.Spawner.environment = {
         **user_environment(settings),
         # The JupyterLab extension (extensions/polartep_lab) asks the platform service here, with the server's token.
-        "POLARTEP_SERVICE_URL": settings.public_url + SERVICE_PREFIX,
+        "POLARTEP_SERVICE_URL": server_service_url(settings),
     }
     # The server's own token ($JUPYTERHUB_API_TOKEN, which dask-gateway's client sends) keeps JupyterHub's default
     # `server` role scopes and may also reach the gateway and the platform service (as the user, for the JupyterLab
@@ -286,7 +310,7 @@ def configure_hub(c, settings: PlatformSettings | None = None) -> PlatformSettin
     if settings.mode == "local":
         configure_local_isolation(c, settings)
     if settings.mode in ("docker", "swarm"):
-        configure_docker_spawner(c)
+        configure_docker_spawner(c, settings)
 
     c.JupyterHub.custom_scopes = {
         HUB_SCOPE: {

@@ -5,6 +5,10 @@ Rules it guarantees:
 * The proxy listens only where settings say (127.0.0.1 by default, and for ``localhost`` names), its REST API on
   127.0.0.1 with the settings' auth token, and it sends unknown routes to the hub. With per-user origins
   (``subdomain_host``) it routes by host.
+* In Docker and Swarm modes the public port also listens on the platform network's gateway address
+  (``settings.container_host``, ``proxy_also_listen.js``): a container's 127.0.0.1 is its own, and that is where the
+  JupyterLab extension in a user's container reaches the platform service's route (``/services/platform/``). The
+  REST API never leaves 127.0.0.1. Start-up fails, naming the address, when that listener does not answer.
 * It runs in its own session (no signal from the hub's terminal reaches it) and writes its PID to the state folder,
   so ``polartep up`` reuses a proxy that is already running and ``polartep down`` stops it.
 """
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import time
 import urllib.error
@@ -58,6 +63,34 @@ def proxy_command(settings: PlatformSettings) -> list[str]:
     return command
 
 
+def also_listen(settings: PlatformSettings) -> list[tuple[str, int]]:
+    """Where the public port listens besides the public URL's address: the platform network's gateway address in
+    Docker and Swarm modes (containers' way to the public routes), nowhere else in local mode."""
+    if settings.mode not in ("docker", "swarm"):
+        return []
+    return [(settings.container_host, settings.public_port)]
+
+
+def proxy_environment(settings: PlatformSettings) -> dict[str, str]:
+    """What the proxy's environment adds: the hook that opens the second listener (``proxy_also_listen.js``)."""
+    extra = also_listen(settings)
+    if not extra:
+        return {}
+    hook = Path(__file__).with_name("proxy_also_listen.js")
+    node_options = " ".join(filter(None, [os.environ.get("NODE_OPTIONS", ""), f"--require={hook}"]))
+    host, port = extra[0]
+    return {"NODE_OPTIONS": node_options, "POLARTEP_PROXY_ALSO_LISTEN": f"{host}:{port}"}
+
+
+def answers(address: tuple[str, int], timeout: float = 0.5) -> bool:
+    """True when something accepts a TCP connection at ``address``."""
+    try:
+        with socket.create_connection(address, timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def proxy_is_up(settings: PlatformSettings, timeout: float = 1.0) -> bool:
     """True when a proxy answers on the API port with our token."""
     request = urllib.request.Request(
@@ -77,7 +110,7 @@ def start_proxy(
     """Start the proxy detached from the caller and wait until its API answers."""
     log_path = log_path or settings.state_path / "proxy.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "CONFIGPROXY_AUTH_TOKEN": settings.proxy_auth_token}
+    env = {**os.environ, "CONFIGPROXY_AUTH_TOKEN": settings.proxy_auth_token, **proxy_environment(settings)}
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             proxy_command(settings), env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -88,11 +121,15 @@ def start_proxy(
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"configurable-http-proxy exited with {process.returncode}; see {log_path}")
-        if proxy_is_up(settings, timeout=0.5):
+        if proxy_is_up(settings, timeout=0.5) and all(answers(address) for address in also_listen(settings)):
             return process
         time.sleep(0.1)
     process.terminate()
-    raise TimeoutError(f"configurable-http-proxy did not answer within {wait:.0f} s; see {log_path}")
+    where = " and ".join([settings.proxy_api_url, *(f"{h}:{p}" for h, p in also_listen(settings))])
+    raise TimeoutError(
+        f"configurable-http-proxy did not answer on {where} within {wait:.0f} s; see {log_path} (the second address "
+        "needs the npm configurable-http-proxy: `make install`)"
+    )
 
 
 def stop_proxy(settings: PlatformSettings) -> bool:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -214,7 +215,8 @@ class PlatformSettings(Configurable):
         8081,
         min=1,
         max=65535,
-        help="Port the hub listens on (127.0.0.1). Env: POLARTEP_HUB_PORT.",
+        help="Port the hub listens on (127.0.0.1; in Docker and Swarm modes the platform network's gateway address "
+        "instead, see docker_network_prefix). Env: POLARTEP_HUB_PORT.",
         config=True,
     ).tag(env="POLARTEP_HUB_PORT")
 
@@ -701,7 +703,8 @@ class PlatformSettings(Configurable):
         8092,
         min=1,
         max=65535,
-        help="Port of the Dask Gateway's HTTP proxy (127.0.0.1), which the hub's proxy serves at "
+        help="Port of the Dask Gateway's HTTP proxy (127.0.0.1; Docker/Swarm: the platform network's gateway), "
+        "which the hub's proxy serves at "
         "/services/dask-gateway/. Env: POLARTEP_GATEWAY_PORT.",
         config=True,
     ).tag(env="POLARTEP_GATEWAY_PORT")
@@ -714,7 +717,8 @@ class PlatformSettings(Configurable):
         8093,
         min=1,
         max=65535,
-        help="Port of the Dask Gateway's TLS proxy for Dask clients (127.0.0.1). Env: POLARTEP_GATEWAY_TCP_PORT.",
+        help="Port of the Dask Gateway's TLS proxy for Dask clients (127.0.0.1; Docker/Swarm: the platform network's "
+        "gateway). Env: POLARTEP_GATEWAY_TCP_PORT.",
         config=True,
     ).tag(env="POLARTEP_GATEWAY_TCP_PORT")
 
@@ -775,6 +779,29 @@ class PlatformSettings(Configurable):
     def _quota_horizon_minutes_default(self) -> int:
         return env_setting("quota_horizon_minutes", settings=self)
 
+    docker_network_prefix = Unicode(
+        help="Docker and Swarm modes: the platform's Docker networks are named {prefix}-platform (whose gateway "
+        "address on this host is where containers reach the hub, the Dask Gateway and the proxy's public port) and "
+        "{prefix}-u-{user} (each user's servers and Dask containers; in Swarm mode a swarm-scoped bridge configured "
+        "from {prefix}-u-{user}-config). "
+        "Env: POLARTEP_DOCKER_NETWORK_PREFIX.",
+        config=True,
+    )
+
+    @default("docker_network_prefix")
+    def _docker_network_prefix_default(self) -> str:
+        return _env("POLARTEP_DOCKER_NETWORK_PREFIX", "polartep")
+
+    docker_subnet_pool = Unicode(
+        help="Docker and Swarm modes: the IPv4 range each user's network (a /26) is carved from; pick one that no "
+        "network of this host or its LAN uses (a /16 serves 1024 users). Env: POLARTEP_DOCKER_SUBNET_POOL.",
+        config=True,
+    )
+
+    @default("docker_subnet_pool")
+    def _docker_subnet_pool_default(self) -> str:
+        return _env("POLARTEP_DOCKER_SUBNET_POOL", "10.213.0.0/16")
+
     def problems(self) -> list[str]:
         """What is wrong with the settings in force beyond each one's own bounds (which its trait enforces when it
         is read or set): how settings fit together, and files that must exist. A value from the environment that
@@ -812,6 +839,8 @@ class PlatformSettings(Configurable):
         if "@" not in self.mail_from:
             found.append(f"mail_from must be an e-mail address, got {self.mail_from[:200]!r}")
         found.extend(self.local_isolation_problems())
+        if self.mode in ("docker", "swarm"):
+            found.extend(self.docker_network_problems())
         if len(set(ports.values())) != len(ports):
             found.append(f"the ports must differ: {ports}")
         return found
@@ -849,6 +878,25 @@ class PlatformSettings(Configurable):
                         f"{name} {str(path)!r} lies inside state_dir, which users cannot enter (mode 0700): "
                         "choose a folder outside it"
                     )
+        return found
+
+    def docker_network_problems(self) -> list[str]:
+        """What is wrong with the Docker network settings (asked in Docker and Swarm modes)."""
+        found = []
+        if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,39}", self.docker_network_prefix):
+            found.append(
+                "docker_network_prefix must be 1-40 letters, digits, '.', '_' or '-', got "
+                f"{self.docker_network_prefix[:60]!r}"
+            )
+        try:
+            pool = ipaddress.ip_network(self.docker_subnet_pool)
+        except ValueError:
+            found.append(
+                f"docker_subnet_pool must be an IPv4 network like 10.213.0.0/16, got {self.docker_subnet_pool!r}"
+            )
+        else:
+            if pool.version != 4 or pool.prefixlen > 26:
+                found.append(f"docker_subnet_pool must be an IPv4 network of /26 or larger, got {pool}")
         return found
 
     def oidc_problems(self) -> list[str]:
@@ -924,8 +972,21 @@ class PlatformSettings(Configurable):
         return f"http://127.0.0.1:{self.proxy_api_port}"
 
     @property
+    def container_host(self) -> str:
+        """The one host address besides 127.0.0.1 that the platform listens on: in Docker and Swarm modes the
+        gateway of the platform's Docker network (created here if missing), where containers reach the hub's API and
+        the Dask Gateway's proxies; 127.0.0.1 in local mode."""
+        if self.mode not in ("docker", "swarm"):
+            return "127.0.0.1"
+        if not getattr(self, "_container_host", None):
+            from polartep_hub.spawners.networks import ensure_platform_network
+
+            self._container_host = ensure_platform_network(self.docker_network_prefix)
+        return self._container_host
+
+    @property
     def hub_url(self) -> str:
-        return f"http://127.0.0.1:{self.hub_port}"
+        return f"http://{self.container_host}:{self.hub_port}"
 
     @property
     def service_url(self) -> str:

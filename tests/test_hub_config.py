@@ -39,12 +39,46 @@ def test_a_negative_idle_timeout_is_refused_by_its_trait(tmp_path):
         PlatformSettings(state_dir=str(tmp_path), idle_timeout=-5)
 
 
-def test_docker_mode_uses_host_network_home_volumes_and_never_pulls(tmp_path):
-    c = configured(tmp_path, mode="docker")
+def test_docker_mode_uses_the_platforms_networks_home_volumes_and_never_pulls(tmp_path, monkeypatch):
+    # The platform network's gateway address (found or created through the engine at start-up; fixed here).
+    monkeypatch.setattr(PlatformSettings, "container_host", property(lambda self: "10.99.0.1"))
+    c = configured(tmp_path, mode="docker", docker_network_prefix="ptest")
     assert c.JupyterHub.spawner_class == "polartep_hub.spawners.docker.DockerProfileSpawner"
-    assert c.DockerSpawner.network_name == "host" and c.DockerSpawner.use_internal_ip is True
+    assert c.JupyterHub.hub_bind_url.startswith("http://10.99.0.1:")
+    assert c.ConfigurableHTTPProxy.api_url.startswith("http://127.0.0.1:"), (
+        "the proxy's API stays on loopback"
+    )
+    assert c.DockerProfileSpawner.network_prefix == "ptest" and c.DockerSpawner.use_internal_ip is True
+    assert "network_name" not in c.DockerSpawner, "never the host's network: each user's own"
+    gateway = next(s for s in c.JupyterHub.services if s["name"] == "dask-gateway")
+    platform = next(s for s in c.JupyterHub.services if s["name"] == "platform")
+    assert gateway["url"].startswith("http://10.99.0.1:") and platform["url"].startswith("http://127.0.0.1:")
+    assert c.Spawner.environment["DASK_GATEWAY__PROXY_ADDRESS"].startswith("gateway://10.99.0.1:")
     assert c.DockerSpawner.remove is True and c.DockerSpawner.pull_policy == "never"
     assert c.DockerProfileSpawner.home_volume_template == "polartep-home-{username}"
+    port = PlatformSettings(state_dir=str(tmp_path), mode="docker").public_port
+    # The extension reaches the service through the proxy's public port on the platform network's address.
+    assert c.Spawner.environment["POLARTEP_SERVICE_URL"] == f"http://10.99.0.1:{port}/services/platform/"
+
+
+def test_per_user_origins_in_docker_mode_route_the_platform_network_address_to_the_service(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(PlatformSettings, "container_host", property(lambda self: "10.99.0.1"))
+    settings = PlatformSettings(
+        state_dir=str(tmp_path), mode="docker", public_url="http://localhost:8000", subdomain_host="on"
+    )
+    c = Config()
+    configure_hub(c, settings)
+    assert c.JupyterHub.subdomain_host == "http://localhost:8000"
+    assert c.ConfigurableHTTPProxy.extra_routes == {"10.99.0.1/services/platform/": settings.service_url}
+    assert settings.service_url.startswith("http://127.0.0.1:")
+
+
+def test_local_mode_points_the_extension_at_the_public_url_and_adds_no_route(tmp_path):
+    c = configured(tmp_path, mode="local", public_url="http://127.0.0.1:8000")
+    assert c.Spawner.environment["POLARTEP_SERVICE_URL"] == "http://127.0.0.1:8000/services/platform/"
+    assert "extra_routes" not in c.ConfigurableHTTPProxy
 
 
 def test_registration_settings_reach_the_platform_service_and_the_login_page_links_to_signup(tmp_path):

@@ -16,6 +16,12 @@ from polartep_hub.user_origins import platform_subdomain_hook
 def _no_origin_environment(monkeypatch):
     for name in ("POLARTEP_PUBLIC_URL", "POLARTEP_SUBDOMAIN_HOST", "POLARTEP_MODE"):
         monkeypatch.delenv(name, raising=False)
+    # The platform network's gateway address, fixed: these pure tests create no network on the engine.
+    monkeypatch.setattr(
+        PlatformSettings,
+        "container_host",
+        property(lambda self: "10.99.0.1" if self.mode in ("docker", "swarm") else "127.0.0.1"),
+    )
 
 
 def settings(tmp_path, **values) -> PlatformSettings:

@@ -4,7 +4,8 @@ Settings (traitlets, ``c.PolarTEPLabApp.<name>`` in a Jupyter server config, def
 spawner gives every user server):
 
 * ``service_url``: the platform service as the server reaches it (``POLARTEP_SERVICE_URL``, set by the hub's
-  configuration to ``<public URL>/services/platform/``). Empty: the extension answers 503 saying so.
+  configuration to ``<public URL>/services/platform/``; in Docker and Swarm modes to the proxy's public port on the
+  platform network's address, ``hub_config.server_service_url``). Empty: the extension answers 503 saying so.
 * ``api_token``: the server's own token (``JUPYTERHUB_API_TOKEN``); ``user``: its owner (``JUPYTERHUB_USER``);
   ``profile``: the profile the server was started with (``POLARTEP_PROFILE``).
 * ``request_timeout``: seconds for one call to the service.

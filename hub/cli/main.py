@@ -19,7 +19,14 @@ from traitlets import TraitError
 from polartep_hub.catalogue import Catalogue, CatalogueError, load_catalogue
 from polartep_hub.cli.accounts import add_accounts_parser
 from polartep_hub.gateway.helm_values import add_helm_values_command
-from polartep_hub.proxy_process import proxy_executable, proxy_is_up, start_proxy, stop_proxy
+from polartep_hub.proxy_process import (
+    also_listen,
+    answers,
+    proxy_executable,
+    proxy_is_up,
+    start_proxy,
+    stop_proxy,
+)
 from polartep_hub.settings import REPO_ROOT, PlatformSettings
 
 
@@ -170,6 +177,15 @@ def cmd_up(args: argparse.Namespace) -> int:
     settings.state_path.mkdir(parents=True, exist_ok=True)
     if proxy_is_up(settings):
         print(f"Reusing the proxy already running on {settings.public_url}")
+        missing = [f"{host}:{port}" for host, port in also_listen(settings) if not answers((host, port))]
+        if missing:
+            # Started by an older release or in another mode: containers could not reach the public routes.
+            print(
+                f"polartep: the running proxy does not listen on {', '.join(missing)}, where user containers reach "
+                "it; run `polartep down` and `polartep up` again",
+                file=sys.stderr,
+            )
+            return 1
     else:
         start_proxy(settings)
     password_hint = (

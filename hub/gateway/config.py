@@ -6,9 +6,11 @@ STATE_DIR/dask_gateway_config.py``; that generated file only calls ``configure_g
 
 * Authentication is JupyterHub's, restricted to tokens that may access the service ``dask-gateway``
   (``jupyterhub_service_name`` set): any other hub token is refused.
-* Clients reach the gateway through the hub's proxy at ``/services/dask-gateway/`` on the hub's host (never on a
-  user's own origin; with a ``*.localhost`` hub host, through the gateway's own proxy on 127.0.0.1); schedulers are
-  reached over the gateway's TLS proxy on 127.0.0.1. Every address is on loopback.
+* Clients reach the gateway through the hub's proxy at ``/services/dask-gateway/``; schedulers are reached over the
+  gateway's TLS proxy. In local mode every address is on loopback. In Docker and Swarm modes the gateway's HTTP and
+  TLS proxies listen on the platform network's gateway address (``settings.container_host``), which user servers use
+  directly (``DASK_GATEWAY__ADDRESS``) and schedulers use for their heartbeats (the backend's ``api_url`` is the
+  proxy's); the private API stays on 127.0.0.1, which no container can reach.
 * Cluster options are bounded by the user's plan (``plan.dask`` in the catalogue), looked up per request from the
   platform service with the hub's internal token (``options.py``): worker profile, cores and memory, workers and
   cores per cluster, and the user's totals over all their clusters (``user_totals.py``). Asking beyond a bound is
@@ -25,9 +27,9 @@ STATE_DIR/dask_gateway_config.py``; that generated file only calls ``configure_g
   formatter, which cannot format JupyterHub's ``%(color)s`` log lines (``--- Logging error ---`` / ``KeyError:
   'color'`` for each line). So ``options.py`` (which needs it) is imported inside ``configure_gateway``, which only
   the gateway process runs.
-* The backend follows the mode: ``PlatformLocalBackend`` (processes) in local and swarm mode,
-  ``PlatformDockerBackend`` (a container per scheduler and worker, ``docker_backend.py``) in Docker mode, with the
-  same database, options and shutdown policy.
+* The backend follows the mode: ``PlatformLocalBackend`` (processes) in local mode, ``PlatformDockerBackend`` (a
+  container per scheduler and worker on the user's network, ``docker_backend.py``) in Docker and Swarm modes, with
+  the same database, options and shutdown policy.
 """
 
 from __future__ import annotations
@@ -77,17 +79,20 @@ def user_environment(settings: PlatformSettings) -> dict[str, str]:
     """What every user server gets so that ``Gateway()`` and ``GatewayCluster()`` need no arguments.
 
     The public address (dashboard links, opened by browsers) is on the hub's host, never on a user's own origin.
-    Python in a server sends API calls there too, except where the hub's host is a subdomain of ``localhost``
-    (e.g. ``tep.localhost``, with users on ``alice.tep.localhost``): only browsers resolve those names, so the API
-    calls go to the gateway's own HTTP proxy on 127.0.0.1, with the same prefix.
+    Python in a server sends API calls to the gateway's own HTTP proxy where the public URL is out of its reach: in
+    Docker and Swarm modes on the platform network's gateway address (a container's loopback is its own), and where
+    the hub's host is a subdomain of ``localhost`` (only browsers resolve those names) on 127.0.0.1.
     """
-    api_address = public_gateway_url(settings)
-    if urlparse(settings.public_url).hostname.endswith(".localhost"):
-        api_address = f"http://127.0.0.1:{settings.gateway_port}{GATEWAY_PREFIX}"
+    host = settings.container_host
+    address = public_gateway_url(settings)
+    if host != "127.0.0.1":
+        address = f"http://{host}:{settings.gateway_port}{GATEWAY_PREFIX}"
+    elif urlparse(settings.public_url).hostname.endswith(".localhost"):
+        address = f"http://127.0.0.1:{settings.gateway_port}{GATEWAY_PREFIX}"
     return {
-        "DASK_GATEWAY__ADDRESS": api_address,
+        "DASK_GATEWAY__ADDRESS": address,
         "DASK_GATEWAY__PUBLIC_ADDRESS": public_gateway_url(settings),
-        "DASK_GATEWAY__PROXY_ADDRESS": f"gateway://127.0.0.1:{settings.gateway_tcp_port}",
+        "DASK_GATEWAY__PROXY_ADDRESS": f"gateway://{host}:{settings.gateway_tcp_port}",
         "DASK_GATEWAY__AUTH__TYPE": "jupyterhub",
     }
 
@@ -107,6 +112,8 @@ def gateway_service_definition(settings: PlatformSettings) -> dict[str, Any]:
         # Docker mode: the gateway reaches the same engine as the hub's spawner (e.g. rootless Docker's socket).
         **{name: os.environ[name] for name in DOCKER_CLIENT_VARIABLES if name in os.environ},
         "POLARTEP_PUBLIC_URL": settings.public_url,
+        "POLARTEP_DOCKER_NETWORK_PREFIX": settings.docker_network_prefix,
+        "POLARTEP_DOCKER_SUBNET_POOL": settings.docker_subnet_pool,
         "POLARTEP_HUB_PORT": str(settings.hub_port),
         "POLARTEP_SERVICE_PORT": str(settings.service_port),
         "POLARTEP_PROXY_API_PORT": str(settings.proxy_api_port),
@@ -130,7 +137,7 @@ def gateway_service_definition(settings: PlatformSettings) -> dict[str, Any]:
         passed["NO_COLOR"] = "1"
     return {
         "name": GATEWAY_SERVICE_NAME,
-        "url": f"http://127.0.0.1:{settings.gateway_port}",
+        "url": f"http://{settings.container_host}:{settings.gateway_port}",
         "command": [python_bin("dask-gateway-server"), "-f", str(config_file)],
         "cwd": settings.state_dir,
         "environment": passed,
@@ -152,8 +159,8 @@ def configure_gateway(c, settings: PlatformSettings | None = None) -> PlatformSe
 
     c.DaskGateway.address = f"127.0.0.1:{settings.gateway_api_port}"
     c.DaskGateway.log_level = settings.log_level
-    c.Proxy.address = f"127.0.0.1:{settings.gateway_port}"
-    c.Proxy.tcp_address = f"127.0.0.1:{settings.gateway_tcp_port}"
+    c.Proxy.address = f"{settings.container_host}:{settings.gateway_port}"
+    c.Proxy.tcp_address = f"{settings.container_host}:{settings.gateway_tcp_port}"
     c.Proxy.prefix = GATEWAY_PREFIX
 
     c.DaskGateway.authenticator_class = "dask_gateway_server.auth.JupyterHubAuthenticator"
@@ -194,7 +201,7 @@ def configure_gateway(c, settings: PlatformSettings | None = None) -> PlatformSe
     allowances = AllowanceClient(settings.service_url + SERVICE_PREFIX + "api/v1", settings.hub_service_token)
     c.PlatformLocalBackend.quota_allowances = allowances
     c.PlatformDockerBackend.quota_allowances = allowances
-    if settings.mode == "docker":
+    if settings.mode in ("docker", "swarm"):
         # Docker mode: the same configuration, with schedulers and workers as containers (docker_backend.py).
         from polartep_hub.gateway.backends.docker import configure_docker_backend
 

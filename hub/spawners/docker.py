@@ -1,4 +1,4 @@
-"""``DockerProfileSpawner``: one container per server, sized by the profile, on the host's network.
+"""``DockerProfileSpawner``: one hardened container per server, sized by the profile, on its user's Docker network.
 
 Rules it guarantees:
 
@@ -14,37 +14,32 @@ Rules it guarantees:
   hub restarts. No other user's volume is mounted. ``delete_forever`` of the default server (JupyterHub calls it
   when the user is deleted, e.g. on erasure) removes that volume, and only that one; removing a named server
   (``{"remove": true}``) keeps it, since all the user's servers share it.
-* Host networking (all traffic stays on 127.0.0.1, and containers reach the hub's API there). Every server gets its
-  own port: ports are chosen under a process-wide asyncio lock, reserved until the server stops and recorded in the
-  spawner's state, so two concurrent spawns (or a server found again after a hub restart) never share one.
+* No host networking: each server runs on its user's network (``{prefix}-u-{user}``, ``networks.py``), created when
+  missing, which only that user's servers and Dask containers join; the hub and the proxy reach the server at its
+  address there (port 8888 in its own namespace), and the server reaches the hub's API at the platform network's
+  gateway address (``JupyterHub.hub_connect_url``). Another user's containers are on other bridges (unreachable),
+  and everything private to the platform is on the host's loopback, which a container does not share.
+* Hardened like the Dask containers: uid 1000 (``user``), every capability dropped, ``no-new-privileges``, a
+  read-only image (``/tmp`` a private tmpfs; the home volume writable), a bounded number of processes, and no Docker
+  socket or other host path mounted.
 * ``start()`` returns only once the server answers HTTP (``wait_until_answering``), or once its container is gone.
 """
 
 from __future__ import annotations
 
 import asyncio
-import socket
-from typing import ClassVar
 
 from docker.errors import APIError, NotFound
 from dockerspawner import DockerSpawner
-from traitlets import Float, Unicode, default
+from traitlets import Bool, Float, Integer, Unicode, default
 
 from polartep_hub.catalogue import Profile
 from polartep_hub.spawners.home_volume import HOME_VOLUME_TEMPLATE
+from polartep_hub.spawners.networks import NetworkNames
 from polartep_hub.spawners.profiles import ProfileSpawnerMixin
 from polartep_hub.spawners.readiness import wait_until_answering
 
 HOME_IN_CONTAINER = "/home/jovyan"
-
-
-def _port_is_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 class DockerProfileSpawner(ProfileSpawnerMixin, DockerSpawner):
@@ -65,11 +60,52 @@ class DockerProfileSpawner(ProfileSpawnerMixin, DockerSpawner):
         config=True,
     )
 
-    # Ports handed out by this hub process and not yet given back (port -> server). Host networking means a
-    # container binds the host's port itself: a port that is merely free now may be taken by a concurrent spawn
-    # before its container starts, so the choice is made and recorded under one lock.
-    _ports_in_use: ClassVar[dict[int, str]] = {}
-    _port_lock: ClassVar[asyncio.Lock | None] = None
+    network_prefix = Unicode(
+        "polartep",
+        help="Prefix of the platform's Docker networks (PlatformSettings.docker_network_prefix); each user's servers "
+        "join {prefix}-u-{username}.",
+        config=True,
+    )
+
+    subnet_pool = Unicode(
+        "10.213.0.0/16",
+        help="Where users' networks get their /26 subnets (PlatformSettings.docker_subnet_pool).",
+        config=True,
+    )
+
+    container_user = Unicode("1000:1000", help="uid:gid the server runs as (never root).", config=True)
+
+    pids_limit = Integer(4096, help="Most processes (and threads) one server container may run.", config=True)
+
+    read_only_image = Bool(
+        True,
+        help="Mount the image read-only (the home volume and a private /tmp stay writable).",
+        config=True,
+    )
+
+    @default("network_name")
+    def _network_name_default(self) -> str:
+        return NetworkNames(self.network_prefix).user(self.escaped_name)
+
+    @default("use_internal_ip")
+    def _use_internal_ip_default(self) -> bool:
+        return True
+
+    @default("extra_create_kwargs")
+    def _extra_create_kwargs_default(self) -> dict:
+        return {"user": self.container_user}
+
+    @default("extra_host_config")
+    def _extra_host_config_default(self) -> dict:
+        config = {
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges"],
+            "pids_limit": self.pids_limit,
+        }
+        if self.read_only_image:
+            config["read_only"] = True
+            config["tmpfs"] = {"/tmp": "rw,nosuid,nodev,size=1g"}  # noqa: S108 (the container's own /tmp)
+        return config
 
     @default("allowed_images")
     def _allowed_images_default(self) -> list[str]:
@@ -95,94 +131,31 @@ class DockerProfileSpawner(ProfileSpawnerMixin, DockerSpawner):
             extra.pop("device_requests", None)
         self.extra_host_config = extra
 
-    # Host networking: a port of our own per server ------------------------------------------------------------
+    async def ensure_network(self) -> str:
+        """Create the user's network when missing (the gateway may have created it already)."""
+        from polartep_hub.spawners.networks import ensure_user_network
 
-    @property
-    def _host_network(self) -> bool:
-        return self.network_name == "host"
-
-    @classmethod
-    def _lock(cls) -> asyncio.Lock:
-        # Created lazily: the lock must belong to the hub's running event loop.
-        if cls._port_lock is None:
-            cls._port_lock = asyncio.Lock()
-        return cls._port_lock
-
-    async def _reserve_port(self) -> int:
-        async with self._lock():
-            for _ in range(100):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", 0))
-                    port = s.getsockname()[1]
-                if port not in self._ports_in_use:
-                    self._ports_in_use[port] = self._log_name
-                    return port
-        raise RuntimeError("no free port found for a new server")
-
-    def _release_port(self) -> None:
-        if self._host_network and self._ports_in_use.get(self.port) == self._log_name:
-            del self._ports_in_use[self.port]
-
-    def get_args(self) -> list[str]:
-        args = list(super().get_args())
-        if self._host_network:
-            # The hub also passes the bind address in JUPYTERHUB_SERVICE_URL; the flags make it explicit.
-            args += ["--ip=127.0.0.1", f"--port={self.port}"]
-        return args
-
-    async def get_ip_and_port(self) -> tuple[str, int]:
-        if self._host_network:
-            return "127.0.0.1", self.port
-        return await super().get_ip_and_port()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            None,
+            lambda: ensure_user_network(
+                self.network_prefix, self.subnet_pool, self.user.name, self.escaped_name, client=self.client
+            ),
+        )
 
     async def start(self):
-        if self._host_network:
-            self.ip = "127.0.0.1"
-            # A server found again after a hub restart keeps its recorded port (load_state reserved it); a new one
-            # gets a fresh port, which must also be free on the host right now.
-            if not (self.port and self._ports_in_use.get(self.port) == self._log_name and self.object_id):
-                self._release_port()
-                self.port = await self._reserve_port()
-                while not _port_is_free(self.port):
-                    self._release_port()
-                    self.port = await self._reserve_port()
-        try:
-            ip, port = await super().start()
-            await wait_until_answering(
-                f"http://{ip}:{port}{self.server.base_url}api",
-                within=self.start_timeout,
-                alive=self._container_running,
-                alive_every=1.0,
-            )
-        except BaseException:
-            self._release_port()
-            raise
+        await self.ensure_network()
+        ip, port = await super().start()
+        await wait_until_answering(
+            f"http://{ip}:{port}{self.server.base_url}api",
+            within=self.start_timeout,
+            alive=self._container_running,
+            alive_every=1.0,
+        )
         return ip, port
 
     async def _container_running(self) -> bool:
         return await self.poll() is None
-
-    async def stop(self, now: bool = False) -> None:
-        port_owned = self.port
-        await super().stop(now=now)
-        self.port = port_owned
-        self._release_port()
-        self.port = 0
-
-    # State: the port survives hub restarts with the container ----------------------------------------------------
-
-    def get_state(self):
-        state = super().get_state()
-        if self._host_network and self.port:
-            state["port"] = self.port
-        return state
-
-    def load_state(self, state):
-        super().load_state(state)
-        port = state.get("port")
-        if self._host_network and port:
-            self.port = int(port)
-            self._ports_in_use[self.port] = self._log_name
 
     # Deleting the user: the home volume goes too ---------------------------------------------------------------
 
@@ -205,7 +178,7 @@ class DockerProfileSpawner(ProfileSpawnerMixin, DockerSpawner):
             try:
                 await self.docker("remove_volume", name)
             except NotFound:
-                return
+                break
             except APIError as error:
                 if error.status_code == 409 and asyncio.get_running_loop().time() < deadline:
                     await asyncio.sleep(1)  # in use: wait for the stopped container to go
@@ -213,4 +186,10 @@ class DockerProfileSpawner(ProfileSpawnerMixin, DockerSpawner):
                 self.log.error("Could not remove the home volume of %s: %s", self._log_name, error)
                 raise
             self.log.info("Removed the home volume of %s", self._log_name)
-            return
+            break
+        from polartep_hub.spawners.networks import remove_user_network
+
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(
+            None, lambda: remove_user_network(self.network_prefix, self.escaped_name, client=self.client)
+        )

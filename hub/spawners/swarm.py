@@ -1,7 +1,16 @@
 """``SwarmProfileSpawner``: one Docker Swarm service per server, with the same profiles, homes and rules as Docker mode.
 
 Rules it guarantees (beyond ``DockerProfileSpawner``'s, which it inherits: catalogue images only, profile limits,
-host networking with a guarded port per server, readiness wait):
+readiness wait):
+
+* Services join their user's network ``{prefix}-u-{user}``, in Swarm mode a swarm-scoped attachable bridge
+  configured from a config-only network (``networks.py``; a swarm service cannot join a local bridge), created when
+  missing. The user's Dask containers join the same network, as in Docker mode; another user's servers and
+  clusters are on other bridges, which Docker keeps apart. The hub and the proxy reach a server at its task's
+  address there, and the server reaches the hub's API at the platform network's gateway address.
+* The task runs as uid 1000 with every capability dropped. Docker 20.10's swarm API has no ``no-new-privileges``,
+  read-only root or process limit for services: those are missing in Swarm mode (the images have no setuid
+  programs that matter without capabilities).
 
 * The profile's CPU and memory become the service's resource limits (``NanoCPUs``, ``MemoryBytes``).
 * The user's home is the same named volume, ``polartep-home-{username}``, mounted as a volume (SwarmSpawner's
@@ -16,6 +25,8 @@ volume driver that reaches every node (``DockerSpawner.volume_driver``).
 
 from __future__ import annotations
 
+import asyncio
+
 from docker.types import Mount, RestartPolicy
 from dockerspawner import SwarmSpawner
 from traitlets import default
@@ -29,6 +40,50 @@ class SwarmProfileSpawner(DockerProfileSpawner, SwarmSpawner):
     @default("extra_task_spec")
     def _extra_task_spec_default(self) -> dict:
         return {"restart_policy": RestartPolicy(condition="none")}
+
+    @default("extra_create_kwargs")
+    def _extra_create_kwargs_default(self) -> dict:
+        # SwarmSpawner passes these to create_service, which has no `user`: the user is in the container spec.
+        return {}
+
+    @default("extra_container_spec")
+    def _extra_container_spec_default(self) -> dict:
+        return {"user": self.container_user, "cap_drop": ["ALL"]}
+
+    async def ensure_network(self) -> str:
+        """Create the user's swarm-scoped network when missing (the gateway may have created it already)."""
+        from polartep_hub.spawners.networks import ensure_user_network
+
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            None,
+            lambda: ensure_user_network(
+                self.network_prefix,
+                self.subnet_pool,
+                self.user.name,
+                self.escaped_name,
+                client=self.client,
+                swarm=True,
+            ),
+        )
+
+    async def get_ip_and_port(self) -> tuple[str, int]:
+        """The running task's address on the servers' network (the hub does not resolve swarm service names)."""
+        for _ in range(60):
+            tasks = await self.docker(
+                "tasks", filters={"service": self.service_name, "desired-state": "running"}
+            )
+            for task in tasks:
+                # A swarm-scoped *bridge* gets its addresses from the node's local IPAM (its config-only network),
+                # so the task's attachment carries none: read the address from the task's container on this node.
+                container = ((task.get("Status") or {}).get("ContainerStatus") or {}).get("ContainerID")
+                if container:
+                    info = await self.docker("inspect_container", container)
+                    network = (info["NetworkSettings"].get("Networks") or {}).get(self.network_name) or {}
+                    if network.get("IPAddress"):
+                        return network["IPAddress"], self.port
+            await asyncio.sleep(0.5)
+        raise RuntimeError(f"no address of service {self.service_name} on network {self.network_name}")
 
     @property
     def mounts(self) -> list[Mount]:

@@ -89,6 +89,7 @@ def swarm_platform(docker_engine, test_catalogue, tmp_path_factory):
     platform = start_docker_platform(tmp_path_factory.mktemp("swarm"), test_catalogue, mode="swarm")
     yield platform
     platform.stop()
+    remove_run_objects()
     if joined_here:
         docker("swarm", "leave", "--force", check=False)
         # Leaving leaves the swarm's bridge network behind.

@@ -9,7 +9,10 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import socket
 import subprocess
+import time
+from pathlib import Path
 from typing import Any
 
 from polartep_hub.settings import REPO_ROOT
@@ -40,6 +43,11 @@ def home_volume(user: str) -> str:
 def unique_user_name(label: str) -> str:
     """A user name unique to this run (letters and digits only, so Docker names need no escaping)."""
     return f"t{RUN_ID}{label}"
+
+
+def network_prefix(label: str) -> str:
+    """A ``docker_network_prefix`` unique to this run and platform (``polartep-t{run}{label}``)."""
+    return f"polartep-t{RUN_ID}n{label}"
 
 
 def engine_problem() -> str | None:
@@ -73,3 +81,54 @@ def remove_run_objects() -> None:
     ).stdout.split()
     if volumes:
         docker("volume", "rm", "-f", *volumes, check=False)
+
+    remove_run_networks()
+
+
+def listening_addresses() -> set[str]:
+    """The IPv4 addresses that something on this host listens on (TCP), from ``/proc/net/tcp``."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A":  # LISTEN
+            found.add(socket.inet_ntoa(bytes.fromhex(fields[1].split(":")[0])[::-1]))
+    return found
+
+
+def remove_run_networks(wait: float = 120) -> None:
+    """Remove this run's networks (``docker_network_prefix`` carries the run id, see ``network_prefix()``), except
+    the platform network of a platform still running (its hub listens on that network's gateway address: removing
+    the network would take the address away from under the session's platform, as happened before).
+
+    Swarm mode's user networks leave the node some seconds after their last task: they are retried for up to
+    ``wait`` seconds (120 s: under load a stopped task takes that long), and their config-only networks go last and
+    only once their swarm network is gone (removed first, they would orphan it)."""
+
+    def networks() -> list[tuple[str, str, str]]:
+        # Filtered here, not with --filter name=: the engine's filter misses swarm networks without a task here.
+        listed = docker("network", "ls", "--format", "{{.Name}} {{.Driver}} {{.Scope}}", check=False).stdout
+        rows = [tuple(line.split()) for line in listed.splitlines() if line.strip()]
+        return [row for row in rows if row[0].startswith(network_prefix(""))]
+
+    live = listening_addresses()
+
+    def in_use_by_a_running_platform(name: str) -> bool:
+        if not name.endswith("-platform"):
+            return False
+        info = inspect("network", name) or {}
+        gateways = {c.get("Gateway") for c in (info.get("IPAM") or {}).get("Config") or ()}
+        return bool(gateways & live)
+
+    local = [n for n, driver, scope in networks() if scope == "local" and driver != "null"]
+    local = [n for n in local if not in_use_by_a_running_platform(n)]
+    if local:
+        docker("network", "rm", *local, check=False)
+    deadline = time.monotonic() + wait
+    while (swarm := [n for n, _, scope in networks() if scope == "swarm"]) and time.monotonic() < deadline:
+        docker("network", "rm", *swarm, check=False)
+        if any(scope == "swarm" for _, _, scope in networks()):
+            time.sleep(2)
+    # A config-only network goes only once its swarm network is gone (removed first, it would orphan it).
+    left = {n for n, driver, _ in networks() if driver != "null"}
+    if configs := [n for n, d, _ in networks() if d == "null" and n.removesuffix("-config") not in left]:
+        docker("network", "rm", *configs, check=False)

@@ -27,7 +27,9 @@ def test_each_profile_runs_its_image_with_its_limits(docker_platform, docker_use
     assert host["MemorySwap"] == expected.memory, "no swap beyond the memory limit"
     # CPU as a CFS quota: the NanoCpus equivalent (cpu * 1e9) that Docker also accepts above the host's core count.
     assert host["CpuQuota"] * 1_000_000_000 // host["CpuPeriod"] == int(expected.cpu * 1e9)
-    assert host["NetworkMode"] == "host"
+    assert host["NetworkMode"] == f"{docker_platform.settings.docker_network_prefix}-u-{user}", (
+        "the user's network"
+    )
     assert not host.get("DeviceRequests"), "no GPU on this host, so none requested"
     assert container["Config"]["User"] in ("1000:1000", "1000"), "servers run as jovyan, never root"
     env = dict(item.split("=", 1) for item in container["Config"]["Env"])
@@ -41,7 +43,7 @@ def test_each_profile_runs_its_image_with_its_limits(docker_platform, docker_use
     assert inspect("container", container_name(user, profile)) is None, "stopped containers are removed"
 
 
-def test_two_servers_at_once_get_their_own_ports(docker_platform, docker_user):
+def test_two_servers_at_once_get_their_own_addresses(docker_platform, docker_user):
     user, token = docker_user("ports")
     for server in ("one", "two"):
         r = docker_platform.api(

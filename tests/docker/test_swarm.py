@@ -19,6 +19,23 @@ def test_swarm_spawns_and_stops_a_server_with_its_limits(swarm_platform):
     assert [(m["Type"], m["Source"]) for m in task["ContainerSpec"]["Mounts"]] == [
         ("volume", home_volume(user))
     ]
+    assert task["ContainerSpec"]["User"] == "1000:1000" and task["ContainerSpec"]["CapabilityDrop"] == ["ALL"]
+    network = json.loads(docker("network", "inspect", task["Networks"][0]["Target"]).stdout)[0]
+    prefix = swarm_platform.settings.docker_network_prefix
+    # The user's own network: a swarm-scoped bridge configured from a config-only network that holds its /26.
+    assert (network["Name"], network["Scope"], network["Driver"], network["Attachable"]) == (
+        f"{prefix}-u-{user}",
+        "swarm",
+        "bridge",
+        True,
+    )
+    assert network["ConfigFrom"] == {"Network": f"{prefix}-u-{user}-config"}
+    config = json.loads(docker("network", "inspect", f"{prefix}-u-{user}-config").stdout)[0]
+    labels = config["Labels"]
+    assert (labels["org.polartep.network.prefix"], labels["org.polartep.network.user"]) == (prefix, user)
+    subnet = config["IPAM"]["Config"][0]["Subnet"]
+    assert config["ConfigOnly"] is True and subnet.endswith("/26") and subnet.startswith("10.213.")
+    # That other users cannot reach it is shown by tests/security/test_swarm_network_isolation.py.
     assert swarm_platform.api("GET", f"/user/{user}/api/status", token).status_code == 200
 
     swarm_platform.stop_server(user)

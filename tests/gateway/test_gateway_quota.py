@@ -17,8 +17,7 @@ from dask_gateway_server.backends.base import PublicException
 from dask_gateway_server.backends.db_base import JobStatus
 
 from polartep_hub.gateway.quota_allowance import Allowance, AllowanceUnavailable
-from tests.gateway.test_user_totals import _Backend, _cluster
-from tests.helpers.gateway import gateway_api
+from tests.helpers.gateway import _Backend, _cluster, gateway_api
 from tests.helpers.quota import spend
 
 RUN = JobStatus.RUNNING

@@ -9,27 +9,19 @@ naming the limit, and under load never runs more workers than the plan leaves, i
 from __future__ import annotations
 
 import pytest
-from dask_gateway_server.backends.db_base import Cluster, JobStatus, Worker
+from dask_gateway_server.backends.db_base import JobStatus
 
 from polartep_hub.gateway.user_totals import (
     Reservation,
     UserBounds,
-    UserTotalsMixin,
     cluster_reservation,
     room_for_workers,
     scheduler_fits,
 )
-from tests.helpers.gateway import gateway_api
+from tests.helpers.gateway import GIB, SMALL_WORKERS, TRIAL_CONFIG, _Backend, _cluster, gateway_api
 from tests.helpers.inside_server import run_as_user_server
 
-GIB = 2**30
 TRIAL = UserBounds(plan="trial", max_workers=4, max_cores=8, max_memory=4 * 8 * GIB)
-SMALL_WORKERS = {
-    "scheduler_cores": 1,
-    "scheduler_memory": 2 * GIB,
-    "worker_cores": 1,
-    "worker_memory": 2 * GIB,
-}
 
 
 # --- the arithmetic -------------------------------------------------------------------------------------------------
@@ -70,46 +62,6 @@ def test_clusters_from_before_the_totals_are_not_bounded():
 
 
 # --- what counts: everything not yet gone, being stopped included ----------------------------------------------------
-
-TRIAL_CONFIG = {**SMALL_WORKERS, "plan": "trial", "user_max_workers": 4, "user_max_cores": 8,
-                "user_max_memory": 4 * 8 * GIB}  # fmt: skip
-
-
-def _cluster(
-    name: str, status: JobStatus, target: JobStatus, workers: list[tuple[JobStatus, JobStatus]]
-) -> Cluster:
-    """dask-gateway's own in-memory records (``db_base.Cluster``/``Worker``), as the backend keeps them (they need a
-    running event loop, hence the async tests)."""
-    cluster = Cluster(name=name, username="alice", config=dict(TRIAL_CONFIG), status=status, target=target)
-    cluster.workers = {}
-    for index, (w_status, w_target) in enumerate(workers):
-        worker = Worker(name=f"{name}-w{index}", cluster=cluster, status=w_status, target=w_target)
-        cluster.workers[worker.name] = worker
-    return cluster
-
-
-class _Records:
-    def __init__(self, clusters: list[Cluster]) -> None:
-        self.username_to_clusters = {"alice": {c.name: c for c in clusters}}
-        self.created: list[str] = []
-
-    def create_worker(self, cluster: Cluster) -> Worker:
-        worker = Worker(name=f"new{len(self.created)}", cluster=cluster, status=JobStatus.CREATED,
-                        target=JobStatus.RUNNING)  # fmt: skip
-        self.created.append(worker.name)
-        cluster.workers[worker.name] = worker
-        return worker
-
-
-class _Backend(UserTotalsMixin):
-    worker_start_failure_limit = 3
-
-    def __init__(self, clusters: list[Cluster]) -> None:
-        import logging
-
-        self.db = _Records(clusters)
-        self.log = logging.getLogger("test")
-        self.queue = type("Q", (), {"put": lambda self, item: None})()
 
 
 RUN, STOP, CLOSING = JobStatus.RUNNING, JobStatus.STOPPED, JobStatus.CLOSING

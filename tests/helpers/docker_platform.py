@@ -6,8 +6,19 @@ import json
 import textwrap
 from pathlib import Path
 
-from tests.docker.engine import container_name, docker, inspect
-from tests.harness import RunningPlatform
+from polartep_hub.gateway.backends.docker import (
+    LABEL_CLUSTER,
+    LABEL_ROLE,
+)
+from tests.docker.engine import (
+    container_name,
+    docker,
+    inspect,
+    network_prefix,
+    remove_run_objects,
+)
+from tests.harness import RunningPlatform, wait_for
+from tests.helpers.gateway import gateway_api
 
 
 def containers(**labels: str) -> list[dict]:
@@ -34,11 +45,61 @@ def start_docker_platform(
     running = RunningPlatform(
         root,
         mode=mode,
-        extra_env={"POLARTEP_CATALOGUE": str(catalogue), "POLARTEP_IDLE_TIMEOUT": str(idle_timeout)},
+        extra_env={
+            "POLARTEP_CATALOGUE": str(catalogue),
+            "POLARTEP_IDLE_TIMEOUT": str(idle_timeout),
+            # Networks of this platform only (several platforms of several runs share the engine).
+            "POLARTEP_DOCKER_NETWORK_PREFIX": network_prefix(root.name),
+        },
     )
     try:
         return running.start()
     except Exception:
         print(running.log_tail())
         running.stop()
+        remove_run_objects()  # e.g. the platform network created before the hub failed to start
         raise
+
+
+def start_cluster(platform, token: str, options: dict | None = None, workers: int = 0) -> str:
+    """Create a cluster through the gateway's REST API with the user's token, wait until it runs, scale it."""
+    r = gateway_api(platform, "POST", "clusters/", token, json={"cluster_options": options or {}})
+    assert r.status_code == 201, r.text
+    name = r.json()["name"]
+
+    def running() -> bool:
+        r = gateway_api(platform, "GET", f"clusters/{name}", token)
+        return r.status_code == 200 and r.json()["status"] == "RUNNING"
+
+    wait_for(running, 90, interval=0.3, what=f"cluster {name} to run")
+    if workers:
+        r = gateway_api(platform, "POST", f"clusters/{name}/scale", token, json={"count": workers})
+        assert r.status_code == 200 and r.json()["ok"], r.text
+    return name
+
+
+def stop_cluster(platform, token: str, name: str):
+    """Stop the cluster through the gateway's API and wait until every one of its containers is gone."""
+    r = gateway_api(platform, "DELETE", f"clusters/{name}", token)
+    wait_for(
+        lambda: not containers(**{LABEL_CLUSTER: name}),
+        STOP_WITHIN,
+        interval=0.5,
+        what=f"every container of cluster {name} to be removed",
+    )
+    return r
+
+
+def wait_for_containers(name: str, role: str, timeout: float = 90) -> list[dict]:
+    """The cluster's containers of ``role`` (scheduler or worker), once there is at least one."""
+    wait_for(
+        lambda: containers(**{LABEL_CLUSTER: name, LABEL_ROLE: role}),
+        timeout,
+        interval=0.5,
+        what=f"a {role} container of cluster {name}",
+    )
+    return containers(**{LABEL_CLUSTER: name, LABEL_ROLE: role})
+
+
+# Stopping removes containers at once; well below the backend's orphan sweep (60 s), so the sweep cannot mask it.
+STOP_WITHIN = 20

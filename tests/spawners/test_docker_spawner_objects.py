@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import types
 
 import pytest
 
-from polartep_hub.spawners import docker as docker_module
 from polartep_hub.spawners import profiles
 from polartep_hub.spawners.docker import DockerProfileSpawner
 
 
 def spawner(name: str = "alice") -> DockerProfileSpawner:
     user = types.SimpleNamespace(name=name, id=1, url=f"/user/{name}/")
-    return DockerProfileSpawner(user=user, network_name="host")
-
-
-@pytest.fixture(autouse=True)
-def no_reserved_ports(monkeypatch):
-    monkeypatch.setattr(DockerProfileSpawner, "_ports_in_use", {})
-    monkeypatch.setattr(DockerProfileSpawner, "_port_lock", None)
+    return DockerProfileSpawner(user=user)
 
 
 def test_only_catalogue_images_are_allowed():
@@ -31,7 +23,7 @@ def test_the_profile_sets_image_limits_and_no_extra_swap():
     s = spawner()
     s.apply_profile(s.catalogue.profile("small"))
     assert (s.image, s.cpu_limit, s.mem_limit) == ("polartep/base", 2, 8 * 1024**3)
-    assert s.extra_host_config == {"memswap_limit": 8 * 1024**3}
+    assert s.extra_host_config["memswap_limit"] == 8 * 1024**3
 
 
 def test_a_gpu_is_requested_for_ml_only_where_the_host_has_one(monkeypatch):
@@ -54,30 +46,26 @@ def test_each_user_gets_their_own_home_volume():
     assert spawner("bob").volume_binds == {"polartep-home-bob": {"bind": "/home/jovyan", "mode": "rw"}}
 
 
-def test_concurrent_spawns_never_get_the_same_port(monkeypatch):
-    # Even if the OS offered the same free port to every caller, the lock and the reservation keep them apart.
-    offered = iter([40001] * 3 + [40002] * 3 + [40003])
-    real_socket = docker_module.socket.socket
-
-    class OfferingSocket(real_socket):
-        def getsockname(self):
-            return ("127.0.0.1", next(offered))
-
-    monkeypatch.setattr(docker_module.socket, "socket", OfferingSocket)
-
-    async def reserve_three():
-        spawners = [spawner(f"u{i}") for i in range(3)]
-        return await asyncio.gather(*(s._reserve_port() for s in spawners))
-
-    assert sorted(asyncio.run(reserve_three())) == [40001, 40002, 40003]
+def test_each_user_runs_on_their_own_network_never_the_hosts():
+    assert spawner().network_name == "polartep-u-alice"
+    assert spawner("bob").network_name == "polartep-u-bob"
+    assert spawner().use_internal_ip is True, (
+        "the hub reaches the server at its address on the user's network"
+    )
 
 
-def test_a_recorded_port_stays_reserved_across_a_hub_restart():
+def test_servers_are_hardened_like_the_dask_containers():
     s = spawner()
-    s.load_state({"port": 45678, "object_id": "abc", "object_name": "polartep-alice"})
-    assert DockerProfileSpawner._ports_in_use[45678] == s._log_name
-    assert s.get_state()["port"] == 45678
-    assert "--port=45678" in s.get_args() and "--ip=127.0.0.1" in s.get_args()
+    s.apply_profile(s.catalogue.profile("small"))
+    assert s.extra_create_kwargs == {"user": "1000:1000"}
+    assert s.extra_host_config == {
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        "pids_limit": 4096,
+        "read_only": True,
+        "tmpfs": {"/tmp": "rw,nosuid,nodev,size=1g"},
+        "memswap_limit": 8 * 1024**3,
+    }
 
 
 @pytest.mark.parametrize("name", ["bob", "Ana.Lima", "x_y-z", "zoë"])

@@ -110,10 +110,15 @@ class FakeDockerClient:
             raise APIError("volume is in use", response=response)
         self.volumes.remove(name)
 
+    def remove_network(self, name: str) -> None:
+        """The user's networks go after the volume (none exists in these tests)."""
+        self.calls.append(f"network:{name}")
+        raise NotFound("no such network")
+
 
 def docker_spawner(name: str, client: FakeDockerClient, server: str = "") -> DockerProfileSpawner:
     user = types.SimpleNamespace(name=name, id=1, url=f"/user/{name}/")
-    spawner = DockerProfileSpawner(user=user, network_name="host")
+    spawner = DockerProfileSpawner(user=user)
     if server:
         spawner.orm_spawner = types.SimpleNamespace(name=server, server=None)
     spawner._fake_client = client
@@ -130,7 +135,11 @@ def test_the_docker_home_volume_of_that_user_only_is_removed(monkeypatch):
     asyncio.run(spawner.delete_forever())  # a second spawner of the same user: already gone, fine
 
     assert client.volumes == {"polartep-home-bob"}
-    assert set(client.calls) == {"polartep-home-alice"}
+    assert set(client.calls) == {
+        "polartep-home-alice",
+        "network:polartep-u-alice",
+        "network:polartep-u-alice-config",  # Swarm mode's config-only network of hers
+    }, "and only her networks"
 
 
 def test_removing_a_named_docker_server_keeps_the_home_volume(monkeypatch):

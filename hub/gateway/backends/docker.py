@@ -1,7 +1,8 @@
 """``PlatformDockerBackend``: Dask Gateway schedulers and workers as Docker containers (Docker mode).
 
-In Docker mode every user server is a container of its profile's catalogue image, with the profile's CPU and memory
-as hard limits, as uid 1000, on the host's network (``spawners/docker.py``). Dask clusters get the same treatment:
+In Docker and Swarm modes every user server is a container of its profile's catalogue image, with the profile's CPU
+and memory as hard limits, as uid 1000, on a network of the platform's (``spawners/docker.py``,
+``spawners/networks.py``). Dask clusters get the same treatment:
 this backend (a ``DBBackendBase`` subclass, the route dask-gateway's maintainers describe in their issue #317 for
 backends they do not ship) starts the scheduler and each worker as a container of their own.
 
@@ -24,8 +25,11 @@ Rules it guarantees:
   scheduler gets ``scheduler_cores``/``scheduler_memory``, each worker ``worker_cores``/``worker_memory``.
 * Containers run as ``container_user`` (uid 1000, never root), with every Linux capability dropped and
   ``no-new-privileges``; the only volume mounted is the cluster owner's home volume (the one their servers mount).
-* Host networking, every listener on 127.0.0.1 (``--host 127.0.0.1`` for scheduler and workers, port 0 so the
-  kernel picks free ports, no race between concurrent clusters). Traffic between the gateway, scheduler and
+* Every scheduler and worker runs on its owner's user network (``{prefix}-u-{user}``, created here when missing),
+  never on the host's network: workers reach their own scheduler, no other user's container reaches either (another
+  bridge), and they reach the platform only at the platform network's gateway address (the gateway's proxy, where
+  the scheduler sends its heartbeats with its cluster's token). They listen on every interface of their own network
+  namespace (loopback and the user network), on ports the kernel picks. Traffic between the gateway, scheduler and
   workers is TLS with the cluster's own certificate (dask-gateway's model); the certificate and key reach the
   containers in their environment as PEM text (distributed accepts PEM contents in place of file paths), so the
   gateway writes no credential file; the engine keeps a container's environment in its own root-only state, as it
@@ -51,7 +55,7 @@ from typing import Any
 
 from dask_gateway_server.backends.db_base import Cluster, DBBackendBase, JobStatus, Worker
 from dask_gateway_server.traitlets import Type
-from traitlets import Float, Integer, List, TraitError, Unicode, default, validate
+from traitlets import Bool, Float, Integer, List, TraitError, Unicode, default, validate
 
 from polartep_hub.gateway.admin_api import PlatformAdminRoutesMixin
 from polartep_hub.gateway.gateway_db import use_write_ahead_log
@@ -88,12 +92,15 @@ def container_spec(
     memory: int,
     user: str,
     home_volume: str | None,
+    network: str,
     cpu_period: int = 100_000,
+    pids_limit: int = 4096,
 ) -> dict[str, Any]:
     """The keyword arguments of ``docker.containers.create`` for one scheduler or worker container.
 
     A pure function (tested without an engine): memory is a hard limit without swap, CPU a CFS quota of ``cores``
-    periods, host networking, no capabilities, no privilege escalation.
+    periods, on ``network`` (the user's network), no capabilities, no privilege escalation, a bounded number of
+    processes.
     """
     if cores <= 0 or memory <= 0:
         raise ValueError(f"container {name}: cores and memory must be positive (got {cores}, {memory})")
@@ -104,7 +111,7 @@ def container_spec(
         "environment": environment,
         "labels": labels,
         "detach": True,
-        "network_mode": "host",
+        "network": network,
         "user": user,
         "mem_limit": int(memory),
         "memswap_limit": int(memory),
@@ -112,6 +119,7 @@ def container_spec(
         "cpu_quota": int(round(cores * cpu_period)),
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges"],
+        "pids_limit": pids_limit,
         "working_dir": HOME_IN_CONTAINER if home_volume else "/tmp",
     }
     if home_volume:
@@ -181,6 +189,30 @@ class PlatformDockerBackend(PlatformAdminRoutesMixin, UserTotalsMixin, QuotaAllo
 
     cpu_period = Integer(100_000, help="CFS period (µs) of the CPU quota.", config=True)
 
+    pids_limit = Integer(
+        4096, help="Most processes (and threads) one scheduler or worker container may run.", config=True
+    )
+
+    network_prefix = Unicode(
+        "polartep",
+        help="Prefix of the platform's Docker networks (PlatformSettings.docker_network_prefix): each user's "
+        "containers join {prefix}-u-{user}.",
+        config=True,
+    )
+
+    subnet_pool = Unicode(
+        "10.213.0.0/16",
+        help="Where users' networks get their /26 subnets (PlatformSettings.docker_subnet_pool).",
+        config=True,
+    )
+
+    swarm_networks = Bool(
+        False,
+        help="Swarm mode: users' networks are swarm-scoped attachable bridges (spawners/networks.py), which the "
+        "users' server services join too.",
+        config=True,
+    )
+
     orphan_check_period = Float(
         60, help="Seconds between sweeps for containers of this gateway that no cluster owns.", config=True
     )
@@ -193,8 +225,9 @@ class PlatformDockerBackend(PlatformAdminRoutesMixin, UserTotalsMixin, QuotaAllo
         config=True,
     )
 
-    # Listeners on loopback only; the gateway reaches them over the shared host network.
-    default_host = "127.0.0.1"
+    # Every interface of the container's own network namespace: its loopback and its user network. distributed
+    # advertises the user-network address (the one its default route leaves by).
+    default_host = "0.0.0.0"  # noqa: S104 (inside the container's own namespace, never the host's)
     # Stopping a cluster removes all of its containers at once (by label).
     supports_bulk_shutdown = True
 
@@ -267,13 +300,6 @@ class PlatformDockerBackend(PlatformAdminRoutesMixin, UserTotalsMixin, QuotaAllo
     def get_worker_env(self, cluster: Cluster) -> dict[str, str]:
         return {**self.get_env(cluster), **self._tls_environment(cluster, "worker")}
 
-    def get_worker_command(self, cluster, worker_name, scheduler_address=None) -> list[str]:
-        # Upstream leaves the worker's and nanny's listeners on every interface; ours stay on loopback.
-        return super().get_worker_command(cluster, worker_name, scheduler_address) + [
-            "--host",
-            self.default_host,
-        ]
-
     # Containers -----------------------------------------------------------------------------------------------------
 
     @staticmethod
@@ -337,6 +363,21 @@ class PlatformDockerBackend(PlatformAdminRoutesMixin, UserTotalsMixin, QuotaAllo
     async def _start_container(self, spec: dict[str, Any]) -> str:
         return await self._docker(self._create_and_start, spec)
 
+    async def user_network(self, username: str) -> str:
+        """The user's network, created when missing (the hub's spawner may not have created it yet)."""
+        from polartep_hub.spawners.networks import ensure_user_network
+
+        return await self._docker(
+            lambda client: ensure_user_network(
+                self.network_prefix,
+                self.subnet_pool,
+                username,
+                escape_name(username),
+                client=client,
+                swarm=self.swarm_networks,
+            )
+        )
+
     async def _remove_all(self, refs: list[str]) -> None:
         await asyncio.gather(*(self._docker(self._remove, ref) for ref in refs))
 
@@ -378,7 +419,9 @@ class PlatformDockerBackend(PlatformAdminRoutesMixin, UserTotalsMixin, QuotaAllo
             memory=cluster.config.scheduler_memory,
             user=self.container_user,
             home_volume=self.home_volume(cluster.username),
+            network=await self.user_network(cluster.username),
             cpu_period=self.cpu_period,
+            pids_limit=self.pids_limit,
         )
         container_id = await self._start_container(spec)
         self.log.info("Scheduler container %s of cluster %s started", name, cluster.name)
@@ -415,7 +458,9 @@ class PlatformDockerBackend(PlatformAdminRoutesMixin, UserTotalsMixin, QuotaAllo
             memory=cluster.config.worker_memory,
             user=self.container_user,
             home_volume=self.home_volume(cluster.username),
+            network=await self.user_network(cluster.username),
             cpu_period=self.cpu_period,
+            pids_limit=self.pids_limit,
         )
         container_id = await self._start_container(spec)
         yield {"container": name, "id": container_id}
@@ -487,6 +532,9 @@ def configure_docker_backend(c, settings, catalogue) -> None:
     c.PlatformDockerBackend.cluster_config_class = "polartep_hub.gateway.backends.docker.DockerClusterConfig"
     c.PlatformDockerBackend.allowed_images = sorted({p.image for p in catalogue.profiles.values()})
     c.PlatformDockerBackend.home_volume_template = HOME_VOLUME_TEMPLATE
+    c.PlatformDockerBackend.network_prefix = settings.docker_network_prefix
+    c.PlatformDockerBackend.subnet_pool = settings.docker_subnet_pool
+    c.PlatformDockerBackend.swarm_networks = settings.mode == "swarm"
     c.DockerClusterConfig.image = default_cluster_image(catalogue)
     # The cluster runs the image's dask, not the gateway's (the host's venv path means nothing in a container).
     c.DockerClusterConfig.scheduler_cmd = [IMAGE_DASK, "scheduler"]

@@ -40,22 +40,28 @@ from tests.docker.engine import (
     docker,
     home_volume,
     inspect,
+    network_prefix,
     remove_run_objects,
     unique_user_name,
 )
 from tests.harness import RunningPlatform, wait_for
-from tests.helpers.docker_platform import containers, exec_in_server
+from tests.helpers.docker_platform import (
+    STOP_WITHIN,
+    containers,
+    exec_in_server,
+    start_cluster,
+    stop_cluster,
+    wait_for_containers,
+)
 from tests.helpers.gateway import gateway_api, gateway_pid
 
 GIB = 2**30
-# Stopping removes containers at once; well below the backend's orphan sweep (60 s), so the sweep cannot mask it.
-STOP_WITHIN = 20
 
 
 # Pure parts: the container a cluster gets, and the image check ------------------------------------------------------
 
 
-def test_container_spec_has_hard_limits_no_swap_host_network_and_no_privileges():
+def test_container_spec_has_hard_limits_no_swap_the_users_network_and_no_privileges():
     spec = container_spec(
         name="polartep-alice-dask-worker-w1",
         image="polartep/base",
@@ -66,10 +72,14 @@ def test_container_spec_has_hard_limits_no_swap_host_network_and_no_privileges()
         memory=6 * GIB,
         user="1000:1000",
         home_volume="polartep-home-alice",
+        network="polartep-u-alice",
     )
     assert spec["mem_limit"] == spec["memswap_limit"] == 6 * GIB
     assert spec["cpu_quota"] / spec["cpu_period"] == 3
-    assert spec["network_mode"] == "host" and spec["user"] == "1000:1000"
+    assert (
+        spec["network"] == "polartep-u-alice" and "network_mode" not in spec and spec["user"] == "1000:1000"
+    )
+    assert spec["pids_limit"] == 4096
     assert spec["cap_drop"] == ["ALL"] and spec["security_opt"] == ["no-new-privileges"]
     assert spec["volumes"] == {"polartep-home-alice": {"bind": "/home/jovyan", "mode": "rw"}}
     with pytest.raises(ValueError, match="positive"):
@@ -87,6 +97,7 @@ def spec_args() -> dict:
         memory=GIB,
         user="1000:1000",
         home_volume=None,
+        network="polartep-u-n",
     )
 
 
@@ -100,12 +111,22 @@ def test_only_catalogue_images_are_accepted_for_a_cluster():
         DockerClusterConfig(parent=backend, worker_image="busybox")
 
 
+def docker_backend_network_prefix(c: Config) -> str:
+    return c.PlatformDockerBackend.network_prefix
+
+
 def test_docker_mode_uses_the_container_backend_with_the_same_database_options_and_policy(
     tmp_path, monkeypatch
 ):
+    # The platform network's gateway address (found or created through the engine; fixed here, no engine needed).
+    monkeypatch.setattr(PlatformSettings, "container_host", property(lambda self: "10.99.0.1"))
     c = Config()
     settings = configure_gateway(c, PlatformSettings(mode="docker", state_dir=str(tmp_path)))
     assert c.DaskGateway.backend_class == "polartep_hub.gateway.backends.docker.PlatformDockerBackend"
+    # The proxies on the platform network's address (servers and schedulers reach them), the private API on loopback.
+    assert c.Proxy.address.startswith("10.99.0.1:") and c.Proxy.tcp_address.startswith("10.99.0.1:")
+    assert c.DaskGateway.address.startswith("127.0.0.1:")
+    assert docker_backend_network_prefix(c) == settings.docker_network_prefix
     docker_backend, local_backend = c.PlatformDockerBackend, c.PlatformLocalBackend
     # Plan bounds and the worker profile travel with each cluster, as in local mode; the image is Docker's own.
     assert docker_backend.cluster_config_class == "polartep_hub.gateway.backends.docker.DockerClusterConfig"
@@ -159,46 +180,6 @@ def gateway_docker_platform(docker_engine, test_catalogue, tmp_path_factory):  #
 
 def instance_id(platform) -> str:
     return instance_id_for(f"sqlite:///{platform.settings.state_path / 'dask-gateway.sqlite'}")
-
-
-def wait_for_containers(name: str, role: str, timeout: float = 90) -> list[dict]:
-    """The cluster's containers of ``role`` (scheduler or worker), once there is at least one."""
-    wait_for(
-        lambda: containers(**{LABEL_CLUSTER: name, LABEL_ROLE: role}),
-        timeout,
-        interval=0.5,
-        what=f"a {role} container of cluster {name}",
-    )
-    return containers(**{LABEL_CLUSTER: name, LABEL_ROLE: role})
-
-
-def stop_cluster(platform, token: str, name: str):
-    """Stop the cluster through the gateway's API and wait until every one of its containers is gone."""
-    r = gateway_api(platform, "DELETE", f"clusters/{name}", token)
-    wait_for(
-        lambda: not containers(**{LABEL_CLUSTER: name}),
-        STOP_WITHIN,
-        interval=0.5,
-        what=f"every container of cluster {name} to be removed",
-    )
-    return r
-
-
-def start_cluster(platform, token: str, options: dict | None = None, workers: int = 0) -> str:
-    """Create a cluster through the gateway's REST API with the user's token, wait until it runs, scale it."""
-    r = gateway_api(platform, "POST", "clusters/", token, json={"cluster_options": options or {}})
-    assert r.status_code == 201, r.text
-    name = r.json()["name"]
-
-    def running() -> bool:
-        r = gateway_api(platform, "GET", f"clusters/{name}", token)
-        return r.status_code == 200 and r.json()["status"] == "RUNNING"
-
-    wait_for(running, 90, interval=0.3, what=f"cluster {name} to run")
-    if workers:
-        r = gateway_api(platform, "POST", f"clusters/{name}/scale", token, json={"count": workers})
-        assert r.status_code == 200 and r.json()["ok"], r.text
-    return name
 
 
 NEW_CLUSTER_TWO_WORKERS = """
@@ -258,7 +239,10 @@ def test_clusters_run_as_containers_of_the_catalogue_image_with_the_cluster_limi
         assert config["Labels"][LABEL_GATEWAY] == instance_id(platform)
         assert config["Image"] == "polartep/base"
         assert config["User"] == "1000:1000", "never root"
-        assert host["NetworkMode"] == "host"
+        assert host["NetworkMode"] == f"{platform.settings.docker_network_prefix}-u-{user}"
+        assert list(container["NetworkSettings"]["Networks"]) == [host["NetworkMode"]], (
+            "the user's network only"
+        )
         assert host["MemorySwap"] == host["Memory"], "no swap beyond the memory limit"
         assert host["CapDrop"] == ["ALL"]
         assert [m["Name"] for m in container["Mounts"] if m["Type"] == "volume"] == [home_volume(user)]
@@ -267,7 +251,6 @@ def test_clusters_run_as_containers_of_the_catalogue_image_with_the_cluster_limi
         if config["Labels"][LABEL_ROLE] == "worker":
             # The trial plan's defaults: 1 core, 2 GiB per worker (bounded options in gateway/config.py).
             assert (cores, host["Memory"]) == (1, 2 * GIB)
-            assert "--host" in config["Cmd"] and "127.0.0.1" in config["Cmd"]
         else:
             assert (cores, host["Memory"]) == (1, 2 * GIB)  # dask-gateway's scheduler defaults
 
@@ -446,6 +429,7 @@ def short_idle_docker_platform(docker_engine, test_catalogue, tmp_path_factory):
         tmp_path_factory.mktemp("gateway-docker-idle"),
         mode="docker",
         extra_env={
+            "POLARTEP_DOCKER_NETWORK_PREFIX": network_prefix("idle"),
             "POLARTEP_CATALOGUE": str(test_catalogue),
             "POLARTEP_IDLE_TIMEOUT": "0",
             "POLARTEP_DASK_IDLE_TIMEOUT": str(DASK_IDLE_TIMEOUT),
