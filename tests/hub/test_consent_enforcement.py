@@ -10,11 +10,11 @@ version is refused.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import httpx
 import pytest
 
+from polartep_hub.accounts.legal import SHIPPED_LEGAL_DIR
 from tests.harness import RunningPlatform
 from tests.helpers.browser_session import form_xsrf, logged_in_session
 
@@ -92,7 +92,7 @@ def test_an_admin_opening_the_spawn_page_of_such_a_user_is_told_why(platform, ne
 
 def test_a_new_terms_version_forces_everyone_to_accept_again(tmp_path):
     legal = tmp_path / "legal"
-    shipped = Path(__file__).resolve().parents[2] / "hub" / "service" / "legal"
+    shipped = SHIPPED_LEGAL_DIR
     for kind in ("terms", "privacy"):
         (legal / kind).mkdir(parents=True)
         for document in (shipped / kind).glob("*.md"):
