@@ -69,7 +69,13 @@ def mail_server():
 @pytest.fixture(scope="session")
 def mail_platform(tmp_path_factory, mail_server):
     """A running platform whose outbox delivers to ``mail_server`` (its own, so mail tests share no SMTP settings)."""
-    env = {**mail_server.platform_env(), "POLARTEP_PASSWORD_RESET_PER_HOUR": "1000"}
+    # Enough argon2 slots for the six simultaneous uses of one reset link in tests/security/test_password_reset.py:
+    # that race is about the link, and on a loaded machine four slots could refuse two with 503 before it is run.
+    env = {
+        **mail_server.platform_env(),
+        "POLARTEP_PASSWORD_RESET_PER_HOUR": "1000",
+        "POLARTEP_LOGIN_MAX_CONCURRENT_HASHES": "8",
+    }
     running = RunningPlatform(tmp_path_factory.mktemp("mail-platform"), extra_env=env)
     try:
         running.proxy_process = start_proxy(running.settings, log_path=running.root / "proxy.log")
