@@ -55,7 +55,7 @@ print(json.dumps(out))
     )
     assert result["oidc-admins"] == [
         422,
-        "name: project names may not start with 'oidc-', which is reserved for the identity provider's groups "
+        "invalid request: name: project names may not start with 'oidc-', which is reserved for the identity provider's groups "
         "(POLARTEP_OIDC_GROUP_PREFIX); choose another name",
     ]
     assert result["staff"] == [
