@@ -26,9 +26,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import or_, select
 
 from polartep_hub.accounts import store as accounts
@@ -184,9 +184,22 @@ def usage(
 # --- quota routes (hub and gateway) ------------------------------------------------------------------------------
 
 
+# A server's name as JupyterHub keeps it: no control characters (PostgreSQL refuses NUL in text, and no name has them).
+_SERVER_NAME = r"^[^\x00-\x1f\x7f]*$"
+
+
 class ServerAdmissionIn(BaseModel):
-    server: str = Field("", max_length=255, description="the server's name; empty for the default server")
-    profile: str = Field(max_length=64, description="the catalogue profile it starts with")
+    model_config = ConfigDict(extra="forbid")
+
+    server: str = Field(
+        "",
+        max_length=255,
+        pattern=_SERVER_NAME,
+        description="the server's name; empty for the default server",
+    )
+    profile: str = Field(
+        max_length=64, pattern=_SERVER_NAME, description="the catalogue profile it starts with"
+    )
     admin: bool = Field(False, description="the user is a JupyterHub admin (as the hub knows it)")
 
 
@@ -210,13 +223,12 @@ def _horizon(context) -> timedelta:
     status_code=201,
     response_model=ServerAdmissionOut,
     responses={
+        400: {"description": "the name breaks the account-name rule"},
         403: {"description": "refused: the message says what is exhausted"},
         404: {"description": "no account"},
     },
 )
-def admit_server(
-    name: Annotated[str, Path(max_length=64)], body: ServerAdmissionIn, caller: HubCaller, context: Context
-):
+def admit_server(name: AccountNamePath, body: ServerAdmissionIn, caller: HubCaller, context: Context):
     """The spawn decision (hub only): admit and reserve the server, or refuse with what is exhausted."""
     accounts.check_account_name(name)
     profile = context.catalogue.profiles.get(body.profile)
@@ -231,7 +243,7 @@ def admit_server(
                 session, context.catalogue, name, body.server, profile, _horizon(context), admin=body.admin
             )
         except LookupError:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no account {name!r}") from None
+            raise accounts.AccountNotFound.for_name(name) from None
         except quota.QuotaRefused as refusal:
             return JSONResponse({"detail": refusal.message, "reason": refusal.reason}, status_code=403)
     return ServerAdmissionOut(
@@ -247,8 +259,10 @@ def admit_server(
 
 
 class ServerStopIn(BaseModel):
-    server: str = Field("", max_length=255)
-    profile: str | None = Field(None, max_length=64)
+    model_config = ConfigDict(extra="forbid")
+
+    server: str = Field("", max_length=255, pattern=_SERVER_NAME)
+    profile: str | None = Field(None, max_length=64, pattern=_SERVER_NAME)
     started_at: datetime | None = Field(
         None, description="the hub's start time of the server (its `started`)"
     )
@@ -256,10 +270,15 @@ class ServerStopIn(BaseModel):
     crashed: bool = Field(False, description="the server was found dead: not a stop the hub initiated")
 
 
-@router.post("/users/{name}/server-stops", status_code=204, responses={422: {"description": "bad times"}})
-def server_stopped(
-    name: Annotated[str, Path(max_length=64)], body: ServerStopIn, caller: HubCaller, context: Context
-):
+@router.post(
+    "/users/{name}/server-stops",
+    status_code=204,
+    responses={
+        400: {"description": "the name breaks the account-name rule"},
+        422: {"description": "bad times"},
+    },
+)
+def server_stopped(name: AccountNamePath, body: ServerStopIn, caller: HubCaller, context: Context):
     """The hub reports a server that stopped (hub only): its interval closes at the exact stop time, or at the
     meter's last observation when it crashed; its pending reservation ends."""
     accounts.check_account_name(name)
@@ -291,14 +310,19 @@ class AllowanceOut(BaseModel):
     as_of: datetime
 
 
-@router.get("/users/{name}/allowance", response_model=AllowanceOut)
-def allowance(name: Annotated[str, Path(max_length=64)], caller: HubCaller, context: Context) -> AllowanceOut:
+@router.get(
+    "/users/{name}/allowance",
+    response_model=AllowanceOut,
+    responses={
+        400: {"description": "the name breaks the account-name rule"},
+        404: {"description": "no account"},
+    },
+)
+def allowance(name: AccountNamePath, caller: HubCaller, context: Context) -> AllowanceOut:
     """What is left for Dask clusters (hub scope): the gateway's backend checks its requests against it itself."""
     accounts.check_account_name(name)
     with context.session() as session:
-        account = accounts.get_account(session, name)
-        if account is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no account {name!r}")
+        account = accounts.require_account(session, name)
         standing = quota.quota_status(session, context.catalogue, account)
     return AllowanceOut(
         name=name,
