@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.harness import wait_for
 from tests.helpers.inside_server import run_inside_server
 from tests.helpers.quota import spend
 
@@ -42,6 +43,14 @@ def test_a_user_can_neither_raise_their_allowance_nor_spawn_past_it(platform):
     token = platform.create_user("carol", plan="trial")
     platform.spawn("carol", token, {"profile": "interactive"})
     spend(platform, "carol", 499.9)
+
+    def open_server_intervals() -> list:
+        usage = platform.api("GET", "/services/platform/api/v1/users/carol/usage", token).json()
+        return [i for i in usage["intervals"] if i["kind"] == "server" and i["stopped_at"] is None]
+
+    # The server meter's pass opens the running server's interval (on a loaded machine a few seconds after the
+    # spawn); the attack below must not be able to close it.
+    wait_for(open_server_intervals, 60, interval=0.5, what="the server meter to open carol's interval")
     before = platform.api("GET", "/services/platform/api/v1/users/carol/usage", token).json()
 
     result = run_inside_server(
