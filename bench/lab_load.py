@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from polartep_hub.spawners.system_users import home_for, system_user_name
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.harness import RunningPlatform  # noqa: E402
 from tests.helpers.browser import browser_problem, login, new_driver, wait_until  # noqa: E402
@@ -111,7 +113,9 @@ def main() -> int:
                 users[variant] = (name, token)
             # Switch the extension off for one server, then restart that server so it reads the config.
             name, token = users["without"]
-            disable_extension(platform.settings.state_path / "users" / name)
+            # The user's own home: a system user's in local mode as root (spawners/system_users.py).
+            s = platform.settings
+            disable_extension(home_for(system_user_name(name, s.system_user_prefix), s.homes_dir))
             platform.stop_server(name)
             platform.spawn(name, token, {"profile": args.profile})
             for variant, (name, token) in users.items():
