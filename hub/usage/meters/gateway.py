@@ -63,6 +63,7 @@ from sqlalchemy.pool import NullPool
 
 from polartep_hub.accounts.models import Account, PendingErasure
 from polartep_hub.service.orm import utcnow
+from polartep_hub.usage.meters.backoff import backoff_delay
 from polartep_hub.usage.models import MeterCheckpoint, UsageInterval
 
 if TYPE_CHECKING:
@@ -349,11 +350,8 @@ class GatewayMeter:
 
     def next_delay(self, failed: bool) -> float:
         """The wait before the next pass: the interval, or an exponential backoff after failures."""
-        if not failed:
-            self.failures = 0
-            return self.interval
-        self.failures += 1
-        return min(self.max_backoff, self.interval * 2 ** min(self.failures, 16))
+        self.failures = 0 if not failed else self.failures + 1
+        return backoff_delay(self.interval, self.max_backoff, self.failures)
 
     async def run(self) -> None:
         """Reconcile now and then every ``interval`` seconds until cancelled; failures back off, never stop it."""

@@ -52,6 +52,7 @@ from polartep_hub.accounts.entitlements import active_subscriptions
 from polartep_hub.accounts.models import Account, PendingErasure
 from polartep_hub.catalogue import Catalogue
 from polartep_hub.service.orm import utcnow
+from polartep_hub.usage.meters.backoff import backoff_delay
 from polartep_hub.usage.models import MeterCheckpoint, QuotaReservation, UsageInterval
 from polartep_hub.usage.quota import (
     SERVER_KIND,
@@ -265,11 +266,8 @@ class ServerMeter:
         return result
 
     def next_delay(self, failed: bool) -> float:
-        if not failed:
-            self.failures = 0
-            return self.interval
-        self.failures += 1
-        return min(self.max_backoff, self.interval * 2 ** min(self.failures, 16))
+        self.failures = 0 if not failed else self.failures + 1
+        return backoff_delay(self.interval, self.max_backoff, self.failures)
 
     async def run(self) -> None:
         """Reconcile now and then every ``interval`` seconds until cancelled; failures back off, never stop it."""
