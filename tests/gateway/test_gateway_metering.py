@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import os
 import signal
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import UTC, datetime
 
 import pytest
 
 from polartep_hub.usage.meters.gateway import gateway_engine, read_gateway_processes
 from tests.harness import RunningPlatform, wait_for
 from tests.helpers.gateway import gateway_api, gateway_pid
+from tests.helpers.quota import service_pid, usage
 
 pytestmark = pytest.mark.hub
 
@@ -31,21 +31,6 @@ def metered_platform(tmp_path_factory):
         tmp_path_factory.mktemp("gateway-meter"), extra_env={"POLARTEP_GATEWAY_METER_INTERVAL": "1"}
     ).running() as running:
         yield running
-
-
-def usage(platform, user: str, token: str) -> dict:
-    r = platform.api(
-        "GET",
-        f"/services/platform/api/v1/users/{user}/usage",
-        token,
-        # The last 30 days until a day ahead: open intervals count until now either way.
-        params={
-            "since": (datetime.now(UTC) - timedelta(days=30)).isoformat(),
-            "until": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
-        },
-    )
-    assert r.status_code == 200, r.text
-    return r.json()
 
 
 def by_key(body: dict) -> dict[str, dict]:
@@ -87,21 +72,6 @@ def running_workers(platform, cluster: str) -> int:
 
 def iso(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value).astimezone(UTC)
-
-
-def service_pid(platform) -> int | None:
-    """The platform service of this platform (found by its own URL in its environment)."""
-    wanted = f"JUPYTERHUB_SERVICE_URL={platform.settings.service_url}".encode()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if b"polartep_hub.service" in (entry / "cmdline").read_bytes() and wanted in (
-                    (entry / "environ").read_bytes().split(b"\0")
-                ):
-                    return int(entry.name)
-            except OSError:
-                continue
-    return None
 
 
 def test_a_cluster_scaled_to_two_workers_is_metered_and_closed_when_it_stops(metered_platform):

@@ -1,5 +1,5 @@
 """Shared by the quota tests that run a real platform: usage written straight into the platform service's ledger,
-and the service's process (to kill it)."""
+the service's process (to kill it), and a user's usage as the API reports it."""
 
 from __future__ import annotations
 
@@ -49,3 +49,19 @@ def service_pid(platform) -> int | None:
             except OSError:
                 continue
     return None
+
+
+def usage(platform, user: str, token: str) -> dict:
+    """The user's usage from the service's API over the last 30 days and a day ahead (open intervals count)."""
+    r = platform.api(
+        "GET",
+        f"/services/platform/api/v1/users/{user}/usage",
+        token,
+        # The last 30 days until a day ahead: open intervals count until now either way.
+        params={
+            "since": (datetime.now(UTC) - timedelta(days=30)).isoformat(),
+            "until": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
+        },
+    )
+    assert r.status_code == 200, r.text
+    return r.json()

@@ -15,12 +15,12 @@ import os
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
 from tests.harness import RunningPlatform, wait_for
-from tests.helpers.quota import service_pid, spend
+from tests.helpers.quota import service_pid, spend, usage
 
 pytestmark = pytest.mark.hub
 
@@ -31,20 +31,6 @@ def platform(tmp_path_factory):
         tmp_path_factory.mktemp("server-meter"), extra_env={"POLARTEP_GATEWAY_METER_INTERVAL": "1"}
     ).running() as running:
         yield running
-
-
-def usage(platform, user: str, token: str) -> dict:
-    r = platform.api(
-        "GET",
-        f"/services/platform/api/v1/users/{user}/usage",
-        token,
-        params={
-            "since": (datetime.now(UTC) - timedelta(days=1)).isoformat(),
-            "until": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
-        },
-    )
-    assert r.status_code == 200, r.text
-    return r.json()
 
 
 def servers(platform, user: str, token: str) -> dict[str, dict]:
