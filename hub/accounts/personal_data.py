@@ -114,6 +114,7 @@ SECRET_COLUMNS: set[tuple[str, str]] = {
 # Tables that hold no row of any one account, and why (tests check that every table is accounted for).
 NOT_PERSONAL_TABLES: dict[str, str] = {
     "projects": "a project belongs to its members together; each member's export shows it with their membership",
+    "processor_shares": "a share links a processor to a project; the owner's export shows the processor itself",
     "erasures": "the erasure log holds only pseudonyms, who asked (self or admin) and when",
     "meter_checkpoints": "one row per meter (e.g. the gateway meter): when its last complete pass ran",
     "password_reset_requests": 'rate-limit counters of "forgot password": a key (an account id or a client '
