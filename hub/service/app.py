@@ -35,6 +35,7 @@ from polartep_hub.accounts.passwords import Passwords
 from polartep_hub.catalogue import Catalogue
 from polartep_hub.gateway.admin_client import GatewayAdmin
 from polartep_hub.processors import api as processors_api
+from polartep_hub.processors import ogc_processes
 from polartep_hub.projects import api as projects_api
 from polartep_hub.projects.groups import ProjectGroupSync, Reconciler
 from polartep_hub.service import api
@@ -156,6 +157,7 @@ def create_app(
         (plans_api.router, f"{prefix}/api/v1"),
         (projects_api.router, f"{prefix}/api/v1"),
         (processors_api.router, f"{prefix}/api/v1"),
+        (ogc_processes.router, f"{prefix}/ogcapi"),
         (admin_accounts_pages.router, prefix),
         (pages.static_router, prefix),
         (usage_api.router, f"{prefix}/api/v1"),
