@@ -101,7 +101,8 @@ def exception(status: int, detail: str, kind: str | None = None) -> JSONResponse
         "status": status,
         "detail": detail,
     }
-    return JSONResponse(body, status_code=status, headers={"Content-Type": "application/problem+json"})
+    # application/json, as the standard's own OpenAPI document declares its exception answers.
+    return JSONResponse(body, status_code=status)
 
 
 # --- the description generated from a definition ---------------------------------------------------------------

@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from polartep_hub.accounts.models import Account
 from polartep_hub.processors import access
+from polartep_hub.processors import personal_data as _personal_data  # noqa: F401  (registers the erasure step)
 from polartep_hub.processors.definition import (
     DefinitionInvalid,
     NotebookInvalid,

@@ -130,7 +130,7 @@ def test_exceptions_are_the_standards(api, published):
         pid = "alice-private" if token == "bob-token" else "nothing-here"
         answer = api.get(f"{OGC}/processes/{pid}", token=token)
         assert answer.status_code == 404
-        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.headers["content-type"] == "application/json"
         assert ogc_problems(answer.json(), "exception.yaml") == []
         assert answer.json() == {
             "type": "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/no-such-process",
