@@ -31,6 +31,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from polartep_hub.processors import registry
 from polartep_hub.processors.api import actor_of
@@ -360,14 +361,19 @@ async def processes(
         actor = await _actor(request, context)
     except _OgcRefusal as refusal:
         return refusal.response
-    with context.session() as session:
-        seen = [p for p in registry.visible(session, actor)]
-        page = seen[offset : offset + limit]
-        summaries = []
-        for processor in page:
-            newest = registry.latest_version(session, processor)
-            if newest is not None:
-                summaries.append(process_summary(request, processor, newest))
+
+    def read() -> tuple[int, list[dict[str, Any]]]:
+        with context.session() as session:
+            seen = registry.visible(session, actor)
+            summaries = []
+            for processor in seen[offset : offset + limit]:
+                newest = registry.latest_version(session, processor)
+                if newest is not None:
+                    summaries.append(process_summary(request, processor, newest))
+            return len(seen), summaries
+
+    # The database is read in the thread pool, never on the event loop (the identity check above is async).
+    total, summaries = await run_in_threadpool(read)
     base = f"{_base(request)}/processes"
 
     def url(**params: Any) -> str:
@@ -387,7 +393,7 @@ async def processes(
             "title": "this page as HTML",
         },
     ]
-    if offset + limit < len(seen):
+    if offset + limit < total:
         links.append(
             {
                 "href": url(limit=limit, offset=offset + limit),
@@ -428,15 +434,21 @@ async def process(
         actor = await _actor(request, context)
     except _OgcRefusal as refusal:
         return refusal.response
-    with context.session() as session:
-        try:
-            processor = registry.find(session, pid, actor)
-        except registry.ProcessorNotFound:
-            return exception(
-                404, f"no process {pid[:64]!r} (or it is not shared with you)", "no-such-process"
-            )
-        newest = registry.latest_version(session, processor)
-        if newest is None:
-            return exception(404, f"process {pid!r} has no published version", "no-such-process")
-        body = process_description(request, processor, newest)
+
+    def read() -> dict[str, Any] | JSONResponse:
+        with context.session() as session:
+            try:
+                processor = registry.find(session, pid, actor)
+            except registry.ProcessorNotFound:
+                return exception(
+                    404, f"no process {pid[:64]!r} (or it is not shared with you)", "no-such-process"
+                )
+            newest = registry.latest_version(session, processor)
+            if newest is None:
+                return exception(404, f"process {pid!r} has no published version", "no-such-process")
+            return process_description(request, processor, newest)
+
+    body = await run_in_threadpool(read)
+    if isinstance(body, JSONResponse):
+        return body
     return _answer(request, f, body["title"], body)
