@@ -201,7 +201,7 @@ def _decode(notebook: str) -> bytes:
         raise definition.NotebookInvalid("notebook: must be the .ipynb file base64-encoded") from None
 
 
-def summary(session: Any, processor: Processor, newest: ProcessorVersion | None) -> dict[str, Any]:
+def summary(processor: Processor, newest: ProcessorVersion | None, owner: str | None) -> dict[str, Any]:
     """The fields of ``ProcessorSummary`` for ``processor`` and its newest version."""
     document = newest.definition if newest is not None else {}
     return {
@@ -212,7 +212,7 @@ def summary(session: Any, processor: Processor, newest: ProcessorVersion | None)
         "version": newest.version if newest is not None else "",
         "sequence": newest.sequence if newest is not None else 0,
         "visibility": processor.visibility,
-        "owner": registry.owner_name(session, processor),
+        "owner": owner,
         "updated_at": processor.updated_at,
         "withdrawn": processor.withdrawn_at is not None,
     }
@@ -222,7 +222,7 @@ def _processor_out(session: Any, processor: Processor, actor: Actor) -> Processo
     newest = registry.latest_version(session, processor)
     changeable = access.may_change(session, processor, actor)
     return ProcessorOut(
-        **summary(session, processor, newest),
+        **summary(processor, newest, registry.owner_name(session, processor)),
         definition=newest.definition if newest is not None else {},
         versions=newest.sequence if newest is not None else 0,
         projects=registry.shared_projects(session, processor) if changeable else [],
@@ -295,10 +295,12 @@ def list_processors(caller: ServiceCaller, context: Context) -> ProcessorList:
     """The processors the caller may see: their own, public ones and those shared with their projects."""
     actor = actor_of(caller)
     with context.session() as session:
+        seen = registry.visible(session, actor)
+        newest = registry.newest_versions(session, seen)
+        owners = registry.owner_names(session, seen)
         return ProcessorList(
             processors=[
-                ProcessorSummary(**summary(session, p, registry.latest_version(session, p)))
-                for p in registry.visible(session, actor)
+                ProcessorSummary(**summary(p, newest.get(p.id), owners.get(p.owner_id or 0))) for p in seen
             ]
         )
 

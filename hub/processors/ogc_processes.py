@@ -365,11 +365,9 @@ async def processes(
     def read() -> tuple[int, list[dict[str, Any]]]:
         with context.session() as session:
             seen = registry.visible(session, actor)
-            summaries = []
-            for processor in seen[offset : offset + limit]:
-                newest = registry.latest_version(session, processor)
-                if newest is not None:
-                    summaries.append(process_summary(request, processor, newest))
+            page = seen[offset : offset + limit]
+            newest = registry.newest_versions(session, page)
+            summaries = [process_summary(request, p, newest[p.id]) for p in page if p.id in newest]
             return len(seen), summaries
 
     # The database is read in the thread pool, never on the event loop (the identity check above is async).

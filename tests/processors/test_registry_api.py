@@ -421,3 +421,62 @@ def test_concurrent_publishes_of_the_same_version_make_one(database_url, tmp_pat
     assert rows == [(1, "2.0.0")]
     assert sum(isinstance(r, registry.Published) for r in results) == 1
     assert sum(isinstance(r, registry.VersionConflict) for r in results) == 5
+
+
+def test_the_list_query_says_what_may_see_says(database_url):
+    """``registry.visible`` (one query) agrees with ``access.may_see`` (the rule) for every kind of processor and
+    caller: owner, project member, stranger, administrator, the hub, a user without an account yet."""
+    from polartep_hub.processors import access
+    from polartep_hub.service.orm import utcnow
+
+    engine = make_engine(database_url)
+    sessions = make_sessionmaker(engine)
+    with sessions() as session:
+        for name in ("owner", "member", "stranger", "root"):
+            session.add(accounts.new_account(name, plan="standard", is_admin=(name == "root")))
+        session.commit()
+        projects.create_project(session, "glaciology", owner="owner")
+        projects.add_member(session, "glaciology", "member", role="member", actor=Actor("owner", False))
+        projects.create_project(session, "elsewhere", owner="stranger")
+        owner = accounts.get_account(session, "owner")
+        stranger = accounts.get_account(session, "stranger")
+        for index, (visibility, shared, withdrawn, by) in enumerate(
+            [
+                ("private", (), False, owner),
+                ("projects", ("glaciology",), False, owner),
+                ("projects", ("elsewhere",), False, owner),
+                ("projects", (), False, owner),
+                ("public", (), False, owner),
+                ("public", (), True, None),
+                ("projects", ("glaciology",), True, None),
+                ("private", (), False, stranger),
+                ("public", (), False, None),  # a built-in processor: no owner
+            ]
+        ):
+            processor = Processor(
+                name=f"p{index}-{visibility}",
+                owner_id=by.id if by else None,
+                visibility=visibility,
+                withdrawn_at=utcnow() if withdrawn else None,
+            )
+            session.add(processor)
+            session.flush()
+            for project in shared:
+                session.add(
+                    ProcessorShare(
+                        processor_id=processor.id, project_id=projects.get_project(session, project).id
+                    )
+                )
+        session.commit()
+        everything = session.scalars(select(Processor).order_by(Processor.name)).all()
+        for actor in (
+            Actor("owner", False),
+            Actor("member", False),
+            Actor("stranger", False),
+            Actor("root", True),
+            Actor(None, True),
+            Actor("ghost", False),
+        ):
+            expected = [p.name for p in everything if access.may_see(session, p, actor)]
+            assert [p.name for p in registry.visible(session, actor)] == expected, actor
+    engine.dispose()
