@@ -128,6 +128,8 @@ def platform_service_definition(settings: PlatformSettings) -> dict[str, Any]:
             "POLARTEP_HOME_FOLDER_PREFIX": (
                 settings.system_user_prefix if settings.mode == "local" and settings.isolates_users else ""
             ),
+            # Published processors' notebooks (processors/notebook_store.py), in the state folder users cannot enter.
+            "POLARTEP_PROCESSORS_DIR": str(Path(settings.state_dir) / "processors"),
             "PYTHONUNBUFFERED": "1",
         },
     }

@@ -34,10 +34,14 @@ class ServiceRoute:
     path: str  # relative to the service URL; "{user}" is the server owner's name
 
 
-# The allow-list. Keep it to what a panel shows: read-only routes of the calling user's own data.
+# The allow-list. Keep it to what a panel shows (read-only routes of the calling user's own data) and what the user
+# does from JupyterLab as themself (publishing a notebook as a processor: the service decides what they may publish).
 SERVICE_ROUTES: dict[str, ServiceRoute] = {
     "me": ServiceRoute("GET", "api/v1/me"),
     "entitlements": ServiceRoute("GET", "api/v1/users/{user}/entitlements"),
+    "processor_publish": ServiceRoute("POST", "api/v1/processors"),
+    "processor_draft": ServiceRoute("POST", "api/v1/processors/draft"),
+    "processor_validate": ServiceRoute("POST", "api/v1/processors/validate"),
 }
 
 
@@ -68,14 +72,19 @@ class ServiceClient:
         route = SERVICE_ROUTES[name]
         return self.service_url + route.path.format(user=quote(self.user, safe=""))
 
-    async def call(self, name: str) -> dict[str, Any]:
-        """The JSON answer of allow-listed route ``name``; ``ServiceError`` when there is none."""
+    async def call(self, name: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The JSON answer of allow-listed route ``name`` (``body``: the JSON body of a POST); ``ServiceError`` when
+        there is none."""
         route = SERVICE_ROUTES[name]
         url = self.url_for(name)
+        headers = {"Authorization": f"token {self._token}", "Accept": "application/json"}
+        if route.method == "POST":
+            headers["Content-Type"] = "application/json"
         request = HTTPRequest(
             url,
             method=route.method,
-            headers={"Authorization": f"token {self._token}", "Accept": "application/json"},
+            body=json.dumps(body if body is not None else {}) if route.method == "POST" else None,
+            headers=headers,
             request_timeout=self.timeout,
             connect_timeout=self.timeout,
             follow_redirects=False,

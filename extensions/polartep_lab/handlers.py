@@ -8,6 +8,11 @@ Rules this module guarantees:
   reaches the service.
 * ``GET polartep/api/me``: the server owner's plan, profile and plan period, from the service's ``api/v1/me`` and
   ``api/v1/users/<owner>/entitlements`` (both on ``client.SERVICE_ROUTES``) plus this server's profile.
+* ``POST polartep/api/processors`` ``{"path", "definition"}``: publish the notebook at ``path`` (relative to the
+  server's root, read through the server's contents manager, so only what this server may read) with the definition,
+  through the service's ``POST api/v1/processors`` with the server's own token; ``.../processors/draft`` ``{"path"}``
+  and ``.../processors/validate`` ``{"path", "definition"}`` ask the service for the inferred draft and for the
+  field-by-field check. The service's refusals come back with the service's status and detail (``message``).
 * Any other path under ``polartep/api/``, with any method, answers 404 naming the allow-list: nothing is forwarded.
 * A service error is shown as 502 with the service's status and detail; missing settings as 503 naming them.
 """
@@ -15,10 +20,12 @@ Rules this module guarantees:
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from typing import Any
 
 import tornado.web
+from jupyter_core.utils import ensure_async
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
@@ -76,6 +83,92 @@ class MeHandler(_BaseHandler):
         )
 
 
+_MAX_NOTEBOOK_BYTES = (
+    10 * 1024 * 1024
+)  # the service's limit (processors/registry.py); refused here before sending
+
+
+class _ProcessorHandler(_BaseHandler):
+    """Reads the notebook named in the body and forwards one allow-listed processors route to the service."""
+
+    service_route = ""
+
+    def _body(self) -> dict[str, Any] | None:
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("path"), str) or not body["path"]:
+            self.write_json(400, {"message": 'send a JSON object with "path": the notebook\'s path'})
+            return None
+        if "definition" in body and not isinstance(body["definition"], dict):
+            self.write_json(400, {"message": '"definition" must be a JSON object'})
+            return None
+        return body
+
+    async def _notebook(self, path: str) -> bytes | None:
+        if not path.endswith(".ipynb"):
+            self.write_json(400, {"message": f"{path!r} is not a notebook (.ipynb)"})
+            return None
+        try:
+            model = await ensure_async(
+                self.contents_manager.get(path, content=True, type="file", format="base64")
+            )
+        except tornado.web.HTTPError as error:
+            self.write_json(error.status_code, {"message": error.log_message or f"cannot read {path!r}"})
+            return None
+        content = base64.b64decode(model["content"])
+        if len(content) > _MAX_NOTEBOOK_BYTES:
+            self.write_json(
+                413, {"message": f"{path!r} is over {_MAX_NOTEBOOK_BYTES} bytes; clear its outputs"}
+            )
+            return None
+        return content
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self) -> None:
+        app = self.extensionapp
+        missing = app.missing_settings()
+        if missing:
+            self.write_json(
+                503, {"message": f"the Polar TEP extension is not configured: {', '.join(missing)} not set"}
+            )
+            return
+        body = self._body()
+        if body is None:
+            return
+        notebook = await self._notebook(body["path"])
+        if notebook is None:
+            return
+        encoded = base64.b64encode(notebook).decode()
+        if self.service_route == "processor_draft":
+            request = {"notebook": encoded, "filename": body["path"].rsplit("/", 1)[-1]}
+        else:
+            request = {"definition": body.get("definition") or {}, "notebook": encoded}
+        try:
+            answer = await app.service_client().call(self.service_route, request)
+        except ServiceError as e:
+            self.log.info("Polar TEP extension: %s", e)
+            # The service's own refusal (422 naming each field, 409 for a taken version) is the user's to fix.
+            status = e.status if e.status is not None and 400 <= e.status < 500 else 502
+            self.write_json(status, {"message": e.detail, "service_status": e.status})
+            return
+        self.write_json(201 if self.service_route == "processor_publish" else 200, answer)
+
+
+class PublishProcessorHandler(_ProcessorHandler):
+    service_route = "processor_publish"
+
+
+class DraftProcessorHandler(_ProcessorHandler):
+    service_route = "processor_draft"
+
+
+class ValidateProcessorHandler(_ProcessorHandler):
+    service_route = "processor_validate"
+
+
 class NotAllowedHandler(_BaseHandler):
     """Everything else under ``polartep/api/``: 404, so the extension is never a proxy."""
 
@@ -99,8 +192,11 @@ class NotAllowedHandler(_BaseHandler):
 # (path under the server's base URL, handler); ExtensionApp prefixes the base URL.
 _ROUTES: list[tuple[str, type[_BaseHandler]]] = [
     (rf"/{API_PREFIX}/me", MeHandler),
+    (rf"/{API_PREFIX}/processors", PublishProcessorHandler),
+    (rf"/{API_PREFIX}/processors/draft", DraftProcessorHandler),
+    (rf"/{API_PREFIX}/processors/validate", ValidateProcessorHandler),
 ]
-ROUTE_NAMES = [path.rsplit("/", 1)[1] for path, _ in _ROUTES]
+ROUTE_NAMES = [path.split(f"/{API_PREFIX}/", 1)[1] for path, _ in _ROUTES]
 
 
 def handlers() -> list[tuple[str, type[_BaseHandler]]]:

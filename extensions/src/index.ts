@@ -13,6 +13,8 @@ import { IStatusBar } from '@jupyterlab/statusbar';
 import { LabIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
+import processorsPlugin from './processors';
+
 /** The answer of `polartep/api/me` (see polartep_lab/handlers.py). */
 export interface IPlatformMe {
   name: string;
@@ -186,4 +188,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default plugin;
+export default [plugin, processorsPlugin];

@@ -131,10 +131,8 @@ SECTIONS: dict[str, str] = {
 }
 
 # What the platform will hold once later releases add it; said in every export so that absence is explained.
-NOT_YET_HELD = {
-    "processors": "this release stores no processors; they will appear here when the platform offers them",
-    "runs": "this release stores no processor runs; their metadata will appear here when the platform offers them",
-}
+# (Processors and their runs are held now: the sections "processors", "processor_versions" and "processor_runs".)
+NOT_YET_HELD: dict[str, str] = {}
 
 
 # --- export ------------------------------------------------------------------------------------------------------
@@ -256,6 +254,9 @@ def export_personal_data(session: Session, account: Account) -> dict[str, Any]:
             "a record that an erasure happened: the pseudonym, whether you or an administrator asked, and when",
             "projects you own with other members: ownership passes to the longest-standing other member; "
             "projects where you are the only member are deleted with their JupyterHub group",
+            "processors you published that others ran: withdrawn (no owner, no new runs) so that their runs keep "
+            "their history, or, with the choice transfer, your shared processors pass to the account you name; "
+            "processors nobody else ran are deleted",
         ],
         "pending": bool(document.get("erasure_requests")),
         "projects_you_own": _owned_project_fates(session, account),
@@ -346,8 +347,7 @@ class ErasureContext:
 
 # Steps of other features that must run inside the final transaction, before the account row is deleted. The
 # processors feature registers here what it does with the processors the user shared (``processors`` = withdraw:
-# unpublish them; transfer: give them to ``transfer_to``). This release has no processors, so the list is empty and
-# the choice is only validated and recorded.
+# unpublish them; transfer: give them to ``transfer_to``): ``processors/personal_data.py``.
 ERASURE_HOOKS: list[Callable[[Session, ErasureContext], None]] = []
 
 

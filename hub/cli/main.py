@@ -4,6 +4,7 @@
 which starts the platform service. ``polartep check`` validates the catalogue and settings and exits non-zero with
 the problems listed. ``polartep catalogue`` prints profiles, plans and prices as tables (or JSON). ``polartep accounts
 …`` lists accounts and changes plans and subscriptions through the running platform service (``accounts_cli.py``).
+``polartep processors …`` lists, publishes and shares processors as a user (``cli/processors.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from traitlets import TraitError
 
 from polartep_hub.catalogue import Catalogue, CatalogueError, load_catalogue
 from polartep_hub.cli.accounts import add_accounts_parser
+from polartep_hub.cli.processors import add_processors_parser
 from polartep_hub.gateway.helm_values import add_helm_values_command
 from polartep_hub.proxy_process import (
     also_listen,
@@ -250,6 +252,14 @@ def cmd_accounts(args: argparse.Namespace) -> int:
     return run_accounts_command(args, _load_settings())
 
 
+def cmd_processors(args: argparse.Namespace) -> int:
+    from polartep_hub.cli.processors import run_processors_command
+
+    # Inside a user server POLARTEP_SERVICE_URL is set and the platform's settings are not needed.
+    public_url = None if os.environ.get("POLARTEP_SERVICE_URL") else _load_settings().public_url
+    return run_processors_command(args, public_url)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="polartep", description="Operate the Polar TEP platform.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -269,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     ref = sub.add_parser("config-reference", help="print the configuration reference (docs/configuration.md)")
     ref.set_defaults(func=cmd_config_reference)
     add_accounts_parser(sub, cmd_accounts)
+    add_processors_parser(sub, cmd_processors)
     add_helm_values_command(sub)  # gateway-helm-values (gateway/kubernetes.py)
     return parser
 

@@ -62,6 +62,9 @@ Environment (the ``JUPYTERHUB_*`` ones are set by the hub for a managed service)
 ``POLARTEP_GATEWAY_API_URL``, ``POLARTEP_MODE``, ``POLARTEP_HOMES_ROOT``, ``POLARTEP_HOME_FOLDER_PREFIX``
     For erasure: the gateway's private API (its platform routes stop a user's clusters; unset: no gateway), and
     where homes live (local: folders under the homes root, named ``<prefix><name>`` as the system users; docker/swarm: the volume ``polartep-home-<name>``).
+``POLARTEP_PROCESSORS_DIR``
+    Where published processors' notebooks are kept (``<dir>/notebooks``, content-addressed); the hub passes
+    ``<state_dir>/processors``. Unset: publishing answers 503.
 """
 
 from __future__ import annotations

@@ -34,6 +34,8 @@ from polartep_hub.accounts.pages import admin_accounts as admin_accounts_pages
 from polartep_hub.accounts.passwords import Passwords
 from polartep_hub.catalogue import Catalogue
 from polartep_hub.gateway.admin_client import GatewayAdmin
+from polartep_hub.processors import api as processors_api
+from polartep_hub.processors import ogc_processes
 from polartep_hub.projects import api as projects_api
 from polartep_hub.projects.groups import ProjectGroupSync, Reconciler
 from polartep_hub.service import api
@@ -154,6 +156,8 @@ def create_app(
         (personal_data_routes.page_router, prefix),
         (plans_api.router, f"{prefix}/api/v1"),
         (projects_api.router, f"{prefix}/api/v1"),
+        (processors_api.router, f"{prefix}/api/v1"),
+        (ogc_processes.router, f"{prefix}/ogcapi"),
         (admin_accounts_pages.router, prefix),
         (pages.static_router, prefix),
         (usage_api.router, f"{prefix}/api/v1"),
@@ -168,7 +172,14 @@ def create_app(
     )  # the one domain-error -> HTTP table, and the OpenAPI document that lists every answer
 
     # Added innermost first: metrics see every response, security headers cover the 413s of the body limit.
-    app.add_middleware(BodyLimitMiddleware)
+    # Routes whose body carries a notebook (processors/api.py) may be larger than the default.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        path_limits={
+            f"{prefix}/api/v1{path}": processors_api.NOTEBOOK_BODY_BYTES
+            for path in processors_api.LARGE_BODY_PATHS
+        },
+    )
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=context.metrics, route_templates=route_templates)
     return app

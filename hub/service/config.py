@@ -162,6 +162,9 @@ class ServiceConfig:
     mode: str = _hub_default("mode")
     homes_root: str = ""
     home_folder_prefix: str = ""  # local homes are <homes_root>/<system user name> when set
+    # Processors (processors/): published notebooks are kept under <processors_dir>/notebooks. The hub passes
+    # <state_dir>/processors; None (unit tests that publish nothing) refuses publishing.
+    processors_dir: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceConfig:
@@ -251,6 +254,7 @@ class ServiceConfig:
             mode=hub_setting("mode", environ),
             homes_root=environ.get("POLARTEP_HOMES_ROOT", "").strip(),
             home_folder_prefix=environ.get("POLARTEP_HOME_FOLDER_PREFIX", "").strip(),
+            processors_dir=Path(d) if (d := environ.get("POLARTEP_PROCESSORS_DIR", "").strip()) else None,
         )
 
     def home_folder(self, name: str) -> str:

@@ -256,7 +256,7 @@ def test_export_sections_read_as_the_user_would_expect(api, seeded):
     ]
     assert sorted(c["document"] for c in document["consents"]) == ["privacy", "terms"]
     assert sorted(u["core_seconds"] or 0 for u in document["usage_intervals"]) == [0, 4.0 * 5400, 2.0 * 18000]
-    assert set(document["not_yet_held"]) == {"processors", "runs"}
+    assert document["not_yet_held"] == {}
     assert document["erasure"]["pending"] is False
     fates = {item["project"]: item["on_erasure"] for item in document["erasure"]["projects_you_own"]}
     assert fates["melt-ponds"].startswith("deleted") and fates["sea-ice"].startswith("ownership passes")

@@ -10,10 +10,13 @@ from polartep_lab.client import SERVICE_ROUTES, ServiceClient, ServiceError
 from tests.harness import free_port
 
 
-def test_the_allow_list_holds_only_read_only_routes_of_the_users_own_data():
+def test_the_allow_list_holds_the_users_own_data_and_publishing_only():
     assert {name: (r.method, r.path) for name, r in SERVICE_ROUTES.items()} == {
         "me": ("GET", "api/v1/me"),
         "entitlements": ("GET", "api/v1/users/{user}/entitlements"),
+        "processor_publish": ("POST", "api/v1/processors"),
+        "processor_draft": ("POST", "api/v1/processors/draft"),
+        "processor_validate": ("POST", "api/v1/processors/validate"),
     }
 
 

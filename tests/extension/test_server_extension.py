@@ -14,7 +14,7 @@ import pytest
 pytestmark = pytest.mark.hub
 
 SERVICE = "/services/platform/api/v1"
-NOT_LISTED = "is not a route of the Polar TEP extension (routes: me)"
+NOT_LISTED = "is not a route of the Polar TEP extension (routes: me, processors, processors/draft, processors/validate)"
 
 
 @pytest.fixture(scope="module")

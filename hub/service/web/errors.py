@@ -44,6 +44,8 @@ from polartep_hub.accounts import entitlements as subscriptions
 from polartep_hub.accounts import login as login_throttle
 from polartep_hub.accounts import oidc as oidc_accounts
 from polartep_hub.accounts import store as accounts
+from polartep_hub.processors import definition as processor_definitions
+from polartep_hub.processors import registry as processors
 from polartep_hub.projects import store as projects
 from polartep_hub.service.web import access
 from polartep_hub.service.web.security_headers import SECURITY_HEADERS
@@ -102,6 +104,16 @@ ERROR_STATUS: Mapping[type[Exception], int] = {
     approvals.NotPending: 409,
     oidc_accounts.IdentityConflict: 409,
     signup.SignupRefused: 422,
+    processors.RegistryError: 400,
+    processors.ProcessorNotFound: 404,
+    processors.VersionNotFound: 404,
+    processors.ProcessorForbidden: 403,
+    processors.ProcessorIdTaken: 409,
+    processors.VersionConflict: 409,
+    processors.NotebookTooLarge: 413,
+    processors.PublishingUnavailable: 503,
+    processor_definitions.DefinitionInvalid: 422,
+    processor_definitions.NotebookInvalid: 422,
 }
 
 # A stable word for programs beside the message (the hub's login page reads it).
@@ -209,6 +221,9 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(accounts.AccountError, _on_domain_error)
     app.add_exception_handler(passwords.PasswordHashBusy, _on_domain_error)
     app.add_exception_handler(signup.SignupRefused, _on_domain_error)
+    app.add_exception_handler(processors.RegistryError, _on_domain_error)
+    app.add_exception_handler(processor_definitions.DefinitionInvalid, _on_domain_error)
+    app.add_exception_handler(processor_definitions.NotebookInvalid, _on_domain_error)
     app.add_exception_handler(Exception, _on_unexpected_error)
 
     def openapi() -> dict[str, Any]:

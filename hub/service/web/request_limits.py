@@ -5,9 +5,13 @@ Rules this module guarantees:
 * A request whose ``Content-Length`` exceeds the limit is answered 413 before its body is read.
 * A body without ``Content-Length`` (chunked) is counted as it arrives; past the limit, reading it raises
   ``BodyTooLarge``, an ``HTTPException`` that FastAPI passes through and answers with 413.
+* The limit is ``max_body_bytes`` for every path but those of ``path_limits`` (exact paths, e.g. the processor
+  publish route, whose body carries a notebook), which the app declares once where it mounts the routes.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
@@ -27,24 +31,29 @@ class BodyTooLarge(HTTPException):
 class BodyLimitMiddleware:
     """ASGI middleware enforcing ``max_body_bytes`` on every HTTP request."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        path_limits: Mapping[str, int] | None = None,
+    ) -> None:
         self.app = app
-        self.max_body_bytes = max_body_bytes
+        self.default_max_body_bytes = max_body_bytes
+        self.path_limits = dict(path_limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.path_limits.get(scope.get("path", ""), self.default_max_body_bytes)
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
-                    too_large = int(value) > self.max_body_bytes
+                    too_large = int(value) > limit
                 except ValueError:
                     too_large = False  # the server rejects malformed lengths itself
                 if too_large:
-                    response = JSONResponse(
-                        {"detail": str(BodyTooLarge(self.max_body_bytes))}, status_code=413
-                    )
+                    response = JSONResponse({"detail": BodyTooLarge(limit).detail}, status_code=413)
                     await response(scope, receive, send)
                     return
 
@@ -55,8 +64,8 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise BodyTooLarge(self.max_body_bytes)
+                if received > limit:
+                    raise BodyTooLarge(limit)
             return message
 
         await self.app(scope, counting_receive, send)

@@ -1,0 +1,221 @@
+/**
+ * "Publish as processor": a command (command palette, File menu, file-browser context menu on notebooks) that shows
+ * the definition the platform infers from the notebook's `parameters` cell, lets the user edit it as JSON, checks it
+ * live against the service (field by field, as a publish would) and publishes notebook and definition.
+ *
+ * Everything goes through the server extension (`polartep/api/processors`, `.../draft`, `.../validate`), which reads
+ * the notebook from this server and asks the platform service with the user's own token. The service decides what
+ * is valid and what the user may publish; this plugin only shows its answers.
+ */
+import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { Dialog, ICommandPalette, showDialog } from '@jupyterlab/apputils';
+import { URLExt } from '@jupyterlab/coreutils';
+import { IFileBrowserFactory } from '@jupyterlab/filebrowser';
+import { IMainMenu } from '@jupyterlab/mainmenu';
+import { ServerConnection } from '@jupyterlab/services';
+import { Widget } from '@lumino/widgets';
+
+export const PUBLISH_COMMAND = 'polartep:publish-processor';
+
+type Answer = { ok: boolean; status: number; body: any; message: string };
+
+/** POST `polartep/api/<route>` with a JSON body; the extension's `message` on errors. */
+async function post(route: string, body: unknown): Promise<Answer> {
+  const settings = ServerConnection.makeSettings();
+  const url = URLExt.join(settings.baseUrl, 'polartep', 'api', route);
+  let response: Response;
+  try {
+    response = await ServerConnection.makeRequest(
+      url,
+      { method: 'POST', body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' } },
+      settings
+    );
+  } catch (error) {
+    return { ok: false, status: 0, body: null, message: `the server extension could not be reached: ${String(error)}` };
+  }
+  let answer: any = null;
+  try {
+    answer = await response.json();
+  } catch {
+    // Not JSON: the status says enough.
+  }
+  const message = answer && typeof answer.message === 'string' ? answer.message : `HTTP ${response.status}`;
+  return { ok: response.ok, status: response.status, body: answer, message };
+}
+
+/** The dialog's body: the definition as JSON, and the problems the service finds in it (checked as you type). */
+class DefinitionEditor extends Widget {
+  readonly textarea: HTMLTextAreaElement;
+  readonly problems: HTMLUListElement;
+  readonly status: HTMLParagraphElement;
+  private timer: number | undefined;
+  private checks = 0;
+
+  constructor(
+    readonly path: string,
+    definition: unknown
+  ) {
+    super();
+    this.addClass('polartep-publish');
+    const intro = document.createElement('p');
+    intro.textContent = `Definition of ${path} (inferred from its parameters cell; edit as needed):`;
+    this.textarea = document.createElement('textarea');
+    this.textarea.className = 'polartep-publish-definition';
+    this.textarea.rows = 24;
+    this.textarea.cols = 80;
+    this.textarea.spellcheck = false;
+    this.textarea.value = JSON.stringify(definition, null, 2);
+    this.status = document.createElement('p');
+    this.status.className = 'polartep-publish-status';
+    this.problems = document.createElement('ul');
+    this.problems.className = 'polartep-publish-problems';
+    this.node.append(intro, this.textarea, this.status, this.problems);
+    this.textarea.addEventListener('input', () => this.scheduleCheck());
+    void this.check();
+  }
+
+  getValue(): string {
+    return this.textarea.value;
+  }
+
+  /** Show `message` above the problems (e.g. the service's refusal of a publish). */
+  showError(message: string): void {
+    this.status.textContent = message;
+    this.node.dataset.state = 'invalid';
+  }
+
+  private scheduleCheck(): void {
+    window.clearTimeout(this.timer);
+    this.timer = window.setTimeout(() => void this.check(), 400);
+  }
+
+  private render(state: 'valid' | 'invalid' | 'checking', message: string, problems: string[] = []): void {
+    this.node.dataset.state = state;
+    this.status.textContent = message;
+    this.problems.replaceChildren(
+      ...problems.map(problem => {
+        const item = document.createElement('li');
+        item.textContent = problem;
+        return item;
+      })
+    );
+  }
+
+  async check(): Promise<void> {
+    const check = ++this.checks;
+    let definition: unknown;
+    try {
+      definition = JSON.parse(this.textarea.value);
+    } catch (error) {
+      this.render('invalid', `Not valid JSON: ${String((error as Error).message || error)}`);
+      return;
+    }
+    this.render('checking', 'Checking…');
+    const answer = await post('processors/validate', { path: this.path, definition });
+    if (check !== this.checks) {
+      return; // a newer edit is being checked
+    }
+    if (!answer.ok) {
+      this.render('invalid', answer.message);
+    } else if (answer.body.valid) {
+      this.render('valid', 'The definition is valid.');
+    } else {
+      this.render('invalid', 'The service finds these problems:', answer.body.problems as string[]);
+    }
+  }
+}
+
+/** The notebook the command applies to: the one given, the file browser's selection, or the current notebook. */
+function notebookPath(app: JupyterFrontEnd, browser: IFileBrowserFactory | null, args: any): string | null {
+  if (typeof args.path === 'string') {
+    return args.path;
+  }
+  if (args.fromBrowser && browser?.tracker.currentWidget) {
+    for (const item of browser.tracker.currentWidget.selectedItems()) {
+      if (item.path.endsWith('.ipynb')) {
+        return item.path;
+      }
+    }
+  }
+  const current: any = app.shell.currentWidget;
+  const path = current?.context?.path;
+  return typeof path === 'string' && path.endsWith('.ipynb') ? path : null;
+}
+
+/** Runs the dialog until the user publishes successfully or cancels. Returns the service's answer, if published. */
+export async function publishNotebook(path: string): Promise<any | null> {
+  const draft = await post('processors/draft', { path });
+  if (!draft.ok) {
+    await showDialog({ title: 'Publish as processor', body: draft.message, buttons: [Dialog.okButton()] });
+    return null;
+  }
+  const editor = new DefinitionEditor(path, draft.body);
+  for (;;) {
+    const result = await showDialog({
+      title: 'Publish as processor',
+      body: editor,
+      buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Publish' })]
+    });
+    if (!result.button.accept) {
+      return null;
+    }
+    let definition: unknown;
+    try {
+      definition = JSON.parse(editor.getValue());
+    } catch (error) {
+      editor.showError(`Not valid JSON: ${String((error as Error).message || error)}`);
+      continue;
+    }
+    const answer = await post('processors', { path, definition });
+    if (answer.ok) {
+      const { id, version, sequence } = answer.body;
+      await showDialog({
+        title: 'Processor published',
+        body: `${id} ${version} is published (version ${sequence}).`,
+        buttons: [Dialog.okButton()]
+      });
+      return answer.body;
+    }
+    editor.showError(answer.message);
+  }
+}
+
+const processorsPlugin: JupyterFrontEndPlugin<void> = {
+  id: 'polartep-lab:processors',
+  description: 'Publish a notebook as a Polar TEP processor.',
+  autoStart: true,
+  optional: [ICommandPalette, IMainMenu, IFileBrowserFactory],
+  activate: (
+    app: JupyterFrontEnd,
+    palette: ICommandPalette | null,
+    mainMenu: IMainMenu | null,
+    browser: IFileBrowserFactory | null
+  ) => {
+    app.commands.addCommand(PUBLISH_COMMAND, {
+      label: 'Publish as processor…',
+      caption: 'Publish this notebook as a Polar TEP processor',
+      execute: async args => {
+        const path = notebookPath(app, browser, args);
+        if (path === null) {
+          await showDialog({
+            title: 'Publish as processor',
+            body: 'Open or select a notebook (.ipynb) first.',
+            buttons: [Dialog.okButton()]
+          });
+          return null;
+        }
+        return publishNotebook(path);
+      }
+    });
+    palette?.addItem({ command: PUBLISH_COMMAND, category: 'Polar TEP' });
+    mainMenu?.fileMenu.addGroup([{ command: PUBLISH_COMMAND }], 40);
+    app.contextMenu.addItem({
+      command: PUBLISH_COMMAND,
+      args: { fromBrowser: true },
+      selector: '.jp-DirListing-item[data-file-type="notebook"]',
+      rank: 60
+    });
+  }
+};
+
+export default processorsPlugin;
