@@ -48,6 +48,7 @@ from polartep_hub.service.web.identity import IdentityProvider
 from polartep_hub.service.web.request_limits import BodyLimitMiddleware
 from polartep_hub.service.web.security_headers import SecurityHeadersMiddleware
 from polartep_hub.usage import api as usage_api
+from polartep_hub.usage.enforcement import start_enforcement
 from polartep_hub.usage.meters.gateway import start_gateway_meter
 from polartep_hub.usage.meters.servers import start_server_meter
 
@@ -102,6 +103,7 @@ def create_app(
             context.reconciler.start()  # brings the hub's project groups in line with the database
         meter_task = start_gateway_meter(config, context)
         server_meter_task = start_server_meter(context)
+        enforcement_task = start_enforcement(context)
         outbox_task = asyncio.create_task(context.outbox.run())
         session_ends = asyncio.create_task(password_reset.reconcile_session_ends(context))
         yield
@@ -111,6 +113,8 @@ def create_app(
             meter_task.cancel()
         if server_meter_task is not None:
             server_meter_task.cancel()
+        if enforcement_task is not None:
+            enforcement_task.cancel()
         if reconciler is not None:
             reconciler.cancel()
         if context.reconciler is not None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import or_, select
@@ -34,10 +34,11 @@ from sqlalchemy import or_, select
 from polartep_hub.accounts import store as accounts
 from polartep_hub.accounts.api.schemas import AccountNamePath
 from polartep_hub.service.orm import utcnow
-from polartep_hub.service.web.access import Context, HubCaller, ServiceCaller
-from polartep_hub.usage import quota
+from polartep_hub.service.web.access import Context, HubCaller, ServiceCaller, UserCaller
+from polartep_hub.usage import enforcement, quota, top_ups
 from polartep_hub.usage.meters import servers as server_meter
-from polartep_hub.usage.models import UsageInterval
+from polartep_hub.usage.models import UsageInterval, UsageNotification
+from polartep_hub.usage.periods import month_key
 
 MAX_PERIOD = timedelta(days=400)
 
@@ -335,3 +336,174 @@ def allowance(name: AccountNamePath, caller: HubCaller, context: Context) -> All
         message=quota.renewal_message(standing),
         as_of=standing.as_of,
     )
+
+
+# --- notices and top-ups (enforcement.py, top_ups.py) -------------------------------------------------------------
+
+
+class NotificationOut(BaseModel):
+    id: int
+    month: str = Field(description="YYYY-MM (UTC)")
+    threshold: int = Field(description="80, 95 or 100 (percent of the month's allowance)")
+    created_at: datetime
+    used: float = Field(description="CPU-hours used when the threshold was reached")
+    allowance: float = Field(description="the month's allowance then (plan plus top-ups), CPU-hours")
+    message: str
+    seen_at: datetime | None = Field(description="when the user marked it seen; null while it is new")
+
+
+class NotificationsOut(BaseModel):
+    name: str
+    month: str
+    notifications: list[NotificationOut]
+
+
+def _notification_out(row) -> NotificationOut:
+    return NotificationOut(
+        id=row.id,
+        month=row.month,
+        threshold=row.threshold,
+        created_at=row.created_at,
+        used=row.used_core_seconds / 3600,
+        allowance=row.allowance_core_seconds / 3600,
+        message=row.message,
+        seen_at=row.seen_at,
+    )
+
+
+def _own_or_admin(caller, name: str, what: str) -> None:
+    if not (caller.is_hub or (caller.is_user and (caller.admin or caller.name == name))):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"you may only read your own {what}")
+
+
+_MONTH = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+MonthQuery = Annotated[str | None, Query(pattern=_MONTH, description="YYYY-MM (UTC); default: this month")]
+
+
+@router.get(
+    "/users/{name}/notifications",
+    response_model=NotificationsOut,
+    responses={
+        400: {"description": "the name breaks the account-name rule"},
+        403: {"description": "not yours"},
+    },
+)
+def list_notifications(
+    name: AccountNamePath, caller: ServiceCaller, context: Context, month: MonthQuery = None
+) -> NotificationsOut:
+    """The account's notices of a month (80, 95 and 100 percent of the allowance). The user, an admin, the hub."""
+    _own_or_admin(caller, name, "notifications")
+    accounts.check_account_name(name)
+    month = month or month_key(utcnow())
+    with context.session() as session:
+        rows = enforcement.notices(session, name, month)
+        return NotificationsOut(name=name, month=month, notifications=[_notification_out(r) for r in rows])
+
+
+@router.post(
+    "/users/{name}/notifications/{notification_id}/seen",
+    status_code=204,
+    responses={
+        400: {"description": "the name breaks the account-name rule"},
+        403: {"description": "not yours"},
+        404: {"description": "no such notification of this account"},
+    },
+)
+def mark_notification_seen(
+    name: AccountNamePath,
+    notification_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    caller: UserCaller,
+    context: Context,
+) -> None:
+    """The user marks one of their own notices seen: it leaves the notices shown, nothing else (the enforcement
+    follows the ledger, never this mark). Only the user themself."""
+    if caller.name != name:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="you may only mark your own notifications seen")
+    accounts.check_account_name(name)
+    with context.session() as session:
+        row = session.get(UsageNotification, notification_id)
+        if row is None or row.account_name != name:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such notification of yours")
+        if row.seen_at is None:
+            row.seen_at = utcnow()
+            session.commit()
+
+
+class TopUpIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cpu_hours: float = Field(
+        gt=0, le=top_ups.MAX_TOP_UP_HOURS, description="CPU-hours added to this month's allowance"
+    )
+    reason: str = Field(
+        min_length=1, max_length=500, pattern=r"\S", description="why (shown on the statement)"
+    )
+
+
+class TopUpOut(BaseModel):
+    id: int
+    month: str
+    cpu_hours: float
+    reason: str
+    granted_by: str
+    granted_at: datetime
+
+
+class TopUpsOut(BaseModel):
+    name: str
+    month: str
+    top_ups: list[TopUpOut]
+
+
+def _top_up_out(row) -> TopUpOut:
+    return TopUpOut(
+        id=row.id,
+        month=row.month,
+        cpu_hours=row.cpu_hours,
+        reason=row.reason,
+        granted_by=row.granted_by,
+        granted_at=row.granted_at,
+    )
+
+
+@router.get(
+    "/users/{name}/top-ups",
+    response_model=TopUpsOut,
+    responses={
+        400: {"description": "the name breaks the account-name rule"},
+        403: {"description": "not yours"},
+    },
+)
+def list_top_ups(
+    name: AccountNamePath, caller: ServiceCaller, context: Context, month: MonthQuery = None
+) -> TopUpsOut:
+    """The account's top-ups of a month. The user, an admin, the hub."""
+    _own_or_admin(caller, name, "top-ups")
+    accounts.check_account_name(name)
+    month = month or month_key(utcnow())
+    with context.session() as session:
+        return TopUpsOut(
+            name=name, month=month, top_ups=[_top_up_out(r) for r in top_ups.top_ups(session, name, month)]
+        )
+
+
+@router.post(
+    "/users/{name}/top-ups",
+    status_code=201,
+    response_model=TopUpOut,
+    responses={
+        400: {"description": "the name breaks the account-name rule"},
+        403: {"description": "administrators only"},
+        404: {"description": "no account"},
+    },
+)
+def grant_top_up(name: AccountNamePath, body: TopUpIn, caller: UserCaller, context: Context) -> TopUpOut:
+    """An administrator adds CPU-hours to the account's allowance of this month (recorded: who, when, why)."""
+    if not caller.admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="only administrators grant top-ups")
+    accounts.check_account_name(name)
+    with context.session() as session:
+        accounts.require_account(session, name)
+        row = top_ups.grant_top_up(session, name, body.cpu_hours, body.reason, caller.name)
+        session.commit()
+        return _top_up_out(row)

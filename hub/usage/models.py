@@ -104,3 +104,48 @@ class MeterCheckpoint(Base):
 
     meter: Mapped[str] = mapped_column(String(64), primary_key=True)
     last_pass_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class UsageNotification(Base):
+    """A threshold of this month's CPU-hour allowance that the account reached (80, 95 or 100 percent;
+    ``enforcement.py``): written once per account, month and threshold (the unique constraint makes concurrent and
+    repeated passes idempotent), shown to the user until the month ends. ``seen_at`` only hides it from the
+    notices; it never lifts the enforcement (that follows the ledger alone).
+
+    ``account_name`` follows the ledger (a plain column; erasure replaces it with the pseudonym).
+    """
+
+    __tablename__ = "usage_notifications"
+    __table_args__ = (
+        UniqueConstraint("account_name", "month", "threshold", name="uq_usage_notifications_threshold"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_name: Mapped[str] = mapped_column(String(64), index=True)
+    month: Mapped[str] = mapped_column(String(7))
+    threshold: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_core_seconds: Mapped[float] = mapped_column(Float)
+    allowance_core_seconds: Mapped[float] = mapped_column(Float)
+    message: Mapped[str] = mapped_column(String(1000))
+    seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class QuotaTopUp(Base):
+    """CPU-hours an administrator added to one account's allowance for one calendar month (UTC): who, when, how
+    many, why. Read by every quota decision of that month (``quota.py``) and listed on the month's statement.
+
+    ``account_name`` follows the ledger (erasure replaces it with the pseudonym); ``granted_by`` names another
+    account (the administrator) and is pseudonymised when that administrator is erased.
+    """
+
+    __tablename__ = "quota_top_ups"
+    __table_args__ = (Index("ix_quota_top_ups_account_month", "account_name", "month"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_name: Mapped[str] = mapped_column(String(64))
+    month: Mapped[str] = mapped_column(String(7))
+    cpu_hours: Mapped[float] = mapped_column(Float)
+    reason: Mapped[str] = mapped_column(String(500))
+    granted_by: Mapped[str] = mapped_column(String(64))
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,0 +1,58 @@
+"""Quota enforcement: the notices at 80, 95 and 100 percent of the month's allowance, and administrators' top-ups.
+
+* ``usage_notifications``: one row per account, month and threshold (unique), with the use and allowance then.
+* ``quota_top_ups``: CPU-hours granted for one account and month, by whom, when and why.
+
+Revision ID: 0010_quota
+Revises: 0009_quotas
+Create Date: 2026-12-07
+
+Hand-written. Never import the ORM models here: a migration is a frozen picture of the schema at its revision.
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0010_quota"
+down_revision: str | Sequence[str] | None = "0009_quotas"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "usage_notifications",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("account_name", sa.String(length=64), nullable=False),
+        sa.Column("month", sa.String(length=7), nullable=False),
+        sa.Column("threshold", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("used_core_seconds", sa.Float(), nullable=False),
+        sa.Column("allowance_core_seconds", sa.Float(), nullable=False),
+        sa.Column("message", sa.String(length=1000), nullable=False),
+        sa.Column("seen_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_usage_notifications")),
+        sa.UniqueConstraint("account_name", "month", "threshold", name="uq_usage_notifications_threshold"),
+    )
+    op.create_index(op.f("ix_usage_notifications_account_name"), "usage_notifications", ["account_name"])
+    op.create_table(
+        "quota_top_ups",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("account_name", sa.String(length=64), nullable=False),
+        sa.Column("month", sa.String(length=7), nullable=False),
+        sa.Column("cpu_hours", sa.Float(), nullable=False),
+        sa.Column("reason", sa.String(length=500), nullable=False),
+        sa.Column("granted_by", sa.String(length=64), nullable=False),
+        sa.Column("granted_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_quota_top_ups")),
+    )
+    op.create_index("ix_quota_top_ups_account_month", "quota_top_ups", ["account_name", "month"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_quota_top_ups_account_month", table_name="quota_top_ups")
+    op.drop_table("quota_top_ups")
+    op.drop_index(op.f("ix_usage_notifications_account_name"), table_name="usage_notifications")
+    op.drop_table("usage_notifications")
