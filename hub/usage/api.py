@@ -13,7 +13,12 @@ Rules this module guarantees:
   adjacent periods add up to the total of both, and nothing is counted twice.
 * It also says where the account stands **this month** (whatever the period asked for), in CPU-hours:
   ``allowance``, ``used``, ``left`` (``allowance - used``, negative when overrun) and ``renews_at`` (the next
-  month's start, or null when the plan ends first), with ``plan_ends_at`` and ``running_cores``.
+  month's start, or null when the plan ends first), with ``plan_ends_at`` and ``running_cores``; and, for this
+  month, ``top_up`` and ``top_ups`` (part of the allowance), ``cpu_hours_by_day`` (each UTC day until now) and the
+  ``notifications`` (80, 95, 100 percent). ``with_intervals=false`` leaves the interval list out (the pages).
+* ``GET .../users/{name}/notifications`` and ``.../top-ups`` (the user, an admin, the hub) list a month's notices
+  and top-ups; ``POST .../notifications/{id}/seen`` (the user themself) hides a notice and nothing else; ``POST
+  .../users/{name}/top-ups`` (administrators only, 403 otherwise) grants CPU-hours for this month.
 * ``POST .../users/{name}/server-admissions`` (hub only): the spawn decision; 201 with the reservation, or 403 with
   the refusal's message and ``reason``. ``POST .../users/{name}/server-stops`` (hub only): the hub stopped a server
   (exact stop time) or found it dead (closed at the server meter's last observation). ``GET
@@ -38,11 +43,36 @@ from polartep_hub.service.web.access import Context, HubCaller, ServiceCaller, U
 from polartep_hub.usage import enforcement, quota, top_ups
 from polartep_hub.usage.meters import servers as server_meter
 from polartep_hub.usage.models import UsageInterval, UsageNotification
-from polartep_hub.usage.periods import month_key
+from polartep_hub.usage.periods import month_key, month_start
 
 MAX_PERIOD = timedelta(days=400)
 
 router = APIRouter()
+
+
+class NotificationOut(BaseModel):
+    id: int
+    month: str = Field(description="YYYY-MM (UTC)")
+    threshold: int = Field(description="80, 95 or 100 (percent of the month's allowance)")
+    created_at: datetime
+    used: float = Field(description="CPU-hours used when the threshold was reached")
+    allowance: float = Field(description="the month's allowance then (plan plus top-ups), CPU-hours")
+    message: str
+    seen_at: datetime | None = Field(description="when the user marked it seen; null while it is new")
+
+
+class TopUpOut(BaseModel):
+    id: int
+    month: str
+    cpu_hours: float
+    reason: str
+    granted_by: str
+    granted_at: datetime
+
+
+class DayOut(BaseModel):
+    day: str = Field(description="YYYY-MM-DD (UTC)")
+    cpu_hours: float
 
 
 class UsageIntervalOut(BaseModel):
@@ -72,6 +102,15 @@ class UsageOut(BaseModel):
     )
     running_cores: float = Field(
         description="cores of everything running now, pending server starts included"
+    )
+    top_up: float = Field(0.0, description="CPU-hours of this month's top-ups (part of the allowance)")
+    top_ups: list[TopUpOut] = Field(default_factory=list, description="this month's top-ups")
+    cpu_hours_by_day: list[DayOut] = Field(
+        default_factory=list,
+        description="CPU-hours of each day of this month (UTC) so far, the running day until now",
+    )
+    notifications: list[NotificationOut] = Field(
+        default_factory=list, description="this month's notices (80, 95, 100 percent)"
     )
 
 
@@ -113,6 +152,9 @@ def usage(
     until: Annotated[
         datetime | None, Query(description="end of the period (ISO 8601 with zone); default: now")
     ] = None,
+    with_intervals: Annotated[
+        bool, Query(description="false: leave the interval list out (the totals are the same)")
+    ] = True,
 ) -> UsageOut:
     """The account's usage intervals and core-seconds in a period. The user themself, an admin, or the hub."""
     if not (caller.is_hub or (caller.is_user and (caller.admin or caller.name == name))):
@@ -162,6 +204,10 @@ def usage(
             )
             for row in rows
         ]
+        month = month_key(now)
+        this_month = cpu_hours_by_day(session, name, month_start(now), now)
+        month_top_ups = [_top_up_out(r) for r in top_ups.top_ups(session, name, month)]
+        month_notices = [_notification_out(r) for r in enforcement.notices(session, name, month)]
     by_kind: dict[str, float] = {}
     for interval in intervals:
         by_kind[interval.kind] = by_kind.get(interval.kind, 0.0) + interval.core_seconds
@@ -171,7 +217,7 @@ def usage(
         until=until,
         core_seconds=sum(i.core_seconds for i in intervals),
         core_seconds_by_kind=by_kind,
-        intervals=intervals,
+        intervals=intervals if with_intervals else [],
         plan=standing.plan if standing else "",
         allowance=standing.allowance_core_seconds / 3600 if standing else 0.0,
         used=standing.used_core_seconds / 3600 if standing else 0.0,
@@ -179,7 +225,30 @@ def usage(
         renews_at=standing.period.renews_at if standing else None,
         plan_ends_at=standing.period.plan_ends_at if standing else None,
         running_cores=standing.running_cores if standing else 0.0,
+        top_up=standing.top_up_core_seconds / 3600 if standing else 0.0,
+        top_ups=month_top_ups,
+        cpu_hours_by_day=this_month,
+        notifications=month_notices,
     )
+
+
+def cpu_hours_by_day(session, name: str, since: datetime, now: datetime) -> list[DayOut]:
+    """CPU-hours of each UTC day from ``since`` (a day's start) until ``now``, open intervals until ``now``."""
+    days: list[DayOut] = []
+    rows = session.execute(
+        select(UsageInterval.cores, UsageInterval.started_at, UsageInterval.stopped_at).where(
+            UsageInterval.account_name == name,
+            UsageInterval.started_at < now,
+            or_(UsageInterval.stopped_at.is_(None), UsageInterval.stopped_at > since),
+        )
+    ).all()
+    day = since
+    while day < now:
+        following = day + timedelta(days=1)
+        seconds = sum(core_seconds_within(c, a, b, day, min(following, now)) for c, a, b in rows)
+        days.append(DayOut(day=f"{day:%Y-%m-%d}", cpu_hours=seconds / 3600))
+        day = following
+    return days
 
 
 # --- quota routes (hub and gateway) ------------------------------------------------------------------------------
@@ -341,17 +410,6 @@ def allowance(name: AccountNamePath, caller: HubCaller, context: Context) -> All
 # --- notices and top-ups (enforcement.py, top_ups.py) -------------------------------------------------------------
 
 
-class NotificationOut(BaseModel):
-    id: int
-    month: str = Field(description="YYYY-MM (UTC)")
-    threshold: int = Field(description="80, 95 or 100 (percent of the month's allowance)")
-    created_at: datetime
-    used: float = Field(description="CPU-hours used when the threshold was reached")
-    allowance: float = Field(description="the month's allowance then (plan plus top-ups), CPU-hours")
-    message: str
-    seen_at: datetime | None = Field(description="when the user marked it seen; null while it is new")
-
-
 class NotificationsOut(BaseModel):
     name: str
     month: str
@@ -438,15 +496,6 @@ class TopUpIn(BaseModel):
     reason: str = Field(
         min_length=1, max_length=500, pattern=r"\S", description="why (shown on the statement)"
     )
-
-
-class TopUpOut(BaseModel):
-    id: int
-    month: str
-    cpu_hours: float
-    reason: str
-    granted_by: str
-    granted_at: datetime
 
 
 class TopUpsOut(BaseModel):

@@ -158,9 +158,18 @@ def test_a_top_up_by_an_administrator_raises_this_months_allowance_and_ends_the_
         (100, "conference deadline", "ada")
     ]
     assert api.get("api/v1/users/alice/top-ups", token="bob-token").status_code == 403
-    usage = api.get("api/v1/users/alice/usage", token="alice-token").json()
-    assert usage["allowance"] == 600
+    usage = api.get(
+        "api/v1/users/alice/usage", token="alice-token", params={"with_intervals": "false"}
+    ).json()
+    assert usage["allowance"] == 600 and usage["top_up"] == 100 and usage["intervals"] == []
     assert 99.9 < usage["left"] < 100
+    assert [(t["cpu_hours"], t["granted_by"]) for t in usage["top_ups"]] == [(100, "ada")]
+    assert [n["threshold"] for n in usage["notifications"]] == [80, 95, 100]
+    # Each day of the month so far: the 500 spent on the first day, the running server's seconds today.
+    days = usage["cpu_hours_by_day"]
+    assert [d["day"] for d in days][0] == f"{month_start(utcnow()):%Y-%m-%d}"
+    assert len(days) == utcnow().day
+    assert sum(d["cpu_hours"] for d in days) == pytest.approx(usage["used"], abs=0.01)
     result = enforcer(app, recorder).enforce_once()
     assert (result.stopped, recorder.servers) == ([], ["alice"])
 

@@ -1,0 +1,106 @@
+"""Enforcement while running through the real hub, Dask Gateway and platform service (meters and enforcement every
+2 seconds).
+
+Specification: when a user's CPU-hours run out while a server and a Dask cluster run, the next enforcement pass
+(within one meter interval) writes the 100% notice and stops both: JupyterHub stops the server (its interval closes
+at the hub's stop time) and the gateway stops the cluster (its scheduler's interval closes); a restart of the
+server is refused with 403 and a new cluster with the quota's message. The notices at 80, 95 and 100 percent are
+listed for the user.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from tests.harness import RunningPlatform, wait_for
+from tests.helpers.gateway import gateway_api
+from tests.helpers.quota import spend, usage
+
+pytestmark = pytest.mark.hub
+
+INTERVAL = 2.0
+
+
+@pytest.fixture(scope="module")
+def enforced_platform(tmp_path_factory):
+    with RunningPlatform(
+        tmp_path_factory.mktemp("enforcement"), extra_env={"POLARTEP_GATEWAY_METER_INTERVAL": str(INTERVAL)}
+    ).running() as running:
+        yield running
+
+
+def iso(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def open_intervals(platform, user: str, token: str) -> dict[str, dict]:
+    return {i["kind"]: i for i in usage(platform, user, token)["intervals"] if i["stopped_at"] is None}
+
+
+def test_exhaustion_stops_a_running_server_and_cluster_within_one_meter_interval(enforced_platform):
+    platform = enforced_platform
+    user = "spender"
+    token = platform.create_user(user, plan="trial")
+    platform.spawn(user, token, {"profile": "small"})
+    r = gateway_api(platform, "POST", "clusters/", token, json={"cluster_options": {}})
+    assert r.status_code == 201, r.text
+    cluster = r.json()["name"]
+    wait_for(
+        lambda: {"server", "dask-scheduler"} <= set(open_intervals(platform, user, token)),
+        90,
+        interval=0.3,
+        what="the server's and the scheduler's intervals",
+    )
+    spend(platform, user, 410)  # 82%: a notice, nothing stopped
+    wait_for(
+        lambda: platform.api("GET", f"/services/platform/api/v1/users/{user}/notifications", token).json()[
+            "notifications"
+        ],
+        30,
+        interval=0.3,
+        what="the 80% notice",
+    )
+    assert platform.server_model(user) is not None
+
+    spend(platform, user, 90)  # 100%
+    exhausted_at = datetime.now(UTC)
+
+    def notices():
+        body = platform.api("GET", f"/services/platform/api/v1/users/{user}/notifications", token).json()
+        return [n for n in body["notifications"]] if len(body["notifications"]) == 3 else None
+
+    found = wait_for(notices, 30, interval=0.2, what="the 100% notice")
+    assert [n["threshold"] for n in found] == [80, 95, 100]
+    # The pass that saw it came within one meter interval (plus the pass's own time on a loaded machine).
+    assert (iso(found[2]["created_at"]) - exhausted_at).total_seconds() <= INTERVAL + 1.5
+    assert found[2]["message"].startswith("Your CPU-hours are used up: ")
+
+    wait_for(lambda: platform.server_model(user) is None, 60, interval=0.2, what="the server to stop")
+    wait_for(
+        lambda: gateway_api(platform, "GET", f"clusters/{cluster}", token).json()["status"] == "STOPPED",
+        60,
+        interval=0.3,
+        what="the cluster to stop",
+    )
+    closed = wait_for(
+        lambda: not open_intervals(platform, user, token) and usage(platform, user, token),
+        60,
+        interval=0.3,
+        what="every interval to close",
+    )
+    server = next(i for i in closed["intervals"] if i["kind"] == "server")
+    scheduler = next(i for i in closed["intervals"] if i["kind"] == "dask-scheduler")
+    # Stopped by the hub and the gateway after the pass that saw the exhaustion, not at some later meter pass.
+    for interval in (server, scheduler):
+        stopped = iso(interval["stopped_at"])
+        assert exhausted_at < stopped
+        assert (stopped - iso(found[2]["created_at"])).total_seconds() < 30
+
+    r = platform.api("POST", f"/hub/api/users/{user}/server", token, json={"profile": "small"})
+    assert r.status_code == 403, r.text
+    assert r.json()["message"].startswith("Your CPU-hours are exhausted: ")
+    r = gateway_api(platform, "POST", "clusters/", token, json={"cluster_options": {}})
+    assert r.status_code == 422, r.text
+    assert "Your CPU-hours are exhausted:" in r.text
