@@ -60,6 +60,7 @@ from polartep_hub.platform_files import environment_problem, secure_state_dir
 from polartep_hub.settings import PlatformSettings
 from polartep_hub.spawners.home_volume import HOME_VOLUME_TEMPLATE
 from polartep_hub.spawners.single_user import local_mode_refusal
+from polartep_hub.usage.hub_home import usage_handler
 from polartep_hub.user_origins import configure_user_origins
 
 
@@ -289,6 +290,8 @@ def configure_hub(c, settings: PlatformSettings | None = None) -> PlatformSettin
     c.Spawner.catalogue_path = str(catalogue.source)
     c.Spawner.platform_service_url = settings.service_url
     c.Spawner.platform_service_token = settings.hub_service_token
+    # This month's CPU-hours on the home page (hub/usage/hub_home.py, hub/templates/home.html).
+    c.JupyterHub.extra_handlers = [usage_handler(settings.service_url, settings.hub_service_token)]
     c.Spawner.default_url = "/lab"
     c.Spawner.environment = {
         **user_environment(settings),

@@ -38,6 +38,8 @@ class ServiceRoute:
 SERVICE_ROUTES: dict[str, ServiceRoute] = {
     "me": ServiceRoute("GET", "api/v1/me"),
     "entitlements": ServiceRoute("GET", "api/v1/users/{user}/entitlements"),
+    # This month's CPU-hours, per day, top-ups and notices (the usage meter and panel section), without intervals.
+    "usage": ServiceRoute("GET", "api/v1/users/{user}/usage?with_intervals=false"),
 }
 
 

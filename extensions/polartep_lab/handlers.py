@@ -8,6 +8,8 @@ Rules this module guarantees:
   reaches the service.
 * ``GET polartep/api/me``: the server owner's plan, profile and plan period, from the service's ``api/v1/me`` and
   ``api/v1/users/<owner>/entitlements`` (both on ``client.SERVICE_ROUTES``) plus this server's profile.
+* ``GET polartep/api/usage``: this month's CPU-hours of the owner (allowance, used, left, renewal, per day),
+  top-ups, notices and storage, from the service's ``api/v1/users/<owner>/usage?with_intervals=false``.
 * Any other path under ``polartep/api/``, with any method, answers 404 naming the allow-list: nothing is forwarded.
 * A service error is shown as 502 with the service's status and detail; missing settings as 503 naming them.
 """
@@ -76,6 +78,45 @@ class MeHandler(_BaseHandler):
         )
 
 
+# What ``polartep/api/usage`` passes on from the service's usage answer (this month's numbers only).
+USAGE_FIELDS = (
+    "plan",
+    "allowance",
+    "used",
+    "left",
+    "renews_at",
+    "plan_ends_at",
+    "running_cores",
+    "top_up",
+    "top_ups",
+    "cpu_hours_by_day",
+    "notifications",
+    "storage",
+)
+
+
+class UsageHandler(_BaseHandler):
+    """This month's CPU-hours (used, left, per day), top-ups, notices and storage, for the usage meter and panel."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        app = self.extensionapp
+        missing = app.missing_settings()
+        if missing:
+            self.write_json(
+                503, {"message": f"the Polar TEP extension is not configured: {', '.join(missing)} not set"}
+            )
+            return
+        try:
+            usage = await app.service_client().call("usage")
+        except ServiceError as e:
+            self.log.warning("Polar TEP extension: %s", e)
+            self.write_json(502, {"message": str(e), "service_status": e.status})
+            return
+        self.write_json(200, {key: usage.get(key) for key in USAGE_FIELDS})
+
+
 class NotAllowedHandler(_BaseHandler):
     """Everything else under ``polartep/api/``: 404, so the extension is never a proxy."""
 
@@ -99,6 +140,7 @@ class NotAllowedHandler(_BaseHandler):
 # (path under the server's base URL, handler); ExtensionApp prefixes the base URL.
 _ROUTES: list[tuple[str, type[_BaseHandler]]] = [
     (rf"/{API_PREFIX}/me", MeHandler),
+    (rf"/{API_PREFIX}/usage", UsageHandler),
 ]
 ROUTE_NAMES = [path.rsplit("/", 1)[1] for path, _ in _ROUTES]
 

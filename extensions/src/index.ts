@@ -12,6 +12,7 @@ import { ServerConnection } from '@jupyterlab/services';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { LabIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
+import { usagePlugin } from './usage';
 
 /** The answer of `polartep/api/me` (see polartep_lab/handlers.py). */
 export interface IPlatformMe {
@@ -186,4 +187,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default plugin;
+export default [plugin, usagePlugin];

@@ -14,6 +14,7 @@ def test_the_allow_list_holds_only_read_only_routes_of_the_users_own_data():
     assert {name: (r.method, r.path) for name, r in SERVICE_ROUTES.items()} == {
         "me": ("GET", "api/v1/me"),
         "entitlements": ("GET", "api/v1/users/{user}/entitlements"),
+        "usage": ("GET", "api/v1/users/{user}/usage?with_intervals=false"),
     }
 
 

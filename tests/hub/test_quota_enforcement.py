@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 
 from tests.harness import RunningPlatform, wait_for
 from tests.helpers.gateway import gateway_api
+from tests.helpers.passwords import OLD, hub_login
 from tests.helpers.quota import spend, usage
 
 pytestmark = pytest.mark.hub
@@ -104,3 +106,33 @@ def test_exhaustion_stops_a_running_server_and_cluster_within_one_meter_interval
     r = gateway_api(platform, "POST", "clusters/", token, json={"cluster_options": {}})
     assert r.status_code == 422, r.text
     assert "Your CPU-hours are exhausted:" in r.text
+
+
+def test_the_home_page_shows_this_months_usage_and_the_notices(enforced_platform):
+    platform = enforced_platform
+    token = platform.create_user("homely", plan="trial", password=OLD)
+    spend(platform, "homely", 400)  # 80%; the notice comes with the account's next run
+    platform.spawn("homely", token, {"profile": "small"})
+    with httpx.Client(timeout=60) as browser:
+        assert (
+            platform.api("GET", "/hub/polartep/usage", token).status_code == 302
+        )  # a page: the hub's cookie only
+        assert hub_login(browser, platform, "homely", OLD).status_code == 302
+
+        def summary():
+            r = browser.get(f"{platform.url}/hub/polartep/usage")
+            assert r.status_code == 200, r.text
+            return r if r.json()["notifications"] else None
+
+        r = wait_for(summary, 30, interval=0.3, what="the 80% notice")
+        assert r.headers["cache-control"] == "no-store"
+        body = r.json()
+        assert body["name"] == "homely" and body["allowance"] == 500 and body["plan"] == "trial"
+        assert 400 <= body["used"] < 401 and 99 < body["left"] <= 100
+        assert [n["threshold"] for n in body["notifications"]] == [80]
+        assert len(body["cpu_hours_by_day"]) == datetime.now(UTC).day
+        assert "intervals" not in body
+        home = browser.get(f"{platform.url}/hub/home")
+        assert home.status_code == 200
+        assert 'id="polartep-usage"' in home.text and "/hub/polartep/usage" in home.text
+    platform.stop_server("homely")
