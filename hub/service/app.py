@@ -48,6 +48,7 @@ from polartep_hub.service.web.identity import IdentityProvider
 from polartep_hub.service.web.request_limits import BodyLimitMiddleware
 from polartep_hub.service.web.security_headers import SecurityHeadersMiddleware
 from polartep_hub.usage import api as usage_api
+from polartep_hub.usage import pages as usage_pages
 from polartep_hub.usage.enforcement import start_enforcement
 from polartep_hub.usage.meters.gateway import start_gateway_meter
 from polartep_hub.usage.meters.servers import start_server_meter
@@ -161,6 +162,7 @@ def create_app(
         (admin_accounts_pages.router, prefix),
         (pages.static_router, prefix),
         (usage_api.router, f"{prefix}/api/v1"),
+        (usage_pages.router, prefix),
         (password_routes.api_router, f"{prefix}/api/v1"),
         (password_routes.page_router, prefix),
     ):

@@ -19,6 +19,9 @@ Rules this module guarantees:
 * ``GET .../users/{name}/notifications`` and ``.../top-ups`` (the user, an admin, the hub) list a month's notices
   and top-ups; ``POST .../notifications/{id}/seen`` (the user themself) hides a notice and nothing else; ``POST
   .../users/{name}/top-ups`` (administrators only, 403 otherwise) grants CPU-hours for this month.
+* ``GET .../users/{name}/statements/{month}`` (the user, an admin, the hub) and ``GET .../statements?month=``
+  (administrators and the hub; ``format=csv`` for CSV): statements in EUR (``statements.py``); amounts are decimal
+  text, never binary floats.
 * ``POST .../users/{name}/server-admissions`` (hub only): the spawn decision; 201 with the reservation, or 403 with
   the refusal's message and ``reason``. ``POST .../users/{name}/server-stops`` (hub only): the hub stopped a server
   (exact stop time) or found it dead (closed at the server meter's last observation). ``GET
@@ -32,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import or_, select
 
@@ -40,7 +43,7 @@ from polartep_hub.accounts import store as accounts
 from polartep_hub.accounts.api.schemas import AccountNamePath
 from polartep_hub.service.orm import utcnow
 from polartep_hub.service.web.access import Context, HubCaller, ServiceCaller, UserCaller
-from polartep_hub.usage import enforcement, quota, top_ups
+from polartep_hub.usage import enforcement, quota, statements, top_ups
 from polartep_hub.usage.meters import servers as server_meter
 from polartep_hub.usage.models import UsageInterval, UsageNotification
 from polartep_hub.usage.periods import month_key, month_start
@@ -556,3 +559,107 @@ def grant_top_up(name: AccountNamePath, body: TopUpIn, caller: UserCaller, conte
         row = top_ups.grant_top_up(session, name, body.cpu_hours, body.reason, caller.name)
         session.commit()
         return _top_up_out(row)
+
+
+# --- statements (statements.py) ------------------------------------------------------------------------------------
+
+
+class StatementLineOut(BaseModel):
+    kind: str = Field(description="plan, subscription, cpu, top_up or storage")
+    item: str
+    description: str
+    quantity: str = Field(description="a decimal number as text (days, CPU-hours, TB-months)")
+    unit: str
+    unit_price_eur: str = Field(description="EUR per unit as decimal text (plans, subscriptions: per month)")
+    amount_eur: str = Field(description="EUR, rounded once to the cent (half up), as decimal text")
+
+
+class StatementOut(BaseModel):
+    account: str
+    month: str
+    until: datetime = Field(description="the month's end, or now for the month in progress")
+    lines: list[StatementLineOut]
+    cpu_hours: str = Field(description="all CPU-hours of the month from the ledger (3 decimals)")
+    total_eur: str = Field(description="the sum of the lines' amounts")
+
+
+def statement_out(statement: statements.Statement) -> StatementOut:
+    return StatementOut(
+        account=statement.account,
+        month=statement.month,
+        until=statement.until,
+        lines=[
+            StatementLineOut(
+                kind=line.kind,
+                item=line.item,
+                description=line.description,
+                quantity=str(line.quantity),
+                unit=line.unit,
+                unit_price_eur=str(line.unit_price),
+                amount_eur=str(line.amount),
+            )
+            for line in statement.lines
+        ],
+        cpu_hours=str(statement.cpu_hours),
+        total_eur=str(statement.total),
+    )
+
+
+MonthPath = Annotated[str, Path(pattern=_MONTH, description="YYYY-MM (UTC)")]
+
+
+def _month_or_422(month: str) -> None:
+    try:
+        statements.parse_month(month)
+    except statements.BadMonth as error:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(error)) from None
+
+
+@router.get(
+    "/users/{name}/statements/{month}",
+    response_model=StatementOut,
+    responses={
+        400: {"description": "the name breaks the account-name rule"},
+        403: {"description": "not yours"},
+        422: {"description": "bad month"},
+    },
+)
+def account_statement(name: AccountNamePath, month: MonthPath, caller: ServiceCaller, context: Context):
+    """One account's statement of a month in EUR. The user themself, an admin, or the hub."""
+    _own_or_admin(caller, name, "statements")
+    accounts.check_account_name(name)
+    _month_or_422(month)
+    with context.session() as session:
+        return statement_out(statements.account_statement(session, context.catalogue, name, month))
+
+
+@router.get(
+    "/statements",
+    response_model=list[StatementOut],
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "every account's statement (JSON, or CSV)"},
+        403: {"description": "administrators only"},
+        422: {"description": "bad month"},
+    },
+)
+def all_statements(
+    caller: ServiceCaller,
+    context: Context,
+    month: Annotated[str, Query(pattern=_MONTH, description="YYYY-MM (UTC)")],
+    format: Annotated[str, Query(pattern="^(json|csv)$", description="json (default) or csv")] = "json",
+):
+    """Every account's statement of a month (administrators and the hub: `polartep statements`)."""
+    if not (caller.is_hub or (caller.is_user and caller.admin)):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, detail="only administrators read everyone's statements"
+        )
+    _month_or_422(month)
+    with context.session() as session:
+        found = statements.month_statements(session, context.catalogue, month)
+    if format == "csv":
+        return Response(
+            statements.statements_csv(found),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="statements-{month}.csv"'},
+        )
+    return [statement_out(s) for s in found]

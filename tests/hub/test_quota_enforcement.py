@@ -10,7 +10,13 @@ listed for the user.
 
 from __future__ import annotations
 
+import csv
+import io
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -23,6 +29,7 @@ from tests.helpers.quota import spend, usage
 pytestmark = pytest.mark.hub
 
 INTERVAL = 2.0
+POLARTEP = str(Path(sys.executable).parent / "polartep")
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +143,27 @@ def test_the_home_page_shows_this_months_usage_and_the_notices(enforced_platform
         assert home.status_code == 200
         assert 'id="polartep-usage"' in home.text and "/hub/polartep/usage" in home.text
     platform.stop_server("homely")
+
+
+def test_polartep_statements_prints_the_months_csv(enforced_platform):
+    platform = enforced_platform
+    token = platform.create_user("billed", plan="trial")
+    spend(platform, "billed", 12.5)
+    month = f"{datetime.now(UTC):%Y-%m}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POLARTEP_")}
+    env.update({k: platform.env[k] for k in ("POLARTEP_STATE_DIR", "POLARTEP_PUBLIC_URL")})
+    done = subprocess.run(
+        [POLARTEP, "statements", "--month", month], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [r for r in csv.DictReader(io.StringIO(done.stdout)) if r["account"] == "billed"]
+    assert [(r["kind"], r["item"], r["quantity"]) for r in rows if r["kind"] == "cpu"] == [
+        ("cpu", "dask", "12.500")
+    ]
+    assert rows[-1]["kind"] == "total" and rows[-1]["amount_eur"] == "0.00"  # Trial costs nothing
+    assert usage(platform, "billed", token)["used"] == pytest.approx(12.5)
+    bad = subprocess.run(
+        [POLARTEP, "statements", "--month", "2026-13"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert bad.returncode == 1
+    assert bad.stderr == "polartep statements: --month must be YYYY-MM, e.g. 2026-11 (got '2026-13')\n"
