@@ -92,6 +92,9 @@ OWNER_NAME_COLUMNS: dict[str, str] = {
     # Quota notices and administrators' top-ups: statement material, kept under the pseudonym.
     "usage_notifications": "account_name",
     "quota_top_ups": "account_name",
+    # Stored bytes and TB-months (statements).
+    "storage_usage": "account_name",
+    "storage_month_totals": "account_name",
 }
 
 # Text columns of those rows that may contain the owner's name as a token (e.g. ``source_key`` = ``server:alice/``):

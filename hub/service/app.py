@@ -52,6 +52,7 @@ from polartep_hub.usage import pages as usage_pages
 from polartep_hub.usage.enforcement import start_enforcement
 from polartep_hub.usage.meters.gateway import start_gateway_meter
 from polartep_hub.usage.meters.servers import start_server_meter
+from polartep_hub.usage.storage import start_storage_sampler
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,7 @@ def create_app(
         meter_task = start_gateway_meter(config, context)
         server_meter_task = start_server_meter(context)
         enforcement_task = start_enforcement(context)
+        storage_task = start_storage_sampler(context)
         outbox_task = asyncio.create_task(context.outbox.run())
         session_ends = asyncio.create_task(password_reset.reconcile_session_ends(context))
         yield
@@ -116,6 +118,8 @@ def create_app(
             server_meter_task.cancel()
         if enforcement_task is not None:
             enforcement_task.cancel()
+        if storage_task is not None:
+            storage_task.cancel()
         if reconciler is not None:
             reconciler.cancel()
         if context.reconciler is not None:

@@ -37,15 +37,15 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
 from polartep_hub.accounts import store as accounts
 from polartep_hub.accounts.api.schemas import AccountNamePath
 from polartep_hub.service.orm import utcnow
 from polartep_hub.service.web.access import Context, HubCaller, ServiceCaller, UserCaller
-from polartep_hub.usage import enforcement, quota, statements, top_ups
+from polartep_hub.usage import enforcement, quota, statements, storage, top_ups
 from polartep_hub.usage.meters import servers as server_meter
-from polartep_hub.usage.models import UsageInterval, UsageNotification
+from polartep_hub.usage.models import StorageUsage, UsageInterval, UsageNotification
 from polartep_hub.usage.periods import month_key, month_start
 
 MAX_PERIOD = timedelta(days=400)
@@ -76,6 +76,14 @@ class TopUpOut(BaseModel):
 class DayOut(BaseModel):
     day: str = Field(description="YYYY-MM-DD (UTC)")
     cpu_hours: float
+
+
+class StorageClassOut(BaseModel):
+    storage_class: str
+    display_name: str
+    bytes: int = Field(description="the latest sampled bytes, all sources together")
+    quota_bytes: int | None = Field(description="the plan's quota of this class; null: none included")
+    sampled_at: datetime | None = Field(description="the latest sample of this class; null: never sampled")
 
 
 class UsageIntervalOut(BaseModel):
@@ -114,6 +122,10 @@ class UsageOut(BaseModel):
     )
     notifications: list[NotificationOut] = Field(
         default_factory=list, description="this month's notices (80, 95, 100 percent)"
+    )
+    storage: list[StorageClassOut] = Field(
+        default_factory=list,
+        description="stored bytes per storage class of the catalogue, with the plan's quota",
     )
 
 
@@ -211,6 +223,7 @@ def usage(
         this_month = cpu_hours_by_day(session, name, month_start(now), now)
         month_top_ups = [_top_up_out(r) for r in top_ups.top_ups(session, name, month)]
         month_notices = [_notification_out(r) for r in enforcement.notices(session, name, month)]
+        by_class = storage_by_class(session, context.catalogue, account) if account is not None else []
     by_kind: dict[str, float] = {}
     for interval in intervals:
         by_kind[interval.kind] = by_kind.get(interval.kind, 0.0) + interval.core_seconds
@@ -232,7 +245,30 @@ def usage(
         top_ups=month_top_ups,
         cpu_hours_by_day=this_month,
         notifications=month_notices,
+        storage=by_class,
     )
+
+
+def storage_by_class(session, catalogue, account) -> list[StorageClassOut]:
+    """Every storage class of the catalogue with the account's latest bytes and the plan's quota."""
+    latest = dict(
+        session.execute(
+            select(StorageUsage.storage_class, func.max(StorageUsage.sampled_at))
+            .where(StorageUsage.account_name == account.name)
+            .group_by(StorageUsage.storage_class)
+        ).all()
+    )
+    held = storage.stored_bytes(session, account.name)
+    return [
+        StorageClassOut(
+            storage_class=name,
+            display_name=tier.display_name,
+            bytes=held.get(name, 0),
+            quota_bytes=storage.quota_bytes(catalogue, account, name),
+            sampled_at=latest.get(name),
+        )
+        for name, tier in catalogue.storage.items()
+    ]
 
 
 def cpu_hours_by_day(session, name: str, since: datetime, now: datetime) -> list[DayOut]:

@@ -149,3 +149,28 @@ class QuotaTopUp(Base):
     reason: Mapped[str] = mapped_column(String(500))
     granted_by: Mapped[str] = mapped_column(String(64))
     granted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class StorageUsage(Base):
+    """What one source of stored bytes (``home``, or a dataset the data domain reports) of an account holds in one
+    storage class, as last sampled (``storage.py``). ``account_name`` follows the ledger (erasure renames it)."""
+
+    __tablename__ = "storage_usage"
+
+    account_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    storage_class: Mapped[str] = mapped_column(String(64), primary_key=True)
+    source: Mapped[str] = mapped_column(String(255), primary_key=True)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    sampled_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class StorageMonthTotal(Base):
+    """Byte-seconds an account held in one storage class in one calendar month (UTC), integrated sample by sample
+    (``storage.py``); statements divide by 10^12 x the month's seconds for TB-months."""
+
+    __tablename__ = "storage_month_totals"
+
+    account_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    storage_class: Mapped[str] = mapped_column(String(64), primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    byte_seconds: Mapped[float] = mapped_column(Float, default=0.0)

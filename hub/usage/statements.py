@@ -19,8 +19,8 @@ sum of the rounded lines. Quantities of CPU-hours and TB-months are shown to 3 d
   seconds of each interval inside the month (open ones until now). They are paid by the plan's allowance: no
   amount. Their sum equals the ledger's core-seconds of the month.
 * ``top_up``: each top-up (CPU-hours, by whom, why): granted, no amount (the catalogue has no top-up price);
-* ``storage``: TB-months of each storage class of the catalogue x its price per TB-month (zero until storage is
-  sampled).
+* ``storage``: TB-months of each storage class of the catalogue (``storage.py``: the sampled bytes integrated over
+  the month, 1 TB = 10^12 bytes) x its price per TB-month.
 
 Accounts on a month's statement: every account that held a plan in the month, and every name (also an erased
 account's pseudonym) with usage in it.
@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session
 from polartep_hub.accounts.models import Account, AccountSubscription, PlanPeriod
 from polartep_hub.catalogue import Catalogue
 from polartep_hub.service.orm import utcnow
+from polartep_hub.usage import storage
 from polartep_hub.usage.models import QuotaTopUp, UsageInterval
 
 CENT = Decimal("0.01")
@@ -226,7 +227,11 @@ def account_statement(
                 Decimal("0.00"),
             )
         )
-    stored = storage_tb_months or {}
+    stored = (
+        storage_tb_months
+        if storage_tb_months is not None
+        else {k: Decimal(repr(v)) for k, v in storage.tb_months(session, name, month, start, until).items()}
+    )
     for tier_name, tier in catalogue.storage.items():
         tb_months = Decimal(stored.get(tier_name, 0))
         price = money(tier.price_per_tb_month)

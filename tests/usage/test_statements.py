@@ -78,7 +78,9 @@ def test_a_synthetic_month_gives_the_hand_computed_hours_and_euros(api, app):
         ("storage", "object", Decimal("0.000"), Decimal("0.00")),
     ]
     assert statement.total == Decimal("1473.33")
-    assert statement.cpu_hours == Decimal("21.000") == (Decimal(repr(ledger)) / 3600).quantize(Decimal("0.001"))
+    assert (
+        statement.cpu_hours == Decimal("21.000") == (Decimal(repr(ledger)) / 3600).quantize(Decimal("0.001"))
+    )
 
     own = api.get("api/v1/users/alice/statements/2026-11", token="alice-token")
     assert own.status_code == 200, own.text

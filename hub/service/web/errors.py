@@ -47,6 +47,7 @@ from polartep_hub.accounts import store as accounts
 from polartep_hub.projects import store as projects
 from polartep_hub.service.web import access
 from polartep_hub.service.web.security_headers import SECURITY_HEADERS
+from polartep_hub.usage import storage as usage_storage
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ ERROR_STATUS: Mapping[type[Exception], int] = {
     approvals.NotPending: 409,
     oidc_accounts.IdentityConflict: 409,
     signup.SignupRefused: 422,
+    usage_storage.StorageQuotaExceeded: 413,
 }
 
 # A stable word for programs beside the message (the hub's login page reads it).

@@ -1,7 +1,9 @@
-"""Quota enforcement: the notices at 80, 95 and 100 percent of the month's allowance, and administrators' top-ups.
+"""Quota enforcement and storage: the notices at 80, 95 and 100 percent of the month's allowance, and administrators' top-ups.
 
 * ``usage_notifications``: one row per account, month and threshold (unique), with the use and allowance then.
 * ``quota_top_ups``: CPU-hours granted for one account and month, by whom, when and why.
+* ``storage_usage``: the last sampled bytes of each source (home, datasets) per account and storage class.
+* ``storage_month_totals``: byte-seconds per account, storage class and month (for TB-months).
 
 Revision ID: 0010_quota
 Revises: 0009_quotas
@@ -49,9 +51,30 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_quota_top_ups")),
     )
     op.create_index("ix_quota_top_ups_account_month", "quota_top_ups", ["account_name", "month"])
+    op.create_table(
+        "storage_usage",
+        sa.Column("account_name", sa.String(length=64), nullable=False),
+        sa.Column("storage_class", sa.String(length=64), nullable=False),
+        sa.Column("source", sa.String(length=255), nullable=False),
+        sa.Column("bytes", sa.BigInteger(), nullable=False),
+        sa.Column("sampled_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("account_name", "storage_class", "source", name=op.f("pk_storage_usage")),
+    )
+    op.create_table(
+        "storage_month_totals",
+        sa.Column("account_name", sa.String(length=64), nullable=False),
+        sa.Column("storage_class", sa.String(length=64), nullable=False),
+        sa.Column("month", sa.String(length=7), nullable=False),
+        sa.Column("byte_seconds", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "account_name", "storage_class", "month", name=op.f("pk_storage_month_totals")
+        ),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("storage_month_totals")
+    op.drop_table("storage_usage")
     op.drop_index("ix_quota_top_ups_account_month", table_name="quota_top_ups")
     op.drop_table("quota_top_ups")
     op.drop_index(op.f("ix_usage_notifications_account_name"), table_name="usage_notifications")
