@@ -95,6 +95,7 @@ OWNER_NAME_COLUMNS: dict[str, str] = {
     # Stored bytes and TB-months (statements).
     "storage_usage": "account_name",
     "storage_month_totals": "account_name",
+    "support_charges": "account_name",
 }
 
 # Text columns of those rows that may contain the owner's name as a token (e.g. ``source_key`` = ``server:alice/``):
@@ -107,6 +108,7 @@ NAME_MENTIONS: dict[tuple[str, str], Literal["pseudonymise", "clear"]] = {
     ("accounts", "approved_by"): "pseudonymise",
     # The administrator who granted a top-up (the top-up stays on the statement).
     ("quota_top_ups", "granted_by"): "pseudonymise",
+    ("support_charges", "recorded_by"): "pseudonymise",
     # A pending erasure that would transfer processors to an account being erased falls back to withdrawing them.
     ("pending_erasures", "transfer_to"): "clear",
 }

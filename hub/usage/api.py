@@ -21,7 +21,8 @@ Rules this module guarantees:
   .../users/{name}/top-ups`` (administrators only, 403 otherwise) grants CPU-hours for this month.
 * ``GET .../users/{name}/statements/{month}`` (the user, an admin, the hub) and ``GET .../statements?month=``
   (administrators and the hub; ``format=csv`` for CSV): statements in EUR (``statements.py``); amounts are decimal
-  text, never binary floats.
+  text, never binary floats. ``POST .../users/{name}/support-charges`` (administrators only) records a priced
+  support service delivered this month (it goes on the statement).
 * ``POST .../users/{name}/server-admissions`` (hub only): the spawn decision; 201 with the reservation, or 403 with
   the refusal's message and ``reason``. ``POST .../users/{name}/server-stops`` (hub only): the hub stopped a server
   (exact stop time) or found it dead (closed at the server meter's last observation). ``GET
@@ -601,7 +602,7 @@ def grant_top_up(name: AccountNamePath, body: TopUpIn, caller: UserCaller, conte
 
 
 class StatementLineOut(BaseModel):
-    kind: str = Field(description="plan, subscription, cpu, top_up or storage")
+    kind: str = Field(description="plan, subscription, cpu, top_up, storage or support")
     item: str
     description: str
     quantity: str = Field(description="a decimal number as text (days, CPU-hours, TB-months)")
@@ -699,3 +700,60 @@ def all_statements(
             headers={"Content-Disposition": f'attachment; filename="statements-{month}.csv"'},
         )
     return [statement_out(s) for s in found]
+
+
+class SupportChargeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    service: str = Field(max_length=64, pattern=_SERVER_NAME, description="a support service of the catalogue")
+    quantity: float = Field(gt=0, le=top_ups.MAX_SUPPORT_QUANTITY, description="units of the service's unit")
+    note: str = Field(min_length=1, max_length=500, pattern=r"\S", description="what was delivered")
+
+
+class SupportChargeOut(BaseModel):
+    id: int
+    month: str
+    service: str
+    quantity: float
+    note: str
+    recorded_by: str
+    recorded_at: datetime
+
+
+@router.post(
+    "/users/{name}/support-charges",
+    status_code=201,
+    response_model=SupportChargeOut,
+    responses={
+        400: {"description": "the name breaks the account-name rule"},
+        403: {"description": "administrators only"},
+        404: {"description": "no account"},
+        422: {"description": "unknown service or a bad quantity"},
+    },
+)
+def record_support_charge(
+    name: AccountNamePath, body: SupportChargeIn, caller: UserCaller, context: Context
+) -> SupportChargeOut:
+    """An administrator records a priced support service delivered this month (it goes on the statement)."""
+    if not caller.admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="only administrators record support charges")
+    accounts.check_account_name(name)
+    with context.session() as session:
+        accounts.require_account(session, name)
+        try:
+            row = top_ups.record_support_charge(
+                session, context.catalogue, name, body.service, body.quantity, body.note, caller.name
+            )
+        except ValueError as error:
+            session.rollback()
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(error)) from None
+        session.commit()
+        return SupportChargeOut(
+            id=row.id,
+            month=row.month,
+            service=row.service,
+            quantity=row.quantity,
+            note=row.note,
+            recorded_by=row.recorded_by,
+            recorded_at=row.recorded_at,
+        )

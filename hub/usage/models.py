@@ -174,3 +174,22 @@ class StorageMonthTotal(Base):
     storage_class: Mapped[str] = mapped_column(String(64), primary_key=True)
     month: Mapped[str] = mapped_column(String(7), primary_key=True)
     byte_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class SupportCharge(Base):
+    """A priced support service (the catalogue's ``services``: processor integration, data management) delivered to
+    an account in one calendar month, as an administrator recorded it: which, how many units, why, by whom, when.
+    Listed and priced on the month's statement (``statements.py``). ``recorded_by`` names another account (the
+    administrator) and is pseudonymised when that administrator is erased."""
+
+    __tablename__ = "support_charges"
+    __table_args__ = (Index("ix_support_charges_account_month", "account_name", "month"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_name: Mapped[str] = mapped_column(String(64))
+    month: Mapped[str] = mapped_column(String(7))
+    service: Mapped[str] = mapped_column(String(64))
+    quantity: Mapped[float] = mapped_column(Float)
+    note: Mapped[str] = mapped_column(String(500))
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())

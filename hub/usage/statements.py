@@ -19,6 +19,8 @@ sum of the rounded lines. Quantities of CPU-hours and TB-months are shown to 3 d
   seconds of each interval inside the month (open ones until now). They are paid by the plan's allowance: no
   amount. Their sum equals the ledger's core-seconds of the month.
 * ``top_up``: each top-up (CPU-hours, by whom, why): granted, no amount (the catalogue has no top-up price);
+* ``support``: each support service an administrator recorded (``top_ups.record_support_charge``): quantity of the
+  catalogue's unit (``once``, ``day``) x its price;
 * ``storage``: TB-months of each storage class of the catalogue (``storage.py``: the sampled bytes integrated over
   the month, 1 TB = 10^12 bytes) x its price per TB-month.
 
@@ -43,7 +45,7 @@ from polartep_hub.accounts.models import Account, AccountSubscription, PlanPerio
 from polartep_hub.catalogue import Catalogue
 from polartep_hub.service.orm import utcnow
 from polartep_hub.usage import storage
-from polartep_hub.usage.models import QuotaTopUp, UsageInterval
+from polartep_hub.usage.models import QuotaTopUp, SupportCharge, UsageInterval
 
 CENT = Decimal("0.01")
 MILLI = Decimal("0.001")
@@ -87,7 +89,7 @@ def money(value: float | Decimal) -> Decimal:
 
 @dataclass(frozen=True)
 class StatementLine:
-    kind: str  # plan, subscription, cpu, top_up, storage
+    kind: str  # plan, subscription, cpu, top_up, storage, support
     item: str
     description: str
     quantity: Decimal
@@ -244,6 +246,26 @@ def account_statement(
                 "TB-month",
                 price,
                 (tb_months * price).quantize(CENT, ROUND_HALF_UP),
+            )
+        )
+    for charge in session.scalars(
+        select(SupportCharge)
+        .where(SupportCharge.account_name == name, SupportCharge.month == month)
+        .order_by(SupportCharge.recorded_at, SupportCharge.id)
+    ):
+        offered = catalogue.services.get(charge.service)
+        price = money(offered.price) if offered else Decimal(0)
+        quantity = Decimal(repr(charge.quantity)).quantize(MILLI, ROUND_HALF_UP)
+        statement.lines.append(
+            StatementLine(
+                "support",
+                charge.service,
+                f"{offered.display_name if offered else charge.service}: {charge.note} "
+                f"(recorded by {charge.recorded_by})",
+                quantity,
+                offered.unit if offered else "",
+                price,
+                (quantity * price).quantize(CENT, ROUND_HALF_UP),
             )
         )
     return statement

@@ -5,8 +5,9 @@ Specification: a synthetic November 2026 (30 days) whose numbers are computed he
 at noon and ml (1500 EUR) from the 20th at noon; each day is charged to what is held at its end, so Standard 9
 days, Large 21, dev-small 4, ml 11. Her server ran 4 cores for 4 hours, her Dask worker 2 cores for the 2 hours of
 November of its 3, her scheduler 1 core for the 1 hour of November of its 2: 16 server and 5 Dask CPU-hours, which
-equal the ledger's month total. An administrator's top-up of 50 CPU-hours is listed. Storage classes are listed
-at 0 TB-months. Money is exact: 550 x 4 / 30 = 73.333... is 73.33, and the total 1473.33 EUR is the sum of the
+equal the ledger's month total. An administrator's top-up of 50 CPU-hours is listed, and 1.5 days of data
+management (1000 EUR a day) are priced 1500.00. Storage classes are listed
+at 0 TB-months. Money is exact: 550 x 4 / 30 = 73.333... is 73.33, and the total 2973.33 EUR is the sum of the
 lines. An erased account's pseudonym with usage gets a statement of CPU-hours only. Users read their own
 statement only; everyone's (JSON or CSV) is for administrators and the hub.
 """
@@ -21,7 +22,7 @@ from decimal import Decimal
 from sqlalchemy import delete, select
 
 from polartep_hub.accounts.models import Account, AccountSubscription, PlanPeriod
-from polartep_hub.usage.models import QuotaTopUp, UsageInterval, UsageMonthTotal
+from polartep_hub.usage.models import QuotaTopUp, SupportCharge, UsageInterval, UsageMonthTotal
 from polartep_hub.usage.statements import account_statement
 from tests.helpers.service_accounts import create
 
@@ -54,6 +55,8 @@ def synthetic_november(app) -> None:
                                   memory_bytes=0, started_at=at(2), stopped_at=at(2, 1)))  # fmt: skip
         session.add(QuotaTopUp(account_name="alice", month="2026-11", cpu_hours=50, reason="deadline",
                                granted_by="ada", granted_at=at(12, 9)))  # fmt: skip
+        session.add(SupportCharge(account_name="alice", month="2026-11", service="data-management", quantity=1.5,
+                                  note="catalogue import", recorded_by="ada", recorded_at=at(13)))  # fmt: skip
         session.commit()
 
 
@@ -76,15 +79,16 @@ def test_a_synthetic_month_gives_the_hand_computed_hours_and_euros(api, app):
         ("storage", "ssd", Decimal("0.000"), Decimal("0.00")),
         ("storage", "hdd", Decimal("0.000"), Decimal("0.00")),
         ("storage", "object", Decimal("0.000"), Decimal("0.00")),
+        ("support", "data-management", Decimal("1.500"), Decimal("1500.00")),
     ]
-    assert statement.total == Decimal("1473.33")
+    assert statement.total == Decimal("2973.33")
     assert (
         statement.cpu_hours == Decimal("21.000") == (Decimal(repr(ledger)) / 3600).quantize(Decimal("0.001"))
     )
 
     own = api.get("api/v1/users/alice/statements/2026-11", token="alice-token")
     assert own.status_code == 200, own.text
-    assert (own.json()["total_eur"], own.json()["cpu_hours"]) == ("1473.33", "21.000")
+    assert (own.json()["total_eur"], own.json()["cpu_hours"]) == ("2973.33", "21.000")
     assert own.json()["lines"][6]["description"] == "deadline (granted by ada)"
     assert api.get("api/v1/users/alice/statements/2026-11", token="bob-token").status_code == 403
     assert api.get("api/v1/users/alice/statements/2026-13", token="alice-token").status_code == 422
@@ -94,16 +98,16 @@ def test_a_synthetic_month_gives_the_hand_computed_hours_and_euros(api, app):
     everyone = api.get("api/v1/statements", token="ada-token", params={"month": "2026-11"})
     assert everyone.status_code == 200, everyone.text
     assert [(s["account"], s["total_eur"], s["cpu_hours"]) for s in everyone.json()] == [
-        ("alice", "1473.33", "21.000"),
+        ("alice", "2973.33", "21.000"),
         ("erased-0123456789ab", "0.00", "1.000"),
     ]
     as_csv = api.get("api/v1/statements", token="hub-token", params={"month": "2026-11", "format": "csv"})
     assert as_csv.status_code == 200 and as_csv.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(as_csv.text)))
     totals = {r["account"]: r["amount_eur"] for r in rows if r["kind"] == "total"}
-    assert totals == {"alice": "1473.33", "erased-0123456789ab": "0.00"}
+    assert totals == {"alice": "2973.33", "erased-0123456789ab": "0.00"}
     alice_lines = [r for r in rows if r["account"] == "alice" and r["kind"] != "total"]
-    assert sum(Decimal(r["amount_eur"]) for r in alice_lines) == Decimal("1473.33")
+    assert sum(Decimal(r["amount_eur"]) for r in alice_lines) == Decimal("2973.33")
     assert [r["unit_price_eur"] for r in alice_lines[:4]] == ["500.0", "1000.0", "550.0", "1500.0"]
 
 
@@ -114,7 +118,7 @@ def test_the_statements_page_shows_everyone_to_an_administrator_and_a_user_their
     page = api.get("statements", token="ada-token", params={"month": "2026-11"})
     assert page.status_code == 200, page.text
     assert 'data-account="alice"' in page.text and 'data-account="erased-0123456789ab"' in page.text
-    assert '<td class="text-end total">1473.33</td>' in page.text
+    assert '<td class="text-end total">2973.33</td>' in page.text
     own = api.get("statements", token="bob-token", params={"month": "2026-11"})
     assert own.status_code == 200
     assert 'data-account="bob"' in own.text and 'data-account="alice"' not in own.text
@@ -122,3 +126,28 @@ def test_the_statements_page_shows_everyone_to_an_administrator_and_a_user_their
     bad = api.get("statements", token="bob-token", params={"month": "2026-13"})
     assert bad.status_code == 422 and "month must be YYYY-MM" in bad.text
     assert api.get("statements", follow_redirects=False).status_code == 302
+
+
+def test_only_an_administrator_records_a_support_charge(api, app):
+    create(api, "alice")
+    body = {"service": "integration-small", "quantity": 1, "note": "processor X"}
+    assert api.post("api/v1/users/alice/support-charges", token="alice-token", json=body).status_code == 403
+    for bad, message in (
+        ({**body, "service": "nope"}, "unknown support service 'nope'"),
+        ({**body, "quantity": 1.5}, "integration-small is priced once per item: give a whole number"),
+    ):
+        r = api.post("api/v1/users/alice/support-charges", token="ada-token", json=bad)
+        assert r.status_code == 422 and r.json()["detail"].startswith(message), r.text
+    r = api.post("api/v1/users/alice/support-charges", token="ada-token", json=body)
+    assert r.status_code == 201, r.text
+    assert (r.json()["service"], r.json()["quantity"], r.json()["recorded_by"]) == (
+        "integration-small",
+        1,
+        "ada",
+    )
+    month = r.json()["month"]
+    statement = api.get(f"api/v1/users/alice/statements/{month}", token="alice-token").json()
+    support = [line for line in statement["lines"] if line["kind"] == "support"]
+    assert [(x["item"], x["quantity"], x["amount_eur"]) for x in support] == [
+        ("integration-small", "1.000", "5000.00")
+    ]

@@ -4,6 +4,7 @@
 * ``quota_top_ups``: CPU-hours granted for one account and month, by whom, when and why.
 * ``storage_usage``: the last sampled bytes of each source (home, datasets) per account and storage class.
 * ``storage_month_totals``: byte-seconds per account, storage class and month (for TB-months).
+* ``support_charges``: priced support services delivered to an account in a month (for statements).
 
 Revision ID: 0010_quota
 Revises: 0009_quotas
@@ -71,8 +72,24 @@ def upgrade() -> None:
         ),
     )
 
+    op.create_table(
+        "support_charges",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("account_name", sa.String(length=64), nullable=False),
+        sa.Column("month", sa.String(length=7), nullable=False),
+        sa.Column("service", sa.String(length=64), nullable=False),
+        sa.Column("quantity", sa.Float(), nullable=False),
+        sa.Column("note", sa.String(length=500), nullable=False),
+        sa.Column("recorded_by", sa.String(length=64), nullable=False),
+        sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_support_charges")),
+    )
+    op.create_index("ix_support_charges_account_month", "support_charges", ["account_name", "month"])
+
 
 def downgrade() -> None:
+    op.drop_index("ix_support_charges_account_month", table_name="support_charges")
+    op.drop_table("support_charges")
     op.drop_table("storage_month_totals")
     op.drop_table("storage_usage")
     op.drop_index("ix_quota_top_ups_account_month", table_name="quota_top_ups")
