@@ -59,7 +59,12 @@ def test_usage_answers_this_months_cpu_hours_of_the_owner(platform, running_user
     assert body["used"] == pytest.approx(service["used"], abs=0.05)
     assert body["left"] == pytest.approx(500 - body["used"])
     assert [d["day"] for d in body["cpu_hours_by_day"]] == [d["day"] for d in service["cpu_hours_by_day"]]
-    assert (body["top_ups"], body["notifications"], body["storage"]) == ([], [], None)
+    assert (body["top_ups"], body["notifications"]) == ([], [])
+    assert [(s["storage_class"], s["quota_bytes"]) for s in body["storage"]] == [
+        ("ssd", 10**11),
+        ("hdd", 5 * 10**11),
+        ("object", 10**12),
+    ]
     assert "intervals" not in body
     assert platform.api("POST", f"/user/{name}/polartep/api/usage", token).status_code == 405
 
