@@ -118,6 +118,9 @@ def platform_service_definition(settings: PlatformSettings) -> dict[str, Any]:
             "POLARTEP_GATEWAY_METER_INTERVAL": str(settings.gateway_meter_interval),
             # Quota decisions (usage/quota.py): what is left must cover what runs plus the request this long.
             "POLARTEP_QUOTA_HORIZON_MINUTES": str(settings.quota_horizon_minutes),
+            # Storage (usage/storage.py): how often homes are sampled, and the class they count in.
+            "POLARTEP_STORAGE_SAMPLE_INTERVAL": str(settings.storage_sample_interval),
+            "POLARTEP_HOME_STORAGE_CLASS": settings.home_storage_class,
             # Single-user local mode (spawners/single_user.py): no account but the administrator's is created.
             "POLARTEP_SINGLE_USER": "1" if settings.mode == "local" and not settings.isolates_users else "0",
             # Erasure stops the user's clusters through the gateway's platform routes (gateway/admin_api.py) and

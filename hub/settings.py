@@ -781,7 +781,7 @@ class PlatformSettings(Configurable):
 
     storage_sample_interval = Float(
         3600.0,
-        min=5,
+        min=1,
         max=86400,
         help="Seconds between two samples of every user's home size by the platform service (hub/usage/storage.py); "
         "the samples are integrated into TB-months per storage class for statements and checked against the plan's "

@@ -35,7 +35,11 @@ POLARTEP = str(Path(sys.executable).parent / "polartep")
 @pytest.fixture(scope="module")
 def enforced_platform(tmp_path_factory):
     with RunningPlatform(
-        tmp_path_factory.mktemp("enforcement"), extra_env={"POLARTEP_GATEWAY_METER_INTERVAL": str(INTERVAL)}
+        tmp_path_factory.mktemp("enforcement"),
+        extra_env={
+            "POLARTEP_GATEWAY_METER_INTERVAL": str(INTERVAL),
+            "POLARTEP_STORAGE_SAMPLE_INTERVAL": str(INTERVAL),
+        },
     ).running() as running:
         yield running
 
@@ -167,3 +171,27 @@ def test_polartep_statements_prints_the_months_csv(enforced_platform):
     )
     assert bad.returncode == 1
     assert bad.stderr == "polartep statements: --month must be YYYY-MM, e.g. 2026-11 (got '2026-13')\n"
+
+
+def test_the_service_samples_a_users_home_into_the_storage_class(enforced_platform):
+    platform = enforced_platform
+    token = platform.create_user("hoarder", plan="trial")
+    platform.spawn("hoarder", token, {"profile": "small"})
+    try:
+        home = platform.home_of("hoarder")
+        (home / "blob").write_bytes(os.urandom(5 * 10**6))
+
+        def ssd_bytes() -> int | None:
+            found = usage(platform, "hoarder", token)["storage"]
+            return found[0]["bytes"] if found[0]["bytes"] >= 5 * 10**6 else None
+
+        held = wait_for(ssd_bytes, 60, interval=0.5, what="a sample of the home")
+        assert 5 * 10**6 <= held < 5 * 10**6 + 2 * 10**6  # the file, the folder and what the server wrote
+        found = usage(platform, "hoarder", token)["storage"]
+        assert [(s["storage_class"], s["quota_bytes"]) for s in found] == [
+            ("ssd", 10**11),
+            ("hdd", 5 * 10**11),
+            ("object", 10**12),
+        ]
+    finally:
+        platform.stop_server("hoarder")
