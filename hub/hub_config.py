@@ -60,6 +60,7 @@ from polartep_hub.platform_files import environment_problem, secure_state_dir
 from polartep_hub.settings import PlatformSettings
 from polartep_hub.spawners.home_volume import HOME_VOLUME_TEMPLATE
 from polartep_hub.spawners.single_user import local_mode_refusal
+from polartep_hub.usage.hub_home import usage_handler
 from polartep_hub.user_origins import configure_user_origins
 
 
@@ -117,6 +118,9 @@ def platform_service_definition(settings: PlatformSettings) -> dict[str, Any]:
             "POLARTEP_GATEWAY_METER_INTERVAL": str(settings.gateway_meter_interval),
             # Quota decisions (usage/quota.py): what is left must cover what runs plus the request this long.
             "POLARTEP_QUOTA_HORIZON_MINUTES": str(settings.quota_horizon_minutes),
+            # Storage (usage/storage.py): how often homes are sampled, and the class they count in.
+            "POLARTEP_STORAGE_SAMPLE_INTERVAL": str(settings.storage_sample_interval),
+            "POLARTEP_HOME_STORAGE_CLASS": settings.home_storage_class,
             # Single-user local mode (spawners/single_user.py): no account but the administrator's is created.
             "POLARTEP_SINGLE_USER": "1" if settings.mode == "local" and not settings.isolates_users else "0",
             # Erasure stops the user's clusters through the gateway's platform routes (gateway/admin_api.py) and
@@ -291,6 +295,8 @@ def configure_hub(c, settings: PlatformSettings | None = None) -> PlatformSettin
     c.Spawner.catalogue_path = str(catalogue.source)
     c.Spawner.platform_service_url = settings.service_url
     c.Spawner.platform_service_token = settings.hub_service_token
+    # This month's CPU-hours on the home page (hub/usage/hub_home.py, hub/templates/home.html).
+    c.JupyterHub.extra_handlers = [usage_handler(settings.service_url, settings.hub_service_token)]
     c.Spawner.default_url = "/lab"
     c.Spawner.environment = {
         **user_environment(settings),

@@ -195,6 +195,17 @@ class PlatformClient:
             raise HTTPError(403, str(detail)[:600])
         raise HTTPError(503, f"Could not check the quota of {username}: {detail or f'HTTP {code}'}")
 
+    async def usage_summary(self, username: str) -> dict[str, Any]:
+        """This month's standing of ``username`` (``GET users/{name}/usage`` without the interval list):
+        allowance, used, left, renewal, top-ups, CPU-hours per day and notices; ``HTTPError(503)`` otherwise."""
+        code, payload = await self._request(
+            "GET", f"users/{quote(username, safe='')}/usage?with_intervals=false"
+        )
+        if code == 200 and isinstance(payload, dict):
+            return payload
+        detail = payload.get("detail") if isinstance(payload, dict) else None
+        raise HTTPError(503, f"Could not read the usage of {username}: {detail or f'HTTP {code}'}")
+
     async def report_server_stop(
         self,
         username: str,

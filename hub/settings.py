@@ -779,6 +779,31 @@ class PlatformSettings(Configurable):
     def _quota_horizon_minutes_default(self) -> int:
         return env_setting("quota_horizon_minutes", settings=self)
 
+    storage_sample_interval = Float(
+        3600.0,
+        min=1,
+        max=86400,
+        help="Seconds between two samples of every user's home size by the platform service (hub/usage/storage.py); "
+        "the samples are integrated into TB-months per storage class for statements and checked against the plan's "
+        "storage quota. Env: POLARTEP_STORAGE_SAMPLE_INTERVAL.",
+        config=True,
+    ).tag(env="POLARTEP_STORAGE_SAMPLE_INTERVAL")
+
+    @default("storage_sample_interval")
+    def _storage_sample_interval_default(self) -> float:
+        return env_setting("storage_sample_interval", settings=self)
+
+    home_storage_class = Unicode(
+        "ssd",
+        help="The catalogue's storage class (storage: in the catalogue) that users' homes are counted and priced "
+        "in. Env: POLARTEP_HOME_STORAGE_CLASS.",
+        config=True,
+    ).tag(env="POLARTEP_HOME_STORAGE_CLASS")
+
+    @default("home_storage_class")
+    def _home_storage_class_default(self) -> str:
+        return env_setting("home_storage_class", settings=self)
+
     docker_network_prefix = Unicode(
         help="Docker and Swarm modes: the platform's Docker networks are named {prefix}-platform (whose gateway "
         "address on this host is where containers reach the hub, the Dask Gateway and the proxy's public port) and "

@@ -42,6 +42,8 @@ SERVICE_ROUTES: dict[str, ServiceRoute] = {
     "processor_publish": ServiceRoute("POST", "api/v1/processors"),
     "processor_draft": ServiceRoute("POST", "api/v1/processors/draft"),
     "processor_validate": ServiceRoute("POST", "api/v1/processors/validate"),
+    # This month's CPU-hours, per day, top-ups and notices (the usage meter and panel section), without intervals.
+    "usage": ServiceRoute("GET", "api/v1/users/{user}/usage?with_intervals=false"),
 }
 
 

@@ -13,6 +13,8 @@ Rules this module guarantees:
   through the service's ``POST api/v1/processors`` with the server's own token; ``.../processors/draft`` ``{"path"}``
   and ``.../processors/validate`` ``{"path", "definition"}`` ask the service for the inferred draft and for the
   field-by-field check. The service's refusals come back with the service's status and detail (``message``).
+* ``GET polartep/api/usage``: this month's CPU-hours of the owner (allowance, used, left, renewal, per day),
+  top-ups, notices and storage, from the service's ``api/v1/users/<owner>/usage?with_intervals=false``.
 * Any other path under ``polartep/api/``, with any method, answers 404 naming the allow-list: nothing is forwarded.
 * A service error is shown as 502 with the service's status and detail; missing settings as 503 naming them.
 """
@@ -169,6 +171,45 @@ class ValidateProcessorHandler(_ProcessorHandler):
     service_route = "processor_validate"
 
 
+# What ``polartep/api/usage`` passes on from the service's usage answer (this month's numbers only).
+USAGE_FIELDS = (
+    "plan",
+    "allowance",
+    "used",
+    "left",
+    "renews_at",
+    "plan_ends_at",
+    "running_cores",
+    "top_up",
+    "top_ups",
+    "cpu_hours_by_day",
+    "notifications",
+    "storage",
+)
+
+
+class UsageHandler(_BaseHandler):
+    """This month's CPU-hours (used, left, per day), top-ups, notices and storage, for the usage meter and panel."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        app = self.extensionapp
+        missing = app.missing_settings()
+        if missing:
+            self.write_json(
+                503, {"message": f"the Polar TEP extension is not configured: {', '.join(missing)} not set"}
+            )
+            return
+        try:
+            usage = await app.service_client().call("usage")
+        except ServiceError as e:
+            self.log.warning("Polar TEP extension: %s", e)
+            self.write_json(502, {"message": str(e), "service_status": e.status})
+            return
+        self.write_json(200, {key: usage.get(key) for key in USAGE_FIELDS})
+
+
 class NotAllowedHandler(_BaseHandler):
     """Everything else under ``polartep/api/``: 404, so the extension is never a proxy."""
 
@@ -195,6 +236,7 @@ _ROUTES: list[tuple[str, type[_BaseHandler]]] = [
     (rf"/{API_PREFIX}/processors", PublishProcessorHandler),
     (rf"/{API_PREFIX}/processors/draft", DraftProcessorHandler),
     (rf"/{API_PREFIX}/processors/validate", ValidateProcessorHandler),
+    (rf"/{API_PREFIX}/usage", UsageHandler),
 ]
 ROUTE_NAMES = [path.split(f"/{API_PREFIX}/", 1)[1] for path, _ in _ROUTES]
 

@@ -12,6 +12,7 @@ import { ServerConnection } from '@jupyterlab/services';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { LabIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
+import { usagePlugin } from './usage';
 
 import processorsPlugin from './processors';
 
@@ -188,4 +189,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [plugin, processorsPlugin];
+export default [plugin, processorsPlugin, usagePlugin];

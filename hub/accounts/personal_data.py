@@ -89,6 +89,13 @@ OWNER_NAME_COLUMNS: dict[str, str] = {
     # The ledger's running month totals and pending quota reservations follow the ledger's rows.
     "usage_month_totals": "account_name",
     "quota_reservations": "account_name",
+    # Quota notices and administrators' top-ups: statement material, kept under the pseudonym.
+    "usage_notifications": "account_name",
+    "quota_top_ups": "account_name",
+    # Stored bytes and TB-months (statements).
+    "storage_usage": "account_name",
+    "storage_month_totals": "account_name",
+    "support_charges": "account_name",
 }
 
 # Text columns of those rows that may contain the owner's name as a token (e.g. ``source_key`` = ``server:alice/``):
@@ -99,6 +106,9 @@ OWNER_KEY_COLUMNS: dict[str, list[str]] = {"usage_intervals": ["source_key"]}
 # approved someone). Export shows them as REDACTED_NAME; erasure either pseudonymises or clears them.
 NAME_MENTIONS: dict[tuple[str, str], Literal["pseudonymise", "clear"]] = {
     ("accounts", "approved_by"): "pseudonymise",
+    # The administrator who granted a top-up (the top-up stays on the statement).
+    ("quota_top_ups", "granted_by"): "pseudonymise",
+    ("support_charges", "recorded_by"): "pseudonymise",
     # A pending erasure that would transfer processors to an account being erased falls back to withdrawing them.
     ("pending_erasures", "transfer_to"): "clear",
 }

@@ -58,7 +58,10 @@ class PlatformAdminClient:
     def close(self) -> None:
         self._client.close()
 
-    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    def request(
+        self, method: str, path: str, body: dict[str, Any] | None = None, *, text: bool = False
+    ) -> Any:
+        """The service's JSON answer (``text``: its body as text, e.g. CSV); ``AccountsCommandError`` otherwise."""
         url = self.base + path
         try:
             response = self._client.request(method, url, json=body)
@@ -88,7 +91,7 @@ class PlatformAdminClient:
                     "is the hub running? Start it with `polartep up`"
                 )
             raise AccountsCommandError(str(detail))
-        return payload
+        return response.text if text else payload
 
 
 def _date(value: str | None) -> str:

@@ -20,6 +20,7 @@ from traitlets import TraitError
 from polartep_hub.catalogue import Catalogue, CatalogueError, load_catalogue
 from polartep_hub.cli.accounts import add_accounts_parser
 from polartep_hub.cli.processors import add_processors_parser
+from polartep_hub.cli.statements import add_statements_parser
 from polartep_hub.gateway.helm_values import add_helm_values_command
 from polartep_hub.proxy_process import (
     also_listen,
@@ -260,6 +261,12 @@ def cmd_processors(args: argparse.Namespace) -> int:
     return run_processors_command(args, public_url)
 
 
+def cmd_statements(args: argparse.Namespace) -> int:
+    from polartep_hub.cli.statements import run_statements_command
+
+    return run_statements_command(args, _load_settings())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="polartep", description="Operate the Polar TEP platform.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -280,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     ref.set_defaults(func=cmd_config_reference)
     add_accounts_parser(sub, cmd_accounts)
     add_processors_parser(sub, cmd_processors)
+    add_statements_parser(sub, cmd_statements)
     add_helm_values_command(sub)  # gateway-helm-values (gateway/kubernetes.py)
     return parser
 

@@ -1,5 +1,5 @@
 """The platform service's client for the Dask Gateway's platform routes (``gateway/admin_api.py``): stop every
-cluster of one user and wait until they are gone, for erasure.
+cluster of one user and wait until they are gone, for erasure (or only ask, for quota enforcement).
 
 Rules this module guarantees:
 
@@ -59,6 +59,11 @@ class GatewayAdmin:
     def clusters(self, name: str) -> list[dict]:
         """The user's clusters that are not yet gone (``name``, ``status``, ``target``)."""
         return self._call("GET", name)
+
+    def request_stop_clusters(self, name: str) -> list[dict]:
+        """Ask the gateway to stop every cluster of the user without waiting (quota enforcement); returns those
+        not gone yet."""
+        return self._call("DELETE", name)
 
     def stop_clusters(self, name: str, *, within: float = 90.0, interval: float = 0.5) -> None:
         """Stop every cluster of the user and wait until none is left; idempotent."""

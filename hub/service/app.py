@@ -50,8 +50,11 @@ from polartep_hub.service.web.identity import IdentityProvider
 from polartep_hub.service.web.request_limits import BodyLimitMiddleware
 from polartep_hub.service.web.security_headers import SecurityHeadersMiddleware
 from polartep_hub.usage import api as usage_api
+from polartep_hub.usage import pages as usage_pages
+from polartep_hub.usage.enforcement import start_enforcement
 from polartep_hub.usage.meters.gateway import start_gateway_meter
 from polartep_hub.usage.meters.servers import start_server_meter
+from polartep_hub.usage.storage import start_storage_sampler
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +107,8 @@ def create_app(
             context.reconciler.start()  # brings the hub's project groups in line with the database
         meter_task = start_gateway_meter(config, context)
         server_meter_task = start_server_meter(context)
+        enforcement_task = start_enforcement(context)
+        storage_task = start_storage_sampler(context)
         outbox_task = asyncio.create_task(context.outbox.run())
         session_ends = asyncio.create_task(password_reset.reconcile_session_ends(context))
         yield
@@ -113,6 +118,10 @@ def create_app(
             meter_task.cancel()
         if server_meter_task is not None:
             server_meter_task.cancel()
+        if enforcement_task is not None:
+            enforcement_task.cancel()
+        if storage_task is not None:
+            storage_task.cancel()
         if reconciler is not None:
             reconciler.cancel()
         if context.reconciler is not None:
@@ -161,6 +170,7 @@ def create_app(
         (admin_accounts_pages.router, prefix),
         (pages.static_router, prefix),
         (usage_api.router, f"{prefix}/api/v1"),
+        (usage_pages.router, prefix),
         (password_routes.api_router, f"{prefix}/api/v1"),
         (password_routes.page_router, prefix),
     ):

@@ -146,6 +146,9 @@ class ServiceConfig:
     gateway_meter_interval: float = _hub_default("gateway_meter_interval")
     # Quota decisions (usage/quota.py): what is left must cover what runs plus the request for this long.
     quota_horizon_minutes: int = _hub_default("quota_horizon_minutes")
+    # Storage (usage/storage.py): how often homes are sampled, and the storage class they count in.
+    storage_sample_interval: float = _hub_default("storage_sample_interval")
+    home_storage_class: str = _hub_default("home_storage_class")
     # Passwords and mail (password_reset.py, mail_outbox.py); see hub/settings.py for each.
     auth: str = _hub_default(
         "auth"
@@ -242,6 +245,8 @@ class ServiceConfig:
             gateway_db_url=gateway_db_url,
             gateway_meter_interval=hub_setting("gateway_meter_interval", environ),
             quota_horizon_minutes=hub_setting("quota_horizon_minutes", environ),
+            storage_sample_interval=hub_setting("storage_sample_interval", environ),
+            home_storage_class=hub_setting("home_storage_class", environ),
             auth=hub_setting("auth", environ),
             password_reset_minutes=hub_setting("password_reset_minutes", environ),
             password_reset_per_hour=hub_setting("password_reset_per_hour", environ),

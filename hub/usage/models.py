@@ -104,3 +104,92 @@ class MeterCheckpoint(Base):
 
     meter: Mapped[str] = mapped_column(String(64), primary_key=True)
     last_pass_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class UsageNotification(Base):
+    """A threshold of this month's CPU-hour allowance that the account reached (80, 95 or 100 percent;
+    ``enforcement.py``): written once per account, month and threshold (the unique constraint makes concurrent and
+    repeated passes idempotent), shown to the user until the month ends. ``seen_at`` only hides it from the
+    notices; it never lifts the enforcement (that follows the ledger alone).
+
+    ``account_name`` follows the ledger (a plain column; erasure replaces it with the pseudonym).
+    """
+
+    __tablename__ = "usage_notifications"
+    __table_args__ = (
+        UniqueConstraint("account_name", "month", "threshold", name="uq_usage_notifications_threshold"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_name: Mapped[str] = mapped_column(String(64), index=True)
+    month: Mapped[str] = mapped_column(String(7))
+    threshold: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_core_seconds: Mapped[float] = mapped_column(Float)
+    allowance_core_seconds: Mapped[float] = mapped_column(Float)
+    message: Mapped[str] = mapped_column(String(1000))
+    seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class QuotaTopUp(Base):
+    """CPU-hours an administrator added to one account's allowance for one calendar month (UTC): who, when, how
+    many, why. Read by every quota decision of that month (``quota.py``) and listed on the month's statement.
+
+    ``account_name`` follows the ledger (erasure replaces it with the pseudonym); ``granted_by`` names another
+    account (the administrator) and is pseudonymised when that administrator is erased.
+    """
+
+    __tablename__ = "quota_top_ups"
+    __table_args__ = (Index("ix_quota_top_ups_account_month", "account_name", "month"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_name: Mapped[str] = mapped_column(String(64))
+    month: Mapped[str] = mapped_column(String(7))
+    cpu_hours: Mapped[float] = mapped_column(Float)
+    reason: Mapped[str] = mapped_column(String(500))
+    granted_by: Mapped[str] = mapped_column(String(64))
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class StorageUsage(Base):
+    """What one source of stored bytes (``home``, or a dataset the data domain reports) of an account holds in one
+    storage class, as last sampled (``storage.py``). ``account_name`` follows the ledger (erasure renames it)."""
+
+    __tablename__ = "storage_usage"
+
+    account_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    storage_class: Mapped[str] = mapped_column(String(64), primary_key=True)
+    source: Mapped[str] = mapped_column(String(255), primary_key=True)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    sampled_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class StorageMonthTotal(Base):
+    """Byte-seconds an account held in one storage class in one calendar month (UTC), integrated sample by sample
+    (``storage.py``); statements divide by 10^12 x the month's seconds for TB-months."""
+
+    __tablename__ = "storage_month_totals"
+
+    account_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    storage_class: Mapped[str] = mapped_column(String(64), primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    byte_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class SupportCharge(Base):
+    """A priced support service (the catalogue's ``services``: processor integration, data management) delivered to
+    an account in one calendar month, as an administrator recorded it: which, how many units, why, by whom, when.
+    Listed and priced on the month's statement (``statements.py``). ``recorded_by`` names another account (the
+    administrator) and is pseudonymised when that administrator is erased."""
+
+    __tablename__ = "support_charges"
+    __table_args__ = (Index("ix_support_charges_account_month", "account_name", "month"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_name: Mapped[str] = mapped_column(String(64))
+    month: Mapped[str] = mapped_column(String(7))
+    service: Mapped[str] = mapped_column(String(64))
+    quantity: Mapped[float] = mapped_column(Float)
+    note: Mapped[str] = mapped_column(String(500))
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())

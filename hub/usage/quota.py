@@ -15,7 +15,10 @@ Otherwise it is refused with a message that says what is exhausted, by how much,
 Rules this module guarantees:
 
 * **O(1) in the ledger's size**: a decision reads the account's row, one month total (``ledger.py`` keeps it), the
-  account's open intervals (a partial index; as many as it has running) and its reservations; it never sums history.
+  account's open intervals (a partial index; as many as it has running), its reservations and this month's
+  top-ups; it never sums history.
+* **Top-ups raise this month's allowance**: ``allowance = plan's CPU-hours + this month's top-ups`` (administrators
+  grant them, ``enforcement.py``); they do not carry over to the next month and do not revive an ended plan.
 * **Reserve, then commit**: an admitted server is written as a ``QuotaReservation`` in the decision's transaction,
   and counts as running from then on. The server meter deletes it in the transaction that opens the server's
   interval (commit), the hub's stop report deletes it (the spawn ended), or it expires after ``RESERVATION_TTL``.
@@ -41,7 +44,7 @@ from polartep_hub.accounts.entitlements import plan_ends_at
 from polartep_hub.accounts.models import Account
 from polartep_hub.catalogue import Catalogue, Plan, Profile
 from polartep_hub.service.orm import UTCDateTime, utcnow
-from polartep_hub.usage.models import QuotaReservation, UsageInterval, UsageMonthTotal
+from polartep_hub.usage.models import QuotaReservation, QuotaTopUp, UsageInterval, UsageMonthTotal
 from polartep_hub.usage.periods import AllowancePeriod, allowance_period, month_key
 
 SERVER_KIND = "server"
@@ -85,14 +88,16 @@ class QuotaStatus:
     max_running_cores: float | None
     max_running_memory: int | None
     as_of: datetime
+    top_up_core_seconds: float = 0.0  # administrators' top-ups for this month (``QuotaTopUp``)
 
     @property
     def allowance_core_seconds(self) -> float:
-        return self.period.allowance_core_seconds
+        """The plan's allowance this month plus this month's top-ups."""
+        return self.period.allowance_core_seconds + self.top_up_core_seconds
 
     @property
     def left_core_seconds(self) -> float:
-        return self.period.allowance_core_seconds - self.used_core_seconds
+        return self.allowance_core_seconds - self.used_core_seconds
 
 
 def _hours(core_seconds: float) -> str:
@@ -100,7 +105,7 @@ def _hours(core_seconds: float) -> str:
 
 
 def _build_standing_statement():
-    """What ``quota_status`` reads, as one ``UNION ALL`` (``source``: open, reserved or total), built once: a
+    """What ``quota_status`` reads, as one ``UNION ALL`` (``source``: open, reserved, total or topup), built once: a
     decision only binds the account, the month and the time (no statement building or cache-key work per call)."""
     name, month, now = bindparam("name"), bindparam("month"), bindparam("now", type_=UTCDateTime())
     opened = select(
@@ -120,7 +125,10 @@ def _build_standing_statement():
     total = select(literal("total"), UsageMonthTotal.core_seconds, literal(0), literal(""), null()).where(
         UsageMonthTotal.account_name == name, UsageMonthTotal.month == month
     )
-    return union_all(opened, reserved, total)
+    top_ups = select(literal("topup"), QuotaTopUp.cpu_hours, literal(0), literal(""), null()).where(
+        QuotaTopUp.account_name == name, QuotaTopUp.month == month
+    )
+    return union_all(opened, reserved, total, top_ups)
 
 
 _STANDING = _build_standing_statement()
@@ -148,7 +156,7 @@ def quota_status(
         # Administrators' plans never end (the allowed-profiles rule, accounts/entitlements.py).
         ends = None if admin or account.is_admin else plan_ends_at(plan, account.plan_started_at)
         period = allowance_period(plan, ends, now)
-    used = 0.0
+    used = top_up = 0.0
     running = dask = server_cores = 0.0
     server_memory = 0
     # One statement, three index look-ups: the month's total, the open intervals, the live reservations.
@@ -157,6 +165,9 @@ def quota_status(
     ):
         if source == "total":
             used += cores
+            continue
+        if source == "topup":
+            top_up += cores * 3600
             continue
         running += cores
         if source == "open":
@@ -180,6 +191,7 @@ def quota_status(
         max_running_cores=bounds.cores if bounds else None,
         max_running_memory=bounds.memory if bounds else None,
         as_of=now,
+        top_up_core_seconds=top_up,
     )
 
 

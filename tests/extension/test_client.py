@@ -17,6 +17,7 @@ def test_the_allow_list_holds_the_users_own_data_and_publishing_only():
         "processor_publish": ("POST", "api/v1/processors"),
         "processor_draft": ("POST", "api/v1/processors/draft"),
         "processor_validate": ("POST", "api/v1/processors/validate"),
+        "usage": ("GET", "api/v1/users/{user}/usage?with_intervals=false"),
     }
 
 

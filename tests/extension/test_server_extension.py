@@ -14,7 +14,7 @@ import pytest
 pytestmark = pytest.mark.hub
 
 SERVICE = "/services/platform/api/v1"
-NOT_LISTED = "is not a route of the Polar TEP extension (routes: me, processors, processors/draft, processors/validate)"
+NOT_LISTED = "is not a route of the Polar TEP extension (routes: me, processors, processors/draft, processors/validate, usage)"
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +46,27 @@ def test_me_answers_the_users_plan_profile_and_plan_period(platform, running_use
         "subscriptions": [],
         "message": None,
     }
+
+
+def test_usage_answers_this_months_cpu_hours_of_the_owner(platform, running_user):
+    name, token = running_user
+    r = platform.api("GET", f"/user/{name}/polartep/api/usage", token)
+    assert r.status_code == 200, r.text
+    assert r.headers["Cache-Control"] == "no-store"
+    body = r.json()
+    service = platform.api("GET", f"{SERVICE}/users/{name}/usage", token).json()
+    assert (body["plan"], body["allowance"], body["renews_at"]) == ("trial", 500, service["renews_at"])
+    assert body["used"] == pytest.approx(service["used"], abs=0.05)
+    assert body["left"] == pytest.approx(500 - body["used"])
+    assert [d["day"] for d in body["cpu_hours_by_day"]] == [d["day"] for d in service["cpu_hours_by_day"]]
+    assert (body["top_ups"], body["notifications"]) == ([], [])
+    assert [(s["storage_class"], s["quota_bytes"]) for s in body["storage"]] == [
+        ("ssd", 10**11),
+        ("hdd", 5 * 10**11),
+        ("object", 10**12),
+    ]
+    assert "intervals" not in body
+    assert platform.api("POST", f"/user/{name}/polartep/api/usage", token).status_code == 405
 
 
 def test_a_plan_without_duration_has_no_end(platform, new_user):

@@ -21,6 +21,7 @@ import pytest
 
 from tests.harness import RunningPlatform, wait_for
 from tests.helpers.quota import service_pid, spend, usage
+from tests.helpers.servers import server_state
 
 pytestmark = pytest.mark.hub
 
@@ -164,3 +165,54 @@ def test_killing_the_service_loses_no_server_usage_and_counts_none_twice(platfor
         interval=0.5,
         what="b to close",
     )
+
+
+def test_killing_the_service_and_the_hub_loses_no_server_usage_and_counts_none_twice(platform):
+    token = platform.create_user("bothkilled", plan="standard")
+    for name in ("a", "b"):
+        platform.spawn("bothkilled", token, {"profile": "interactive"}, server=name)
+    started = {name: hub_started(platform, "bothkilled", name) for name in ("a", "b")}
+    pid_a = server_state(platform, "bothkilled", "a")["pid"]
+    wait_for(
+        lambda: len(servers(platform, "bothkilled", token)) == 2, 30, interval=0.3, what="two open intervals"
+    )
+    time.sleep(2)  # a few more meter passes see both running
+
+    service = service_pid(platform)
+    assert service
+    os.kill(service, signal.SIGKILL)
+    platform.hub_process.kill()
+    platform.hub_process.wait()
+    platform.hub_process = None
+    platform._admin_token = None
+    # While both are down, server "a" dies (nobody can report it): it must close at the last observation.
+    os.kill(pid_a, signal.SIGKILL)
+    died_a = datetime.now(UTC)
+
+    platform.start_hub(timeout=180)
+
+    def a_closed():
+        found = servers(platform, "bothkilled", token)
+        return found if len(found) == 2 and any(i["stopped_at"] for i in found.values()) else None
+
+    found = wait_for(a_closed, 90, interval=0.5, what="the restarted platform to close the server that died")
+    by_server = {key.split("/")[1].split("@")[0]: i for key, i in found.items()}
+    assert set(by_server) == {"a", "b"}
+    for name, interval in by_server.items():
+        assert iso(interval["started_at"]) == started[name]  # exact starts, once each
+    assert started["a"] < iso(by_server["a"]["stopped_at"]) <= died_a  # never charged for time nobody saw
+    assert by_server["b"]["stopped_at"] is None
+    assert platform.server_model("bothkilled", "b")["ready"]
+    time.sleep(3)  # more passes of the restarted meter: still each server once
+    assert len(servers(platform, "bothkilled", token)) == 2
+    platform.stop_server("bothkilled", "b")
+    closed = wait_for(
+        lambda: (
+            all(i["stopped_at"] for i in servers(platform, "bothkilled", token).values())
+            and servers(platform, "bothkilled", token)
+        ),
+        30,
+        interval=0.5,
+        what="b to close",
+    )
+    assert len(closed) == 2

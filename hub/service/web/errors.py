@@ -49,6 +49,7 @@ from polartep_hub.processors import registry as processors
 from polartep_hub.projects import store as projects
 from polartep_hub.service.web import access
 from polartep_hub.service.web.security_headers import SECURITY_HEADERS
+from polartep_hub.usage import storage as usage_storage
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,7 @@ ERROR_STATUS: Mapping[type[Exception], int] = {
     processors.PublishingUnavailable: 503,
     processor_definitions.DefinitionInvalid: 422,
     processor_definitions.NotebookInvalid: 422,
+    usage_storage.StorageQuotaExceeded: 413,
 }
 
 # A stable word for programs beside the message (the hub's login page reads it).

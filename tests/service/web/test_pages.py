@@ -165,7 +165,7 @@ def test_every_page_has_the_hubs_look(api, app, fake_hub, name):
     else:
         assert f'<span class="me-1 user" id="polartep-user">{user}</span>' in html
         assert 'href="/hub/logout"' in html
-        expected = {"/hub/home", "/hub/token", f"{PREFIX}account"}
+        expected = {"/hub/home", "/hub/token", f"{PREFIX}account", f"{PREFIX}statements"}
         if admin:
             expected |= {"/hub/admin", f"{PREFIX}admin/signups", f"{PREFIX}admin/accounts"}
         assert links == expected
