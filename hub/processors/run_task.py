@@ -180,7 +180,10 @@ def execute_run(
     try:
         os.close(os.open(folder / STARTED_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except FileExistsError:
-        status = {"status": "failed", "message": "the run was interrupted (its worker stopped) and is not repeated"}
+        status = {
+            "status": "failed",
+            "message": "the run was interrupted (its worker stopped) and is not repeated",
+        }
         _write_atomically(folder / STATUS_FILE, json.dumps(status).encode())
         return status
 
@@ -244,7 +247,9 @@ def execute_run(
                     _kill_kernel(holder)
                     if not holder.get("km"):
                         # Still starting: kill it as soon as it exists.
-                        threading.Thread(target=_kill_when_started, args=(holder, thread), daemon=True).start()
+                        threading.Thread(
+                            target=_kill_when_started, args=(holder, thread), daemon=True
+                        ).start()
             with lock:
                 lines, pending[:] = pending[:_LOG_CHUNK], pending[_LOG_CHUNK:]
             if lines:
@@ -260,7 +265,10 @@ def execute_run(
     if stopped_by == "cancel":
         status: dict[str, Any] = {"status": "dismissed", "message": "cancelled; the kernel was stopped"}
     elif stopped_by == "timeout":
-        status = {"status": "failed", "message": f"the run passed its timeout of {timeout_seconds:g} s and was stopped"}
+        status = {
+            "status": "failed",
+            "message": f"the run passed its timeout of {timeout_seconds:g} s and was stopped",
+        }
     elif "error" in outcome:
         status = {"status": "failed", "message": outcome["error"]}
     else:

@@ -34,6 +34,8 @@ from polartep_hub.accounts.pages import admin_accounts as admin_accounts_pages
 from polartep_hub.accounts.passwords import Passwords
 from polartep_hub.catalogue import Catalogue
 from polartep_hub.gateway.admin_client import GatewayAdmin
+from polartep_hub.processors import runs_api as processor_runs_api
+from polartep_hub.processors.execution import RunExecutor
 from polartep_hub.projects import api as projects_api
 from polartep_hub.projects.groups import ProjectGroupSync, Reconciler
 from polartep_hub.service import api
@@ -90,6 +92,9 @@ def create_app(
         accounts.refuse_accounts_but(context.sessions, config.admin_user)
     if config.gateway_api_url and config.hub_api_token:
         context.gateway_admin = GatewayAdmin(config.gateway_api_url, config.hub_api_token)
+    if hub_api is not None and config.gateway_url and config.processors_dir is not None:
+        # Processor runs on the invokers' gateway clusters, each with a short-lived token of its invoker.
+        context.processor_runs = RunExecutor(config, context.sessions, hub_api)
     if hub_api is not None:
         context.project_groups = ProjectGroupSync(hub_api, context.sessions)
         context.reconciler = Reconciler(context.project_groups)
@@ -104,7 +109,13 @@ def create_app(
         server_meter_task = start_server_meter(context)
         outbox_task = asyncio.create_task(context.outbox.run())
         session_ends = asyncio.create_task(password_reset.reconcile_session_ends(context))
+        # Runs left unfinished by a previous process are found again and driven to their end (execution.py).
+        runs_task = (
+            asyncio.create_task(context.processor_runs.run_forever()) if context.processor_runs else None
+        )
         yield
+        if runs_task is not None:
+            runs_task.cancel()
         outbox_task.cancel()
         session_ends.cancel()
         if meter_task is not None:
@@ -157,6 +168,7 @@ def create_app(
         (admin_accounts_pages.router, prefix),
         (pages.static_router, prefix),
         (usage_api.router, f"{prefix}/api/v1"),
+        (processor_runs_api.router, f"{prefix}/api/v1"),
         (password_routes.api_router, f"{prefix}/api/v1"),
         (password_routes.page_router, prefix),
     ):
