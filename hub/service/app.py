@@ -34,7 +34,9 @@ from polartep_hub.accounts.pages import admin_accounts as admin_accounts_pages
 from polartep_hub.accounts.passwords import Passwords
 from polartep_hub.catalogue import Catalogue
 from polartep_hub.gateway.admin_client import GatewayAdmin
+from polartep_hub.processors import ogc_jobs
 from polartep_hub.processors import runs_api as processor_runs_api
+from polartep_hub.processors.builtin import ensure_builtin_processors
 from polartep_hub.processors.execution import RunExecutor
 from polartep_hub.projects import api as projects_api
 from polartep_hub.projects.groups import ProjectGroupSync, Reconciler
@@ -92,6 +94,9 @@ def create_app(
         accounts.refuse_accounts_but(context.sessions, config.admin_user)
     if config.gateway_api_url and config.hub_api_token:
         context.gateway_admin = GatewayAdmin(config.gateway_api_url, config.hub_api_token)
+    if config.processors_dir is not None:
+        # The built-in processors (the OGC test suite's echo), published once through the models.
+        ensure_builtin_processors(context.sessions, config.processors_dir)
     if hub_api is not None and config.gateway_url and config.processors_dir is not None:
         # Processor runs on the invokers' gateway clusters, each with a short-lived token of its invoker.
         context.processor_runs = RunExecutor(config, context.sessions, hub_api)
@@ -169,6 +174,7 @@ def create_app(
         (pages.static_router, prefix),
         (usage_api.router, f"{prefix}/api/v1"),
         (processor_runs_api.router, f"{prefix}/api/v1"),
+        (ogc_jobs.router, f"{prefix}/ogcapi"),
         (password_routes.api_router, f"{prefix}/api/v1"),
         (password_routes.page_router, prefix),
     ):
