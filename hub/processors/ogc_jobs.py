@@ -14,7 +14,7 @@ Rules this module guarantees:
   access rule (a process the caller may not see is ``no-such-process``, another user's job ``no-such-job``), the
   invoker's cluster and quota.
 * Errors are OGC exception documents ``{"type", "title", "status", "detail"}`` with the standard's type URIs
-  (``no-such-process``, ``no-such-job``, ``result-not-ready``) and ``application/problem+json``.
+  (``no-such-process``, ``no-such-job``, ``result-not-ready``), as ``application/json`` like the 1.0 schemas.
 * ``GET /jobs`` and submissions are one indexed query each (``ix_processor_runs_invoker_created``); no per-row work
   beyond formatting the page.
 * OGC qualified values are accepted: ``{"value": v}`` is ``v`` and ``{"bbox": [...]}`` is the box (CRS84 only).
@@ -42,7 +42,7 @@ router = APIRouter()
 SYNC_WAIT_SECONDS = 30.0
 DISMISS_WAIT_SECONDS = 15.0
 EXCEPTIONS = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/"
-PROBLEM = "application/problem+json"
+PROBLEM = "application/json"  # OGC API - Processes 1.0 answers exceptions as JSON (exception.yaml)
 JobId = Annotated[str, PathParam(max_length=36, description="the job's id")]
 ProcessId = Annotated[str, PathParam(max_length=64, description="the process's id")]
 _EXCEPTION = {"content": {PROBLEM: {"schema": {"type": "object"}}}}
@@ -200,7 +200,7 @@ def list_jobs(
     caller: ServiceCaller,
     context: Context,
     limit: Annotated[int, Query(ge=1, le=1000)] = 10,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> JSONResponse:
     """The caller's jobs, newest first, one page."""
     actor = actor_of(caller)

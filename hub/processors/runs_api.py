@@ -166,7 +166,7 @@ def list_my_runs(
     caller: ServiceCaller,
     context: Context,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     processor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> RunList:
     """The caller's runs, newest first."""

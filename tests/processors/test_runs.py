@@ -220,7 +220,9 @@ def test_killing_the_service_mid_run_loses_no_run_and_repeats_none(platform, ali
     _kernel_pid(platform, user, token, run_id)
     old_service = service_pid(platform)
     os.kill(old_service, signal.SIGKILL)
-    wait_for(lambda: service_pid(platform) not in (None, old_service), 120, interval=0.5, what="a new service")
+    wait_for(
+        lambda: service_pid(platform) not in (None, old_service), 120, interval=0.5, what="a new service"
+    )
     wait_for(lambda: platform.api("GET", "/services/platform/health").status_code == 200, 60, what="health")
     done = wait_final(platform, token, run_id, timeout=180)
     assert (done["status"], done["message"]) == ("successful", "")

@@ -34,10 +34,18 @@ def test_runs_refuse_what_a_user_server_must_not_do(platform, new_user):
     mallory, mallory_token = new_user(plan="trial")
     victim, victim_token = new_user(plan="trial")
     processors_dir = Path(platform.settings.processors_dir)
-    create_processor(platform.settings.service_db_url, processors_dir, "victims-echo", victim, echo_notebook())
-    create_processor(platform.settings.service_db_url, processors_dir, "mallorys-echo", mallory, echo_notebook())
-    victim_run = platform.api("POST", f"{API}/processors/victims-echo/runs", victim_token, json={"inputs": {}}).json()
-    own_run = platform.api("POST", f"{API}/processors/mallorys-echo/runs", mallory_token, json={"inputs": {}}).json()
+    create_processor(
+        platform.settings.service_db_url, processors_dir, "victims-echo", victim, echo_notebook()
+    )
+    create_processor(
+        platform.settings.service_db_url, processors_dir, "mallorys-echo", mallory, echo_notebook()
+    )
+    victim_run = platform.api(
+        "POST", f"{API}/processors/victims-echo/runs", victim_token, json={"inputs": {}}
+    ).json()
+    own_run = platform.api(
+        "POST", f"{API}/processors/mallorys-echo/runs", mallory_token, json={"inputs": {}}
+    ).json()
     assert _final(platform, mallory_token, own_run["id"])["status"] == "successful"
     database = platform.settings.state_path / "platform.sqlite"
 
