@@ -18,10 +18,13 @@ Rules this module guarantees:
   that the service lost track of (restart) is stopped by the gateway's own idle timeout.
 * **Never lost, never twice.** States are committed before their steps (``runs.py``). A run left ``accepted`` or
   ``running`` by a dead service is driven again by the reconciliation (at start and every ``RECONCILE_SECONDS``):
-  if its task is still known to its cluster's scheduler the driver waits for it again; otherwise it submits the
-  task again, and the worker's ``started`` marker (``run_task.py``) makes that submission answer the recorded final
-  status (or "interrupted") instead of executing the notebook a second time. A run whose cluster is gone is finished
-  from the ``status.json`` it left in the invoker's run folder, or failed.
+  in local mode, a run whose worker began (its ``started`` marker) is waited for until its ``status.json`` appears;
+  otherwise its task is submitted again, and the worker's ``started`` marker (``run_task.py``) makes a second
+  execution answer the recorded status (or "interrupted") instead of running the notebook twice. A run whose
+  cluster is gone is finished from the ``status.json`` it left in the invoker's run folder, or failed.
+* **Nothing from a user's cluster is unpickled** (``refuse_unpickling``): users control their clusters' schedulers,
+  and distributed's client unpickles what a scheduler sends. The run's end comes as plain data (an event, or
+  ``status.json`` read without following links, ``run_files.py``), checked for shape.
 * **Cancel** sets the run's ``distributed.Event``; the worker kills the kernel and records ``dismissed``. The request
   is committed first (the run's message), so a driver that takes over after a restart sets the event again.
 * **Timeouts**: the worker stops the kernel at the run's timeout; the driver gives up waiting
@@ -46,7 +49,7 @@ from typing import Any
 import cloudpickle
 
 from polartep_hub.gateway.config import GATEWAY_SERVICE_NAME
-from polartep_hub.processors import run_task, runs
+from polartep_hub.processors import run_files, run_task, runs
 from polartep_hub.processors.notebook_store import NotebookStore
 from polartep_hub.service.config import ServiceConfig
 from polartep_hub.service.hub_api import HubAPI, HubApiError
@@ -70,8 +73,21 @@ def run_key(run_id: str) -> str:
     return f"processor-run-{run_id}"
 
 
-def _scheduler_has_task(key: str, dask_scheduler=None) -> bool:
-    return key in dask_scheduler.tasks
+def _refused_unpickling(*args: Any, **kwargs: Any) -> Any:
+    raise RunFailed("the platform service does not unpickle data from a user's cluster")
+
+
+def refuse_unpickling() -> None:
+    """Make this process's Dask client refuse every pickle that comes from a cluster.
+
+    The service is a Dask client of *users'* clusters, whose schedulers the users control (they connect to them
+    too); distributed's client unpickles what a scheduler sends (``__Pickled__`` frames, pickled results and
+    errors), which would let a user run code in the platform service. The service needs none of it: the run's end
+    comes as a plain-data event and as ``status.json``. This process uses Dask for nothing else.
+    """
+    import distributed.protocol.pickle as dask_pickle
+
+    dask_pickle.loads = _refused_unpickling
 
 
 class RunFailed(Exception):
@@ -93,7 +109,8 @@ class RunExecutor:
         self._cluster_locks: dict[tuple[str, str], threading.Lock] = {}
         # (invoker, cluster name) -> (profile, monotonic time its last run ended; None while a run uses it)
         self._warm: dict[tuple[str, str], tuple[str, float | None]] = {}
-        self._stopping = threading.Event()
+        self._finals: dict[str, dict[str, Any]] = {}
+        refuse_unpickling()
 
     # --- where a run's files are ----------------------------------------------------------------------------------
 
@@ -207,7 +224,7 @@ class RunExecutor:
 
     def _execute(self, plan: runs.RunPlan, token: str) -> str | None:
         """Run (or re-attach to) the task of ``plan`` and record its end; the cluster's name."""
-        from distributed import Future, fire_and_forget
+        from distributed import fire_and_forget
 
         gateway = self._gateway(token)
         client = None
@@ -231,9 +248,12 @@ class RunExecutor:
                 self._clients[plan.run_id] = client
             client.subscribe_topic(run_task.topic_of(plan.run_id), self._event_handler(plan.run_id))
             key = run_key(plan.run_id)
-            if plan.status == "running" and client.run_on_scheduler(_scheduler_has_task, key):
-                future = Future(key, client=client)  # the task of a driver that died is still there
-            else:
+            home = self.home_of(plan.invoker)
+            # A task a dead driver submitted may still run: local mode sees its started marker and waits for its
+            # status; otherwise the task is submitted (again) and the worker's marker keeps it from running twice.
+            attached = plan.status == "running" and home is not None and run_files.started(home, plan.run_id)
+            future = None
+            if not attached:
                 notebook = self.store.read(plan.notebook_sha256)
                 future = client.submit(
                     run_task.execute_run,
@@ -242,26 +262,16 @@ class RunExecutor:
                     plan.inputs,
                     plan.timeout_seconds,
                     plan.outputs,
-                    self.home_of(plan.invoker),
+                    home,
                     key=key,
                     pure=False,
                     retries=0,
                 )
-            # The task finishes even if this service dies meanwhile (its status.json is the record).
-            fire_and_forget(future)
+                # The task finishes even if this service dies meanwhile (its status.json is the record).
+                fire_and_forget(future)
             if self._cancel_was_requested(plan.run_id):
                 self._set_cancel_event(client, plan.run_id)
-            try:
-                result = future.result(timeout=plan.timeout_seconds + TIMEOUT_GRACE_SECONDS)
-            except TimeoutError:
-                self._set_cancel_event(client, plan.run_id)
-                raise RunFailed(
-                    f"the run passed its timeout of {plan.timeout_seconds} s and its worker did not answer"
-                ) from None
-            except Exception as error:  # noqa: BLE001 (the worker died, the task was lost)
-                raise RunFailed(
-                    f"the run's worker failed: {type(error).__name__}: {str(error)[:500]}"
-                ) from None
+            result = self._wait_for_end(plan, future, home)
             self._finish_from(plan.run_id, result)
             return cluster.name
         finally:
@@ -273,6 +283,36 @@ class RunExecutor:
                 client.close()
             gateway.close()
 
+    def _wait_for_end(self, plan: runs.RunPlan, future, home: str | None) -> dict[str, Any]:
+        """The run's final status: its ``final`` event, or its ``status.json`` (local mode); never the task's pickled
+        result, which this process refuses to unpickle (``refuse_unpickling``)."""
+        deadline = time.monotonic() + plan.timeout_seconds + TIMEOUT_GRACE_SECONDS
+        while time.monotonic() < deadline:
+            with self._lock:
+                final = self._finals.pop(plan.run_id, None)
+            if final is None and home is not None:
+                final = run_files.read_status(home, plan.run_id)
+            if final is not None:
+                return final
+            if future is not None:
+                if not future.done():
+                    time.sleep(0.5)
+                    continue
+                if future.status != "finished":
+                    raise RunFailed(f"the run's task ended on the worker as {future.status!r}; see its log")
+                future = None  # done: its final event or status.json arrives within a moment
+                deadline = min(deadline, time.monotonic() + 10.0)
+            else:
+                time.sleep(0.5)
+        with self._lock:
+            client = self._clients.get(plan.run_id)
+        if client is not None:
+            self._set_cancel_event(client, plan.run_id)
+        raise RunFailed(
+            f"the run ended without a recorded status, or passed its timeout of {plan.timeout_seconds} s and its "
+            "worker did not answer"
+        )
+
     def _cancel_was_requested(self, run_id: str) -> bool:
         from polartep_hub.processors.models import ProcessorRun
 
@@ -281,6 +321,17 @@ class RunExecutor:
             return run is not None and run.message == CANCEL_REQUESTED
 
     def _finish_from(self, run_id: str, result: dict[str, Any]) -> None:
+        # Written by the invoker's own worker: trusted for the invoker's own run only, and checked for shape.
+        import json
+
+        if not isinstance(result, dict):
+            result = {"status": "failed", "message": "the run recorded a malformed status"}
+        results = result.get("results")
+        if results is not None and (not isinstance(results, dict) or len(json.dumps(results)) > 1_000_000):
+            result = {
+                "status": "failed",
+                "message": "the run's value outputs are not a JSON object within 1 MB",
+            }
         status = result.get("status")
         if status not in ("successful", "failed", "dismissed"):
             status, message = "failed", f"the run ended in an unknown state {str(status)[:40]!r}"
@@ -293,14 +344,14 @@ class RunExecutor:
                 status,
                 message,
                 result.get("results") if isinstance(result.get("results"), dict) else None,
-                cells_done=int(result.get("cells_done") or 0),
-                cells_total=int(result.get("cells_total") or 0),
+                cells_done=_count(result.get("cells_done")),
+                cells_total=_count(result.get("cells_total")),
             )
 
     def _finish_without_cluster(self, plan: runs.RunPlan) -> None:
         """A ``running`` run whose cluster is gone: finish it from its run folder, or fail it (never run again)."""
-        folder = self.run_folder(plan.invoker, plan.run_id)
-        recorded = run_task._read_status(folder) if folder is not None else None
+        home = self.home_of(plan.invoker)
+        recorded = run_files.read_status(home, plan.run_id) if home is not None else None
         if recorded is not None:
             self._finish_from(plan.run_id, recorded)
             return
@@ -318,7 +369,7 @@ class RunExecutor:
         running = {
             report.name: report
             for report in gateway.list_clusters()
-            if str(report.status).rsplit(".", 1)[-1] in ("RUNNING", "PENDING")
+            if getattr(report.status, "name", str(report.status)) in ("RUNNING", "PENDING")
         }
         if plan.status == "running" and plan.cluster_name:
             if plan.cluster_name not in running:
@@ -388,6 +439,10 @@ class RunExecutor:
                 with self._lock:
                     buffer = self._logs.setdefault(run_id, deque(maxlen=LOG_LINES_KEPT))
                     buffer.extend(str(line)[:2000] for line in lines)
+            final = message.get("final")
+            if isinstance(final, dict):
+                with self._lock:
+                    self._finals[run_id] = final
             if "cells_done" in message and "final" not in message:
                 now = time.monotonic()
                 if now - last_commit[0] >= PROGRESS_COMMIT_SECONDS:
@@ -462,6 +517,10 @@ class RunExecutor:
             except Exception:  # noqa: BLE001
                 log.exception("processor-run reconciliation failed; trying again")
             await asyncio.sleep(min(5.0, max(1.0, self.config.processor_run_warm_seconds / 4)))
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**9 else 0
 
 
 def _gateway_message(error: Exception) -> str:

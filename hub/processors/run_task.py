@@ -18,6 +18,8 @@ Rules this module guarantees:
 * **Cancel and timeout stop the kernel**: the task's own thread watches the run's cancel event
   (``distributed.Event("processor-run-cancel-<id>")``) and its deadline, and kills the kernel's whole process group
   (SIGKILL), so a kernel that sleeps or ignores interrupts is gone within a second or two.
+* **Plain data only goes back**: the task returns nothing; its final status is published as a worker event of
+  plain JSON types, which the service reads without unpickling (``execution.refuse_unpickling``).
 * **Progress and logs are streamed** as worker events on topic ``processor-run-<id>`` (``{"cells_done",
   "cells_total"}`` and ``{"log": [lines]}``), which the service subscribes to; the kernel's output also goes to
   ``run.log`` in the run folder, which stays the record.
@@ -161,11 +163,26 @@ def execute_run(
     timeout_seconds: float,
     outputs: dict[str, Any],
     home: str | None = None,
-) -> dict[str, Any]:
-    """Execute one run in this worker (see the module's rules); returns the final status written to ``status.json``.
+) -> None:
+    """Execute one run in this worker (see the module's rules). Returns nothing: the final status goes to
+    ``status.json`` and, as plain data, to the run's event topic (``{"final": status}``), because the platform
+    service never unpickles anything that comes from a user's cluster."""
+    from distributed import get_worker
 
-    ``home``: the invoker's home as the platform knows it (local mode); ``~`` of the worker's account otherwise.
-    """
+    status = _execute(run_id, notebook, parameters, timeout_seconds, outputs, home)
+    get_worker().log_event(topic_of(run_id), {"final": status})
+
+
+def _execute(
+    run_id: str,
+    notebook: bytes,
+    parameters: dict[str, Any],
+    timeout_seconds: float,
+    outputs: dict[str, Any],
+    home: str | None = None,
+) -> dict[str, Any]:
+    """The run's final status, written to ``status.json``; ``home``: the invoker's home as the platform knows it
+    (local mode), ``~`` of the worker's account otherwise."""
     import papermill
     from distributed import Event, get_worker
 
@@ -279,7 +296,6 @@ def execute_run(
             status = {"status": "successful", "message": "", "results": values}
     status.update(progress)
     _write_atomically(folder / STATUS_FILE, json.dumps(status).encode())
-    worker.log_event(topic, {"final": status})
     return status
 
 
@@ -288,15 +304,3 @@ def _kill_when_started(holder: dict[str, Any], thread: threading.Thread) -> None
         time.sleep(0.1)
     if thread.is_alive():
         _kill_kernel(holder)
-
-
-def read_recorded_status(run_id: str, home: str | None = None) -> dict[str, Any] | None:
-    """The final status a run recorded in its folder, or None (used by reconciliation as a task on the cluster)."""
-    base = Path(home) if home else Path.home()
-    folder = base / RUNS_FOLDER / run_id
-    recorded = _read_status(folder)
-    if recorded is not None:
-        return recorded
-    if (folder / STARTED_FILE).exists():
-        return {"status": "running"}
-    return None

@@ -12,15 +12,13 @@ Rules this module guarantees:
 
 * A run and everything it produced is its invoker's: anyone else, the processor's owner and administrators
   included, is answered 404 (``runs.run_of``).
-* Files are read from the invoker's run folder without following any symbolic link (each path component is opened
-  ``O_NOFOLLOW`` beneath the home), only regular files owned by the home's owner, at most ``MAX_FILE_BYTES``; they
-  are sent as downloads (``Content-Disposition: attachment``, ``nosniff``), never rendered on the service's origin.
+* Files are read from the invoker's run folder without following any symbolic link, only regular files owned by
+  the home's owner (``run_files.py``); they are sent as downloads (``Content-Disposition: attachment``, ``nosniff``), never rendered on the service's origin.
 """
 
 from __future__ import annotations
 
 import os
-import stat
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,7 +27,7 @@ from fastapi import APIRouter, Query, Response, status
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
-from polartep_hub.processors import run_task, runs
+from polartep_hub.processors import run_files, run_task, runs
 from polartep_hub.processors.execution import CANCEL_REQUESTED
 from polartep_hub.processors.models import FINAL_RUN_STATES, ProcessorRun
 from polartep_hub.processors.notebook_store import NotebookStore
@@ -41,7 +39,6 @@ from polartep_hub.service.web.identity import Identity
 
 router = APIRouter()
 
-MAX_FILE_BYTES = 64 * 2**20
 _NAME = {"pattern": "^[a-z][a-z0-9-]{1,62}$"}
 ProcessorName = Annotated[
     str, PathParam(max_length=64, description="the processor's id", json_schema_extra=_NAME)
@@ -213,45 +210,15 @@ def cancel(context: ServiceContext, caller: Identity, run_id: str) -> RunOut:
         return run_out(*runs.run_of(session, run_id, actor))
 
 
-def _open_beneath(home: Path, parts: list[str]) -> int:
-    """A read-only descriptor of ``home/parts...``, never through a symbolic link; a regular file of the home's
-    owner only."""
-    try:
-        fd = os.open(home, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        raise RunFileUnavailable("the run's folder is not there") from None
-    try:
-        owner = os.fstat(fd).st_uid
-        for part in parts[:-1]:
-            following = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
-            os.close(fd)
-            fd = following
-        file_fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fd)
-    except OSError:
-        raise RunFileUnavailable("the file is not there (or not a plain file)") from None
-    finally:
-        os.close(fd)
-    info = os.fstat(file_fd)
-    if not stat.S_ISREG(info.st_mode) or info.st_uid != owner or info.st_size > MAX_FILE_BYTES:
-        os.close(file_fd)
-        raise RunFileUnavailable("the file is not a plain file of the run's owner within 64 MiB")
-    return file_fd
-
-
 def read_run_file(context: ServiceContext, invoker: str, run_id: str, relative: str) -> bytes:
-    """The bytes of ``relative`` in the invoker's run folder (see the module's rules)."""
+    """The bytes of ``relative`` in the invoker's run folder (``run_files.py``: no links, plain files only)."""
     executor = getattr(context, "processor_runs", None)
     home = executor.home_of(invoker) if executor is not None else None
     if home is None:
         raise RunFileUnavailable(
             f"the run's files are in the invoker's home, ~/{run_task.RUNS_FOLDER}/{run_id}/ (open them in JupyterLab)"
         )
-    parts = [run_task.RUNS_FOLDER, run_id, *relative.split("/")]
-    if any(part in ("", ".", "..") for part in parts):
-        raise RunFileUnavailable("not a file of the run")
-    fd = _open_beneath(Path(home), parts)
-    with os.fdopen(fd, "rb") as f:
-        return f.read(MAX_FILE_BYTES + 1)[:MAX_FILE_BYTES]
+    return run_files.read_run_file(home, run_id, relative)
 
 
 def _download(content: bytes, media_type: str, filename: str) -> Response:

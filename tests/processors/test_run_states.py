@@ -107,3 +107,21 @@ def test_runs_are_the_invokers_alone_and_listed_newest_first(sessions):
         assert [run.id for run, _, _ in runs.list_runs(session, ALICE, limit=2, offset=2)] == ids[:1]
         assert runs.list_runs(session, BOB, limit=10, offset=0) == []
         assert (runs.count_runs(session, ALICE), runs.count_runs(session, BOB)) == (3, 0)
+
+
+def test_the_service_process_refuses_to_unpickle_anything_a_cluster_sends():
+    """Users control their clusters' schedulers; the service's Dask client must not unpickle what they send."""
+    import subprocess
+    import sys
+
+    code = (
+        "import pickle, distributed.protocol.core as core, distributed.protocol.pickle as dp\n"
+        "from polartep_hub.processors.execution import refuse_unpickling\n"
+        "refuse_unpickling()\n"
+        "frames = core.dumps({'x': core.ToPickle(object())})\n"
+        "try:\n    core.loads(frames)\nexcept Exception as e:\n    print(type(e).__name__, e)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert (
+        done.stdout.strip() == "RunFailed the platform service does not unpickle data from a user's cluster"
+    )

@@ -162,7 +162,7 @@ def _kernel_pid(platform, user, token, run_id):
         if path.exists() and path.read_text().strip():
             return path.read_text().strip()
         run = platform.api("GET", f"{API}/runs/{run_id}", token).json()
-        assert run["status"] not in FINAL, run
+        assert run["status"] not in FINAL, (run["status"], run["message"])
         return None
 
     return int(wait_for(written, 120, interval=0.3, what="the kernel's pid"))
