@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from tests.harness import wait_for
 from tests.helpers.processors import create_processor, echo_notebook, notebook
@@ -82,6 +83,19 @@ def test_a_run_with_defaults_and_one_with_overrides_inject_exactly_the_validated
     assert len(injected) == 1
     source = "".join(injected[0]["source"])
     assert "threshold = 2.5\n" in source and "days = 4\n" in source
+    # The second run used the first one's warm run cluster.
+    engine = create_engine(platform.settings.service_db_url)
+    with engine.connect() as connection:
+        clusters = (
+            connection.execute(
+                text("SELECT cluster_name FROM processor_runs WHERE id IN (:a, :b)"),
+                {"a": first["id"], "b": second["id"]},
+            )
+            .scalars()
+            .all()
+        )
+    engine.dispose()
+    assert len(clusters) == 2 and clusters[0] is not None and len(set(clusters)) == 1
     r = platform.api("GET", f"{API}/runs/{second['id']}/outputs/labelfile", token)
     assert r.status_code == 200 and r.content.decode() == f"{crafted}:4"
     assert not Path("/tmp/pwned").exists()
@@ -179,6 +193,18 @@ def test_cancel_stops_the_kernel_and_dismisses_the_run(platform, alice):
     add_processor(platform, "sleeper", user, SLEEPER, **SLEEPER_DEFINITION)
     run_id = start(platform, token, "sleeper").json()["id"]
     pid = _kernel_pid(platform, user, token, run_id)
+    # The run's token: the invoker's, only the gateway's access scope, expiring after the timeout plus 15 minutes.
+    r = platform.api("GET", f"/hub/api/users/{user}/tokens", platform.admin_token)
+    tokens = [t for t in r.json()["api_tokens"] if t["note"].startswith(f"processor run {run_id}")]
+    # (JupyterHub adds reading the owner's own name and groups to every token, so a service can tell whose it is.)
+    assert [sorted(t["scopes"]) for t in tokens] == [
+        [
+            "access:services!service=dask-gateway",
+            f"read:users:groups!user={user}",
+            f"read:users:name!user={user}",
+        ]
+    ]
+    assert tokens[0]["expires_at"] is not None
     r = platform.api("POST", f"{API}/runs/{run_id}/cancel", token)
     assert r.status_code == 202
     done = wait_final(platform, token, run_id, timeout=60)
@@ -231,3 +257,17 @@ def test_killing_the_service_mid_run_loses_no_run_and_repeats_none(platform, ali
     # The run's token was revoked: only the module's own token of the user is left.
     r = platform.api("GET", f"/hub/api/users/{user}/tokens", platform.admin_token)
     assert [t["note"] for t in r.json()["api_tokens"] if t["note"].startswith("processor run")] == []
+
+
+def test_a_run_beyond_the_quota_fails_with_the_gateways_refusal_and_starts_nothing(platform, new_user):
+    from tests.helpers.quota import spend
+
+    user, token = new_user(plan="trial")
+    spend(platform, user, 100_000)
+    add_processor(platform, "echo-broke", user)
+    run_id = start(platform, token, "echo-broke").json()["id"]
+    done = wait_final(platform, token, run_id, timeout=120)
+    assert done["status"] == "failed"
+    assert done["message"].startswith("the run cluster could not start: ")
+    assert "Your CPU-hours are exhausted" in done["message"]
+    assert not (platform.home_of(user) / "processor-runs" / run_id).exists()
