@@ -48,6 +48,7 @@ from typing import Any
 from polartep_hub.auth.oidc import configure_oidc
 from polartep_hub.catalogue import load_catalogue
 from polartep_hub.gateway.config import (
+    GATEWAY_PREFIX,
     GATEWAY_SERVICE_NAME,
     gateway_db_url,
     gateway_service_definition,
@@ -132,8 +133,12 @@ def platform_service_definition(settings: PlatformSettings) -> dict[str, Any]:
             "POLARTEP_HOME_FOLDER_PREFIX": (
                 settings.system_user_prefix if settings.mode == "local" and settings.isolates_users else ""
             ),
-            # Published processors' notebooks (processors/notebook_store.py), in the state folder users cannot enter.
-            "POLARTEP_PROCESSORS_DIR": str(Path(settings.state_dir) / "processors"),
+            # Processor runs (processors/execution.py): the notebook store, and the gateway as the service reaches it
+            # (its HTTP proxy on loopback, schedulers through its TLS proxy) with each run's short-lived user token.
+            "POLARTEP_PROCESSORS_DIR": settings.processors_dir,
+            "POLARTEP_PROCESSOR_GATEWAY_URL": f"http://{settings.container_host}:{settings.gateway_port}{GATEWAY_PREFIX}",
+            "POLARTEP_PROCESSOR_GATEWAY_PROXY": f"gateway://{settings.container_host}:{settings.gateway_tcp_port}",
+            "POLARTEP_PROCESSOR_RUN_WARM_SECONDS": str(settings.processor_run_warm_seconds),
             "PYTHONUNBUFFERED": "1",
         },
     }
@@ -362,6 +367,9 @@ def configure_hub(c, settings: PlatformSettings | None = None) -> PlatformSettin
                 "admin:servers",
                 # Erasure stops every cluster of the user first (gateway/admin_api.py).
                 GATEWAY_ADMIN_SCOPE,
+                # Processor runs: a short-lived token of the invoker, scoped to the gateway alone, made for each
+                # run and revoked at its end (processors/execution.py); `tokens` is the only scope that can do that.
+                "tokens",
             ],
             "services": [SERVICE_NAME],
         },

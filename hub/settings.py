@@ -804,6 +804,31 @@ class PlatformSettings(Configurable):
     def _home_storage_class_default(self) -> str:
         return env_setting("home_storage_class", settings=self)
 
+    processors_dir = Unicode(
+        help="The platform's processors folder: published notebooks (notebooks/, content-addressed, 0600 in 0700 "
+        "folders). Users never read it; runs receive a notebook's bytes from the platform service. Default: "
+        "STATE_DIR/processors. Env: POLARTEP_PROCESSORS_DIR.",
+        config=True,
+    )
+
+    @default("processors_dir")
+    def _processors_dir_default(self) -> str:
+        return str(Path(_env("POLARTEP_PROCESSORS_DIR", str(self.state_path / "processors"))).resolve())
+
+    processor_run_warm_seconds = Integer(
+        120,
+        min=0,
+        max=3600,
+        help="Processor runs: seconds the invoker's run cluster (a Dask Gateway cluster with one worker) is kept "
+        "after its last run ends, so the next run does not pay a cluster start (0 to 3600; 0 stops it at once). "
+        "The warm time is metered and charged like any cluster's time. Env: POLARTEP_PROCESSOR_RUN_WARM_SECONDS.",
+        config=True,
+    ).tag(env="POLARTEP_PROCESSOR_RUN_WARM_SECONDS")
+
+    @default("processor_run_warm_seconds")
+    def _processor_run_warm_seconds_default(self) -> int:
+        return env_setting("processor_run_warm_seconds", settings=self)
+
     docker_network_prefix = Unicode(
         help="Docker and Swarm modes: the platform's Docker networks are named {prefix}-platform (whose gateway "
         "address on this host is where containers reach the hub, the Dask Gateway and the proxy's public port) and "

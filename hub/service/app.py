@@ -35,7 +35,10 @@ from polartep_hub.accounts.passwords import Passwords
 from polartep_hub.catalogue import Catalogue
 from polartep_hub.gateway.admin_client import GatewayAdmin
 from polartep_hub.processors import api as processors_api
-from polartep_hub.processors import ogc_processes
+from polartep_hub.processors import ogc_jobs, ogc_processes
+from polartep_hub.processors import runs_api as processor_runs_api
+from polartep_hub.processors.builtin import ensure_builtin_processors
+from polartep_hub.processors.execution import RunExecutor
 from polartep_hub.projects import api as projects_api
 from polartep_hub.projects.groups import ProjectGroupSync, Reconciler
 from polartep_hub.service import api
@@ -95,6 +98,12 @@ def create_app(
         accounts.refuse_accounts_but(context.sessions, config.admin_user)
     if config.gateway_api_url and config.hub_api_token:
         context.gateway_admin = GatewayAdmin(config.gateway_api_url, config.hub_api_token)
+    if config.processors_dir is not None:
+        # The built-in processors (the OGC test suite's echo), published once through the models.
+        ensure_builtin_processors(context.sessions, config.processors_dir)
+    if hub_api is not None and config.gateway_url and config.processors_dir is not None:
+        # Processor runs on the invokers' gateway clusters, each with a short-lived token of its invoker.
+        context.processor_runs = RunExecutor(config, context.sessions, hub_api)
     if hub_api is not None:
         context.project_groups = ProjectGroupSync(hub_api, context.sessions)
         context.reconciler = Reconciler(context.project_groups)
@@ -111,7 +120,13 @@ def create_app(
         storage_task = start_storage_sampler(context)
         outbox_task = asyncio.create_task(context.outbox.run())
         session_ends = asyncio.create_task(password_reset.reconcile_session_ends(context))
+        # Runs left unfinished by a previous process are found again and driven to their end (execution.py).
+        runs_task = (
+            asyncio.create_task(context.processor_runs.run_forever()) if context.processor_runs else None
+        )
         yield
+        if runs_task is not None:
+            runs_task.cancel()
         outbox_task.cancel()
         session_ends.cancel()
         if meter_task is not None:
@@ -171,6 +186,8 @@ def create_app(
         (pages.static_router, prefix),
         (usage_api.router, f"{prefix}/api/v1"),
         (usage_pages.router, prefix),
+        (processor_runs_api.router, f"{prefix}/api/v1"),
+        (ogc_jobs.router, f"{prefix}/ogcapi"),
         (password_routes.api_router, f"{prefix}/api/v1"),
         (password_routes.page_router, prefix),
     ):

@@ -165,9 +165,12 @@ class ServiceConfig:
     mode: str = _hub_default("mode")
     homes_root: str = ""
     home_folder_prefix: str = ""  # local homes are <homes_root>/<system user name> when set
-    # Processors (processors/): published notebooks are kept under <processors_dir>/notebooks. The hub passes
-    # <state_dir>/processors; None (unit tests that publish nothing) refuses publishing.
+    # Processors (processors/): where published notebooks are kept, and how runs reach the invoker's Dask Gateway
+    # cluster (the gateway's HTTP proxy and its TLS proxy for schedulers; "" when no gateway runs).
     processors_dir: Path | None = None
+    gateway_url: str = ""
+    gateway_proxy_address: str = ""
+    processor_run_warm_seconds: int = _hub_default("processor_run_warm_seconds")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceConfig:
@@ -259,7 +262,10 @@ class ServiceConfig:
             mode=hub_setting("mode", environ),
             homes_root=environ.get("POLARTEP_HOMES_ROOT", "").strip(),
             home_folder_prefix=environ.get("POLARTEP_HOME_FOLDER_PREFIX", "").strip(),
-            processors_dir=Path(d) if (d := environ.get("POLARTEP_PROCESSORS_DIR", "").strip()) else None,
+            processors_dir=Path(pd) if (pd := environ.get("POLARTEP_PROCESSORS_DIR", "").strip()) else None,
+            gateway_url=environ.get("POLARTEP_PROCESSOR_GATEWAY_URL", "").strip().rstrip("/"),
+            gateway_proxy_address=environ.get("POLARTEP_PROCESSOR_GATEWAY_PROXY", "").strip(),
+            processor_run_warm_seconds=hub_setting("processor_run_warm_seconds", environ),
         )
 
     def home_folder(self, name: str) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -48,6 +49,8 @@ class ServiceContext:
     reconciler: Reconciler | None = None
     # The mail outbox's deliverer (mail_outbox.py); None until the app is assembled.
     outbox: MailOutbox | None = None
+    # Processor runs (processors/execution.py); None where no hub or gateway runs (unit tests).
+    processor_runs: Any = None
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -205,3 +205,19 @@ class HubAPI:
         for server in (model or {}).get("servers") or {}:
             path = f"/users/{quote(name, safe='')}/servers/{quote(server, safe='')}"
             self._request("DELETE", path, ok=(400, 404))
+
+    # --- tokens --------------------------------------------------------------------------------------------------
+
+    def create_token(self, name: str, *, scopes: list[str], expires_in: int, note: str) -> tuple[str, str]:
+        """A new API token of user ``name`` with exactly ``scopes``, expiring after ``expires_in`` seconds: ``(id,
+        token)``. The caller keeps the token in memory only and the id to revoke it."""
+        model = self._request(
+            "POST",
+            f"/users/{quote(name, safe='')}/tokens",
+            {"scopes": scopes, "expires_in": expires_in, "note": note},
+        )
+        return model["id"], model["token"]
+
+    def revoke_token(self, name: str, token_id: str) -> None:
+        """Revoke the token ``token_id`` of user ``name``; revoking a revoked or expired token succeeds."""
+        self._request("DELETE", f"/users/{quote(name, safe='')}/tokens/{quote(token_id, safe='')}", ok=(404,))

@@ -45,7 +45,10 @@ from polartep_hub.accounts import login as login_throttle
 from polartep_hub.accounts import oidc as oidc_accounts
 from polartep_hub.accounts import store as accounts
 from polartep_hub.processors import definition as processor_definitions
+from polartep_hub.processors import inputs as processor_inputs
+from polartep_hub.processors import notebook_store
 from polartep_hub.processors import registry as processors
+from polartep_hub.processors import runs as processor_runs
 from polartep_hub.projects import store as projects
 from polartep_hub.service.web import access
 from polartep_hub.service.web.security_headers import SECURITY_HEADERS
@@ -116,6 +119,15 @@ ERROR_STATUS: Mapping[type[Exception], int] = {
     processor_definitions.DefinitionInvalid: 422,
     processor_definitions.NotebookInvalid: 422,
     usage_storage.StorageQuotaExceeded: 413,
+    processor_inputs.InputsInvalid: 400,
+    processor_runs.ProcessorNotFound: 404,
+    processor_runs.ProcessorVersionNotFound: 404,
+    processor_runs.ProcessorNotRunnable: 409,
+    processor_runs.RunNotFound: 404,
+    processor_runs.RunNotCancellable: 409,
+    processor_runs.RunFileUnavailable: 404,
+    notebook_store.StoredNotebookMissing: 409,
+    notebook_store.StoredNotebookCorrupt: 409,
 }
 
 # A stable word for programs beside the message (the hub's login page reads it).
@@ -226,6 +238,10 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(processors.RegistryError, _on_domain_error)
     app.add_exception_handler(processor_definitions.DefinitionInvalid, _on_domain_error)
     app.add_exception_handler(processor_definitions.NotebookInvalid, _on_domain_error)
+    app.add_exception_handler(processor_inputs.InputsInvalid, _on_domain_error)
+    app.add_exception_handler(processor_runs.RunError, _on_domain_error)
+    app.add_exception_handler(notebook_store.StoredNotebookMissing, _on_domain_error)
+    app.add_exception_handler(notebook_store.StoredNotebookCorrupt, _on_domain_error)
     app.add_exception_handler(Exception, _on_unexpected_error)
 
     def openapi() -> dict[str, Any]:

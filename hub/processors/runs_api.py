@@ -1,0 +1,309 @@
+"""HTTP API of processor runs, under ``<prefix>api/v1``.
+
+* ``POST /processors/{name}/runs`` ``{"inputs": {...}, "version": "1.2.0" | 2 | null}`` — start a run of the latest
+  (or the named) version on the caller's own cluster and quota: 201 with the run (``accepted``); 400 naming every
+  input that is wrong; 404 for a processor the caller may not see; 409 for one that cannot run.
+* ``GET /runs`` (``?limit=&offset=&processor=``) — the caller's runs, newest first; ``GET /runs/{id}`` — one run:
+  status, progress (cells done / total), message, timestamps, inputs, value results.
+* ``GET /runs/{id}/log`` — the run's log (text); ``GET /runs/{id}/notebook`` — the executed notebook;
+  ``GET /runs/{id}/outputs/{output}`` — a declared file output; ``POST /runs/{id}/cancel`` — stop it (202).
+
+Rules this module guarantees:
+
+* A run and everything it produced is its invoker's: anyone else, the processor's owner and administrators
+  included, is answered 404 (``runs.run_of``).
+* Files are read from the invoker's run folder without following any symbolic link, only regular files owned by
+  the home's owner (``run_files.py``); they are sent as downloads (``Content-Disposition: attachment``, ``nosniff``), never rendered on the service's origin.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response, status
+from fastapi import Path as PathParam
+from pydantic import BaseModel, ConfigDict, Field
+
+from polartep_hub.processors import run_files, run_task, runs
+from polartep_hub.processors.execution import CANCEL_REQUESTED
+from polartep_hub.processors.models import FINAL_RUN_STATES, ProcessorRun
+from polartep_hub.processors.notebook_store import NotebookStore
+from polartep_hub.processors.runs import RunFileUnavailable
+from polartep_hub.projects.store import Actor
+from polartep_hub.service.context import ServiceContext
+from polartep_hub.service.web.access import Context, ServiceCaller
+from polartep_hub.service.web.identity import Identity
+
+router = APIRouter()
+
+_NAME = {"pattern": "^[a-z][a-z0-9-]{1,62}$"}
+ProcessorName = Annotated[
+    str, PathParam(max_length=64, description="the processor's id", json_schema_extra=_NAME)
+]
+RunId = Annotated[str, PathParam(max_length=36, description="the run's id (a UUID)")]
+_NO_PROCESSOR = {404: {"description": "no such processor (or the caller may not see it), or no such version"}}
+_NO_RUN = {404: {"description": "no such run of the caller (or no such file of it)"}}
+
+
+class RunStart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    inputs: dict[str, Any] = Field(
+        default_factory=dict, description="input values by name; defaults fill the rest"
+    )
+    version: str | int | None = Field(
+        default=None,
+        description="a published version (semver) or its sequence number; the latest when absent",
+    )
+
+
+class Progress(BaseModel):
+    cells_done: int
+    cells_total: int
+
+
+class RunOut(BaseModel):
+    id: str = Field(description="the run's id (also its OGC job id)")
+    processor: str
+    version: str
+    status: str = Field(description="accepted, running, successful, failed or dismissed")
+    message: str
+    inputs: dict[str, Any] = Field(description="the values injected (given and defaults)")
+    results: dict[str, Any] | None = Field(description="value outputs once successful")
+    progress: Progress
+    timeout_seconds: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+
+
+class RunList(BaseModel):
+    runs: list[RunOut]
+    total: int
+    limit: int
+    offset: int
+
+
+def actor_of(caller: Identity) -> Actor:
+    """The caller as the processors' access rules see it (services other than the hub are nobody)."""
+    if caller.is_user:
+        return Actor(name=caller.name, admin=caller.admin)
+    return Actor(name=None, admin=caller.is_hub)
+
+
+def run_out(run: ProcessorRun, processor: str, version: str) -> RunOut:
+    return RunOut(
+        id=run.id,
+        processor=processor,
+        version=version,
+        status=run.status,
+        message=run.message,
+        inputs=run.inputs,
+        results=run.results,
+        progress=Progress(cells_done=run.cells_done, cells_total=run.cells_total),
+        timeout_seconds=run.timeout_seconds,
+        created_at=run.created_at,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        updated_at=run.updated_at,
+    )
+
+
+def start_run(
+    context: ServiceContext, caller: Identity, name: str, body: RunStart
+) -> tuple[ProcessorRun, str, str]:
+    """Accept a run (committed) and hand it to the executor; shared by this API and OGC's execution."""
+    actor = actor_of(caller)
+    if actor.name is None:
+        raise runs.ProcessorNotRunnable("only users run processors (on their own quota)")
+    store = NotebookStore(Path(context.config.processors_dir or ".") / "notebooks")
+    with context.session() as session:
+        version = runs.find_version(session, name, actor, body.version)
+        notebook = store.read(version.notebook_sha256)
+        run = runs.accept_run(
+            session,
+            processor_name=name,
+            actor=actor,
+            given=body.inputs,
+            version=body.version,
+            notebook=notebook,
+            version_row=version,
+        )
+        session.refresh(run)
+        session.expunge(run)
+        version_label = version.version
+    executor = getattr(context, "processor_runs", None)
+    if executor is not None:
+        executor.start(run.id)
+    return run, name, version_label
+
+
+@router.post(
+    "/processors/{name}/runs",
+    response_model=RunOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        400: {"description": "an input is wrong: the detail names each one and what to fix"},
+        **_NO_PROCESSOR,
+        409: {"description": "the processor cannot be run now (withdrawn, or its notebook is broken)"},
+    },
+)
+def create_run(name: ProcessorName, body: RunStart, caller: ServiceCaller, context: Context) -> RunOut:
+    """Start a run of processor ``name`` on the caller's own Dask Gateway cluster and quota."""
+    run, processor, version = start_run(context, caller, name, body)
+    return run_out(run, processor, version)
+
+
+@router.get("/runs", response_model=RunList)
+def list_my_runs(
+    caller: ServiceCaller,
+    context: Context,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    processor: Annotated[str | None, Query(max_length=64)] = None,
+) -> RunList:
+    """The caller's runs, newest first."""
+    actor = actor_of(caller)
+    with context.session() as session:
+        rows = runs.list_runs(session, actor, limit=limit, offset=offset, processor=processor)
+        total = runs.count_runs(session, actor)
+        return RunList(runs=[run_out(*row) for row in rows], total=total, limit=limit, offset=offset)
+
+
+@router.get("/runs/{run_id}", response_model=RunOut, responses=_NO_RUN)
+def get_run(run_id: RunId, caller: ServiceCaller, context: Context) -> RunOut:
+    """One run of the caller: status, progress, message, timestamps and value results."""
+    with context.session() as session:
+        return run_out(*runs.run_of(session, run_id, actor_of(caller)))
+
+
+@router.post(
+    "/runs/{run_id}/cancel",
+    response_model=RunOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={**_NO_RUN, 409: {"description": "the run already ended"}},
+)
+def cancel_run(run_id: RunId, caller: ServiceCaller, context: Context) -> RunOut:
+    """Stop a run: an accepted run is dismissed at once; a running one when its kernel is stopped."""
+    return cancel(context, caller, run_id)
+
+
+def cancel(context: ServiceContext, caller: Identity, run_id: str) -> RunOut:
+    """Dismiss or stop the caller's run (shared with OGC's ``DELETE /jobs/{id}``)."""
+    actor = actor_of(caller)
+    with context.session() as session:
+        run, processor, version = runs.run_of(session, run_id, actor)
+        if run.status in FINAL_RUN_STATES:
+            raise runs.RunNotCancellable(f"run {run_id} already ended ({run.status})")
+        if run.status == "accepted":
+            runs.finish(session, run_id, "dismissed", "cancelled before it started")
+        else:
+            runs.set_message(session, run_id, CANCEL_REQUESTED)  # committed before the event is set
+    executor = getattr(context, "processor_runs", None)
+    if executor is not None:
+        executor.cancel(run_id)
+    with context.session() as session:
+        return run_out(*runs.run_of(session, run_id, actor))
+
+
+def read_run_file(context: ServiceContext, invoker: str, run_id: str, relative: str) -> bytes:
+    """The bytes of ``relative`` in the invoker's run folder (``run_files.py``: no links, plain files only)."""
+    executor = getattr(context, "processor_runs", None)
+    home = executor.home_of(invoker) if executor is not None else None
+    if home is None:
+        raise RunFileUnavailable(
+            f"the run's files are in the invoker's home, ~/{run_task.RUNS_FOLDER}/{run_id}/ (open them in JupyterLab)"
+        )
+    return run_files.read_run_file(home, run_id, relative)
+
+
+def _download(content: bytes, media_type: str, filename: str) -> Response:
+    return Response(
+        content,
+        media_type=media_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+def _invoker_run(context: ServiceContext, caller: Identity, run_id: str) -> tuple[ProcessorRun, str]:
+    actor = actor_of(caller)
+    with context.session() as session:
+        run, processor, _ = runs.run_of(session, run_id, actor)
+        session.expunge(run)
+    return run, processor
+
+
+@router.get(
+    "/runs/{run_id}/log",
+    response_class=Response,
+    responses={**_NO_RUN, 200: {"content": {"text/plain": {}}, "description": "the run's log"}},
+)
+def get_run_log(run_id: RunId, caller: ServiceCaller, context: Context) -> Response:
+    """The run's log: kernel output and the platform's lines (live while it runs)."""
+    run, _ = _invoker_run(context, caller, run_id)
+    assert caller.name is not None
+    try:
+        text = read_run_file(context, caller.name, run_id, run_task.LOG_FILE).decode("utf-8", "replace")
+    except RunFileUnavailable:
+        executor = getattr(context, "processor_runs", None)
+        lines = executor.live_log(run_id) if executor is not None else None
+        if lines is None:
+            if run.status == "accepted":
+                text = ""
+            else:
+                raise
+        else:
+            text = "".join(line + "\n" for line in lines)
+    return Response(
+        text, media_type="text/plain; charset=utf-8", headers={"X-Content-Type-Options": "nosniff"}
+    )
+
+
+@router.get(
+    "/runs/{run_id}/notebook",
+    response_class=Response,
+    responses={
+        **_NO_RUN,
+        200: {"content": {"application/x-ipynb+json": {}}, "description": "the output notebook"},
+    },
+)
+def get_run_notebook(run_id: RunId, caller: ServiceCaller, context: Context) -> Response:
+    """The executed notebook (as far as it ran), with the injected parameters cell."""
+    _invoker_run(context, caller, run_id)
+    assert caller.name is not None
+    content = read_run_file(context, caller.name, run_id, run_task.OUTPUT_NOTEBOOK)
+    return _download(content, "application/x-ipynb+json", f"{run_id}.ipynb")
+
+
+@router.get(
+    "/runs/{run_id}/outputs/{output}",
+    response_class=Response,
+    responses={**_NO_RUN, 200: {"content": {"application/octet-stream": {}}, "description": "a file output"}},
+)
+def get_run_output(
+    run_id: RunId,
+    output: Annotated[str, PathParam(max_length=128)],
+    caller: ServiceCaller,
+    context: Context,
+) -> Response:
+    """A declared file output of the run (value outputs are in the run's ``results``)."""
+    run, _ = _invoker_run(context, caller, run_id)
+    assert caller.name is not None
+    with context.session() as session:
+        from polartep_hub.processors.models import ProcessorVersion
+
+        definition = session.get(ProcessorVersion, run.version_id).definition
+    spec = (definition.get("outputs") or {}).get(output)
+    if not isinstance(spec, dict) or spec.get("type") != "file":
+        raise RunFileUnavailable(f"the processor declares no file output {output!r}")
+    relative = str(spec.get("path", ""))
+    content = read_run_file(context, caller.name, run_id, relative)
+    media_type = str(spec.get("mediaType") or "application/octet-stream")
+    return _download(content, media_type, os.path.basename(relative) or output)
