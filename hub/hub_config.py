@@ -128,6 +128,10 @@ def platform_service_definition(settings: PlatformSettings) -> dict[str, Any]:
             "POLARTEP_HOME_FOLDER_PREFIX": (
                 settings.system_user_prefix if settings.mode == "local" and settings.isolates_users else ""
             ),
+            # Datasets (data/storage.py): the root of each storage class; with system users, the prefix of the
+            # datasets' system groups.
+            "POLARTEP_DATASETS_DIR": settings.datasets_dir,
+            "POLARTEP_DATASET_ROOTS": settings.dataset_roots,
             "PYTHONUNBUFFERED": "1",
         },
     }

@@ -18,6 +18,7 @@ from traitlets import TraitError
 
 from polartep_hub.catalogue import Catalogue, CatalogueError, load_catalogue
 from polartep_hub.cli.accounts import add_accounts_parser
+from polartep_hub.cli.datasets import add_datasets_parser
 from polartep_hub.gateway.helm_values import add_helm_values_command
 from polartep_hub.proxy_process import (
     also_listen,
@@ -250,6 +251,12 @@ def cmd_accounts(args: argparse.Namespace) -> int:
     return run_accounts_command(args, _load_settings())
 
 
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from polartep_hub.cli.datasets import run_datasets_command
+
+    return run_datasets_command(args, _load_settings())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="polartep", description="Operate the Polar TEP platform.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -269,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     ref = sub.add_parser("config-reference", help="print the configuration reference (docs/configuration.md)")
     ref.set_defaults(func=cmd_config_reference)
     add_accounts_parser(sub, cmd_accounts)
+    add_datasets_parser(sub, cmd_datasets)
     add_helm_values_command(sub)  # gateway-helm-values (gateway/kubernetes.py)
     return parser
 

@@ -33,6 +33,8 @@ from polartep_hub.accounts.legal import LegalDocumentsError, LegalLibrary
 from polartep_hub.accounts.pages import admin_accounts as admin_accounts_pages
 from polartep_hub.accounts.passwords import Passwords
 from polartep_hub.catalogue import Catalogue
+from polartep_hub.data import api as datasets_api
+from polartep_hub.data.storage import StorageRoots
 from polartep_hub.gateway.admin_client import GatewayAdmin
 from polartep_hub.projects import api as projects_api
 from polartep_hub.projects.groups import ProjectGroupSync, Reconciler
@@ -52,6 +54,20 @@ from polartep_hub.usage.meters.gateway import start_gateway_meter
 from polartep_hub.usage.meters.servers import start_server_meter
 
 log = logging.getLogger(__name__)
+
+
+def dataset_storage_roots(config: ServiceConfig, catalogue: Catalogue) -> StorageRoots:
+    """Each storage class's root folder from the settings; ``ConfigError`` naming the variable when malformed."""
+    try:
+        return StorageRoots.from_settings(
+            list(catalogue.storage),
+            config.datasets_dir or "data",  # the service runs in the platform's state folder
+            config.dataset_roots,
+            # With system users each dataset gets its system groups (local mode only: containers get mounts).
+            group_prefix=config.home_folder_prefix if config.mode == "local" else "",
+        )
+    except ValueError as error:
+        raise ConfigError(f"POLARTEP_DATASET_ROOTS: {error}") from None
 
 
 def create_app(
@@ -86,6 +102,7 @@ def create_app(
         hub_api=hub_api,
     )
     context.outbox = MailOutbox(context.sessions, config.mail)
+    context.storage_roots = dataset_storage_roots(config, catalogue)
     if config.single_user:
         accounts.refuse_accounts_but(context.sessions, config.admin_user)
     if config.gateway_api_url and config.hub_api_token:
@@ -154,6 +171,7 @@ def create_app(
         (personal_data_routes.page_router, prefix),
         (plans_api.router, f"{prefix}/api/v1"),
         (projects_api.router, f"{prefix}/api/v1"),
+        (datasets_api.router, f"{prefix}/api/v1"),
         (admin_accounts_pages.router, prefix),
         (pages.static_router, prefix),
         (usage_api.router, f"{prefix}/api/v1"),

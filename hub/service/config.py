@@ -162,6 +162,10 @@ class ServiceConfig:
     mode: str = _hub_default("mode")
     homes_root: str = ""
     home_folder_prefix: str = ""  # local homes are <homes_root>/<system user name> when set
+    # Datasets (data/storage.py): where each storage class keeps them ("" datasets_dir: STATE/data under the
+    # working directory, as in tests) and the per-class roots (class=/path,...).
+    datasets_dir: str = ""
+    dataset_roots: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceConfig:
@@ -251,6 +255,8 @@ class ServiceConfig:
             mode=hub_setting("mode", environ),
             homes_root=environ.get("POLARTEP_HOMES_ROOT", "").strip(),
             home_folder_prefix=environ.get("POLARTEP_HOME_FOLDER_PREFIX", "").strip(),
+            datasets_dir=environ.get("POLARTEP_DATASETS_DIR", "").strip(),
+            dataset_roots=hub_setting("dataset_roots", environ),
         )
 
     def home_folder(self, name: str) -> str:

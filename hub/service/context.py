@@ -21,6 +21,7 @@ from starlette.requests import Request
 from polartep_hub.accounts.legal import LegalLibrary
 from polartep_hub.accounts.passwords import Passwords
 from polartep_hub.catalogue import Catalogue
+from polartep_hub.data.storage import StorageRoots
 from polartep_hub.gateway.admin_client import GatewayAdmin
 from polartep_hub.projects.groups import ProjectGroupSync, Reconciler
 from polartep_hub.service.config import ServiceConfig
@@ -48,6 +49,8 @@ class ServiceContext:
     reconciler: Reconciler | None = None
     # The mail outbox's deliverer (mail_outbox.py); None until the app is assembled.
     outbox: MailOutbox | None = None
+    # The root folder of each storage class, where datasets keep their files (data/storage.py).
+    storage_roots: StorageRoots | None = None
 
     @contextmanager
     def session(self) -> Iterator[Session]:

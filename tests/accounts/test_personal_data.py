@@ -174,6 +174,8 @@ def text_cells(session) -> list[tuple[str, str, str]]:
     cells = []
     for table in Base.metadata.sorted_tables:
         columns = _text_columns(table)
+        if not columns:
+            continue  # e.g. dataset_grants: ids and a time only
         for row in session.execute(select(*columns)):
             for column, value in zip(columns, row, strict=True):
                 if value:

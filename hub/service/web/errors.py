@@ -44,6 +44,7 @@ from polartep_hub.accounts import entitlements as subscriptions
 from polartep_hub.accounts import login as login_throttle
 from polartep_hub.accounts import oidc as oidc_accounts
 from polartep_hub.accounts import store as accounts
+from polartep_hub.data import store as datasets
 from polartep_hub.projects import store as projects
 from polartep_hub.service.web import access
 from polartep_hub.service.web.security_headers import SECURITY_HEADERS
@@ -102,6 +103,14 @@ ERROR_STATUS: Mapping[type[Exception], int] = {
     approvals.NotPending: 409,
     oidc_accounts.IdentityConflict: 409,
     signup.SignupRefused: 422,
+    datasets.DatasetError: 400,
+    datasets.InvalidDatasetName: 400,
+    datasets.InvalidDatasetField: 400,
+    datasets.DatasetNotFound: 404,
+    datasets.DatasetExists: 409,
+    datasets.DatasetForbidden: 403,
+    datasets.GrantNotFound: 404,
+    datasets.StorageUnavailable: 503,
 }
 
 # A stable word for programs beside the message (the hub's login page reads it).
@@ -209,6 +218,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(accounts.AccountError, _on_domain_error)
     app.add_exception_handler(passwords.PasswordHashBusy, _on_domain_error)
     app.add_exception_handler(signup.SignupRefused, _on_domain_error)
+    app.add_exception_handler(datasets.DatasetError, _on_domain_error)
     app.add_exception_handler(Exception, _on_unexpected_error)
 
     def openapi() -> dict[str, Any]:

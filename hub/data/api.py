@@ -1,0 +1,226 @@
+"""HTTP API of datasets, under ``<prefix>api/v1``.
+
+* ``POST /datasets`` ``{"project", "name", "storage_class", "title"?, "description"?}`` — members of the project;
+* ``GET /datasets`` — the datasets the caller may read, each with ``access`` (``rw`` or ``ro``);
+* ``GET /datasets/{project}/{name}`` — who may read it; with its grants and its size in bytes;
+* ``DELETE /datasets/{project}/{name}`` — owners of the project and administrators;
+* ``PUT /datasets/{project}/{name}/grants/{grantee}`` (read access for every member of project ``grantee``),
+  ``DELETE`` the same to revoke — owners of the dataset's project and administrators;
+* ``GET /users/{name}/dataset-mounts`` — the hub only: what the user's next server may mount, and how.
+
+Rules this module guarantees:
+
+* A dataset the caller may not read does not exist for them: 404, the same answer as for a name nobody uses.
+* Bad names (anything but ``store.DATASET_NAME_RULE``: ``..``, ``/``, ``\\``, ``%2e%2e`` once decoded) and bad fields
+  answer 400 naming the rule; nothing is stored for a refused request.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Path, Response, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from polartep_hub.accounts.api.schemas import AccountNamePath
+from polartep_hub.accounts.store import check_account_name
+from polartep_hub.data import storage
+from polartep_hub.data import store as datasets
+from polartep_hub.data.storage import StorageRoots
+from polartep_hub.projects import store as projects
+from polartep_hub.service.context import ServiceContext
+from polartep_hub.service.web.access import Context, HubCaller, ServiceCaller
+from polartep_hub.service.web.identity import Identity
+
+router = APIRouter()
+
+_DATASET_NAME_SCHEMA = {"pattern": f"^{datasets.DATASET_NAME_PATTERN}$"}
+_PROJECT_NAME_SCHEMA = {"pattern": f"^{projects.PROJECT_NAME_PATTERN}$"}
+ProjectPath = Annotated[
+    str, Path(max_length=64, description="the owning project", json_schema_extra=_PROJECT_NAME_SCHEMA)
+]
+DatasetPath = Annotated[
+    str, Path(max_length=64, description="the dataset's name", json_schema_extra=_DATASET_NAME_SCHEMA)
+]
+_NOT_SEEN = {
+    400: {"description": "a name breaks its rule"},
+    404: {"description": "no such dataset, or one the caller may not see"},
+}
+_OWNERS = {403: {"description": "the caller sees the dataset but is not an owner of its project"}}
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetCreate(_Body):
+    project: Annotated[str, Field(max_length=256, json_schema_extra=_PROJECT_NAME_SCHEMA)]
+    name: Annotated[
+        str,
+        Field(max_length=256, description=datasets.DATASET_NAME_RULE, json_schema_extra=_DATASET_NAME_SCHEMA),
+    ]
+    storage_class: Annotated[str, Field(max_length=64, description="a storage class of the catalogue")]
+    title: Annotated[str, Field(max_length=1000)] | None = None
+    description: Annotated[str, Field(max_length=8000)] = ""
+
+
+class DatasetOut(BaseModel):
+    project: str = Field(description="the project that owns the dataset")
+    name: str
+    title: str
+    description: str
+    storage_class: str
+    access: Literal["rw", "ro"] = Field(description="the caller's access: read-write (members) or read-only")
+    mount_path: str = Field(description="where the dataset appears in the home of a server that may use it")
+    granted_to: list[str] = Field(description="projects with read access (shown to the owning project only)")
+    created_at: datetime
+    bytes: int | None = Field(default=None, description="bytes held (single-dataset answers only)")
+
+
+class DatasetList(BaseModel):
+    datasets: list[DatasetOut]
+
+
+class MountOut(BaseModel):
+    project: str
+    name: str
+    mode: Literal["rw", "ro"]
+    path: str = Field(description="the dataset's folder on the host")
+    gid: int | None = Field(description="the system group that opens it (local mode with system users)")
+
+
+class MountList(BaseModel):
+    mounts: list[MountOut]
+
+
+def _actor(caller: Identity) -> projects.Actor:
+    if caller.is_hub:
+        return projects.Actor(name=None, admin=True)
+    return projects.Actor(name=caller.name, admin=caller.is_user and caller.admin)
+
+
+def _roots(context: ServiceContext) -> StorageRoots:
+    if context.storage_roots is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="datasets are not configured here")
+    return context.storage_roots
+
+
+def _out(view: datasets.DatasetView, size: int | None = None) -> DatasetOut:
+    dataset = view.dataset
+    return DatasetOut(
+        project=view.project,
+        name=dataset.name,
+        title=dataset.title,
+        description=dataset.description,
+        storage_class=dataset.storage_class,
+        access=view.access,  # type: ignore[arg-type]
+        mount_path=f"datasets/{view.project}/{dataset.name}",
+        granted_to=sorted(g.project.name for g in dataset.grants) if view.access == "rw" else [],
+        created_at=dataset.created_at,
+        bytes=size,
+    )
+
+
+@router.post(
+    "/datasets",
+    response_model=DatasetOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        400: {"description": "a name or field breaks its rule, or the storage class is unknown"},
+        403: {"description": "the caller is not a member of the project"},
+        404: {"description": "no such project"},
+        409: {"description": "the project already has a dataset of that name"},
+        503: {"description": "the storage class cannot take new datasets right now"},
+    },
+)
+def create_dataset(body: DatasetCreate, caller: ServiceCaller, context: Context) -> DatasetOut:
+    """Create a dataset of a project (its members), with an empty folder in the storage class."""
+    with context.session() as session:
+        view = datasets.create_dataset(
+            session,
+            _roots(context),
+            project=body.project,
+            name=body.name,
+            storage_class=body.storage_class,
+            actor=_actor(caller),
+            title=body.title,
+            description=body.description,
+        )
+        return _out(view)
+
+
+@router.get("/datasets", response_model=DatasetList)
+def list_datasets(caller: ServiceCaller, context: Context) -> DatasetList:
+    """The datasets the caller may read: their projects' (rw) and those granted to their projects (ro)."""
+    with context.session() as session:
+        return DatasetList(datasets=[_out(v) for v in datasets.visible_datasets(session, _actor(caller))])
+
+
+@router.get("/datasets/{project}/{name}", response_model=DatasetOut, responses=_NOT_SEEN)
+def get_dataset(
+    project: ProjectPath, name: DatasetPath, caller: ServiceCaller, context: Context
+) -> DatasetOut:
+    """One dataset, with its size; 404 for a dataset the caller may not read."""
+    roots = _roots(context)
+    with context.session() as session:
+        view = datasets.load_dataset(session, project, name, _actor(caller))
+        folder = roots.folder(view.dataset.storage_class, view.dataset.storage_key)
+        return _out(view, storage.folder_bytes(folder))
+
+
+@router.delete(
+    "/datasets/{project}/{name}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**_NOT_SEEN, **_OWNERS},
+)
+def delete_dataset(
+    project: ProjectPath, name: DatasetPath, caller: ServiceCaller, context: Context
+) -> Response:
+    """Delete a dataset with its files, grants and catalogue items. Owners of its project and administrators."""
+    with context.session() as session:
+        datasets.delete_dataset(session, _roots(context), project, name, actor=_actor(caller))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.put(
+    "/datasets/{project}/{name}/grants/{grantee}",
+    response_model=DatasetOut,
+    responses={**_NOT_SEEN, **_OWNERS, 404: {"description": "no such dataset (that you may see) or project"}},
+)
+def grant(
+    project: ProjectPath, name: DatasetPath, grantee: ProjectPath, caller: ServiceCaller, context: Context
+) -> DatasetOut:
+    """Give every member of project ``grantee`` read access (idempotent). Owners and administrators."""
+    with context.session() as session:
+        return _out(datasets.grant(session, project, name, grantee, actor=_actor(caller)))
+
+
+@router.delete(
+    "/datasets/{project}/{name}/grants/{grantee}",
+    response_model=DatasetOut,
+    responses={**_NOT_SEEN, **_OWNERS, 404: {"description": "no such dataset (that you may see) or grant"}},
+)
+def revoke(
+    project: ProjectPath, name: DatasetPath, grantee: ProjectPath, caller: ServiceCaller, context: Context
+) -> DatasetOut:
+    """Withdraw project ``grantee``'s read access, at once for the API and at the next spawn for servers."""
+    with context.session() as session:
+        return _out(datasets.revoke(session, project, name, grantee, actor=_actor(caller)))
+
+
+@router.get(
+    "/users/{name}/dataset-mounts",
+    response_model=MountList,
+    responses={400: {"description": "the name breaks the account-name rule"}},
+)
+def dataset_mounts(name: AccountNamePath, caller: HubCaller, context: Context) -> MountList:
+    """The hub only: the datasets the user's next server may use, with their folders and modes."""
+    check_account_name(name)
+    with context.session() as session:
+        return MountList(
+            mounts=[
+                MountOut(project=m.project, name=m.name, mode=m.mode, path=str(m.path), gid=m.gid)  # type: ignore[arg-type]
+                for m in datasets.mounts_for(session, _roots(context), name)
+            ]
+        )
