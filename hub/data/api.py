@@ -92,6 +92,9 @@ class MountOut(BaseModel):
 
 class MountList(BaseModel):
     mounts: list[MountOut]
+    roots: list[str] = Field(
+        description="every storage class's root: links into them that are not mounts are stale"
+    )
 
 
 def _actor(caller: Identity) -> projects.Actor:
@@ -222,5 +225,6 @@ def dataset_mounts(name: AccountNamePath, caller: HubCaller, context: Context) -
             mounts=[
                 MountOut(project=m.project, name=m.name, mode=m.mode, path=str(m.path), gid=m.gid)  # type: ignore[arg-type]
                 for m in datasets.mounts_for(session, _roots(context), name)
-            ]
+            ],
+            roots=[str(root) for root in _roots(context).roots.values()],
         )

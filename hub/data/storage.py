@@ -161,7 +161,10 @@ def _acl(rw_perms: int, ro_gid: int | None) -> bytes:
 def _make_root(root: Path) -> None:
     if root.is_symlink():
         raise StorageError(f"the storage root {root} is a symbolic link; give the real folder instead")
-    root.mkdir(mode=0o711, parents=True, exist_ok=True)
+    missing = [folder for folder in (root, *root.parents) if not folder.exists()]
+    for folder in reversed(missing):  # each folder made here is enterable, not listable (the umask is 077)
+        folder.mkdir(mode=0o711, exist_ok=True)
+        os.chmod(folder, 0o711)
     mode = root.stat().st_mode
     if mode & (stat.S_IWGRP | stat.S_IWOTH):
         raise StorageError(f"the storage root {root} is writable by others (mode {oct(stat.S_IMODE(mode))})")
