@@ -271,5 +271,9 @@ def test_the_hub_learns_which_datasets_a_users_next_server_mounts(api, app, proj
     [mount] = mounts.json()["mounts"]
     assert (mount["project"], mount["name"], mount["mode"], mount["gid"]) == ("sea-ice", "daily", "ro", None)
     assert mount["path"] == str(folder_of(app))
-    assert api.get("api/v1/users/carol/dataset-mounts", token="hub-token").json() == {"mounts": []}
+    roots = [str(app.state.context.storage_roots.root(c)) for c in ("ssd", "hdd", "object")]
+    assert api.get("api/v1/users/carol/dataset-mounts", token="hub-token").json() == {
+        "mounts": [],
+        "roots": roots,
+    }
     assert api.get("api/v1/users/eve/dataset-mounts", token="eve-token").status_code == 403
