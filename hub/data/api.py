@@ -6,6 +6,9 @@
 * ``DELETE /datasets/{project}/{name}`` — owners of the project and administrators;
 * ``PUT /datasets/{project}/{name}/grants/{grantee}`` (read access for every member of project ``grantee``),
   ``DELETE`` the same to revoke — owners of the dataset's project and administrators;
+* ``PUT /datasets/{project}/{name}/collection`` (STAC collection metadata: title, description, license, keywords,
+  providers, doi, extent), ``POST /datasets/{project}/{name}/items`` (a STAC item or a FeatureCollection of them),
+  ``DELETE /datasets/{project}/{name}/items/{item}`` — members of the project (``stac.py`` validates);
 * ``GET /users/{name}/dataset-mounts`` — the hub only: what the user's next server may mount, and how.
 
 Rules this module guarantees:
@@ -18,14 +21,15 @@ Rules this module guarantees:
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Response, status
+from fastapi import APIRouter, HTTPException, Path, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from polartep_hub.accounts.api.schemas import AccountNamePath
 from polartep_hub.accounts.store import check_account_name
-from polartep_hub.data import storage
+from polartep_hub.data import stac, storage
 from polartep_hub.data import store as datasets
 from polartep_hub.data.storage import StorageRoots
 from polartep_hub.projects import store as projects
@@ -228,3 +232,99 @@ def dataset_mounts(name: AccountNamePath, caller: HubCaller, context: Context) -
             ],
             roots=[str(root) for root in _roots(context).roots.values()],
         )
+
+
+class Provider(_Body):
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    description: Annotated[str, Field(max_length=2000)] | None = None
+    roles: list[Literal["licensor", "producer", "processor", "host"]] = []
+    url: Annotated[str, Field(max_length=500, pattern=r"^https?://")] | None = None
+
+
+class CollectionMetadata(_Body):
+    title: Annotated[str, Field(max_length=200)] | None = None
+    description: Annotated[str, Field(max_length=8000)] | None = None
+    license: Annotated[str, Field(max_length=100, pattern=r"^[A-Za-z0-9.+-]+$")] = Field(
+        default="proprietary",
+        description="an SPDX identifier (e.g. CC-BY-4.0), or proprietary / various / other",
+    )
+    keywords: Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]], Field(max_length=100)] = (
+        Field(
+            default=[],
+            description="e.g. GCMD science keywords: EARTH SCIENCE > CRYOSPHERE > SEA ICE > SEA ICE CONCENTRATION",
+        )
+    )
+    providers: Annotated[list[Provider], Field(max_length=20)] = []
+    doi: Annotated[str, Field(max_length=250)] | None = Field(
+        default=None, description="e.g. 10.5067/MPYG15WAA4WX"
+    )
+    extent: dict[str, Any] | None = Field(
+        default=None,
+        description="{'spatial': {'bbox': [[w, s, e, n]]}, 'temporal': {'interval': [[start, end]]}}",
+    )
+
+
+class ItemsWritten(BaseModel):
+    collection: str
+    written: int
+
+
+@router.put(
+    "/datasets/{project}/{name}/collection",
+    responses={**_NOT_SEEN, 403: {"description": "read-only access"}},
+)
+def describe_dataset(
+    project: ProjectPath, name: DatasetPath, body: CollectionMetadata, caller: ServiceCaller, context: Context
+) -> dict[str, Any]:
+    """Set the dataset's STAC collection metadata (validated as a whole STAC Collection). Members."""
+    with context.session() as session:
+        view = datasets.load_dataset(session, project, name, _actor(caller))
+        return stac.set_collection_metadata(session, view, body.model_dump(exclude_none=True))
+
+
+@router.post(
+    "/datasets/{project}/{name}/items",
+    response_model=ItemsWritten,
+    responses={**_NOT_SEEN, 403: {"description": "read-only access"}},
+)
+async def add_items(
+    project: ProjectPath, name: DatasetPath, request: Request, caller: ServiceCaller, context: Context
+) -> ItemsWritten:
+    """Add or replace STAC items (one Item, or a FeatureCollection of at most 500), all or nothing. Members."""
+    try:
+        body = await request.json()
+    except ValueError:
+        raise stac.StacInvalid("the body is not JSON") from None
+    if isinstance(body, dict) and body.get("type") == "FeatureCollection":
+        features = body.get("features")
+        if not isinstance(features, list):
+            raise stac.StacInvalid("features: a list of STAC items")
+    else:
+        features = [body]
+
+    def write() -> ItemsWritten:
+        with context.session() as session:
+            view = datasets.load_dataset(session, project, name, _actor(caller))
+            count = stac.put_items(session, view, features)
+            return ItemsWritten(collection=stac.collection_id(project, name), written=count)
+
+    return await run_in_threadpool(write)
+
+
+@router.delete(
+    "/datasets/{project}/{name}/items/{item_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**_NOT_SEEN, 403: {"description": "read-only access"}},
+)
+def remove_item(
+    project: ProjectPath,
+    name: DatasetPath,
+    item_id: Annotated[str, Path(max_length=200)],
+    caller: ServiceCaller,
+    context: Context,
+) -> Response:
+    """Remove one item from the dataset's collection. Members."""
+    with context.session() as session:
+        view = datasets.load_dataset(session, project, name, _actor(caller))
+        stac.delete_item(session, view, item_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

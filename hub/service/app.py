@@ -34,6 +34,7 @@ from polartep_hub.accounts.pages import admin_accounts as admin_accounts_pages
 from polartep_hub.accounts.passwords import Passwords
 from polartep_hub.catalogue import Catalogue
 from polartep_hub.data import api as datasets_api
+from polartep_hub.data import stac_api
 from polartep_hub.data.storage import StorageRoots
 from polartep_hub.gateway.admin_client import GatewayAdmin
 from polartep_hub.projects import api as projects_api
@@ -172,6 +173,7 @@ def create_app(
         (plans_api.router, f"{prefix}/api/v1"),
         (projects_api.router, f"{prefix}/api/v1"),
         (datasets_api.router, f"{prefix}/api/v1"),
+        (stac_api.router, f"{prefix}/stac"),
         (admin_accounts_pages.router, prefix),
         (pages.static_router, prefix),
         (usage_api.router, f"{prefix}/api/v1"),

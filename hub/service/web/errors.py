@@ -44,6 +44,7 @@ from polartep_hub.accounts import entitlements as subscriptions
 from polartep_hub.accounts import login as login_throttle
 from polartep_hub.accounts import oidc as oidc_accounts
 from polartep_hub.accounts import store as accounts
+from polartep_hub.data import stac
 from polartep_hub.data import store as datasets
 from polartep_hub.projects import store as projects
 from polartep_hub.service.web import access
@@ -111,6 +112,8 @@ ERROR_STATUS: Mapping[type[Exception], int] = {
     datasets.DatasetForbidden: 403,
     datasets.GrantNotFound: 404,
     datasets.StorageUnavailable: 503,
+    stac.StacInvalid: 400,
+    stac.StacNotFound: 404,
 }
 
 # A stable word for programs beside the message (the hub's login page reads it).
