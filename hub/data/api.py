@@ -80,6 +80,7 @@ class DatasetOut(BaseModel):
     granted_to: list[str] = Field(description="projects with read access (shown to the owning project only)")
     created_at: datetime
     bytes: int | None = Field(default=None, description="bytes held (single-dataset answers only)")
+    folder: str | None = Field(default=None, description="the hub only: the dataset's folder on the host")
 
 
 class DatasetList(BaseModel):
@@ -113,7 +114,7 @@ def _roots(context: ServiceContext) -> StorageRoots:
     return context.storage_roots
 
 
-def _out(view: datasets.DatasetView, size: int | None = None) -> DatasetOut:
+def _out(view: datasets.DatasetView, size: int | None = None, folder: str | None = None) -> DatasetOut:
     dataset = view.dataset
     return DatasetOut(
         project=view.project,
@@ -126,6 +127,7 @@ def _out(view: datasets.DatasetView, size: int | None = None) -> DatasetOut:
         granted_to=sorted(g.project.name for g in dataset.grants) if view.access == "rw" else [],
         created_at=dataset.created_at,
         bytes=size,
+        folder=folder,
     )
 
 
@@ -173,7 +175,8 @@ def get_dataset(
     with context.session() as session:
         view = datasets.load_dataset(session, project, name, _actor(caller))
         folder = roots.folder(view.dataset.storage_class, view.dataset.storage_key)
-        return _out(view, storage.folder_bytes(folder))
+        # The host path is the platform's business: only the hub (and the operator's CLI, as the hub) learns it.
+        return _out(view, storage.folder_bytes(folder), str(folder) if caller.is_hub else None)
 
 
 @router.delete(

@@ -31,6 +31,13 @@ from polartep_hub.service.web.identity import Identity
 
 router = APIRouter()
 
+
+class GeoJSONResponse(JSONResponse):
+    """Items and item collections are GeoJSON (``application/geo+json``), as STAC API says."""
+
+    media_type = "application/geo+json"
+
+
 CONFORMANCE = [
     "https://api.stacspec.org/v1.0.0/core",
     "https://api.stacspec.org/v1.0.0/collections",
@@ -104,7 +111,7 @@ def _item_out(item: dict[str, Any], base: str) -> dict[str, Any]:
 
 
 def _json(body: dict[str, Any], media: str = "application/json") -> JSONResponse:
-    return JSONResponse(body, media_type=media)
+    return GeoJSONResponse(body) if media == GEOJSON else JSONResponse(body)
 
 
 @router.get("/", responses=_BAD)
@@ -270,7 +277,7 @@ def _get_next_link(request: Request, next_token: int | None) -> dict[str, Any] |
     return _link("next", str(request.url.include_query_params(token=str(next_token))), GEOJSON, method="GET")
 
 
-@router.get("/search", responses=_BAD)
+@router.get("/search", responses=_BAD, response_class=GeoJSONResponse)
 def search_get(request: Request, actor: StacActor, context: Context) -> JSONResponse:
     """Item search with query parameters."""
     query = _parse_query(dict(request.query_params))
@@ -280,7 +287,7 @@ def search_get(request: Request, actor: StacActor, context: Context) -> JSONResp
     return _item_collection(items, next_token, base, str(request.url), _get_next_link(request, next_token))
 
 
-@router.post("/search", responses=_BAD)
+@router.post("/search", responses=_BAD, response_class=GeoJSONResponse)
 async def search_post(request: Request, actor: StacActor, context: Context) -> JSONResponse:
     """Item search with a JSON body; the next page is a POST of the same body with ``token``."""
     try:
@@ -310,7 +317,9 @@ async def search_post(request: Request, actor: StacActor, context: Context) -> J
     return _item_collection(items, next_token, base, f"{base}/search", next_link)
 
 
-@router.get("/collections/{collection_id}/items", responses={**_BAD, **_NOT_SEEN})
+@router.get(
+    "/collections/{collection_id}/items", responses={**_BAD, **_NOT_SEEN}, response_class=GeoJSONResponse
+)
 def items(collection_id: str, request: Request, actor: StacActor, context: Context) -> JSONResponse:
     """The items of one collection (``limit``, ``bbox``, ``datetime``, ``token``)."""
     params = dict(request.query_params)
@@ -325,7 +334,9 @@ def items(collection_id: str, request: Request, actor: StacActor, context: Conte
     return _item_collection(found, next_token, base, str(request.url), _get_next_link(request, next_token))
 
 
-@router.get("/collections/{collection_id}/items/{item_id}", responses=_NOT_SEEN)
+@router.get(
+    "/collections/{collection_id}/items/{item_id}", responses=_NOT_SEEN, response_class=GeoJSONResponse
+)
 def item(
     collection_id: str, item_id: str, request: Request, actor: StacActor, context: Context
 ) -> JSONResponse:

@@ -19,6 +19,7 @@ their real code paths; the identity seam is ``FakeIdentityProvider`` as in every
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -75,9 +76,19 @@ def database_url(postgres_database: str) -> Iterator[str]:
 
 @pytest.fixture
 def contract_app(
-    database_url: str, catalogue: Catalogue, fake_hub: FakeIdentityProvider, fast_passwords: Passwords
+    database_url: str,
+    catalogue: Catalogue,
+    fake_hub: FakeIdentityProvider,
+    fast_passwords: Passwords,
+    tmp_path: Path,
 ) -> Iterator[FastAPI]:
-    config = ServiceConfig(prefix=PREFIX, database_url=database_url, default_plan="trial", admin_user="ada")
+    config = ServiceConfig(
+        prefix=PREFIX,
+        database_url=database_url,
+        default_plan="trial",
+        admin_user="ada",
+        datasets_dir=str(tmp_path / "data"),
+    )
     hub = ContractHub()
     hub.users.update({"alice", "bob", "ada", "dora"})
     app = create_app(config, catalogue, identity_provider=fake_hub, passwords=fast_passwords, hub_api=hub)  # type: ignore[arg-type]
