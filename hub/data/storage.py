@@ -18,6 +18,8 @@ Rules this module guarantees:
   members and read for granted projects, whatever the umask. Nobody is added to these groups in ``/etc/group``:
   the spawner gives a server's processes the gids it may use for that spawn (``os.setgroups``), so a revocation
   takes effect at the next spawn and nothing else ever carries the group.
+* **Docker and Swarm modes**: folders are 0700 and owned by the containers' user (1000:1000); a container gets a
+  folder only as a bind mount, read-only for granted projects (``spawners/dataset_mounts.docker_binds``).
 * **Without system users** (single-user local mode) folders are 0700 and the platform's own.
 * ``dataset_bytes`` counts the bytes of a dataset's folder without following symbolic links.
 
@@ -50,6 +52,8 @@ _ACL_VERSION = 2
 _ACL_USER_OBJ, _ACL_GROUP_OBJ, _ACL_GROUP, _ACL_MASK, _ACL_OTHER = 0x01, 0x04, 0x08, 0x10, 0x20
 _ACL_UNDEFINED_ID = 0xFFFFFFFF
 MAX_GROUP_NAME = 32
+# The user servers run as in the images (images/*/Dockerfile; DockerProfileSpawner.container_user).
+CONTAINER_OWNER = (1000, 1000)
 
 
 class StorageError(RuntimeError):
@@ -62,15 +66,27 @@ class StorageRoots:
 
     roots: Mapping[str, Path]
     group_prefix: str = ""  # "" without system users: folders are the platform's own (0700)
+    # Docker and Swarm modes: the uid:gid servers run as in their containers (the images' user, 1000:1000), who
+    # owns every dataset folder; which container sees which folder, and read-only or not, is the mounts' business.
+    container_owner: tuple[int, int] | None = None
 
     @classmethod
     def from_settings(
-        cls, classes: list[str], datasets_dir: str, overrides: str = "", group_prefix: str = ""
+        cls,
+        classes: list[str],
+        datasets_dir: str,
+        overrides: str = "",
+        group_prefix: str = "",
+        container_owner: tuple[int, int] | None = None,
     ) -> StorageRoots:
         """Roots for ``classes``: ``overrides`` (``class=path,...``) first, then ``<datasets_dir>/<class>``."""
         named = parse_roots(overrides, classes)
         roots = {c: named.get(c, Path(datasets_dir) / c) for c in classes}
-        return cls(roots={c: Path(os.path.abspath(p)) for c, p in roots.items()}, group_prefix=group_prefix)
+        return cls(
+            roots={c: Path(os.path.abspath(p)) for c, p in roots.items()},
+            group_prefix=group_prefix,
+            container_owner=container_owner,
+        )
 
     def root(self, storage_class: str) -> Path:
         try:
@@ -186,6 +202,9 @@ def create_folder(roots: StorageRoots, storage_class: str, storage_key: str, dat
             path = f"/proc/self/fd/{fd}"
             os.setxattr(path, "system.posix_acl_access", _acl(7, ro_gid))
             os.setxattr(path, "system.posix_acl_default", _acl(7, ro_gid))
+        elif roots.container_owner is not None:
+            os.fchown(fd, *roots.container_owner)
+            os.fchmod(fd, 0o700)
         else:
             os.fchmod(fd, 0o700)
     finally:

@@ -35,7 +35,7 @@ from polartep_hub.accounts.passwords import Passwords
 from polartep_hub.catalogue import Catalogue
 from polartep_hub.data import api as datasets_api
 from polartep_hub.data import stac_api
-from polartep_hub.data.storage import StorageRoots
+from polartep_hub.data.storage import CONTAINER_OWNER, StorageRoots
 from polartep_hub.gateway.admin_client import GatewayAdmin
 from polartep_hub.projects import api as projects_api
 from polartep_hub.projects.groups import ProjectGroupSync, Reconciler
@@ -66,6 +66,7 @@ def dataset_storage_roots(config: ServiceConfig, catalogue: Catalogue) -> Storag
             config.dataset_roots,
             # With system users each dataset gets its system groups (local mode only: containers get mounts).
             group_prefix=config.home_folder_prefix if config.mode == "local" else "",
+            container_owner=CONTAINER_OWNER if config.mode in ("docker", "swarm") else None,
         )
     except ValueError as error:
         raise ConfigError(f"POLARTEP_DATASET_ROOTS: {error}") from None
