@@ -33,6 +33,9 @@ class Dataset(Base):
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="", server_default="")
     stac_collection: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
+    # The longest time span of any of its items (end - start, seconds): searches bound the start time from below
+    # with it, so the (collection, start) index is read as a range on both sides (stac.search).
+    max_item_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     project: Mapped[Project] = relationship()
