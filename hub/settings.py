@@ -695,7 +695,8 @@ class PlatformSettings(Configurable):
         "",
         help="Root folders of single storage classes, as class=/absolute/path separated by commas (e.g. "
         "'ssd=/mnt/ssd/datasets,hdd=/mnt/hdd/datasets'); a class not named keeps its datasets under "
-        "datasets_dir. Env: POLARTEP_DATASET_ROOTS.",
+        "datasets_dir. A root belongs to one platform: folders in it that no dataset holds are removed at start-up. "
+        "Env: POLARTEP_DATASET_ROOTS.",
         config=True,
     ).tag(env="POLARTEP_DATASET_ROOTS")
 

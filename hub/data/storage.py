@@ -251,3 +251,36 @@ def folder_bytes(folder: Path) -> int:
             except OSError:
                 continue
     return total
+
+
+def sweep_orphans(roots: StorageRoots, keys_in_use: set[str], ids_in_use: set[int]) -> list[str]:
+    """Remove dataset folders whose key no row holds and dataset groups of ids no row holds; returns what went.
+
+    Rows go without their folders when a project is deleted (the database cascades) or when a crash falls between a
+    deletion's commit and its folder's removal. Only entries that look like the platform's own are touched: 32-hex
+    folders directly in a root (never through a symbolic link) and groups named ``<prefix>ds<id>-rw|-ro``. Run it
+    only while no dataset is being created (the service does at start-up, before it answers), since a new dataset's
+    folder exists a moment before its row is committed.
+    """
+    removed: list[str] = []
+    for storage_class, root in roots.roots.items():
+        if root.is_symlink() or not root.is_dir():
+            continue
+        for entry in os.scandir(root):
+            name = entry.name
+            if name in keys_in_use or len(name) != 32 or any(c not in "0123456789abcdef" for c in name):
+                continue
+            if entry.is_symlink() or not entry.is_dir(follow_symlinks=False):
+                continue
+            remove_folder(StorageRoots(roots={storage_class: root}), storage_class, name, -1)
+            removed.append(str(root / name))
+    if roots.group_prefix:
+        stem = f"{roots.group_prefix}ds"
+        for group in grp.getgrall():
+            rest = group.gr_name.removeprefix(stem)
+            if rest == group.gr_name or not rest.endswith(("-rw", "-ro")) or not rest[:-3].isdigit():
+                continue
+            if int(rest[:-3]) not in ids_in_use:
+                delete_group(group.gr_name)
+                removed.append(group.gr_name)
+    return removed

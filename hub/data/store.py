@@ -16,7 +16,8 @@ Rules this module guarantees:
   (``mounts_for``, read by the spawner).
 * Creation commits the row only once the folder exists (``storage.create_folder``); if the folder cannot be made
   the row is rolled back, and a folder made for a row that then fails to commit is removed. Deletion commits first
-  and removes the folder afterwards (a folder left by a crash holds no row and is unreachable by key).
+  and removes the folder afterwards; folders and groups whose rows are gone (a crash in between, or a deleted
+  project, whose datasets the database cascades) are swept when the service starts (``sweep_orphans``).
 """
 
 from __future__ import annotations
@@ -338,3 +339,13 @@ def dataset_bytes(session: Session, roots: StorageRoots, *, project: str | None 
         f"{d.project.name}/{d.name}": storage.folder_bytes(roots.folder(d.storage_class, d.storage_key))
         for d in session.scalars(query)
     }
+
+
+def sweep_orphans(session: Session, roots: StorageRoots) -> list[str]:
+    """Remove the folders and groups of datasets that no longer have a row (``storage.sweep_orphans``)."""
+    keys = set(session.scalars(select(Dataset.storage_key)))
+    ids = set(session.scalars(select(Dataset.id)))
+    removed = storage.sweep_orphans(roots, keys, ids)
+    if removed:
+        log.info("removed %d folders and groups of datasets that no longer exist", len(removed))
+    return removed

@@ -35,6 +35,7 @@ from polartep_hub.accounts.passwords import Passwords
 from polartep_hub.catalogue import Catalogue
 from polartep_hub.data import api as datasets_api
 from polartep_hub.data import stac_api
+from polartep_hub.data import store as datasets_store
 from polartep_hub.data.storage import CONTAINER_OWNER, StorageRoots
 from polartep_hub.gateway.admin_client import GatewayAdmin
 from polartep_hub.projects import api as projects_api
@@ -115,6 +116,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Before the first request: folders and groups of datasets deleted with their project (data/storage.py).
+        with context.session() as session:
+            try:
+                datasets_store.sweep_orphans(session, context.storage_roots)
+            except OSError as error:
+                log.error("could not sweep the datasets' folders: %s", error)
         # Erasures interrupted by a crash or a hub outage are finished by this loop (personal_data.py).
         reconciler = asyncio.create_task(personal_data.reconcile_erasures(context)) if hub_api else None
         if context.reconciler is not None:

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, select
 
 from polartep_hub.data.models import Dataset
-from polartep_hub.data.store import dataset_bytes
+from polartep_hub.data.store import dataset_bytes, sweep_orphans
 from tests.helpers.service_fakes import user
 
 DATASETS = "api/v1/datasets"
@@ -277,3 +277,18 @@ def test_the_hub_learns_which_datasets_a_users_next_server_mounts(api, app, proj
         "roots": roots,
     }
     assert api.get("api/v1/users/eve/dataset-mounts", token="eve-token").status_code == 403
+
+
+def test_folders_of_datasets_deleted_with_their_project_are_swept_at_start(api, app, projects, tmp_path):
+    assert create(api).status_code == 201
+    assert create(api, name="keep", project="glaciers", token="eve-token").status_code == 201
+    gone, kept = folder_of(app), folder_of(app, "keep")
+    (gone / "data.nc").write_bytes(b"x")
+    stray = tmp_path / "data" / "hdd" / "not-ours"
+    stray.mkdir()
+    assert api.request("DELETE", "api/v1/projects/sea-ice", token="alice-token").status_code == 204
+    assert rows(app) == 1 and gone.exists()  # the database cascaded; the folder is still there
+    with app.state.context.session() as session:
+        removed = sweep_orphans(session, app.state.context.storage_roots)
+    assert removed == [str(gone)]
+    assert not gone.exists() and kept.exists() and stray.exists()
