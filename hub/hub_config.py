@@ -132,6 +132,9 @@ def platform_service_definition(settings: PlatformSettings) -> dict[str, Any]:
             # datasets' system groups.
             "POLARTEP_DATASETS_DIR": settings.datasets_dir,
             "POLARTEP_DATASET_ROOTS": settings.dataset_roots,
+            # Federated STAC search (data/federation.py).
+            "POLARTEP_STAC_PEERS": settings.stac_peers,
+            "POLARTEP_STAC_PEER_TIMEOUT": str(settings.stac_peer_timeout),
             "PYTHONUNBUFFERED": "1",
         },
     }

@@ -704,6 +704,32 @@ class PlatformSettings(Configurable):
     def _dataset_roots_default(self) -> str:
         return env_setting("dataset_roots", settings=self)
 
+    stac_peers = Unicode(
+        "",
+        help="Other STAC APIs that every search of the platform's catalogue also asks (federated search), as "
+        "name=URL of the API's root separated by commas (e.g. 'earth-search=https://earth-search.aws.element84.com/v1/'). "
+        "They are asked anonymously, or with a token written as https://TOKEN@host/...; their items come back marked "
+        "with the peer's name. Env: POLARTEP_STAC_PEERS.",
+        config=True,
+    ).tag(env="POLARTEP_STAC_PEERS")
+
+    @default("stac_peers")
+    def _stac_peers_default(self) -> str:
+        return env_setting("stac_peers", settings=self)
+
+    stac_peer_timeout = Float(
+        3.0,
+        min=0.1,
+        max=60.0,
+        help="Seconds a federated search waits for each STAC peer; a slower or dead peer is left out of that answer "
+        "(and named in it). Env: POLARTEP_STAC_PEER_TIMEOUT.",
+        config=True,
+    ).tag(env="POLARTEP_STAC_PEER_TIMEOUT")
+
+    @default("stac_peer_timeout")
+    def _stac_peer_timeout_default(self) -> float:
+        return env_setting("stac_peer_timeout", settings=self)
+
     idle_timeout = Integer(
         3600,
         min=0,

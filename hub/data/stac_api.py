@@ -13,11 +13,14 @@ Rules this module guarantees:
   JupyterHub token, or the browser session for GET); anonymous callers see the landing page and no collection.
 * Bad parameters (a malformed or out-of-range bbox or datetime, an unknown field, ``intersects``) answer 400 naming
   the parameter and the rule; ``limit`` above ``stac.MAX_LIMIT`` is lowered to it, as STAC API says.
+* **Federated search** (``federation.py``): where peers are configured, the first page of a search also holds the
+  peers' items, each marked with its origin, and says how each peer answered (``polartep:peers``).
 * Links are absolute, built from the address the request came to, so standard clients (pystac-client) follow them.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
@@ -26,6 +29,7 @@ from starlette.concurrency import run_in_threadpool
 
 from polartep_hub.data import stac
 from polartep_hub.data import store as datasets
+from polartep_hub.data.federation import FEDERATED_HEADER, ORIGIN, ask_peers
 from polartep_hub.service.web.access import Context, optional_identity
 from polartep_hub.service.web.identity import Identity
 
@@ -255,20 +259,28 @@ def _parse_query(params: dict[str, Any]) -> stac.Search:
 
 
 def _item_collection(
-    items: list[dict[str, Any]], next_token: int | None, base: str, self_href: str, next_link: dict | None
+    items: list[dict[str, Any]],
+    next_token: int | None,
+    base: str,
+    self_href: str,
+    next_link: dict | None,
+    peers: dict[str, str] | None = None,
 ) -> JSONResponse:
     links = [_link("self", self_href, GEOJSON), _link("root", f"{base}/")]
     if next_token is not None and next_link is not None:
         links.append(next_link)
-    return _json(
-        {
-            "type": "FeatureCollection",
-            "features": [_item_out(i, base) for i in items],
-            "links": links,
-            "numberReturned": len(items),
-        },
-        GEOJSON,
-    )
+    body: dict[str, Any] = {
+        "type": "FeatureCollection",
+        # A peer's items keep the peer's own links: they are the peer's to resolve.
+        "features": [
+            i if i["properties"].get(ORIGIN, "local") != "local" else _item_out(i, base) for i in items
+        ],
+        "links": links,
+        "numberReturned": len(items),
+    }
+    if peers is not None:
+        body["polartep:peers"] = peers
+    return _json(body, GEOJSON)
 
 
 def _get_next_link(request: Request, next_token: int | None) -> dict[str, Any] | None:
@@ -277,14 +289,44 @@ def _get_next_link(request: Request, next_token: int | None) -> dict[str, Any] |
     return _link("next", str(request.url.include_query_params(token=str(next_token))), GEOJSON, method="GET")
 
 
+async def _search(
+    request: Request, actor: datasets.Actor, context: Any, params: dict[str, Any], query: stac.Search
+) -> tuple[list[dict[str, Any]], int | None, dict[str, str] | None]:
+    """The platform's page, and on a first page (not asked by a peer) the peers' items (``federation.py``)."""
+
+    def local() -> tuple[list[dict[str, Any]], int | None]:
+        with context.session() as session:
+            return stac.search(session, actor, query)
+
+    federate = bool(context.stac_peers) and query.after == 0 and FEDERATED_HEADER not in request.headers
+    if not federate:
+        items, next_token = await run_in_threadpool(local)
+        return items, next_token, None
+    fields = {key: value for key, value in params.items() if key != "token"}
+    for name in ("bbox", "collections", "ids"):
+        if isinstance(fields.get(name), str):
+            fields[name] = fields[name].split(",")
+    if fields.get("bbox") is not None:
+        fields["bbox"] = [float(v) for v in fields["bbox"]]
+    fields["limit"] = query.limit
+    (items, next_token), (remote, outcomes) = await asyncio.gather(
+        run_in_threadpool(local),
+        ask_peers(context.stac_peers, fields, query.limit, context.config.stac_peer_timeout),
+    )
+    marked = [{**item, "properties": {**item["properties"], ORIGIN: "local"}} for item in items]
+    return marked + remote, next_token, outcomes
+
+
 @router.get("/search", responses=_BAD, response_class=GeoJSONResponse)
-def search_get(request: Request, actor: StacActor, context: Context) -> JSONResponse:
-    """Item search with query parameters."""
-    query = _parse_query(dict(request.query_params))
-    with context.session() as session:
-        items, next_token = stac.search(session, actor, query)
+async def search_get(request: Request, actor: StacActor, context: Context) -> JSONResponse:
+    """Item search with query parameters (and the configured peers' items on the first page)."""
+    params = dict(request.query_params)
+    query = _parse_query(params)
+    items, next_token, peers = await _search(request, actor, context, params, query)
     base = _base(request, context)
-    return _item_collection(items, next_token, base, str(request.url), _get_next_link(request, next_token))
+    return _item_collection(
+        items, next_token, base, str(request.url), _get_next_link(request, next_token), peers
+    )
 
 
 @router.post("/search", responses=_BAD, response_class=GeoJSONResponse)
@@ -297,12 +339,7 @@ async def search_post(request: Request, actor: StacActor, context: Context) -> J
     if not isinstance(body, dict):
         raise stac.StacInvalid("the body is a JSON object of search fields")
     query = _parse_query(body)
-
-    def run() -> tuple[list[dict[str, Any]], int | None]:
-        with context.session() as session:
-            return stac.search(session, actor, query)
-
-    items, next_token = await run_in_threadpool(run)
+    items, next_token, peers = await _search(request, actor, context, body, query)
     base = _base(request, context)
     next_link = None
     if next_token is not None:
@@ -314,7 +351,7 @@ async def search_post(request: Request, actor: StacActor, context: Context) -> J
             body={**body, "token": str(next_token)},
             merge=False,
         )
-    return _item_collection(items, next_token, base, f"{base}/search", next_link)
+    return _item_collection(items, next_token, base, f"{base}/search", next_link, peers)
 
 
 @router.get(

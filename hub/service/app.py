@@ -36,6 +36,7 @@ from polartep_hub.catalogue import Catalogue
 from polartep_hub.data import api as datasets_api
 from polartep_hub.data import stac_api
 from polartep_hub.data import store as datasets_store
+from polartep_hub.data.federation import parse_peers
 from polartep_hub.data.storage import CONTAINER_OWNER, StorageRoots
 from polartep_hub.gateway.admin_client import GatewayAdmin
 from polartep_hub.projects import api as projects_api
@@ -106,6 +107,10 @@ def create_app(
     )
     context.outbox = MailOutbox(context.sessions, config.mail)
     context.storage_roots = dataset_storage_roots(config, catalogue)
+    try:
+        context.stac_peers = parse_peers(config.stac_peers)
+    except ValueError as error:
+        raise ConfigError(f"POLARTEP_STAC_PEERS: {error}") from None
     if config.single_user:
         accounts.refuse_accounts_but(context.sessions, config.admin_user)
     if config.gateway_api_url and config.hub_api_token:

@@ -166,6 +166,9 @@ class ServiceConfig:
     # working directory, as in tests) and the per-class roots (class=/path,...).
     datasets_dir: str = ""
     dataset_roots: str = ""
+    # Federated STAC search (data/federation.py): name=URL,... and the wait for each peer.
+    stac_peers: str = _hub_default("stac_peers")
+    stac_peer_timeout: float = _hub_default("stac_peer_timeout")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceConfig:
@@ -257,6 +260,8 @@ class ServiceConfig:
             home_folder_prefix=environ.get("POLARTEP_HOME_FOLDER_PREFIX", "").strip(),
             datasets_dir=environ.get("POLARTEP_DATASETS_DIR", "").strip(),
             dataset_roots=hub_setting("dataset_roots", environ),
+            stac_peers=hub_setting("stac_peers", environ),
+            stac_peer_timeout=hub_setting("stac_peer_timeout", environ),
         )
 
     def home_folder(self, name: str) -> str:
