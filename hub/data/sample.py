@@ -14,6 +14,9 @@ September), never observations. Files are deterministic: the same day gives the 
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
@@ -136,15 +139,27 @@ def days_from(start: date, count: int) -> Iterator[date]:
 
 
 def write_sample(folder: Path, start: date, days: int) -> list[Path]:
-    """Write ``days`` daily files from ``start`` into ``folder`` (each written to a temporary name and renamed, so
-    a crash never leaves half a file under a real name); returns their paths."""
+    """Write ``days`` daily files from ``start`` into ``folder``; returns their paths.
+
+    The command runs as root, and the dataset's members may write into ``folder``: a link they plant under a file's
+    name must never be written through. So each file is written in a staging folder of our own beside the dataset's
+    (in the storage root, where users cannot write; same file system) and then renamed into place: a rename replaces
+    a link at the destination instead of following it, and a crash never leaves half a file under a real name.
+    """
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder.parent))
     written = []
-    for day in days_from(start, days):
-        path = folder / file_name(day)
-        partial = path.with_suffix(".nc.partial")
-        day_dataset(day).to_netcdf(partial, engine="h5netcdf", encoding=_encoding())
-        partial.replace(path)
-        written.append(path)
+    try:
+        for day in days_from(start, days):
+            partial = staging / file_name(day)
+            day_dataset(day).to_netcdf(partial, engine="h5netcdf", encoding=_encoding())
+            os.chmod(
+                partial, 0o664
+            )  # readable by the dataset's groups once in place (its ACL applies to new files only)
+            path = folder / file_name(day)
+            os.replace(partial, path)
+            written.append(path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return written
 
 

@@ -82,3 +82,18 @@ def test_each_days_stac_item_is_valid():
     )
     served = {**item, "collection": "sea-ice:seaice-sample", "links": [{"rel": "collection", "href": "."}]}
     assert stac_schemas.first_error(stac_schemas.ITEM_SCHEMA, served) is None
+
+
+def test_a_link_a_member_planted_under_a_files_name_is_replaced_not_written_through(tmp_path):
+    root = tmp_path / "root"
+    folder = root / ("a" * 32)
+    folder.mkdir(parents=True)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("the platform's secret")
+    day = date(2024, 1, 1)
+    (folder / sample.file_name(day)).symlink_to(victim)
+    (folder / (sample.file_name(day) + ".partial")).symlink_to(victim)
+    [written] = sample.write_sample(folder, day, 1)
+    assert victim.read_text() == "the platform's secret"
+    assert written.is_file() and not written.is_symlink()
+    assert [p.name for p in root.iterdir()] == ["a" * 32]  # the staging folder is gone
