@@ -153,3 +153,38 @@ def test_revocation_refuses_the_api_at_once_and_the_folder_at_the_next_spawn(pla
         "error": None,
         "result": False,
     }
+
+
+CLUSTER_READ = """
+import errno, json
+from dask_gateway import Gateway
+
+def read(path):
+    try:
+        with open(path) as f:
+            return {"error": None, "result": f.read()}
+    except OSError as e:
+        return {"error": type(e).__name__, "errno": errno.errorcode.get(e.errno)}
+
+gateway = Gateway()
+cluster = gateway.new_cluster()
+try:
+    cluster.scale(1)
+    client = cluster.get_client()
+    client.wait_for_workers(1, timeout=120)
+    print(json.dumps(client.submit(read, PATH, pure=False).result(timeout=60)))
+finally:
+    cluster.shutdown()
+"""
+
+
+def test_dask_workers_read_what_their_users_server_reads_and_nothing_more(platform, scene):
+    path = os.path.join(scene["folder"], "for-workers.txt")
+    written = attack(
+        platform, scene["member"], f"attempt(lambda: write({scene['link'] + '/for-workers.txt'!r}, 'w'))"
+    )
+    assert written == {"error": None, "result": "written"}
+    member = run_inside_server(platform, scene["member"], CLUSTER_READ.replace("PATH", repr(path)))
+    assert member == {"error": None, "result": "w"}
+    stranger = run_inside_server(platform, scene["stranger"], CLUSTER_READ.replace("PATH", repr(path)))
+    assert stranger == {"error": "PermissionError", "errno": "EACCES"}
