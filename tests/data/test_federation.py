@@ -9,9 +9,11 @@ instance of the platform service (its own database and data) served over HTTP by
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 
 import pytest
@@ -24,8 +26,9 @@ from polartep_hub.service.config import ServiceConfig
 from polartep_hub.service.db import upgrade_to_head
 from tests.helpers.service_fakes import PREFIX, ApiClient, FakeIdentityProvider
 
-with __import__("warnings").catch_warnings():
-    __import__("warnings").filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+with warnings.catch_warnings():
+    # Starlette 1.x prefers the httpx2 package for its test client; httpx (a declared dependency) works the same.
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from fastapi.testclient import TestClient
 
 PEER_TIMEOUT = 1.5
@@ -102,8 +105,6 @@ def silent_peer() -> Iterator[str]:
 
 @pytest.fixture
 def service_config(service_config, peer, silent_peer):
-    import dataclasses
-
     closed = free_port()  # nothing listens there
     peers = f"twin={peer},silent={silent_peer},closed=http://127.0.0.1:{closed}/stac/"
     return dataclasses.replace(service_config, stac_peers=peers, stac_peer_timeout=PEER_TIMEOUT)
