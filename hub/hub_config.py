@@ -139,6 +139,13 @@ def platform_service_definition(settings: PlatformSettings) -> dict[str, Any]:
             "POLARTEP_PROCESSOR_GATEWAY_URL": f"http://{settings.container_host}:{settings.gateway_port}{GATEWAY_PREFIX}",
             "POLARTEP_PROCESSOR_GATEWAY_PROXY": f"gateway://{settings.container_host}:{settings.gateway_tcp_port}",
             "POLARTEP_PROCESSOR_RUN_WARM_SECONDS": str(settings.processor_run_warm_seconds),
+            # Datasets (data/storage.py): the root of each storage class; with system users, the prefix of the
+            # datasets' system groups.
+            "POLARTEP_DATASETS_DIR": settings.datasets_dir,
+            "POLARTEP_DATASET_ROOTS": settings.dataset_roots,
+            # Federated STAC search (data/federation.py).
+            "POLARTEP_STAC_PEERS": settings.stac_peers,
+            "POLARTEP_STAC_PEER_TIMEOUT": str(settings.stac_peer_timeout),
             "PYTHONUNBUFFERED": "1",
         },
     }

@@ -243,3 +243,11 @@ class PlatformClient:
         if code != 200 or not isinstance(payload, dict) or not isinstance(payload.get("projects"), list):
             raise HTTPError(503, f"Could not look up the projects of {username} (HTTP {code}).")
         return [str(name) for name in payload["projects"]]
+
+    async def dataset_mounts(self, username: str) -> dict[str, Any]:
+        """The datasets ``username``'s next server may use (``mounts``: folder, ``rw``/``ro``, group) and the
+        storage ``roots``: ``data/api.py``."""
+        code, payload = await self._request("GET", f"users/{quote(username, safe='')}/dataset-mounts")
+        if code != 200 or not isinstance(payload, dict) or not isinstance(payload.get("mounts"), list):
+            raise HTTPError(503, f"Could not look up the datasets of {username} (HTTP {code}).")
+        return payload

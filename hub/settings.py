@@ -676,6 +676,60 @@ class PlatformSettings(Configurable):
         )
         return str(Path(_env("POLARTEP_DASK_CLUSTERS_DIR", fallback)).resolve())
 
+    datasets_dir = Unicode(
+        help="The folder under which each storage class of the catalogue keeps its datasets, <datasets_dir>/<class> "
+        "(unless dataset_roots names another root for the class). Outside state_dir with system users, whose "
+        "servers must reach the datasets they may use. Default: HOMES_DIR/.datasets with system users, "
+        "STATE_DIR/data otherwise. Env: POLARTEP_DATASETS_DIR.",
+        config=True,
+    )
+
+    @default("datasets_dir")
+    def _datasets_dir_default(self) -> str:
+        fallback = (
+            str(Path(self.homes_dir) / ".datasets") if self.isolates_users else str(self.state_path / "data")
+        )
+        return str(Path(_env("POLARTEP_DATASETS_DIR", fallback)).resolve())
+
+    dataset_roots = Unicode(
+        "",
+        help="Root folders of single storage classes, as class=/absolute/path separated by commas (e.g. "
+        "'ssd=/mnt/ssd/datasets,hdd=/mnt/hdd/datasets'); a class not named keeps its datasets under "
+        "datasets_dir. A root belongs to one platform: folders in it that no dataset holds are removed at start-up. "
+        "Env: POLARTEP_DATASET_ROOTS.",
+        config=True,
+    ).tag(env="POLARTEP_DATASET_ROOTS")
+
+    @default("dataset_roots")
+    def _dataset_roots_default(self) -> str:
+        return env_setting("dataset_roots", settings=self)
+
+    stac_peers = Unicode(
+        "",
+        help="Other STAC APIs that every search of the platform's catalogue also asks (federated search), as "
+        "name=URL of the API's root separated by commas (e.g. 'earth-search=https://earth-search.aws.element84.com/v1/'). "
+        "They are asked anonymously, or with a token written as https://TOKEN@host/...; their items come back marked "
+        "with the peer's name. Env: POLARTEP_STAC_PEERS.",
+        config=True,
+    ).tag(env="POLARTEP_STAC_PEERS")
+
+    @default("stac_peers")
+    def _stac_peers_default(self) -> str:
+        return env_setting("stac_peers", settings=self)
+
+    stac_peer_timeout = Float(
+        3.0,
+        min=0.1,
+        max=60.0,
+        help="Seconds a federated search waits for each STAC peer; a slower or dead peer is left out of that answer "
+        "(and named in it). Env: POLARTEP_STAC_PEER_TIMEOUT.",
+        config=True,
+    ).tag(env="POLARTEP_STAC_PEER_TIMEOUT")
+
+    @default("stac_peer_timeout")
+    def _stac_peer_timeout_default(self) -> float:
+        return env_setting("stac_peer_timeout", settings=self)
+
     idle_timeout = Integer(
         3600,
         min=0,
@@ -921,7 +975,7 @@ class PlatformSettings(Configurable):
             )
         if self.isolates_users:
             state = self.state_path.resolve()
-            for name in ("homes_dir", "dask_clusters_dir"):
+            for name in ("homes_dir", "dask_clusters_dir", "datasets_dir"):
                 path = Path(getattr(self, name)).resolve()
                 if path == state or state in path.parents:
                     found.append(

@@ -18,6 +18,7 @@ running at once never share a system user and none is left behind.
 from __future__ import annotations
 
 import contextlib
+import grp
 import os
 import pwd
 import re
@@ -257,6 +258,12 @@ class RunningPlatform:
             except SystemUserError as e:  # teardown goes on; say what is left
                 print(f"could not remove the system user {name}: {e}", file=sys.stderr)
         shutil.rmtree(self.homes, ignore_errors=True)
+        # The datasets' system groups (data/storage.py: <prefix>ds<id>-rw/-ro) go with the platform.
+        for group in grp.getgrall():
+            if group.gr_name.startswith(f"{self.system_user_prefix}ds") and group.gr_name.endswith(
+                ("-rw", "-ro")
+            ):
+                subprocess.run(["groupdel", group.gr_name], capture_output=True, check=False)
         return removed
 
     def kill_leftover_processes(self, grace: float = 5) -> list[int]:

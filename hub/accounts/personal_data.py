@@ -126,6 +126,9 @@ NOT_PERSONAL_TABLES: dict[str, str] = {
     "projects": "a project belongs to its members together; each member's export shows it with their membership",
     "processor_shares": "a share links a processor to a project; the owner's export shows the processor itself",
     "erasures": "the erasure log holds only pseudonyms, who asked (self or admin) and when",
+    "datasets": "a dataset belongs to its project, not to an account (data/models.py); its files are the project's",
+    "dataset_grants": "read access of one project to another project's dataset",
+    "stac_items": "catalogue entries of a project's dataset (data/models.py)",
     "meter_checkpoints": "one row per meter (e.g. the gateway meter): when its last complete pass ran",
     "password_reset_requests": 'rate-limit counters of "forgot password": a key (an account id or a client '
     "address) and a time, deleted after a day",

@@ -19,6 +19,8 @@ from traitlets import TraitError
 
 from polartep_hub.catalogue import Catalogue, CatalogueError, load_catalogue
 from polartep_hub.cli.accounts import add_accounts_parser
+from polartep_hub.cli.data import add_data_parser
+from polartep_hub.cli.datasets import add_datasets_parser
 from polartep_hub.cli.processors import add_processors_parser
 from polartep_hub.cli.statements import add_statements_parser
 from polartep_hub.gateway.helm_values import add_helm_values_command
@@ -267,6 +269,18 @@ def cmd_statements(args: argparse.Namespace) -> int:
     return run_statements_command(args, _load_settings())
 
 
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from polartep_hub.cli.datasets import run_datasets_command
+
+    return run_datasets_command(args, _load_settings())
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from polartep_hub.cli.data import run_sample_command
+
+    return run_sample_command(args, _load_settings())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="polartep", description="Operate the Polar TEP platform.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -288,6 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_accounts_parser(sub, cmd_accounts)
     add_processors_parser(sub, cmd_processors)
     add_statements_parser(sub, cmd_statements)
+    add_datasets_parser(sub, cmd_datasets)
+    add_data_parser(sub, cmd_data)
     add_helm_values_command(sub)  # gateway-helm-values (gateway/kubernetes.py)
     return parser
 

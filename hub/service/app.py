@@ -33,6 +33,11 @@ from polartep_hub.accounts.legal import LegalDocumentsError, LegalLibrary
 from polartep_hub.accounts.pages import admin_accounts as admin_accounts_pages
 from polartep_hub.accounts.passwords import Passwords
 from polartep_hub.catalogue import Catalogue
+from polartep_hub.data import api as datasets_api
+from polartep_hub.data import stac_api
+from polartep_hub.data import store as datasets_store
+from polartep_hub.data.federation import parse_peers
+from polartep_hub.data.storage import CONTAINER_OWNER, StorageRoots
 from polartep_hub.gateway.admin_client import GatewayAdmin
 from polartep_hub.processors import api as processors_api
 from polartep_hub.processors import ogc_jobs, ogc_processes
@@ -60,6 +65,21 @@ from polartep_hub.usage.meters.servers import start_server_meter
 from polartep_hub.usage.storage import start_storage_sampler
 
 log = logging.getLogger(__name__)
+
+
+def dataset_storage_roots(config: ServiceConfig, catalogue: Catalogue) -> StorageRoots:
+    """Each storage class's root folder from the settings; ``ConfigError`` naming the variable when malformed."""
+    try:
+        return StorageRoots.from_settings(
+            list(catalogue.storage),
+            config.datasets_dir or "data",  # the service runs in the platform's state folder
+            config.dataset_roots,
+            # With system users each dataset gets its system groups (local mode only: containers get mounts).
+            group_prefix=config.home_folder_prefix if config.mode == "local" else "",
+            container_owner=CONTAINER_OWNER if config.mode in ("docker", "swarm") else None,
+        )
+    except ValueError as error:
+        raise ConfigError(f"POLARTEP_DATASET_ROOTS: {error}") from None
 
 
 def create_app(
@@ -94,6 +114,11 @@ def create_app(
         hub_api=hub_api,
     )
     context.outbox = MailOutbox(context.sessions, config.mail)
+    context.storage_roots = dataset_storage_roots(config, catalogue)
+    try:
+        context.stac_peers = parse_peers(config.stac_peers)
+    except ValueError as error:
+        raise ConfigError(f"POLARTEP_STAC_PEERS: {error}") from None
     if config.single_user:
         accounts.refuse_accounts_but(context.sessions, config.admin_user)
     if config.gateway_api_url and config.hub_api_token:
@@ -110,6 +135,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Before the first request: folders and groups of datasets deleted with their project (data/storage.py).
+        with context.session() as session:
+            try:
+                datasets_store.sweep_orphans(session, context.storage_roots)
+            except OSError as error:
+                log.error("could not sweep the datasets' folders: %s", error)
         # Erasures interrupted by a crash or a hub outage are finished by this loop (personal_data.py).
         reconciler = asyncio.create_task(personal_data.reconcile_erasures(context)) if hub_api else None
         if context.reconciler is not None:
@@ -182,6 +213,8 @@ def create_app(
         (projects_api.router, f"{prefix}/api/v1"),
         (processors_api.router, f"{prefix}/api/v1"),
         (ogc_processes.router, f"{prefix}/ogcapi"),
+        (datasets_api.router, f"{prefix}/api/v1"),
+        (stac_api.router, f"{prefix}/stac"),
         (admin_accounts_pages.router, prefix),
         (pages.static_router, prefix),
         (usage_api.router, f"{prefix}/api/v1"),

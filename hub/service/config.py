@@ -171,6 +171,13 @@ class ServiceConfig:
     gateway_url: str = ""
     gateway_proxy_address: str = ""
     processor_run_warm_seconds: int = _hub_default("processor_run_warm_seconds")
+    # Datasets (data/storage.py): where each storage class keeps them ("" datasets_dir: STATE/data under the
+    # working directory, as in tests) and the per-class roots (class=/path,...).
+    datasets_dir: str = ""
+    dataset_roots: str = ""
+    # Federated STAC search (data/federation.py): name=URL,... and the wait for each peer.
+    stac_peers: str = _hub_default("stac_peers")
+    stac_peer_timeout: float = _hub_default("stac_peer_timeout")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceConfig:
@@ -266,6 +273,10 @@ class ServiceConfig:
             gateway_url=environ.get("POLARTEP_PROCESSOR_GATEWAY_URL", "").strip().rstrip("/"),
             gateway_proxy_address=environ.get("POLARTEP_PROCESSOR_GATEWAY_PROXY", "").strip(),
             processor_run_warm_seconds=hub_setting("processor_run_warm_seconds", environ),
+            datasets_dir=environ.get("POLARTEP_DATASETS_DIR", "").strip(),
+            dataset_roots=hub_setting("dataset_roots", environ),
+            stac_peers=hub_setting("stac_peers", environ),
+            stac_peer_timeout=hub_setting("stac_peer_timeout", environ),
         )
 
     def home_folder(self, name: str) -> str:

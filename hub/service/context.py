@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine
@@ -22,6 +22,8 @@ from starlette.requests import Request
 from polartep_hub.accounts.legal import LegalLibrary
 from polartep_hub.accounts.passwords import Passwords
 from polartep_hub.catalogue import Catalogue
+from polartep_hub.data.federation import Peer
+from polartep_hub.data.storage import StorageRoots
 from polartep_hub.gateway.admin_client import GatewayAdmin
 from polartep_hub.projects.groups import ProjectGroupSync, Reconciler
 from polartep_hub.service.config import ServiceConfig
@@ -51,6 +53,10 @@ class ServiceContext:
     outbox: MailOutbox | None = None
     # Processor runs (processors/execution.py); None where no hub or gateway runs (unit tests).
     processor_runs: Any = None
+    # The root folder of each storage class, where datasets keep their files (data/storage.py).
+    storage_roots: StorageRoots | None = None
+    # Other STAC APIs that every search also asks (data/federation.py).
+    stac_peers: list[Peer] = field(default_factory=list)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

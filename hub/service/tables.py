@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from polartep_hub.accounts import models as accounts_models
 from polartep_hub.accounts import plan_history  # noqa: F401  (writes the plan history with every plan change)
+from polartep_hub.data import models as data_models
 from polartep_hub.processors import models as processors_models
 from polartep_hub.projects import models as projects_models
 from polartep_hub.service import models as service_models
@@ -18,4 +19,11 @@ from polartep_hub.usage import models as usage_models
 
 metadata = Base.metadata
 
-MODEL_MODULES = (accounts_models, projects_models, usage_models, processors_models, service_models)
+MODEL_MODULES = (
+    accounts_models,
+    projects_models,
+    usage_models,
+    processors_models,
+    data_models,
+    service_models,
+)

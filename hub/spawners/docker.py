@@ -11,7 +11,9 @@ Rules it guarantees:
   stopped (its container is gone), not hung.
 * Each user has one persistent named volume, ``polartep-home-{username}``, mounted at ``/home/jovyan`` in every
   server of that user; containers are removed when they stop, volumes never are, so homes survive stop/start and
-  hub restarts. No other user's volume is mounted. ``delete_forever`` of the default server (JupyterHub calls it
+  hub restarts. No other user's volume is mounted. The datasets the user may use are bind-mounted at
+  ``/home/jovyan/datasets/<project>/<dataset>``, read-only where only granted (``dataset_mounts.py``).
+  ``delete_forever`` of the default server (JupyterHub calls it
   when the user is deleted, e.g. on erasure) removes that volume, and only that one; removing a named server
   (``{"remove": true}``) keeps it, since all the user's servers share it.
 * No host networking: each server runs on its user's network (``{prefix}-u-{user}``, ``networks.py``), created when
@@ -34,6 +36,7 @@ from dockerspawner import DockerSpawner
 from traitlets import Bool, Float, Integer, Unicode, default
 
 from polartep_hub.catalogue import Profile
+from polartep_hub.spawners.dataset_mounts import DatasetMount, docker_binds
 from polartep_hub.spawners.home_volume import HOME_VOLUME_TEMPLATE
 from polartep_hub.spawners.networks import NetworkNames
 from polartep_hub.spawners.profiles import ProfileSpawnerMixin
@@ -143,8 +146,19 @@ class DockerProfileSpawner(ProfileSpawnerMixin, DockerSpawner):
             ),
         )
 
+    async def add_dataset_mounts(self) -> None:
+        """Bind-mount the datasets this user may use at ``~/datasets/<project>/<dataset>``, read-only where only
+        granted (``dataset_mounts.py``); asked again at every spawn, so a revoked grant is gone at the next one."""
+        answer = await self.platform.dataset_mounts(self.user.name)
+        mounts = [DatasetMount.from_json(item) for item in answer["mounts"]]
+        home_volumes = {
+            source: target for source, target in self.volumes.items() if not isinstance(target, dict)
+        }
+        self.volumes = {**home_volumes, **docker_binds(mounts, HOME_IN_CONTAINER)}
+
     async def start(self):
         await self.ensure_network()
+        await self.add_dataset_mounts()
         ip, port = await super().start()
         await wait_until_answering(
             f"http://{ip}:{port}{self.server.base_url}api",

@@ -20,6 +20,9 @@ Rules it guarantees:
   a symlink; with system users it first ends every process of the account and afterwards removes the account.
   Removing one named server (``{"remove": true}``) also calls ``delete_forever``, on that server's spawner only;
   the home is the user's, shared by all their servers, so it stays.
+* **Datasets**: the server's processes get the system groups of the datasets the user may use, as the platform
+  service says at this spawn, and ``~/datasets/<project>/<dataset>`` links to them (``dataset_mounts.py``); a
+  revoked grant is gone at the next spawn.
 * The server answers before ``start`` returns (``readiness.py``), polled briskly rather than with the hub's backoff.
 
 Rejected: ``SimpleLocalProcessSpawner`` (no user switching: every server as the hub's user, root here);
@@ -35,11 +38,12 @@ import shutil
 import sys
 from pathlib import Path
 
-from jupyterhub.spawner import LocalProcessSpawner, set_user_setuid
+from jupyterhub.spawner import LocalProcessSpawner
 from tornado.web import HTTPError
 from traitlets import Bool, Unicode, default
 
 from polartep_hub.catalogue import Profile
+from polartep_hub.spawners.dataset_mounts import DatasetMount, link_datasets, switch_user_with_groups
 from polartep_hub.spawners.profiles import ProfileSpawnerMixin
 from polartep_hub.spawners.readiness import wait_until_answering
 from polartep_hub.spawners.single_user import single_user_refusal
@@ -142,8 +146,15 @@ class LocalProfileSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
             None, ensure_system_user, self.user.name, self.system_user_prefix, self.homes_root
         )
 
+    async def fetch_dataset_mounts(self) -> None:
+        """Ask the platform service which datasets this server may use (``dataset_mounts.py``), for the preexec."""
+        answer = await self.platform.dataset_mounts(self.user.name)
+        self.dataset_mounts = [DatasetMount.from_json(item) for item in answer["mounts"]]
+        self.dataset_roots = [str(root) for root in answer.get("roots", [])]
+
     async def start(self):
         await self.prepare_account()
+        await self.fetch_dataset_mounts()
         ip, port = await super().start()
         await wait_until_answering(
             f"http://{ip}:{port}{self.server.base_url}api",
@@ -162,7 +173,10 @@ class LocalProfileSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
     def make_preexec_fn(self, name):
         limit = int(self.mem_limit) if (self.enforce_memory_limit and self.mem_limit) else None
         home = self.home_dir
-        switch_user = set_user_setuid(self.system_user, chdir=False) if self.isolate else None
+        mounts = list(getattr(self, "dataset_mounts", []))
+        roots = list(getattr(self, "dataset_roots", []))
+        gids = [m.gid for m in mounts if m.gid is not None]
+        switch_user = switch_user_with_groups(self.system_user, gids) if self.isolate else None
 
         def preexec() -> None:
             if switch_user:
@@ -171,6 +185,7 @@ class LocalProfileSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
             os.umask(0o077)  # what the user writes to /tmp or /dev/shm is theirs alone
             if limit:
                 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+            link_datasets(home, mounts, roots)  # as the user, in the user's home
 
         return preexec
 

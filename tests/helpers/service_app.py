@@ -126,8 +126,10 @@ def fake_hub() -> FakeIdentityProvider:
 
 
 @pytest.fixture
-def service_config(database_url: str) -> ServiceConfig:
-    return ServiceConfig(prefix=PREFIX, database_url=database_url, default_plan="trial")
+def service_config(database_url: str, tmp_path: Path) -> ServiceConfig:
+    return ServiceConfig(
+        prefix=PREFIX, database_url=database_url, default_plan="trial", datasets_dir=str(tmp_path / "data")
+    )
 
 
 @pytest.fixture

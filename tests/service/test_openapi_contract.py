@@ -88,6 +88,7 @@ def contract_app(
         default_plan="trial",
         admin_user="ada",
         processors_dir=tmp_path / "processors",  # publishing is exercised too
+        datasets_dir=str(tmp_path / "data"),
     )
     hub = ContractHub()
     hub.users.update({"alice", "bob", "ada", "dora"})

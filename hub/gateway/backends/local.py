@@ -18,7 +18,7 @@ Rules it guarantees:
 * With system users (``isolate``), gateway user ``alice`` maps to system user ``<prefix>alice`` (created if the
   user never spawned a server); the working directory and everything in it belong to that account, and the
   scheduler and workers run as it (uid, gid and its groups set by ``subprocess`` itself, umask 077, ``HOME`` its
-  home). Log files are opened by the gateway relative to a directory handle opened without following links, so a
+  home), plus the system groups of the datasets the user may use (``gateway/dataset_groups.py``). Log files are opened by the gateway relative to a directory handle opened without following links, so a
   user who replaces ``logs/`` with a symbolic link makes the start fail instead of steering a root-owned write.
 * Without system users, processes run as the gateway's (the hub's) own user; in single-user local mode only
   ``single_user_name`` gets a cluster (``spawners/single_user.py``).
@@ -34,7 +34,7 @@ import os
 from pathlib import Path
 
 from dask_gateway_server.backends.local import UnsafeLocalBackend
-from traitlets import Bool, TraitError, Unicode, validate
+from traitlets import Any, Bool, TraitError, Unicode, validate
 
 from polartep_hub.gateway.admin_api import PlatformAdminRoutesMixin
 from polartep_hub.gateway.gateway_db import use_write_ahead_log
@@ -54,6 +54,14 @@ class PlatformLocalBackend(
     """Local cluster processes as the user's own system account (or the hub's user without isolation), confined to
     ``clusters_directory``; the plan bounds each user's total over all their clusters (``user_totals.py``); the
     platform may stop a user's clusters (``admin_api.py``)."""
+
+    dataset_groups = Any(
+        None,
+        allow_none=True,
+        help="A DatasetGroupsClient (gateway/dataset_groups.py): the dataset gids a user's scheduler and workers get "
+        "(None: none).",
+        config=True,
+    )
 
     isolate = Bool(
         False,
@@ -158,6 +166,9 @@ class PlatformLocalBackend(
         if user is not None:
             # subprocess sets gid, groups and uid itself between fork and exec (no preexec_fn).
             groups = [g for g in os.getgrouplist(user.name, user.gid) if g != user.gid]
+            if self.dataset_groups is not None:
+                # The datasets the user may use, as for their servers (gateway/dataset_groups.py).
+                groups += [g for g in await self.dataset_groups.gids(cluster.username) if g not in groups]
             switch = {"user": user.uid, "group": user.gid, "extra_groups": groups, "umask": 0o077}
         fd = self._open_log(workdir, name, user)
         try:

@@ -44,6 +44,8 @@ from polartep_hub.accounts import entitlements as subscriptions
 from polartep_hub.accounts import login as login_throttle
 from polartep_hub.accounts import oidc as oidc_accounts
 from polartep_hub.accounts import store as accounts
+from polartep_hub.data import stac
+from polartep_hub.data import store as datasets
 from polartep_hub.processors import definition as processor_definitions
 from polartep_hub.processors import inputs as processor_inputs
 from polartep_hub.processors import notebook_store
@@ -128,6 +130,16 @@ ERROR_STATUS: Mapping[type[Exception], int] = {
     processor_runs.RunFileUnavailable: 404,
     notebook_store.StoredNotebookMissing: 409,
     notebook_store.StoredNotebookCorrupt: 409,
+    datasets.DatasetError: 400,
+    datasets.InvalidDatasetName: 400,
+    datasets.InvalidDatasetField: 400,
+    datasets.DatasetNotFound: 404,
+    datasets.DatasetExists: 409,
+    datasets.DatasetForbidden: 403,
+    datasets.GrantNotFound: 404,
+    datasets.StorageUnavailable: 503,
+    stac.StacInvalid: 400,
+    stac.StacNotFound: 404,
 }
 
 # A stable word for programs beside the message (the hub's login page reads it).
@@ -242,6 +254,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(processor_runs.RunError, _on_domain_error)
     app.add_exception_handler(notebook_store.StoredNotebookMissing, _on_domain_error)
     app.add_exception_handler(notebook_store.StoredNotebookCorrupt, _on_domain_error)
+    app.add_exception_handler(datasets.DatasetError, _on_domain_error)
     app.add_exception_handler(Exception, _on_unexpected_error)
 
     def openapi() -> dict[str, Any]:
