@@ -70,8 +70,9 @@ def link_datasets(home: str, mounts: Sequence[DatasetMount], roots: Sequence[str
     where the folder should be: the server still starts)."""
     wanted = {(m.project, m.name): m.path for m in mounts}
     base = os.path.join(home, DATASETS_FOLDER)
-    with contextlib.suppress(OSError):
-        os.makedirs(base, mode=0o755, exist_ok=True)
+    if wanted:  # a user with no datasets gets no empty folder in their home
+        with contextlib.suppress(OSError):
+            os.makedirs(base, mode=0o755, exist_ok=True)
     with contextlib.suppress(OSError):
         for project in os.listdir(base):
             folder = os.path.join(base, project)

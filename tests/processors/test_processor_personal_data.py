@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from polartep_hub.accounts import store as accounts
+from polartep_hub.processors.builtin import BUILTIN_PROCESSORS
 from polartep_hub.processors.models import Processor, ProcessorRun, ProcessorVersion
 from polartep_hub.projects import store as projects
 from polartep_hub.service.config import ServiceConfig
@@ -64,7 +65,9 @@ def processors(api, app):
 def state(app) -> dict[str, tuple[str | None, bool, str]]:
     with app.state.context.session() as session:
         rows = session.execute(
-            select(Processor.name, Processor.owner_id, Processor.withdrawn_at, Processor.visibility)
+            select(Processor.name, Processor.owner_id, Processor.withdrawn_at, Processor.visibility).where(
+                Processor.name.not_in(BUILTIN_PROCESSORS)  # the platform's own (echo): no account's to erase
+            )
         ).all()
         names = {a.id: a.name for a in session.scalars(select(accounts.Account))}
         return {

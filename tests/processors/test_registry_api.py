@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from polartep_hub.accounts import store as accounts
 from polartep_hub.processors import registry
 from polartep_hub.processors.api import NOTEBOOK_BODY_BYTES
+from polartep_hub.processors.builtin import BUILTIN_DIR, BUILTIN_PROCESSORS
 from polartep_hub.processors.models import Processor, ProcessorRun, ProcessorShare, ProcessorVersion
 from polartep_hub.processors.notebook_store import NotebookStore, sha256_of
 from polartep_hub.projects import store as projects
@@ -31,16 +32,29 @@ def service_config(database_url: str, tmp_path: Path) -> ServiceConfig:
     )
 
 
+# The platform publishes its built-in processors (echo) at start; these tests count what users published.
+BUILTIN_NOTEBOOKS = {sha256_of(path.read_bytes()) for path in BUILTIN_DIR.glob("*.ipynb")}
+
+
 def counts(app) -> tuple[int, int, int]:
+    """Processors, versions and shares that users published (the built-in ones left out)."""
+    users = Processor.name.not_in(BUILTIN_PROCESSORS)
     with app.state.context.session() as session:
-        return tuple(
-            session.scalar(select(func.count()).select_from(table))
-            for table in (Processor, ProcessorVersion, ProcessorShare)
+        return (
+            session.scalar(select(func.count()).select_from(Processor).where(users)),
+            session.scalar(select(func.count()).select_from(ProcessorVersion).join(Processor).where(users)),
+            session.scalar(select(func.count()).select_from(ProcessorShare)),
         )
 
 
 def stored_files(tmp_path: Path) -> list[Path]:
-    return sorted((tmp_path / "processors").rglob("*.ipynb")) if (tmp_path / "processors").exists() else []
+    """The notebooks users published, in the store (the built-in ones left out)."""
+    folder = tmp_path / "processors"
+    return (
+        sorted(p for p in folder.rglob("*.ipynb") if p.stem not in BUILTIN_NOTEBOOKS)
+        if folder.exists()
+        else []
+    )
 
 
 def publish(api, token="alice-token", **fields):
@@ -104,16 +118,18 @@ def test_publish_get_list_and_versions(api, tmp_path):
     assert len(stored_files(tmp_path)) == 2
 
     listed = api.get("api/v1/processors", token="alice-token").json()["processors"]
-    assert [(p["id"], p["version"]) for p in listed] == [("sea-ice-extent", "1.1.0")]
+    # echo: the platform's built-in public processor.
+    assert [(p["id"], p["version"]) for p in listed] == [("echo", "1.0.0"), ("sea-ice-extent", "1.1.0")]
     # Bob sees nothing of a private processor: not listed, unknown, no notebook.
-    assert api.get("api/v1/processors", token="bob-token").json() == {"processors": []}
+    assert [p["id"] for p in api.get("api/v1/processors", token="bob-token").json()["processors"]] == ["echo"]
     for path in ("", "/versions", "/versions/1", "/versions/1/notebook", "/usage"):
         answer = api.get(f"api/v1/processors/sea-ice-extent{path}", token="bob-token")
         assert answer.status_code == 404, path
         assert answer.json()["detail"] == "no processor 'sea-ice-extent' (or it is not shared with you)"
     # An administrator sees it.
     assert [p["id"] for p in api.get("api/v1/processors", token="ada-token").json()["processors"]] == [
-        "sea-ice-extent"
+        "echo",
+        "sea-ice-extent",
     ]
 
 
@@ -248,7 +264,12 @@ def test_usage_counts_runs_and_users_not_their_inputs(api, app):
             n: accounts.get_or_create_account(session, n, default_plan="trial").id
             for n in ("alice", "bob", "carl")
         }
-        v1, v2 = session.scalars(select(ProcessorVersion).order_by(ProcessorVersion.sequence)).all()
+        v1, v2 = session.scalars(
+            select(ProcessorVersion)
+            .join(Processor)
+            .where(Processor.name == "sea-ice-extent")
+            .order_by(ProcessorVersion.sequence)
+        ).all()
         for version, invoker, state in (
             (v1, "bob", "successful"),
             (v1, "bob", "failed"),
