@@ -71,13 +71,13 @@ test-images:
 	elif [ "$${CI:-}" = true ]; then echo "Docker engine or images unavailable in CI: failing" >&2; exit 1; \
 	else echo "WARNING: no usable Docker engine here; the Docker tests will be SKIPPED" >&2; fi
 
-# Two workers: most of the suite waits on servers it starts, so two at once nearly halve its time on two cores.
-# Each module runs whole on one worker and every Docker module on the same one (tests/conftest.py).
+# Two workers: most of the suite waits on servers it starts, so two run at once on two cores. Each module runs
+# whole on one worker (--dist loadfile), so its module- and order-dependent fixtures hold.
 PYTEST_WORKERS ?= 2
 
 test: install test-deps test-images
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint:
 	$(VENV)/bin/ruff check .

@@ -40,18 +40,6 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.postgres)
         if "docker_engine" in fixtures:
             item.add_marker(pytest.mark.docker)
-    _group_for_parallel_runs(items)
-
-
-def _group_for_parallel_runs(items) -> None:
-    """With ``pytest -n N --dist loadgroup`` (``make test``), each module runs whole on one worker, so a module's
-    platform starts once; every module that drives the Docker engine runs on the same worker, one after another,
-    since they share the engine's global state (swarm membership, networks, images)."""
-    docker_modules = {str(item.fspath) for item in items if item.get_closest_marker("docker")}
-    for item in items:
-        path = str(item.fspath)
-        group = "docker-engine" if path in docker_modules else path
-        item.add_marker(pytest.mark.xdist_group(name=group))
 
 
 @pytest.fixture(autouse=True)
