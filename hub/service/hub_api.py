@@ -205,3 +205,79 @@ class HubAPI:
         for server in (model or {}).get("servers") or {}:
             path = f"/users/{quote(name, safe='')}/servers/{quote(server, safe='')}"
             self._request("DELETE", path, ok=(400, 404))
+
+    # --- shares of a server (dashboards/api.py) ------------------------------------------------------------------
+
+    def _server_path(self, owner: str, server: str) -> str:
+        return f"{quote(owner, safe='')}/{quote(server, safe='')}"
+
+    def shares(self, owner: str, server: str) -> list[dict[str, Any]]:
+        """Every share of the server (``{"user": {"name"}|None, "group": {"name"}|None, "scopes", ...}``); [] when
+        JupyterHub has no such server yet."""
+        try:
+            page = self._request(
+                "GET",
+                f"/shares/{self._server_path(owner, server)}?limit=200",
+                headers={"Accept": "application/jupyterhub-pagination+json"},
+            )
+        except HubApiError as error:
+            if error.status == 404:
+                return []
+            raise
+        return page["items"] if isinstance(page, dict) else page
+
+    def grant_share(
+        self, owner: str, server: str, *, user: str | None = None, group: str | None = None, scopes: list[str]
+    ) -> dict[str, Any]:
+        """Share the server with one user or one group, with exactly ``scopes`` (idempotent: granting again keeps
+        one share)."""
+        body: dict[str, Any] = {"scopes": scopes, **({"user": user} if user else {"group": group})}
+        return self._request("POST", f"/shares/{self._server_path(owner, server)}", body)
+
+    def revoke_share(
+        self, owner: str, server: str, *, user: str | None = None, group: str | None = None
+    ) -> None:
+        """Remove the share of one user or group entirely (idempotent)."""
+        body: dict[str, Any] = {"user": user} if user else {"group": group}
+        self._request("PATCH", f"/shares/{self._server_path(owner, server)}", body, ok=(404,))
+
+    def revoke_all_shares(self, owner: str, server: str) -> None:
+        """Remove every share and every share code of the server (idempotent)."""
+        path = self._server_path(owner, server)
+        self._request("DELETE", f"/shares/{path}", ok=(404,))
+        self._request("DELETE", f"/share-codes/{path}", ok=(404,))
+
+    def create_share_code(
+        self, owner: str, server: str, *, scopes: list[str], expires_in: int
+    ) -> dict[str, Any]:
+        """A share code (``{"code", "accept_url", "expires_at", ...}``): whoever holds a hub account and opens the
+        accept URL gets ``scopes`` on the server."""
+        return self._request(
+            "POST",
+            f"/share-codes/{self._server_path(owner, server)}",
+            {"scopes": scopes, "expires_in": expires_in},
+        )
+
+    def start_server(self, owner: str, server: str, options: dict[str, Any]) -> int:
+        """Ask JupyterHub to start the owner's named server; returns its status (201 started, 202 starting, 400
+        already running or pending). JupyterHub keeps the server's record from then on, which shares need."""
+        path = f"/users/{quote(owner, safe='')}/servers/{quote(server, safe='')}"
+        try:
+            response = self._client.request("POST", f"{self.api_url}{path}", json=options)
+        except httpx.HTTPError as error:
+            raise HubApiError(f"JupyterHub did not answer POST {path}: {type(error).__name__}") from None
+        if response.status_code in (201, 202, 400):
+            return response.status_code
+        raise HubApiError(
+            f"JupyterHub refused POST {path}: {response.status_code} {response.text[:200]}",
+            response.status_code,
+        )
+
+    def remove_server(self, owner: str, server: str) -> None:
+        """Stop the named server and delete JupyterHub's record of it (and with it its shares); idempotent."""
+        self._request(
+            "DELETE",
+            f"/users/{quote(owner, safe='')}/servers/{quote(server, safe='')}",
+            {"remove": True},
+            ok=(404,),
+        )

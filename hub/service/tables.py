@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from polartep_hub.accounts import models as accounts_models
 from polartep_hub.accounts import plan_history  # noqa: F401  (writes the plan history with every plan change)
+from polartep_hub.dashboards import models as dashboards_models
 from polartep_hub.projects import models as projects_models
 from polartep_hub.service import models as service_models
 from polartep_hub.service.orm import Base
@@ -17,4 +18,4 @@ from polartep_hub.usage import models as usage_models
 
 metadata = Base.metadata
 
-MODEL_MODULES = (accounts_models, projects_models, usage_models, service_models)
+MODEL_MODULES = (accounts_models, projects_models, usage_models, service_models, dashboards_models)

@@ -40,6 +40,7 @@ from tornado.web import HTTPError
 from traitlets import Bool, Unicode, default
 
 from polartep_hub.catalogue import Profile
+from polartep_hub.spawners.dashboard_servers import DashboardServerMixin
 from polartep_hub.spawners.profiles import ProfileSpawnerMixin
 from polartep_hub.spawners.readiness import wait_until_answering
 from polartep_hub.spawners.single_user import single_user_refusal
@@ -53,7 +54,7 @@ from polartep_hub.spawners.system_users import (
 )
 
 
-class LocalProfileSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
+class LocalProfileSpawner(DashboardServerMixin, ProfileSpawnerMixin, LocalProcessSpawner):
     """Local processes, one per server, as the user's own system account, with the profile's limits."""
 
     enforce_memory_limit = Bool(

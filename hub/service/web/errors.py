@@ -44,6 +44,7 @@ from polartep_hub.accounts import entitlements as subscriptions
 from polartep_hub.accounts import login as login_throttle
 from polartep_hub.accounts import oidc as oidc_accounts
 from polartep_hub.accounts import store as accounts
+from polartep_hub.dashboards import store as dashboards
 from polartep_hub.projects import store as projects
 from polartep_hub.service.web import access
 from polartep_hub.service.web.security_headers import SECURITY_HEADERS
@@ -91,6 +92,10 @@ ERROR_STATUS: Mapping[type[Exception], int] = {
     projects.LastOwner: 409,
     projects.ProjectForbidden: 403,
     projects.UnknownAccount: 404,
+    dashboards.DashboardError: 400,
+    dashboards.InvalidDashboard: 400,
+    dashboards.DashboardNotFound: 404,
+    dashboards.DashboardLimit: 409,
     personal_data.RectificationError: 422,
     personal_data.ErasureRefused: 409,
     personal_data.ErasureInvalid: 422,
@@ -209,6 +214,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(accounts.AccountError, _on_domain_error)
     app.add_exception_handler(passwords.PasswordHashBusy, _on_domain_error)
     app.add_exception_handler(signup.SignupRefused, _on_domain_error)
+    app.add_exception_handler(dashboards.DashboardError, _on_domain_error)
     app.add_exception_handler(Exception, _on_unexpected_error)
 
     def openapi() -> dict[str, Any]:

@@ -1,0 +1,79 @@
+"""Dashboards end to end on a real hub (local mode): publish, open, share, revoke.
+
+The owner publishes a notebook through the platform service's API; its server ``dash-<id>`` starts with Voila only;
+the owner and the users it is shared with see the rendered page (the kernel's output), others get 403 and nothing
+of it; a revoked share is refused at the next request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from tests.helpers.dashboards import MARKER, open_page, publish, share
+
+pytestmark = pytest.mark.timeout(600)
+
+API = "/services/platform/api/v1"
+
+
+@pytest.fixture(scope="module")
+def published(platform):
+    owner = "dashowner"
+    owner_token = platform.create_user(owner)
+    dashboard = publish(platform, owner_token)
+    platform.wait_ready(owner, dashboard["server"], timeout=120)
+    return owner, owner_token, dashboard
+
+
+def test_publish_freezes_the_notebook_and_starts_a_voila_server(platform, published):
+    owner, token, dashboard = published
+    assert dashboard["url"] == f"/user/{owner}/{dashboard['server']}/"
+    assert dashboard["server"] == f"dash-{dashboard['id']}"
+    assert dashboard["start"] == "asked"
+    r = open_page(platform, owner, dashboard["server"], token)
+    assert r.status_code == 200, (r.status_code, r.text[:500], platform.log_tail())
+    assert f"{MARKER}-42" in r.text
+    # The stored version is the notebook's SHA-256; the owner reads it back byte for byte.
+    r = platform.api(
+        "GET", f"{API}/dashboards/{dashboard['id']}/versions/{dashboard['version']}/notebook", token
+    )
+    assert r.status_code == 200
+    assert hashlib.sha256(r.content).hexdigest() == dashboard["version"]
+
+
+def test_sharing_with_a_user_lets_them_in_and_revocation_shuts_them_out(platform, published, new_user):
+    owner, owner_token, dashboard = published
+    viewer, viewer_token = new_user()
+    stranger, stranger_token = new_user()
+    server = dashboard["server"]
+
+    r = open_page(platform, owner, server, stranger_token)
+    assert r.status_code == 403
+    assert MARKER not in r.text
+
+    r = share(platform, owner_token, dashboard["id"], user=viewer)
+    assert r.status_code == 201, r.text
+    assert r.json() == {"kind": "user", "name": viewer, "created_at": r.json()["created_at"]}
+    r = platform.api("GET", f"{API}/dashboards/{dashboard['id']}/shares", owner_token)
+    assert [(s["kind"], s["name"]) for s in r.json()["shares"]] == [("user", viewer)]
+
+    r = open_page(platform, owner, server, viewer_token)
+    assert r.status_code == 200
+    assert f"{MARKER}-42" in r.text
+    r = open_page(platform, owner, server, stranger_token)
+    assert r.status_code == 403
+    assert MARKER not in r.text
+
+    # Only the owner manages shares: the viewer is told there is no such dashboard.
+    r = share(platform, viewer_token, dashboard["id"], user=stranger)
+    assert r.status_code == 404
+
+    r = platform.api("DELETE", f"{API}/dashboards/{dashboard['id']}/shares/users/{viewer}", owner_token)
+    assert r.status_code == 204
+    r = platform.api("GET", f"{API}/dashboards/{dashboard['id']}/shares", owner_token)
+    assert r.json() == {"shares": []}
+    r = open_page(platform, owner, server, viewer_token)
+    assert r.status_code == 403
+    assert MARKER not in r.text
