@@ -16,8 +16,7 @@ Route chosen, and why:
   ``Authorization: token ...`` to every proxied request, replacing the viewer's); the token is made here, at random,
   and never reaches a browser.
 * The hub's answers about a viewer are not cached (``FreshHubOAuth``; upstream caches them for 5 minutes): a
-  revoked share is
-  refused at the viewer's next request (an open kernel websocket lives on until it closes).
+  revoked share is refused at the viewer's next request (an open kernel websocket lives on until it closes).
 * Activity: the proxy does not report any itself (its reporter says "active" on a timer, which would keep an idle
   dashboard from ever being culled); the hub sees the dashboard's traffic through its proxy, so the idle culler stops
   a dashboard nobody looks at.
