@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from polartep_hub.accounts.models import Account
+from polartep_hub.accounts.personal_data import ERASURE_HOOKS
 from polartep_hub.dashboards.hosting import HostingAllowance
 from polartep_hub.dashboards.models import Dashboard, DashboardVersion
 from polartep_hub.service.orm import utcnow
@@ -212,3 +213,13 @@ def erase_owner(session: Session, account: Account) -> int:
     for dashboard in dashboards:
         session.delete(dashboard)
     return len(dashboards)
+
+
+def _erase_dashboards(session: Session, erasure) -> None:
+    """Erasure's final transaction (``accounts/personal_data.py``): the user's dashboards go with the account (their
+    servers and shares went with the JupyterHub user in an earlier step)."""
+    erase_owner(session, erasure.account)
+
+
+if _erase_dashboards not in ERASURE_HOOKS:
+    ERASURE_HOOKS.append(_erase_dashboards)
