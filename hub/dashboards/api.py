@@ -23,9 +23,10 @@ Rules this module guarantees:
 * Only the owner and administrators see, change, share or delete a dashboard; anyone else gets 404 (the id is not
   confirmed). Shares go through JupyterHub with the service's own token; the platform stores no copy of who has
   access, so JupyterHub's answer is always the truth and a revocation is in force at the viewer's next request.
-* A share grants exactly ``access:servers!server=<owner>/dash-<id>`` (open it) and
-  ``start:servers!server=<owner>/dash-<id>`` (start it again after the idle culler stopped it), never the owner's
-  other servers.
+* A share grants exactly ``access:servers!server=<owner>/dash-<id>`` (open it),
+  ``start:servers!server=<owner>/dash-<id>`` (start it again after the idle culler stopped it) and
+  ``read:servers!server=<owner>/dash-<id>`` (follow the start on the hub's progress page), never anything on the
+  owner's other servers.
 """
 
 from __future__ import annotations
@@ -146,8 +147,13 @@ def _out(dashboard: Dashboard, start: str | None = None) -> DashboardOut:
 
 
 def share_scopes(owner: str, server: str) -> list[str]:
-    """What a share of a dashboard grants: opening it and starting it, on that one server."""
-    return [f"access:servers!server={owner}/{server}", f"start:servers!server={owner}/{server}"]
+    """What a share of a dashboard grants, on that one server: opening it, starting it again after the idle culler
+    stopped it, and reading its state (so the hub's progress page shows the viewer how the start goes)."""
+    return [
+        f"access:servers!server={owner}/{server}",
+        f"start:servers!server={owner}/{server}",
+        f"read:servers!server={owner}/{server}",
+    ]
 
 
 def _hub(context: ServiceContext):

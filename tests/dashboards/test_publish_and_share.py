@@ -77,3 +77,53 @@ def test_sharing_with_a_user_lets_them_in_and_revocation_shuts_them_out(platform
     r = open_page(platform, owner, server, viewer_token)
     assert r.status_code == 403
     assert MARKER not in r.text
+
+
+def test_a_viewer_starts_a_stopped_shared_dashboard_and_follows_its_progress(platform, published, new_user):
+    owner, owner_token, dashboard = published
+    viewer, viewer_token = new_user()
+    server = dashboard["server"]
+    assert share(platform, owner_token, dashboard["id"], user=viewer).status_code == 201
+    platform.stop_server(owner, server)  # as the idle culler would
+
+    r = platform.api("POST", f"/hub/api/users/{owner}/servers/{server}", viewer_token, json={})
+    assert r.status_code in (201, 202), r.text
+    # The progress the hub's spawn-pending page shows (an event stream that ends when the server is ready).
+    r = platform.api("GET", f"/hub/api/users/{owner}/servers/{server}/progress", viewer_token, timeout=120)
+    assert r.status_code == 200, r.text[:300]
+    assert '"ready": true' in r.text, r.text[-500:]
+    platform.wait_ready(owner, server, timeout=120)
+    r = open_page(platform, owner, server, viewer_token)
+    assert r.status_code == 200
+    assert f"{MARKER}-42" in r.text
+
+    # A viewer may start it, not stop it, and may not run anything else on it.
+    r = platform.api("DELETE", f"/hub/api/users/{owner}/servers/{server}", viewer_token)
+    assert r.status_code == 404  # JupyterHub's answer without the scope
+    assert platform.server_model(owner, server)["ready"] is True
+    platform.stop_server(owner, server)
+    r = platform.api(
+        "POST", f"/hub/api/users/{owner}/servers/{server}", viewer_token, json={"profile": "small"}
+    )
+    assert r.status_code == 400
+    assert "takes no option profile" in r.json()["message"]
+
+
+def test_a_dashboard_server_never_runs_anything_else(platform, published):
+    owner, owner_token, dashboard = published
+    # The owner cannot turn a dashboard's server into JupyterLab (a share grants the whole server).
+    r = platform.api(
+        "POST",
+        f"/hub/api/users/{owner}/servers/{dashboard['server']}",
+        owner_token,
+        json={"profile": "interactive"},
+    )
+    assert r.status_code == 400
+    # Nor run a dashboard that is not theirs, or a dashboard on a development server.
+    r = platform.api("POST", f"/hub/api/users/{owner}/servers/dash-0000000000", owner_token, json={})
+    assert r.status_code == 400
+    assert "has no dashboard '0000000000'" in r.json()["message"]
+    r = platform.api(
+        "POST", f"/hub/api/users/{owner}/servers/dev1", owner_token, json={"dashboard": dashboard["id"]}
+    )
+    assert r.status_code == 400
