@@ -11,11 +11,13 @@ import hashlib
 
 import pytest
 
+from tests.helpers.browser_session import form_xsrf, logged_in_session
 from tests.helpers.dashboards import MARKER, open_page, publish, share
 
 pytestmark = pytest.mark.timeout(600)
 
 API = "/services/platform/api/v1"
+HOLDER_PASSWORD = "a-long-enough-password-for-tests-7"
 
 
 @pytest.fixture(scope="module")
@@ -127,3 +129,29 @@ def test_a_dashboard_server_never_runs_anything_else(platform, published):
         "POST", f"/hub/api/users/{owner}/servers/dev1", owner_token, json={"dashboard": dashboard["id"]}
     )
     assert r.status_code == 400
+
+
+def test_a_share_code_lets_anyone_with_an_account_in_until_every_share_is_revoked(
+    platform, published, new_user
+):
+    owner, owner_token, dashboard = published
+    holder, holder_token = new_user(password=HOLDER_PASSWORD)
+    server = dashboard["server"]
+    r = platform.api("POST", f"{API}/dashboards/{dashboard['id']}/share-code", owner_token, json={})
+    assert r.status_code == 201, r.text
+    accept_url = r.json()["accept_url"]
+    assert open_page(platform, owner, server, holder_token).status_code == 403
+    # The holder opens the link in a browser session and confirms (the hub's accept-share form).
+    with logged_in_session(platform, holder, HOLDER_PASSWORD) as browser:
+        url = accept_url if accept_url.startswith("http") else platform.url + accept_url
+        page = browser.get(url)
+        assert page.status_code == 200, page.text[:300]
+        r = browser.post(url, data={"_xsrf": form_xsrf(page.text)}, follow_redirects=False)
+        assert r.status_code == 302, (r.status_code, r.text[:300])
+    r = open_page(platform, owner, server, holder_token)
+    assert r.status_code == 200
+    assert f"{MARKER}-42" in r.text
+
+    r = platform.api("DELETE", f"{API}/dashboards/{dashboard['id']}/shares", owner_token)
+    assert r.status_code == 204
+    assert open_page(platform, owner, server, holder_token).status_code == 403
