@@ -34,7 +34,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from polartep_hub.accounts.entitlements import entitlement
@@ -97,6 +97,9 @@ class DashboardOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     start: Literal["asked", "running", "failed", "not asked"] | None = None
+    access: Literal["own", "shared"] | None = Field(
+        default=None, description="in lists: yours, or shared with you"
+    )
 
 
 class DashboardList(BaseModel):
@@ -130,7 +133,7 @@ def _actor(caller: Identity) -> store.Actor:
     return store.Actor(name=None if caller.is_hub else caller.name, admin=caller.is_hub or caller.admin)
 
 
-def _out(dashboard: Dashboard, start: str | None = None) -> DashboardOut:
+def _out(dashboard: Dashboard, start: str | None = None, access: str | None = None) -> DashboardOut:
     server = store.server_name(dashboard.id)
     return DashboardOut(
         id=dashboard.id,
@@ -143,6 +146,7 @@ def _out(dashboard: Dashboard, start: str | None = None) -> DashboardOut:
         created_at=dashboard.created_at,
         updated_at=dashboard.updated_at,
         start=start,  # type: ignore[arg-type]
+        access=access,  # type: ignore[arg-type]
     )
 
 
@@ -205,11 +209,56 @@ def publish_dashboard(body: DashboardCreate, caller: UserCaller, context: Contex
     return out
 
 
-@router.get("/dashboards", response_model=DashboardList)
-def list_dashboards(caller: UserCaller, context: Context) -> DashboardList:
-    """The caller's own dashboards, newest first."""
+@router.get("/dashboards", response_model=DashboardList, responses=_HUB_DOWN)
+def list_dashboards(
+    caller: UserCaller,
+    context: Context,
+    include: Annotated[
+        Literal["own", "shared"], Query(description="shared: also those shared with you")
+    ] = "own",
+) -> DashboardList:
+    """The caller's own dashboards (``include=shared``: and those shared with them), newest first."""
+    if include == "shared":
+        shared: list[dict[str, Any]] = []
+        if context.hub_api is not None:
+            try:
+                shared = context.hub_api.shared_with(caller.name)
+            except HubApiError as error:
+                raise _hub_failed(error) from None
+        with context.session() as session:
+            return DashboardList(
+                dashboards=[_out(d, access=a) for d, a in store.visible_to(session, caller.name, shared)]
+            )
     with context.session() as session:
-        return DashboardList(dashboards=[_out(d) for d in store.owned_by(session, caller.name)])
+        return DashboardList(dashboards=[_out(d, access="own") for d in store.owned_by(session, caller.name)])
+
+
+@router.get(
+    "/dashboards/{dashboard_id}/thumbnail.png",
+    responses={
+        404: {"description": "no such dashboard you may open, or it has no image output"},
+        200: {"content": {"image/png": {}}, "description": "the first image the notebook shows"},
+    },
+)
+def dashboard_thumbnail(dashboard_id: DashboardPath, caller: ServiceCaller, context: Context) -> Response:
+    """The dashboard's thumbnail (its notebook's first PNG output), for those who may open it."""
+    shared: list[dict[str, Any]] = []
+    if context.hub_api is not None and not caller.admin:
+        try:
+            shared = context.hub_api.shared_with(caller.name)
+        except HubApiError as error:
+            raise _hub_failed(error) from None
+    with context.session() as session:
+        visible = {d.id: d for d, _ in store.visible_to(session, caller.name, shared)}
+        dashboard = visible.get(dashboard_id)
+        if dashboard is None and caller.admin:
+            dashboard = store.get_dashboard(session, dashboard_id, _actor(caller))
+        if dashboard is None:
+            raise store.DashboardNotFound(f"no dashboard {dashboard_id!r} you may open")
+        image = store.thumbnail(store.version(session, dashboard, dashboard.current_sha256).notebook)
+    if image is None:
+        raise store.DashboardNotFound(f"dashboard {dashboard_id!r} shows no image")
+    return Response(image, media_type="image/png", headers={"Cache-Control": "private, max-age=300"})
 
 
 @router.get("/dashboards/{dashboard_id}", response_model=DashboardOut, responses=_NOT_FOUND)

@@ -195,6 +195,40 @@ def owned_by(session: Session, owner: str) -> list[Dashboard]:
     return list(session.scalars(query))
 
 
+def visible_to(session: Session, name: str, shared_servers: list[dict]) -> list[tuple[Dashboard, str]]:
+    """The dashboards ``name`` may open, as ``(dashboard, "own" | "shared")``: their own, then those whose servers
+    JupyterHub says are shared with them (``shared_servers``: ``{"user", "name"}``), newest first."""
+    found = [(dashboard, "own") for dashboard in owned_by(session, name)]
+    seen = {dashboard.id for dashboard, _ in found}
+    wanted = {}
+    for server in shared_servers:
+        dashboard_id = dashboard_id_of_server(server.get("name") or "")
+        if dashboard_id and dashboard_id not in seen:
+            wanted[dashboard_id] = server.get("user")
+    if wanted:
+        rows = session.scalars(select(Dashboard).where(Dashboard.id.in_(list(wanted))))
+        shared = [d for d in rows if d.owner.name == wanted[d.id]]
+        shared.sort(key=lambda d: (d.created_at, d.id), reverse=True)
+        found += [(dashboard, "shared") for dashboard in shared]
+    return found
+
+
+def thumbnail(notebook: bytes) -> bytes | None:
+    """The first PNG output of the frozen notebook (the dashboard's thumbnail), or None."""
+    import base64
+
+    try:
+        cells = json.loads(notebook).get("cells", [])
+        for cell in cells:
+            for output in cell.get("outputs") or []:
+                data = (output.get("data") or {}).get("image/png")
+                if data:
+                    return base64.b64decode("".join(data) if isinstance(data, list) else data)
+    except (ValueError, AttributeError, TypeError):
+        return None
+    return None
+
+
 def version(session: Session, dashboard: Dashboard, sha256: str) -> DashboardVersion:
     found = session.get(DashboardVersion, (dashboard.id, sha256))
     if found is None:

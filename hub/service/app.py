@@ -34,6 +34,7 @@ from polartep_hub.accounts.pages import admin_accounts as admin_accounts_pages
 from polartep_hub.accounts.passwords import Passwords
 from polartep_hub.catalogue import Catalogue
 from polartep_hub.dashboards import api as dashboards_api
+from polartep_hub.dashboards import pages as dashboards_pages
 from polartep_hub.gateway.admin_client import GatewayAdmin
 from polartep_hub.projects import api as projects_api
 from polartep_hub.projects.groups import ProjectGroupSync, Reconciler
@@ -161,6 +162,7 @@ def create_app(
         (password_routes.api_router, f"{prefix}/api/v1"),
         (password_routes.page_router, prefix),
         (dashboards_api.router, f"{prefix}/api/v1"),
+        (dashboards_pages.page_router, prefix),
     ):
         app.include_router(router, prefix=router_prefix)
         route_templates.update(full_route_templates(router_prefix, router.routes))

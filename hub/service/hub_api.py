@@ -281,3 +281,24 @@ class HubAPI:
             {"remove": True},
             ok=(404,),
         )
+
+    def shared_with(self, name: str) -> list[dict[str, Any]]:
+        """Every server shared with the user directly or through one of their groups (``{"user", "name"}`` of each
+        server's owner and name), as JupyterHub records it now."""
+        found: list[dict[str, Any]] = []
+        model = self.user(name)
+        if model is None:
+            return found
+        paths = [f"/users/{quote(name, safe='')}/shared"] + [
+            f"/groups/{quote(group, safe='')}/shared" for group in model.get("groups") or []
+        ]
+        for path in paths:
+            page = self._request(
+                "GET", f"{path}?limit=200", headers={"Accept": "application/jupyterhub-pagination+json"}
+            )
+            for share in page["items"] if isinstance(page, dict) else page:
+                server = share.get("server") or {}
+                owner = (server.get("user") or {}).get("name")
+                if owner:
+                    found.append({"user": owner, "name": server.get("name", "")})
+        return found

@@ -148,3 +148,27 @@ def test_sharing_needs_a_hub(api):
     dashboard = _publish(api).json()
     r = api.post(f"{DASHBOARDS}/{dashboard['id']}/shares", token="alice-token", json={"user": "bob"})
     assert r.status_code == 503
+
+
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+
+
+def test_the_gallery_shows_title_description_and_thumbnail(api):
+    pictured = notebook("plot()")
+    pictured["cells"][0]["outputs"] = [
+        {"output_type": "display_data", "metadata": {}, "data": {"image/png": PNG}}
+    ]
+    dashboard = _publish(api, notebook=pictured, title="Ice <b>extent</b>").json()
+    r = api.get("dashboards", token="alice-token")
+    assert r.status_code == 200
+    assert "Ice &lt;b&gt;extent&lt;/b&gt;" in r.text
+    assert f'href="/user/alice/dash-{dashboard["id"]}/"' in r.text
+    thumbnail = f"api/v1/dashboards/{dashboard['id']}/thumbnail.png"
+    assert f'src="/services/platform/{thumbnail}"' in r.text
+    image = api.get(thumbnail, token="alice-token")
+    assert image.status_code == 200
+    assert image.headers["content-type"] == "image/png"
+    assert image.content.startswith(b"\x89PNG")
+    # Not bob's to see (no share: the fake hub has none).
+    assert api.get(thumbnail, token="bob-token").status_code == 404
+    assert 'id="no-dashboards"' in api.get("dashboards", token="bob-token").text

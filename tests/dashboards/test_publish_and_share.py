@@ -64,6 +64,15 @@ def test_sharing_with_a_user_lets_them_in_and_revocation_shuts_them_out(platform
     r = open_page(platform, owner, server, viewer_token)
     assert r.status_code == 200
     assert f"{MARKER}-42" in r.text
+    # The viewer's list and gallery show it as shared; the stranger's do not.
+    r = platform.api("GET", f"{API}/dashboards", viewer_token, params={"include": "shared"})
+    assert [(d["id"], d["access"]) for d in r.json()["dashboards"]] == [(dashboard["id"], "shared")]
+    r = platform.api("GET", "/services/platform/dashboards", viewer_token)
+    assert r.status_code == 200
+    assert f'id="dashboard-{dashboard["id"]}"' in r.text
+    assert f"Shared by {owner}" in r.text
+    r = platform.api("GET", f"{API}/dashboards", stranger_token, params={"include": "shared"})
+    assert r.json() == {"dashboards": []}
     r = open_page(platform, owner, server, stranger_token)
     assert r.status_code == 403
     assert MARKER not in r.text
