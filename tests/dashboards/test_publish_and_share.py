@@ -12,7 +12,7 @@ import hashlib
 import pytest
 
 from tests.helpers.browser_session import form_xsrf, logged_in_session
-from tests.helpers.dashboards import MARKER, open_page, publish, share
+from tests.helpers.dashboards import MARKER, notebook, open_page, publish, share
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -164,3 +164,18 @@ def test_a_share_code_lets_anyone_with_an_account_in_until_every_share_is_revoke
     r = platform.api("DELETE", f"{API}/dashboards/{dashboard['id']}/shares", owner_token)
     assert r.status_code == 204
     assert open_page(platform, owner, server, holder_token).status_code == 403
+
+
+def test_a_broken_dashboard_shows_the_viewer_that_it_failed_without_the_owners_details(platform):
+    owner = "dashbroken"
+    token = platform.create_user(owner)
+    dashboard = publish(
+        platform, token, nb=notebook("secret_path = '/home/private/x'\nraise ValueError(secret_path)")
+    )
+    platform.wait_ready(owner, dashboard["server"], timeout=120)
+    r = open_page(platform, owner, dashboard["server"], token)
+    assert r.status_code == 200
+    assert "There was an error when executing cell" in r.text
+    # Neither the code (Voila strips sources) nor the error's message and traceback reach the viewer.
+    assert "/home/private/x" not in r.text
+    assert "Traceback" not in r.text
