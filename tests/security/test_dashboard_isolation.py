@@ -9,10 +9,16 @@ token, also other users' processes on the same machine.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
+import re
+import uuid
 from pathlib import Path
 
 import pytest
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import websocket_connect
 
 from tests.helpers.dashboards import MARKER, notebook, open_page, publish, share
 from tests.helpers.inside_server import run_as_user_server, server_pid
@@ -174,3 +180,69 @@ def test_another_users_process_cannot_use_voilas_own_port(platform, shared):
         assert location.startswith(f"{prefix}login?next="), location
         assert body == ""
     assert set(found) == {prefix, f"{prefix}api/kernels/x"}
+
+
+def _kernel_id(page: str) -> str:
+    match = re.search(r'"kernelId":\s*"([0-9a-f-]{36})"', page)
+    assert match, "no kernel id in the dashboard page"
+    return match.group(1)
+
+
+async def _send_on_kernel(platform, owner, server, token, kernel_id, messages) -> list[dict]:
+    """Open the kernel's websocket through the proxy as ``token``, send ``messages``, collect replies for 5 s."""
+    url = (
+        platform.user_origin(owner).replace("http", "ws", 1)
+        + f"/user/{owner}/{server}/api/kernels/{kernel_id}/channels"
+    )
+    request = HTTPRequest(url, headers={"Authorization": f"token {token}"})
+    connection = await websocket_connect(request)
+    for message in messages:
+        connection.write_message(json.dumps(message))
+    replies = []
+    deadline = asyncio.get_running_loop().time() + 5
+    while (left := deadline - asyncio.get_running_loop().time()) > 0:
+        try:
+            raw = await asyncio.wait_for(connection.read_message(), left)
+        except TimeoutError:
+            break
+        if raw is None:
+            break
+        if isinstance(raw, str):
+            replies.append(json.loads(raw))
+    connection.close()
+    return replies
+
+
+def _message(msg_type: str, content: dict) -> dict:
+    header = {
+        "msg_id": uuid.uuid4().hex,
+        "msg_type": msg_type,
+        "username": "",
+        "session": uuid.uuid4().hex,
+        "version": "5.3",
+        "date": "",
+    }
+    return {"header": header, "parent_header": {}, "metadata": {}, "content": content, "channel": "shell"}
+
+
+def test_a_viewer_cannot_run_code_in_the_dashboards_kernel(platform, shared):
+    """Voila forwards only widget (comm) and kernel-info messages to the kernel: an execute_request is dropped."""
+    owner, dashboard, _viewer, viewer_token, page = shared
+    planted = "/tmp/polartep-dashboard-attack-ran"
+    execute = {
+        "code": f"open({planted!r}, 'w').write('ran')",
+        "silent": False,
+        "store_history": False,
+        "user_expressions": {},
+        "allow_stdin": False,
+        "stop_on_error": True,
+    }
+    messages = [_message("kernel_info_request", {}), _message("execute_request", execute)]
+    replies = asyncio.run(
+        _send_on_kernel(platform, owner, dashboard["server"], viewer_token, _kernel_id(page.text), messages)
+    )
+    kinds = [reply.get("msg_type") for reply in replies]
+    assert "kernel_info_reply" in kinds  # the channel works: what a viewer may send gets through
+    assert "execute_reply" not in kinds
+    assert "execute_input" not in kinds
+    assert not Path(planted).exists()
