@@ -23,6 +23,9 @@ Route chosen, and why:
 * The notebook is fetched with the server's own token (the owner's) from the platform service, its SHA-256 compared
   with the version the hub admitted, and written read-only into a fresh private folder, which is Voila's root: no
   file of the owner's home is below it, and Voila's file handler serves only below its root.
+* When the dashboard cannot be served (the version cannot be fetched or does not match), the reason is appended to
+  ``~/.polartep-dashboards/<id>.log`` in the owner's home, and the program ends; the spawner then fails the start
+  with that reason, which the viewer who started it sees on the hub's progress page.
 """
 
 from __future__ import annotations
@@ -34,9 +37,11 @@ import secrets
 import sys
 import tempfile
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 
 NOTEBOOK_NAME = "dashboard.ipynb"
+FAILURE_LOG_FOLDER = ".polartep-dashboards"
 
 
 def fetch_notebook(service_url: str, token: str, dashboard_id: str, version: str) -> bytes:
@@ -85,15 +90,44 @@ def voila_command(folder: Path, base_url: str, token: str) -> list[str]:
     ]
 
 
-def main() -> None:
-    environment = os.environ
+def failure_log(home: str, dashboard_id: str) -> Path:
+    """Where a dashboard server writes why it could not start, in its owner's home (the owner reads it there; the
+    spawner shows its last line to whoever started it: ``spawners/dashboard_servers.py``)."""
+    return Path(home) / FAILURE_LOG_FOLDER / f"{dashboard_id}.log"
+
+
+def record_failure(dashboard_id: str, reason: str) -> None:
+    """Append ``reason`` to the failure log (best effort: a full disk must not hide the reason from the log)."""
+    try:
+        path = failure_log(os.environ.get("HOME", "/nonexistent"), dashboard_id)
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        with path.open("a", encoding="utf-8") as log:
+            log.write(f"{datetime.now(UTC).isoformat(timespec='seconds')} {reason[:500]}\n")
+    except OSError:
+        pass
+
+
+def prepare(environment) -> tuple[Path, str]:
+    """Fetch and check the frozen notebook; write it into its folder. ``SystemExit`` with the reason otherwise."""
     dashboard_id = environment["POLARTEP_DASHBOARD_ID"]
     version = environment["POLARTEP_DASHBOARD_VERSION"]
     content = fetch_notebook(
         environment["POLARTEP_SERVICE_URL"], environment["JUPYTERHUB_API_TOKEN"], dashboard_id, version
     )
-    json.loads(content)  # a notebook, or stop here with the reason in the server's log
-    folder = write_dashboard(content)
+    try:
+        json.loads(content)
+    except ValueError:
+        raise SystemExit(f"polartep dashboard: dashboard {dashboard_id}: the notebook is not JSON") from None
+    return write_dashboard(content), dashboard_id
+
+
+def main() -> None:
+    environment = os.environ
+    try:
+        folder, _ = prepare(environment)
+    except SystemExit as failure:
+        record_failure(environment.get("POLARTEP_DASHBOARD_ID", "unknown"), str(failure))
+        raise
     base_url = environment.get("JUPYTERHUB_SERVICE_PREFIX", "/")
     voila_token = secrets.token_urlsafe(32)
 

@@ -14,6 +14,9 @@ Rules this module guarantees:
 * Local mode: the server runs as the owner's system user (as every server of theirs) the program
   ``polartep_hub.dashboards.serve``, which fetches the frozen version, checks its SHA-256 and serves it with
   Voila behind jupyter-server-proxy's standalone proxy (the route and why: ``dashboards/serve.py``).
+* A dashboard server that ends during its start fails the start with the reason its program wrote to the owner's
+  ``~/.polartep-dashboards/<id>.log`` (``dashboard_failure``): the viewer who started it reads why on the hub's
+  progress page, the owner finds the whole log in their home.
 * Docker and Swarm modes: dashboard servers are refused with a message (400) until the images carry the dashboard
   program; they never fall back to JupyterLab.
 * Dashboards never use up the owner's named-server places for development: ``named_server_limit`` (given to
@@ -23,8 +26,12 @@ Rules this module guarantees:
 
 from __future__ import annotations
 
+import os
+import pwd
 import re
+import stat
 import sys
+from pathlib import Path
 from typing import Any
 
 from tornado.web import HTTPError
@@ -32,6 +39,7 @@ from traitlets import Bool, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 SERVER_PREFIX = "dash-"
+FAILURE_LOG_FOLDER = ".polartep-dashboards"  # as dashboards/serve.py writes it
 _DASHBOARD_SERVER = re.compile(r"dash-([0-9a-f]{10})")
 
 
@@ -156,6 +164,36 @@ class DashboardServerMixin(LoggingConfigurable):
             "POLARTEP_DASHBOARD_ID": self.dashboard_id,
             "POLARTEP_DASHBOARD_VERSION": self.dashboard_version,
         }
+
+    def dashboard_failure(self, home: str) -> str:
+        """Why the dashboard server ended during its start, for whoever started it: the last line of the failure
+        log the dashboard program wrote in the owner's home (``dashboards/serve.py``), read without following a
+        symlink and only if it is a regular file of the owner's account (the spawner runs as root; the owner
+        could plant anything there)."""
+        path = Path(home) / FAILURE_LOG_FOLDER / f"{self.dashboard_id}.log"
+        reason = "it ended during its start"
+        try:
+            descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            return f"The dashboard could not start: {reason}."
+        try:
+            status = os.fstat(descriptor)
+            owner = getattr(self, "system_user", "")
+            expected_uid = pwd.getpwnam(owner).pw_uid if owner else os.geteuid()
+            if stat.S_ISREG(status.st_mode) and status.st_uid == expected_uid:
+                size = status.st_size
+                os.lseek(descriptor, max(0, size - 2048), os.SEEK_SET)
+                tail = os.read(descriptor, 2048).decode("utf-8", "replace").strip().splitlines()
+                if tail:
+                    reason = tail[-1].split(" ", 1)[-1][:300]
+        except (OSError, KeyError):
+            pass
+        finally:
+            os.close(descriptor)
+        return (
+            f"The dashboard could not start: {reason}. Its owner finds the log in "
+            f"~/{FAILURE_LOG_FOLDER}/{self.dashboard_id}.log."
+        )
 
     def get_state(self):
         state = super().get_state()

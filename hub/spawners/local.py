@@ -146,11 +146,14 @@ class LocalProfileSpawner(DashboardServerMixin, ProfileSpawnerMixin, LocalProces
     async def start(self):
         await self.prepare_account()
         ip, port = await super().start()
-        await wait_until_answering(
+        answering = await wait_until_answering(
             f"http://{ip}:{port}{self.server.base_url}api",
             within=self.start_timeout,
             alive=lambda: self.proc is not None and self.proc.poll() is None,
         )
+        if not answering and self.dashboard_id and self.proc is not None and self.proc.poll() is not None:
+            # A dashboard server says why it ended (spawners/dashboard_servers.py); the viewer sees it.
+            raise HTTPError(500, self.dashboard_failure(self.home_dir))
         return ip, port
 
     def user_env(self, env: dict[str, str]) -> dict[str, str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from tests.helpers.browser_session import form_xsrf, logged_in_session
 from tests.helpers.dashboards import MARKER, notebook, open_page, publish, share
@@ -179,3 +180,38 @@ def test_a_broken_dashboard_shows_the_viewer_that_it_failed_without_the_owners_d
     # Neither the code (Voila strips sources) nor the error's message and traceback reach the viewer.
     assert "/home/private/x" not in r.text
     assert "Traceback" not in r.text
+
+
+def test_a_dashboard_that_fails_to_start_tells_the_viewer_why_and_logs_it_for_the_owner(platform, new_user):
+    owner = "dashfailing"
+    owner_token = platform.create_user(owner)
+    viewer, viewer_token = new_user()
+    dashboard = publish(platform, owner_token)
+    server = dashboard["server"]
+    platform.wait_ready(owner, server, timeout=120)
+    assert share(platform, owner_token, dashboard["id"], user=viewer).status_code == 201
+    platform.stop_server(owner, server)
+    # The stored version goes missing (as after a botched restore): the server cannot fetch what it must serve.
+    engine = create_engine(platform.settings.service_db_url)
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE dashboards SET current_sha256 = :bad WHERE id = :id"),
+            {"bad": "0" * 64, "id": dashboard["id"]},
+        )
+    engine.dispose()
+
+    r = platform.api("POST", f"/hub/api/users/{owner}/servers/{server}", viewer_token, json={})
+    if r.status_code == 202:
+        # Slower than the hub's slow-spawn wait (10 s): the failure reaches the viewer on the progress stream.
+        r = platform.api(
+            "GET", f"/hub/api/users/{owner}/servers/{server}/progress", viewer_token, timeout=180
+        )
+        assert r.status_code == 200
+    else:
+        assert r.status_code == 500, r.text
+    assert "The dashboard could not start: polartep dashboard: cannot fetch dashboard" in r.text, r.text[
+        -800:
+    ]
+    assert f"Its owner finds the log in ~/.polartep-dashboards/{dashboard['id']}.log." in r.text
+    log = platform.home_of(owner) / ".polartep-dashboards" / f"{dashboard['id']}.log"
+    assert "cannot fetch dashboard" in log.read_text()
