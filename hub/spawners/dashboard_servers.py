@@ -6,7 +6,8 @@ Rules this module guarantees:
   never starts anything but the dashboard, whatever the options say, because a share of it grants
   ``access:servers`` on the whole server. Its user options are ``{}`` or ``{"dashboard": "<id>"}`` with the id of
   its name; anything else (a profile, a command, an image, an environment) is refused with 400 before anything
-  starts. ``{"dashboard": ...}`` on any other server name is refused too.
+  starts, and the refused options are forgotten (JupyterHub would reuse them for the next start without options).
+  ``{"dashboard": ...}`` on any other server name is refused too.
 * The hub asks the platform service (``GET users/<owner>/dashboards/<id>/launch``, hub token) whether the owner
   owns that dashboard (400 otherwise), which version is current and which hosting profile sizes it
   (``dashboards/hosting.py``). The consent check and the quota decision are those of every server
@@ -125,7 +126,17 @@ class DashboardServerMixin(LoggingConfigurable):
         return _apply_options
 
     async def _apply_profile_options(self, user_options: dict | None) -> None:
-        dashboard_id = check_dashboard_options(self.name or "", user_options)
+        try:
+            dashboard_id = check_dashboard_options(self.name or "", user_options)
+        except HTTPError:
+            if (self.name or "").startswith(SERVER_PREFIX):
+                # JupyterHub stored the refused options and reuses them for the next start without options (a
+                # viewer's): forget them, so one bad request cannot keep the dashboard from starting.
+                self.user_options = {}
+                orm_spawner = getattr(self, "orm_spawner", None)
+                if orm_spawner is not None:
+                    orm_spawner.user_options = {}
+            raise
         if dashboard_id is None:
             await super()._apply_profile_options(user_options)
             return

@@ -119,6 +119,10 @@ def test_a_viewer_starts_a_stopped_shared_dashboard_and_follows_its_progress(pla
     )
     assert r.status_code == 400
     assert "takes no option profile" in r.json()["message"]
+    # The refused options are forgotten: the next start without options (JupyterHub would reuse them) works.
+    r = platform.api("POST", f"/hub/api/users/{owner}/servers/{server}", viewer_token, json={})
+    assert r.status_code in (201, 202), r.text
+    platform.wait_ready(owner, server, timeout=120)
 
 
 def test_a_dashboard_server_never_runs_anything_else(platform, published):
@@ -147,6 +151,8 @@ def test_a_share_code_lets_anyone_with_an_account_in_until_every_share_is_revoke
     owner, owner_token, dashboard = published
     holder, holder_token = new_user(password=HOLDER_PASSWORD)
     server = dashboard["server"]
+    if platform.server_model(owner, server) is None:  # stopped by an earlier test
+        platform.spawn(owner, owner_token, server=server, timeout=120)
     r = platform.api("POST", f"{API}/dashboards/{dashboard['id']}/share-code", owner_token, json={})
     assert r.status_code == 201, r.text
     accept_url = r.json()["accept_url"]
