@@ -59,6 +59,7 @@ from polartep_hub.parent_death import guarded_command
 from polartep_hub.platform_client import HUB_CLIENT_SERVICE_NAME, HUB_SCOPE, SERVICE_NAME, SERVICE_PREFIX
 from polartep_hub.platform_files import environment_problem, secure_state_dir
 from polartep_hub.settings import PlatformSettings
+from polartep_hub.spawners.dashboard_servers import named_server_limit
 from polartep_hub.spawners.home_volume import HOME_VOLUME_TEMPLATE
 from polartep_hub.spawners.single_user import local_mode_refusal
 from polartep_hub.usage.hub_home import usage_handler
@@ -290,7 +291,8 @@ def configure_hub(c, settings: PlatformSettings | None = None) -> PlatformSettin
     c.ConfigurableHTTPProxy.auth_token = settings.proxy_auth_token
 
     c.JupyterHub.allow_named_servers = True
-    c.JupyterHub.named_server_limit_per_user = 4
+    # Four development servers; dashboards' servers (dash-<id>) are not counted (spawners/dashboard_servers.py).
+    c.JupyterHub.named_server_limit_per_user = named_server_limit(4)
     c.JupyterHub.authenticate_prometheus = True
 
     c.JupyterHub.authenticator_class = "polartep_hub.auth.platform_password.PlatformPasswordAuthenticator"
@@ -377,6 +379,12 @@ def configure_hub(c, settings: PlatformSettings | None = None) -> PlatformSettin
                 # Processor runs: a short-lived token of the invoker, scoped to the gateway alone, made for each
                 # run and revoked at its end (processors/execution.py); `tokens` is the only scope that can do that.
                 "tokens",
+                # Dashboards (dashboards/api.py): the owner's shares of a dashboard server are granted, listed and
+                # revoked by the service; JupyterHub lets only a holder of the shared scopes grant them, hence
+                # access:servers (start:servers is part of admin:servers).
+                "shares",
+                "read:shares",
+                "access:servers",
             ],
             "services": [SERVICE_NAME],
         },

@@ -251,3 +251,16 @@ class PlatformClient:
         if code != 200 or not isinstance(payload, dict) or not isinstance(payload.get("mounts"), list):
             raise HTTPError(503, f"Could not look up the datasets of {username} (HTTP {code}).")
         return payload
+
+    async def dashboard_launch(self, username: str, dashboard_id: str) -> dict[str, Any]:
+        """What the spawner needs to start ``username``'s dashboard server (``dashboards/api.py``, ``launch``):
+        ``{"id", "owner", "version", "profile", "title"}``; ``HTTPError(400)`` when it is not theirs."""
+        code, payload = await self._request(
+            "GET", f"users/{quote(username, safe='')}/dashboards/{quote(dashboard_id, safe='')}/launch"
+        )
+        if code == 200 and isinstance(payload, dict):
+            return payload
+        detail = payload.get("detail") if isinstance(payload, dict) else None
+        if code == 404:
+            raise HTTPError(400, f"{username} has no dashboard {dashboard_id!r}: publish it first")
+        raise HTTPError(503, f"Could not look up the dashboard {dashboard_id!r}: {detail or f'HTTP {code}'}")

@@ -134,6 +134,9 @@ NOT_PERSONAL_TABLES: dict[str, str] = {
     "address) and a time, deleted after a day",
     "rate_counters": "login and sign-up rate counters keyed by a SHA-256 digest (no name or address in the clear), "
     "deleted once their window (at most an hour) has ended",
+    "dashboard_versions": "the frozen notebooks of a dashboard (the user's own files, as published); each dashboard "
+    "is exported (section dashboards) with the SHA-256 of its current notebook, and every version is deleted with "
+    "its dashboard on erasure",
 }
 
 # Where a table's rows go in the export document (the table's own name when not listed).
@@ -261,6 +264,7 @@ def export_personal_data(session: Session, account: Account) -> dict[str, Any]:
             "consents, subscriptions and project memberships",
             "all your servers (stopped) and your home folder or home volume with its files",
             "your JupyterHub user and every token of it",
+            "your dashboards, their frozen notebooks and every share of them",
         ],
         "keeps": [
             "usage intervals, under a random pseudonym instead of your name, so that statements still add up",

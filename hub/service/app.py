@@ -33,6 +33,8 @@ from polartep_hub.accounts.legal import LegalDocumentsError, LegalLibrary
 from polartep_hub.accounts.pages import admin_accounts as admin_accounts_pages
 from polartep_hub.accounts.passwords import Passwords
 from polartep_hub.catalogue import Catalogue
+from polartep_hub.dashboards import api as dashboards_api
+from polartep_hub.dashboards import pages as dashboards_pages
 from polartep_hub.data import api as datasets_api
 from polartep_hub.data import stac_api
 from polartep_hub.data import store as datasets_store
@@ -223,6 +225,8 @@ def create_app(
         (ogc_jobs.router, f"{prefix}/ogcapi"),
         (password_routes.api_router, f"{prefix}/api/v1"),
         (password_routes.page_router, prefix),
+        (dashboards_api.router, f"{prefix}/api/v1"),
+        (dashboards_pages.page_router, prefix),
     ):
         app.include_router(router, prefix=router_prefix)
         route_templates.update(full_route_templates(router_prefix, router.routes))

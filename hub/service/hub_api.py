@@ -221,3 +221,100 @@ class HubAPI:
     def revoke_token(self, name: str, token_id: str) -> None:
         """Revoke the token ``token_id`` of user ``name``; revoking a revoked or expired token succeeds."""
         self._request("DELETE", f"/users/{quote(name, safe='')}/tokens/{quote(token_id, safe='')}", ok=(404,))
+
+    # --- shares of a server (dashboards/api.py) ------------------------------------------------------------------
+
+    def _server_path(self, owner: str, server: str) -> str:
+        return f"{quote(owner, safe='')}/{quote(server, safe='')}"
+
+    def shares(self, owner: str, server: str) -> list[dict[str, Any]]:
+        """Every share of the server (``{"user": {"name"}|None, "group": {"name"}|None, "scopes", ...}``); [] when
+        JupyterHub has no such server yet."""
+        try:
+            page = self._request(
+                "GET",
+                f"/shares/{self._server_path(owner, server)}?limit=200",
+                headers={"Accept": "application/jupyterhub-pagination+json"},
+            )
+        except HubApiError as error:
+            if error.status == 404:
+                return []
+            raise
+        return page["items"] if isinstance(page, dict) else page
+
+    def grant_share(
+        self, owner: str, server: str, *, user: str | None = None, group: str | None = None, scopes: list[str]
+    ) -> dict[str, Any]:
+        """Share the server with one user or one group, with exactly ``scopes`` (idempotent: granting again keeps
+        one share)."""
+        body: dict[str, Any] = {"scopes": scopes, **({"user": user} if user else {"group": group})}
+        return self._request("POST", f"/shares/{self._server_path(owner, server)}", body)
+
+    def revoke_share(
+        self, owner: str, server: str, *, user: str | None = None, group: str | None = None
+    ) -> None:
+        """Remove the share of one user or group entirely (idempotent)."""
+        body: dict[str, Any] = {"user": user} if user else {"group": group}
+        self._request("PATCH", f"/shares/{self._server_path(owner, server)}", body, ok=(404,))
+
+    def revoke_all_shares(self, owner: str, server: str) -> None:
+        """Remove every share and every share code of the server (idempotent)."""
+        path = self._server_path(owner, server)
+        self._request("DELETE", f"/shares/{path}", ok=(404,))
+        self._request("DELETE", f"/share-codes/{path}", ok=(404,))
+
+    def create_share_code(
+        self, owner: str, server: str, *, scopes: list[str], expires_in: int
+    ) -> dict[str, Any]:
+        """A share code (``{"code", "accept_url", "expires_at", ...}``): whoever holds a hub account and opens the
+        accept URL gets ``scopes`` on the server."""
+        return self._request(
+            "POST",
+            f"/share-codes/{self._server_path(owner, server)}",
+            {"scopes": scopes, "expires_in": expires_in},
+        )
+
+    def start_server(self, owner: str, server: str, options: dict[str, Any]) -> int:
+        """Ask JupyterHub to start the owner's named server; returns its status (201 started, 202 starting, 400
+        already running or pending). JupyterHub keeps the server's record from then on, which shares need."""
+        path = f"/users/{quote(owner, safe='')}/servers/{quote(server, safe='')}"
+        try:
+            response = self._client.request("POST", f"{self.api_url}{path}", json=options)
+        except httpx.HTTPError as error:
+            raise HubApiError(f"JupyterHub did not answer POST {path}: {type(error).__name__}") from None
+        if response.status_code in (201, 202, 400):
+            return response.status_code
+        raise HubApiError(
+            f"JupyterHub refused POST {path}: {response.status_code} {response.text[:200]}",
+            response.status_code,
+        )
+
+    def remove_server(self, owner: str, server: str) -> None:
+        """Stop the named server and delete JupyterHub's record of it (and with it its shares); idempotent."""
+        self._request(
+            "DELETE",
+            f"/users/{quote(owner, safe='')}/servers/{quote(server, safe='')}",
+            {"remove": True},
+            ok=(404,),
+        )
+
+    def shared_with(self, name: str) -> list[dict[str, Any]]:
+        """Every server shared with the user directly or through one of their groups (``{"user", "name"}`` of each
+        server's owner and name), as JupyterHub records it now."""
+        found: list[dict[str, Any]] = []
+        model = self.user(name)
+        if model is None:
+            return found
+        paths = [f"/users/{quote(name, safe='')}/shared"] + [
+            f"/groups/{quote(group, safe='')}/shared" for group in model.get("groups") or []
+        ]
+        for path in paths:
+            page = self._request(
+                "GET", f"{path}?limit=200", headers={"Accept": "application/jupyterhub-pagination+json"}
+            )
+            for share in page["items"] if isinstance(page, dict) else page:
+                server = share.get("server") or {}
+                owner = (server.get("user") or {}).get("name")
+                if owner:
+                    found.append({"user": owner, "name": server.get("name", "")})
+        return found

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from polartep_hub.accounts import models as accounts_models
 from polartep_hub.accounts import plan_history  # noqa: F401  (writes the plan history with every plan change)
+from polartep_hub.dashboards import models as dashboards_models
 from polartep_hub.data import models as data_models
 from polartep_hub.processors import models as processors_models
 from polartep_hub.projects import models as projects_models
@@ -25,5 +26,6 @@ MODEL_MODULES = (
     usage_models,
     processors_models,
     data_models,
+    dashboards_models,
     service_models,
 )

@@ -36,6 +36,7 @@ from dockerspawner import DockerSpawner
 from traitlets import Bool, Float, Integer, Unicode, default
 
 from polartep_hub.catalogue import Profile
+from polartep_hub.spawners.dashboard_servers import DashboardServerMixin
 from polartep_hub.spawners.dataset_mounts import DatasetMount, docker_binds
 from polartep_hub.spawners.home_volume import HOME_VOLUME_TEMPLATE
 from polartep_hub.spawners.networks import NetworkNames
@@ -45,8 +46,14 @@ from polartep_hub.spawners.readiness import wait_until_answering
 HOME_IN_CONTAINER = "/home/jovyan"
 
 
-class DockerProfileSpawner(ProfileSpawnerMixin, DockerSpawner):
+class DockerProfileSpawner(DashboardServerMixin, ProfileSpawnerMixin, DockerSpawner):
     """One container per server, from the profile's image, with the profile's limits."""
+
+    dashboards_supported = Bool(
+        False,
+        help="Dashboard servers need the dashboard program in the images (not yet): refused.",
+        config=True,
+    )
 
     home_volume_template = Unicode(
         HOME_VOLUME_TEMPLATE,

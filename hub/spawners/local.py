@@ -43,6 +43,7 @@ from tornado.web import HTTPError
 from traitlets import Bool, Unicode, default
 
 from polartep_hub.catalogue import Profile
+from polartep_hub.spawners.dashboard_servers import DashboardServerMixin
 from polartep_hub.spawners.dataset_mounts import DatasetMount, link_datasets, switch_user_with_groups
 from polartep_hub.spawners.profiles import ProfileSpawnerMixin
 from polartep_hub.spawners.readiness import wait_until_answering
@@ -57,7 +58,7 @@ from polartep_hub.spawners.system_users import (
 )
 
 
-class LocalProfileSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
+class LocalProfileSpawner(DashboardServerMixin, ProfileSpawnerMixin, LocalProcessSpawner):
     """Local processes, one per server, as the user's own system account, with the profile's limits."""
 
     enforce_memory_limit = Bool(
@@ -156,11 +157,14 @@ class LocalProfileSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
         await self.prepare_account()
         await self.fetch_dataset_mounts()
         ip, port = await super().start()
-        await wait_until_answering(
+        answering = await wait_until_answering(
             f"http://{ip}:{port}{self.server.base_url}api",
             within=self.start_timeout,
             alive=lambda: self.proc is not None and self.proc.poll() is None,
         )
+        if not answering and self.dashboard_id and self.proc is not None and self.proc.poll() is not None:
+            # A dashboard server says why it ended (spawners/dashboard_servers.py); the viewer sees it.
+            raise HTTPError(500, self.dashboard_failure(self.home_dir))
         return ip, port
 
     def user_env(self, env: dict[str, str]) -> dict[str, str]:

@@ -62,6 +62,33 @@ class ContractHub(FakeHubGroups):
     def end_sessions(self, name: str) -> None:
         self._call("end_sessions", name)
 
+    # Shares and servers of dashboards (dashboards/api.py): every server exists, nothing is shared.
+    def shared_with(self, name: str) -> list[dict[str, Any]]:
+        self._call("shared_with", name)
+        return []
+
+    def shares(self, owner: str, server: str) -> list[dict[str, Any]]:
+        return []
+
+    def grant_share(self, owner: str, server: str, *, user=None, group=None, scopes) -> dict[str, Any]:
+        target = {"user": {"name": user}, "group": None} if user else {"user": None, "group": {"name": group}}
+        return {**target, "scopes": scopes, "created_at": "2026-12-07T00:00:00Z"}
+
+    def revoke_share(self, owner: str, server: str, *, user=None, group=None) -> None:
+        self._call("revoke_share", owner)
+
+    def revoke_all_shares(self, owner: str, server: str) -> None:
+        self._call("revoke_all_shares", owner)
+
+    def create_share_code(self, owner: str, server: str, *, scopes, expires_in: int) -> dict[str, Any]:
+        return {"accept_url": "/hub/accept-share?code=x", "expires_at": "2026-12-14T00:00:00Z"}
+
+    def start_server(self, owner: str, server: str, options: dict[str, Any]) -> int:
+        return 202
+
+    def remove_server(self, owner: str, server: str) -> None:
+        self._call("remove_server", owner)
+
     def close(self) -> None:
         pass
 

@@ -44,6 +44,7 @@ from polartep_hub.accounts import entitlements as subscriptions
 from polartep_hub.accounts import login as login_throttle
 from polartep_hub.accounts import oidc as oidc_accounts
 from polartep_hub.accounts import store as accounts
+from polartep_hub.dashboards import store as dashboards
 from polartep_hub.data import stac
 from polartep_hub.data import store as datasets
 from polartep_hub.processors import definition as processor_definitions
@@ -99,6 +100,10 @@ ERROR_STATUS: Mapping[type[Exception], int] = {
     projects.LastOwner: 409,
     projects.ProjectForbidden: 403,
     projects.UnknownAccount: 404,
+    dashboards.DashboardError: 400,
+    dashboards.InvalidDashboard: 400,
+    dashboards.DashboardNotFound: 404,
+    dashboards.DashboardLimit: 409,
     personal_data.RectificationError: 422,
     personal_data.ErasureRefused: 409,
     personal_data.ErasureInvalid: 422,
@@ -255,6 +260,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(notebook_store.StoredNotebookMissing, _on_domain_error)
     app.add_exception_handler(notebook_store.StoredNotebookCorrupt, _on_domain_error)
     app.add_exception_handler(datasets.DatasetError, _on_domain_error)
+    app.add_exception_handler(dashboards.DashboardError, _on_domain_error)
     app.add_exception_handler(Exception, _on_unexpected_error)
 
     def openapi() -> dict[str, Any]:

@@ -80,6 +80,11 @@ def _account(api, app, fake_hub):
     return api.get("account")
 
 
+def _dashboards(api, app, fake_hub):
+    browser_login(api, fake_hub, "alice-token")
+    return api.get("dashboards")
+
+
 def _account_erased(api, app, fake_hub):
     app.state.context.hub_api = RecordingHubAPI()
     browser_login(api, fake_hub, "alice-token")
@@ -120,6 +125,7 @@ PAGES: dict[str, tuple[PageGetter, int, str | None, bool]] = {
     "no-such-document": (_no_such_document, 404, None, False),
     "consent": (_consent, 200, "alice", False),
     "account": (_account, 200, "alice", False),
+    "dashboards": (_dashboards, 200, "alice", False),
     "account-erased": (_account_erased, 200, None, False),
     "admin-accounts": (_admin_accounts, 200, "ada", True),
     "admin-account": (_admin_account, 200, "ada", True),
@@ -165,7 +171,13 @@ def test_every_page_has_the_hubs_look(api, app, fake_hub, name):
     else:
         assert f'<span class="me-1 user" id="polartep-user">{user}</span>' in html
         assert 'href="/hub/logout"' in html
-        expected = {"/hub/home", "/hub/token", f"{PREFIX}account", f"{PREFIX}statements"}
+        expected = {
+            "/hub/home",
+            "/hub/token",
+            f"{PREFIX}dashboards",
+            f"{PREFIX}account",
+            f"{PREFIX}statements",
+        }
         if admin:
             expected |= {"/hub/admin", f"{PREFIX}admin/signups", f"{PREFIX}admin/accounts"}
         assert links == expected

@@ -1,0 +1,456 @@
+"""HTTP API of dashboards, under ``<prefix>api/v1``.
+
+* ``POST /dashboards`` ``{"title", "description"?, "notebook"}`` — a user publishes a notebook: it is frozen as
+  the dashboard's first version (``store.publish``) and its server ``dash-<id>`` is started; 201 with the
+  dashboard, its stable ``url`` (``/user/<owner>/dash-<id>/``) and whether the start was asked;
+* ``GET /dashboards`` — the caller's dashboards;
+* ``GET /dashboards/{id}``, ``DELETE /dashboards/{id}`` (stops and removes the server and its shares) — owner or
+  administrator;
+* ``POST /dashboards/{id}/versions`` ``{"notebook"}`` — a new frozen version becomes the current one (served from
+  the next start of the server);
+* ``GET /dashboards/{id}/versions/{sha256}/notebook`` — the frozen notebook (the dashboard server fetches it with
+  its own token, which is the owner's);
+* ``GET /dashboards/{id}/shares``, ``POST /dashboards/{id}/shares`` ``{"user"|"group"}``,
+  ``DELETE /dashboards/{id}/shares/users/{name}`` and ``.../groups/{name}`` — the owner lists, grants and revokes
+  access through JupyterHub's own shares (``access:servers`` and ``start:servers`` on that one server only);
+* ``POST /dashboards/{id}/share-code`` ``{"expires_in"?}`` — a JupyterHub share code: anyone with a platform account
+  who opens its ``accept_url`` may open the dashboard (until it expires or the owner revokes every share);
+* ``GET /users/{name}/dashboards/{id}/launch`` — the hub only: what the spawner needs to start the dashboard's
+  server (its current version and the hosting profile); 404 when the dashboard is not that user's.
+
+Rules this module guarantees:
+
+* Only the owner and administrators see, change, share or delete a dashboard; anyone else gets 404 (the id is not
+  confirmed). Shares go through JupyterHub with the service's own token; the platform stores no copy of who has
+  access, so JupyterHub's answer is always the truth and a revocation is in force at the viewer's next request.
+* A share grants exactly ``access:servers!server=<owner>/dash-<id>`` (open it),
+  ``start:servers!server=<owner>/dash-<id>`` (start it again after the idle culler stopped it) and
+  ``read:servers!server=<owner>/dash-<id>`` (follow the start on the hub's progress page), never anything on the
+  owner's other servers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from polartep_hub.accounts.entitlements import entitlement
+from polartep_hub.accounts.store import get_or_create_account, require_account
+from polartep_hub.dashboards import store
+from polartep_hub.dashboards.hosting import hosting_allowance
+from polartep_hub.dashboards.models import Dashboard
+from polartep_hub.service.context import ServiceContext
+from polartep_hub.service.hub_api import HubApiError
+from polartep_hub.service.web.access import Context, HubCaller, ServiceCaller, UserCaller
+from polartep_hub.service.web.identity import Identity
+
+router = APIRouter()
+
+DashboardPath = Annotated[
+    str,
+    Path(description="a dashboard id", json_schema_extra={"pattern": f"^{store.DASHBOARD_ID_PATTERN}$"}),
+]
+_NOT_FOUND = {404: {"description": "no such dashboard of yours"}}
+_HUB_DOWN = {502: {"description": "JupyterHub refused or did not answer"}}
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DashboardCreate(_Body):
+    title: Annotated[str, Field(max_length=4000, description="1-200 characters, not only white space")]
+    description: Annotated[str, Field(max_length=4000, description="at most 2000 characters")] = ""
+    notebook: dict[str, Any] = Field(description="the notebook (nbformat 4 JSON), at most 48 KiB")
+
+
+class VersionCreate(_Body):
+    notebook: dict[str, Any]
+
+
+class ShareCreate(_Body):
+    user: Annotated[str, Field(max_length=256)] | None = None
+    group: Annotated[str, Field(max_length=256)] | None = None
+
+    @model_validator(mode="after")
+    def one_target(self) -> ShareCreate:
+        if (self.user is None) == (self.group is None):
+            raise ValueError("give exactly one of user or group")
+        return self
+
+
+class ShareCodeCreate(_Body):
+    expires_in: Annotated[int, Field(ge=60, le=365 * 86400)] = 7 * 86400
+
+
+class DashboardOut(BaseModel):
+    id: str
+    owner: str
+    title: str
+    description: str
+    version: str = Field(description="SHA-256 of the current frozen notebook")
+    server: str = Field(description="the owner's JupyterHub named server that serves it")
+    url: str = Field(description="the stable address, below the hub's public URL")
+    created_at: datetime
+    updated_at: datetime
+    start: Literal["asked", "running", "failed", "not asked"] | None = None
+    access: Literal["own", "shared"] | None = Field(
+        default=None, description="in lists: yours, or shared with you"
+    )
+
+
+class DashboardList(BaseModel):
+    dashboards: list[DashboardOut]
+
+
+class ShareOut(BaseModel):
+    kind: Literal["user", "group"]
+    name: str
+    created_at: str | None = None
+
+
+class ShareList(BaseModel):
+    shares: list[ShareOut]
+
+
+class ShareCodeOut(BaseModel):
+    accept_url: str = Field(description="send this to people: opening it while logged in grants access")
+    expires_at: str | None
+
+
+class LaunchOut(BaseModel):
+    id: str
+    owner: str
+    version: str
+    profile: str | None = Field(description="the hosting profile the server runs with; None: none allowed")
+    title: str
+
+
+def _actor(caller: Identity) -> store.Actor:
+    return store.Actor(name=None if caller.is_hub else caller.name, admin=caller.is_hub or caller.admin)
+
+
+def _out(dashboard: Dashboard, start: str | None = None, access: str | None = None) -> DashboardOut:
+    server = store.server_name(dashboard.id)
+    return DashboardOut(
+        id=dashboard.id,
+        owner=dashboard.owner.name,
+        title=dashboard.title,
+        description=dashboard.description,
+        version=dashboard.current_sha256,
+        server=server,
+        url=f"/user/{dashboard.owner.name}/{server}/",
+        created_at=dashboard.created_at,
+        updated_at=dashboard.updated_at,
+        start=start,  # type: ignore[arg-type]
+        access=access,  # type: ignore[arg-type]
+    )
+
+
+def share_scopes(owner: str, server: str) -> list[str]:
+    """What a share of a dashboard grants, on that one server: opening it, starting it again after the idle culler
+    stopped it, and reading its state (so the hub's progress page shows the viewer how the start goes)."""
+    return [
+        f"access:servers!server={owner}/{server}",
+        f"start:servers!server={owner}/{server}",
+        f"read:servers!server={owner}/{server}",
+    ]
+
+
+def _hub(context: ServiceContext):
+    if context.hub_api is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="no JupyterHub to share through")
+    return context.hub_api
+
+
+def _hub_failed(error: HubApiError) -> HTTPException:
+    if 400 <= error.status < 500 and "No such" in str(error):
+        return HTTPException(status.HTTP_404_NOT_FOUND, detail=str(error).split(": ", 1)[-1])
+    return HTTPException(status.HTTP_502_BAD_GATEWAY, detail=f"JupyterHub: {error}")
+
+
+@router.post(
+    "/dashboards",
+    response_model=DashboardOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        400: {"description": "the notebook, title or description breaks its rule"},
+        409: {"description": "the owner has as many dashboards as the hosting allowance permits"},
+    },
+)
+def publish_dashboard(body: DashboardCreate, caller: UserCaller, context: Context) -> DashboardOut:
+    """Publish a notebook as a new dashboard of the caller and start its server."""
+    with context.session() as session:
+        account = get_or_create_account(session, caller.name, default_plan=context.config.default_plan)
+        rights = entitlement(session, context.catalogue, account, admin=caller.admin)
+        allowance = hosting_allowance(context.catalogue, rights.profiles, rights.subscriptions)
+        dashboard = store.publish(
+            session,
+            account,
+            allowance,
+            title=body.title,
+            description=body.description,
+            notebook=body.notebook,
+        )
+        out = _out(dashboard)
+    # The server's record must exist in JupyterHub before anyone can be given a share of it: start it now.
+    if context.hub_api is None:
+        out.start = "not asked"
+        return out
+    try:
+        code = context.hub_api.start_server(out.owner, out.server, {"dashboard": out.id})
+        out.start = "running" if code == 400 else "asked"
+    except HubApiError:
+        # Published all the same: the owner (or a viewer) starts it from its URL; the reason is in the hub's log.
+        out.start = "failed"
+    return out
+
+
+@router.get("/dashboards", response_model=DashboardList, responses=_HUB_DOWN)
+def list_dashboards(
+    caller: UserCaller,
+    context: Context,
+    include: Annotated[
+        Literal["own", "shared"], Query(description="shared: also those shared with you")
+    ] = "own",
+) -> DashboardList:
+    """The caller's own dashboards (``include=shared``: and those shared with them), newest first."""
+    if include == "shared":
+        shared: list[dict[str, Any]] = []
+        if context.hub_api is not None:
+            try:
+                shared = context.hub_api.shared_with(caller.name)
+            except HubApiError as error:
+                raise _hub_failed(error) from None
+        with context.session() as session:
+            return DashboardList(
+                dashboards=[_out(d, access=a) for d, a in store.visible_to(session, caller.name, shared)]
+            )
+    with context.session() as session:
+        return DashboardList(dashboards=[_out(d, access="own") for d in store.owned_by(session, caller.name)])
+
+
+@router.get(
+    "/dashboards/{dashboard_id}/thumbnail.png",
+    responses={
+        404: {"description": "no such dashboard you may open, or it has no image output"},
+        200: {"content": {"image/png": {}}, "description": "the first image the notebook shows"},
+    },
+)
+def dashboard_thumbnail(dashboard_id: DashboardPath, caller: ServiceCaller, context: Context) -> Response:
+    """The dashboard's thumbnail (its notebook's first PNG output), for those who may open it."""
+    shared: list[dict[str, Any]] = []
+    if context.hub_api is not None and not caller.admin:
+        try:
+            shared = context.hub_api.shared_with(caller.name)
+        except HubApiError as error:
+            raise _hub_failed(error) from None
+    with context.session() as session:
+        visible = {d.id: d for d, _ in store.visible_to(session, caller.name, shared)}
+        dashboard = visible.get(dashboard_id)
+        if dashboard is None and caller.admin:
+            dashboard = store.get_dashboard(session, dashboard_id, _actor(caller))
+        if dashboard is None:
+            raise store.DashboardNotFound(f"no dashboard {dashboard_id!r} you may open")
+        image = store.thumbnail(store.version(session, dashboard, dashboard.current_sha256).notebook)
+    if image is None:
+        raise store.DashboardNotFound(f"dashboard {dashboard_id!r} shows no image")
+    return Response(image, media_type="image/png", headers={"Cache-Control": "private, max-age=300"})
+
+
+@router.get("/dashboards/{dashboard_id}", response_model=DashboardOut, responses=_NOT_FOUND)
+def get_dashboard(dashboard_id: DashboardPath, caller: ServiceCaller, context: Context) -> DashboardOut:
+    with context.session() as session:
+        return _out(store.get_dashboard(session, dashboard_id, _actor(caller)))
+
+
+@router.delete(
+    "/dashboards/{dashboard_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses={**_NOT_FOUND, **_HUB_DOWN},
+)
+def delete_dashboard(dashboard_id: DashboardPath, caller: ServiceCaller, context: Context) -> Response:
+    """Stop and remove the dashboard's server (its shares go with it), then forget the dashboard."""
+    with context.session() as session:
+        dashboard = store.get_dashboard(session, dashboard_id, _actor(caller))
+        owner, server = dashboard.owner.name, store.server_name(dashboard.id)
+    if context.hub_api is not None:
+        try:
+            # First the server and its shares: a failure here leaves the dashboard listed, so it can be retried.
+            context.hub_api.revoke_all_shares(owner, server)
+            context.hub_api.remove_server(owner, server)
+        except HubApiError as error:
+            raise _hub_failed(error) from None
+    with context.session() as session:
+        store.delete(session, store.get_dashboard(session, dashboard_id, _actor(caller)))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/dashboards/{dashboard_id}/versions",
+    response_model=DashboardOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={**_NOT_FOUND, 400: {"description": "the notebook breaks a rule"}},
+)
+def publish_version(
+    dashboard_id: DashboardPath, body: VersionCreate, caller: UserCaller, context: Context
+) -> DashboardOut:
+    """Freeze a new version; the server serves it from its next start."""
+    with context.session() as session:
+        dashboard = store.get_dashboard(session, dashboard_id, _actor(caller))
+        store.add_version(session, dashboard, body.notebook)
+        return _out(dashboard)
+
+
+@router.get(
+    "/dashboards/{dashboard_id}/versions/{sha256}/notebook",
+    responses={
+        **_NOT_FOUND,
+        200: {"content": {"application/json": {}}, "description": "the frozen notebook"},
+    },
+)
+def version_notebook(
+    dashboard_id: DashboardPath,
+    sha256: Annotated[str, Path(max_length=64, json_schema_extra={"pattern": "^[0-9a-f]{64}$"})],
+    caller: ServiceCaller,
+    context: Context,
+) -> Response:
+    """The frozen notebook of one version, byte for byte as stored."""
+    with context.session() as session:
+        dashboard = store.get_dashboard(session, dashboard_id, _actor(caller))
+        found = store.version(session, dashboard, sha256)
+        return Response(found.notebook, media_type="application/json")
+
+
+@router.get(
+    "/users/{name}/dashboards/{dashboard_id}/launch",
+    response_model=LaunchOut,
+    responses=_NOT_FOUND,
+)
+def launch(name: str, dashboard_id: DashboardPath, caller: HubCaller, context: Context) -> LaunchOut:
+    """For the spawner: the current version and hosting profile of ``name``'s dashboard (404 if not theirs)."""
+    with context.session() as session:
+        dashboard = store.get_dashboard(session, dashboard_id, store.Actor(name=name))
+        account = require_account(session, name)
+        rights = entitlement(session, context.catalogue, account, admin=False)
+        allowance = hosting_allowance(context.catalogue, rights.profiles, rights.subscriptions)
+        return LaunchOut(
+            id=dashboard.id,
+            owner=name,
+            version=dashboard.current_sha256,
+            profile=allowance.profile,
+            title=dashboard.title,
+        )
+
+
+def _owned(context: ServiceContext, dashboard_id: str, caller: Identity) -> tuple[str, str]:
+    with context.session() as session:
+        dashboard = store.get_dashboard(session, dashboard_id, _actor(caller))
+        return dashboard.owner.name, store.server_name(dashboard.id)
+
+
+def _share_out(share: dict[str, Any]) -> ShareOut:
+    if share.get("user"):
+        return ShareOut(kind="user", name=share["user"]["name"], created_at=share.get("created_at"))
+    return ShareOut(kind="group", name=share["group"]["name"], created_at=share.get("created_at"))
+
+
+@router.get(
+    "/dashboards/{dashboard_id}/shares", response_model=ShareList, responses={**_NOT_FOUND, **_HUB_DOWN}
+)
+def list_shares(dashboard_id: DashboardPath, caller: ServiceCaller, context: Context) -> ShareList:
+    """Who may open the dashboard besides its owner (users and groups), as JupyterHub records it."""
+    owner, server = _owned(context, dashboard_id, caller)
+    try:
+        shares = _hub(context).shares(owner, server)
+    except HubApiError as error:
+        raise _hub_failed(error) from None
+    return ShareList(shares=[_share_out(share) for share in shares])
+
+
+@router.post(
+    "/dashboards/{dashboard_id}/shares",
+    response_model=ShareOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={**_NOT_FOUND, **_HUB_DOWN},
+)
+def grant_share(
+    dashboard_id: DashboardPath, body: ShareCreate, caller: ServiceCaller, context: Context
+) -> ShareOut:
+    """Share the dashboard with a user or a group (a project): they may open it and start it."""
+    owner, server = _owned(context, dashboard_id, caller)
+    try:
+        share = _hub(context).grant_share(
+            owner, server, user=body.user, group=body.group, scopes=share_scopes(owner, server)
+        )
+    except HubApiError as error:
+        raise _hub_failed(error) from None
+    return _share_out(share)
+
+
+@router.delete(
+    "/dashboards/{dashboard_id}/shares/{kind}/{name}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses={**_NOT_FOUND, **_HUB_DOWN},
+)
+def revoke_share(
+    dashboard_id: DashboardPath,
+    kind: Literal["users", "groups"],
+    name: Annotated[str, Path(max_length=256)],
+    caller: ServiceCaller,
+    context: Context,
+) -> Response:
+    """Take the access of one user or group away; in force at their next request."""
+    owner, server = _owned(context, dashboard_id, caller)
+    try:
+        if kind == "users":
+            _hub(context).revoke_share(owner, server, user=name)
+        else:
+            _hub(context).revoke_share(owner, server, group=name)
+    except HubApiError as error:
+        raise _hub_failed(error) from None
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/dashboards/{dashboard_id}/share-code",
+    response_model=ShareCodeOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={**_NOT_FOUND, **_HUB_DOWN},
+)
+def create_share_code(
+    dashboard_id: DashboardPath, body: ShareCodeCreate, caller: ServiceCaller, context: Context
+) -> ShareCodeOut:
+    """A link for anyone with a platform account (JupyterHub share code); revoke with ``DELETE .../shares``."""
+    owner, server = _owned(context, dashboard_id, caller)
+    try:
+        code = _hub(context).create_share_code(
+            owner, server, scopes=share_scopes(owner, server), expires_in=body.expires_in
+        )
+    except HubApiError as error:
+        raise _hub_failed(error) from None
+    return ShareCodeOut(accept_url=code["accept_url"], expires_at=code.get("expires_at"))
+
+
+@router.delete(
+    "/dashboards/{dashboard_id}/shares",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses={**_NOT_FOUND, **_HUB_DOWN},
+)
+def revoke_all(dashboard_id: DashboardPath, caller: ServiceCaller, context: Context) -> Response:
+    """Take every share and every share code of the dashboard away."""
+    owner, server = _owned(context, dashboard_id, caller)
+    try:
+        _hub(context).revoke_all_shares(owner, server)
+    except HubApiError as error:
+        raise _hub_failed(error) from None
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+__all__ = ["router", "share_scopes"]

@@ -1,0 +1,259 @@
+"""Dashboards in the platform database: publish (freeze a notebook as a version), look up, list, delete.
+
+Rules this module guarantees:
+
+* A published notebook is stored exactly as given (its bytes) and addressed by their SHA-256; a version never
+  changes. Only a JSON object with a ``cells`` list (nbformat 4) at most ``MAX_NOTEBOOK_BYTES`` long is accepted;
+  anything else is ``InvalidDashboard`` (400) naming what to fix, and nothing is stored.
+* Titles are 1-200 characters (not only white space), descriptions at most 2000; ``InvalidDashboard`` otherwise.
+* The number of dashboards an owner has is bounded by ``hosting.hosting_allowance``; publishing past it is
+  ``DashboardLimit`` (409), saying the limit and where it comes from. The check and the insert are one transaction
+  under a row lock of the owner's account, so two publishes at once cannot both take the last place.
+* Only the owner (or an administrator) reads, changes or deletes a dashboard; anyone else is told it does not
+  exist (``DashboardNotFound``, 404), so ids cannot be probed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from polartep_hub.accounts.models import Account
+from polartep_hub.accounts.personal_data import ERASURE_HOOKS
+from polartep_hub.dashboards.hosting import HostingAllowance
+from polartep_hub.dashboards.models import Dashboard, DashboardVersion
+from polartep_hub.service.orm import utcnow
+
+MAX_NOTEBOOK_BYTES = 48 * 1024
+"""Below the service's request-body bound (64 KiB, ``web/request_limits.py``) with room for title and description.
+Outputs are re-computed by Voila on every visit, so a notebook is published best without them."""
+
+MAX_TITLE = 200
+MAX_DESCRIPTION = 2000
+SERVER_PREFIX = "dash-"
+DASHBOARD_ID_PATTERN = r"[0-9a-f]{10}"
+_ID = re.compile(DASHBOARD_ID_PATTERN)
+
+
+class DashboardError(Exception):
+    """Base of the dashboards' domain errors (statuses in ``service/web/errors.py``)."""
+
+
+class InvalidDashboard(DashboardError):
+    """The notebook, title or description breaks a rule (400)."""
+
+
+class DashboardNotFound(DashboardError):
+    """No such dashboard, or not the caller's (404)."""
+
+
+class DashboardLimit(DashboardError):
+    """The owner has as many dashboards as the hosting allowance permits (409)."""
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asks: an account name (None for the hub) and whether they administer the platform."""
+
+    name: str | None
+    admin: bool = False
+
+
+def server_name(dashboard_id: str) -> str:
+    """The JupyterHub named server that serves the dashboard (stable: part of its URL)."""
+    return f"{SERVER_PREFIX}{dashboard_id}"
+
+
+def dashboard_id_of_server(name: str) -> str | None:
+    """The dashboard id a server name stands for; None for a server that is not a dashboard's."""
+    if not name.startswith(SERVER_PREFIX):
+        return None
+    candidate = name[len(SERVER_PREFIX) :]
+    return candidate if _ID.fullmatch(candidate) else ""
+
+
+def check_title(title: str) -> str:
+    title = title.strip()
+    if not title or len(title) > MAX_TITLE:
+        raise InvalidDashboard(f"title: 1-{MAX_TITLE} characters, not only white space")
+    return title
+
+
+def check_description(description: str) -> str:
+    if len(description) > MAX_DESCRIPTION:
+        raise InvalidDashboard(f"description: at most {MAX_DESCRIPTION} characters")
+    return description
+
+
+def freeze_notebook(notebook: object) -> tuple[bytes, str]:
+    """The notebook's canonical bytes and their SHA-256; ``InvalidDashboard`` when it is not a notebook."""
+    if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
+        raise InvalidDashboard("notebook: a Jupyter notebook (a JSON object with a 'cells' list, nbformat 4)")
+    if notebook.get("nbformat") != 4:
+        raise InvalidDashboard("notebook: nbformat must be 4 (save it with JupyterLab 3 or later)")
+    content = json.dumps(notebook, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+    if len(content) > MAX_NOTEBOOK_BYTES:
+        raise InvalidDashboard(
+            f"notebook: {len(content)} bytes; at most {MAX_NOTEBOOK_BYTES} (clear its outputs: Voila computes them)"
+        )
+    return content, hashlib.sha256(content).hexdigest()
+
+
+def count_owned(session: Session, account: Account) -> int:
+    return (
+        session.scalar(select(func.count()).select_from(Dashboard).where(Dashboard.owner_id == account.id))
+        or 0
+    )
+
+
+def publish(
+    session: Session,
+    owner: Account,
+    allowance: HostingAllowance,
+    *,
+    title: str,
+    description: str,
+    notebook: object,
+) -> Dashboard:
+    """Freeze ``notebook`` as the first version of a new dashboard of ``owner`` and commit."""
+    title = check_title(title)
+    description = check_description(description)
+    content, digest = freeze_notebook(notebook)
+    # The owner's row, locked: two publishes at once are counted one after the other (PostgreSQL; SQLite
+    # serialises writers anyway).
+    session.execute(select(Account.id).where(Account.id == owner.id).with_for_update())
+    owned = count_owned(session, owner)
+    if owned >= allowance.limit:
+        session.rollback()
+        if allowance.limit == 0:
+            raise DashboardLimit(
+                "your plan allows no dashboard (it allows no environment); ask an administrator"
+            )
+        raise DashboardLimit(
+            f"you have {owned} dashboard(s), the most your {allowance.source} allows ({allowance.limit}); "
+            "delete one, or take a hosting subscription"
+        )
+    while True:
+        dashboard_id = secrets.token_hex(5)
+        if session.get(Dashboard, dashboard_id) is None:
+            break
+    now = utcnow()
+    dashboard = Dashboard(
+        id=dashboard_id,
+        owner_id=owner.id,
+        title=title,
+        description=description,
+        current_sha256=digest,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(dashboard)
+    session.add(
+        DashboardVersion(dashboard_id=dashboard_id, sha256=digest, notebook=content, size=len(content))
+    )
+    session.commit()
+    return dashboard
+
+
+def add_version(session: Session, dashboard: Dashboard, notebook: object) -> DashboardVersion:
+    """Freeze ``notebook`` as the dashboard's current version (the same bytes again: the same version) and commit."""
+    content, digest = freeze_notebook(notebook)
+    version = session.get(DashboardVersion, (dashboard.id, digest))
+    if version is None:
+        version = DashboardVersion(
+            dashboard_id=dashboard.id, sha256=digest, notebook=content, size=len(content)
+        )
+        session.add(version)
+    dashboard.current_sha256 = digest
+    dashboard.updated_at = utcnow()
+    session.commit()
+    return version
+
+
+def get_dashboard(session: Session, dashboard_id: str, actor: Actor) -> Dashboard:
+    """The dashboard if ``actor`` owns it (or administers, or is the hub); ``DashboardNotFound`` otherwise."""
+    dashboard = session.get(Dashboard, dashboard_id) if _ID.fullmatch(dashboard_id) else None
+    if dashboard is None or not (actor.admin or dashboard.owner.name == actor.name):
+        raise DashboardNotFound(f"no dashboard {dashboard_id!r} of yours")
+    return dashboard
+
+
+def owned_by(session: Session, owner: str) -> list[Dashboard]:
+    """The dashboards of the account ``owner``, newest first."""
+    query = (
+        select(Dashboard)
+        .join(Account, Dashboard.owner_id == Account.id)
+        .where(Account.name == owner)
+        .order_by(Dashboard.created_at.desc(), Dashboard.id)
+    )
+    return list(session.scalars(query))
+
+
+def visible_to(session: Session, name: str, shared_servers: list[dict]) -> list[tuple[Dashboard, str]]:
+    """The dashboards ``name`` may open, as ``(dashboard, "own" | "shared")``: their own, then those whose servers
+    JupyterHub says are shared with them (``shared_servers``: ``{"user", "name"}``), newest first."""
+    found = [(dashboard, "own") for dashboard in owned_by(session, name)]
+    seen = {dashboard.id for dashboard, _ in found}
+    wanted = {}
+    for server in shared_servers:
+        dashboard_id = dashboard_id_of_server(server.get("name") or "")
+        if dashboard_id and dashboard_id not in seen:
+            wanted[dashboard_id] = server.get("user")
+    if wanted:
+        rows = session.scalars(select(Dashboard).where(Dashboard.id.in_(list(wanted))))
+        shared = [d for d in rows if d.owner.name == wanted[d.id]]
+        shared.sort(key=lambda d: (d.created_at, d.id), reverse=True)
+        found += [(dashboard, "shared") for dashboard in shared]
+    return found
+
+
+def thumbnail(notebook: bytes) -> bytes | None:
+    """The first PNG output of the frozen notebook (the dashboard's thumbnail), or None."""
+    import base64
+
+    try:
+        cells = json.loads(notebook).get("cells", [])
+        for cell in cells:
+            for output in cell.get("outputs") or []:
+                data = (output.get("data") or {}).get("image/png")
+                if data:
+                    return base64.b64decode("".join(data) if isinstance(data, list) else data)
+    except (ValueError, AttributeError, TypeError):
+        return None
+    return None
+
+
+def version(session: Session, dashboard: Dashboard, sha256: str) -> DashboardVersion:
+    found = session.get(DashboardVersion, (dashboard.id, sha256))
+    if found is None:
+        raise DashboardNotFound(f"dashboard {dashboard.id!r} has no version {sha256[:64]!r}")
+    return found
+
+
+def delete(session: Session, dashboard: Dashboard) -> None:
+    session.delete(dashboard)
+    session.commit()
+
+
+def erase_owner(session: Session, account: Account) -> int:
+    """Delete every dashboard of ``account`` (inside erasure's final transaction; no commit here)."""
+    dashboards = list(session.scalars(select(Dashboard).where(Dashboard.owner_id == account.id)))
+    for dashboard in dashboards:
+        session.delete(dashboard)
+    return len(dashboards)
+
+
+def _erase_dashboards(session: Session, erasure) -> None:
+    """Erasure's final transaction (``accounts/personal_data.py``): the user's dashboards go with the account (their
+    servers and shares went with the JupyterHub user in an earlier step)."""
+    erase_owner(session, erasure.account)
+
+
+if _erase_dashboards not in ERASURE_HOOKS:
+    ERASURE_HOOKS.append(_erase_dashboards)

@@ -1,0 +1,227 @@
+"""Dashboard servers: a JupyterHub named server ``dash-<id>`` of the owner that serves one dashboard and nothing else.
+
+Rules this module guarantees:
+
+* A server is a dashboard server exactly when its name is ``dash-<id>`` (``dashboards/store.py``); such a server
+  never starts anything but the dashboard, whatever the options say, because a share of it grants
+  ``access:servers`` on the whole server. Its user options are ``{}`` or ``{"dashboard": "<id>"}`` with the id of
+  its name; anything else (a profile, a command, an image, an environment) is refused with 400 before anything
+  starts, and the refused options are forgotten (JupyterHub would reuse them for the next start without options).
+  ``{"dashboard": ...}`` on any other server name is refused too.
+* The hub asks the platform service (``GET users/<owner>/dashboards/<id>/launch``, hub token) whether the owner
+  owns that dashboard (400 otherwise), which version is current and which hosting profile sizes it
+  (``dashboards/hosting.py``). The consent check and the quota decision are those of every server
+  (``profiles.py``): the dashboard's running time is the owner's.
+* Local mode: the server runs as the owner's system user (as every server of theirs) the program
+  ``polartep_hub.dashboards.serve``, which fetches the frozen version, checks its SHA-256 and serves it with
+  Voila behind jupyter-server-proxy's standalone proxy (the route and why: ``dashboards/serve.py``).
+* A dashboard server that ends during its start fails the start with the reason its program wrote to the owner's
+  ``~/.polartep-dashboards/<id>.log`` (``dashboard_failure``): the viewer who started it reads why on the hub's
+  progress page, the owner finds the whole log in their home.
+* Docker and Swarm modes: dashboard servers are refused with a message (400) until the images carry the dashboard
+  program; they never fall back to JupyterLab.
+* Dashboards never use up the owner's named-server places for development: ``named_server_limit`` (given to
+  ``JupyterHub.named_server_limit_per_user``) counts only the servers that are not dashboards'; how many dashboards
+  an owner may have is bounded when they are published (``dashboards/hosting.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import stat
+import sys
+from pathlib import Path
+from typing import Any
+
+from tornado.web import HTTPError
+from traitlets import Bool, Unicode, default
+from traitlets.config import LoggingConfigurable
+
+SERVER_PREFIX = "dash-"
+FAILURE_LOG_FOLDER = ".polartep-dashboards"  # as dashboards/serve.py writes it
+_DASHBOARD_SERVER = re.compile(r"dash-([0-9a-f]{10})")
+
+
+def dashboard_id_for(server_name: str) -> str | None:
+    """The dashboard id of a server name; None when it is not a dashboard's; HTTP 400 for a malformed one."""
+    if not server_name.startswith(SERVER_PREFIX):
+        return None
+    match = _DASHBOARD_SERVER.fullmatch(server_name)
+    if match is None:
+        raise HTTPError(400, f"server names starting with {SERVER_PREFIX!r} are reserved for dashboards")
+    return match.group(1)
+
+
+def check_dashboard_options(server_name: str, user_options: Any) -> str | None:
+    """Validate the options of a spawn: the dashboard id when the server is a dashboard's, None otherwise."""
+    options = user_options or {}
+    dashboard_id = dashboard_id_for(server_name)
+    if dashboard_id is None:
+        if isinstance(options, dict) and "dashboard" in options:
+            raise HTTPError(400, "a dashboard runs only on its own server: publish it (POST /dashboards)")
+        return None
+    if not isinstance(options, dict):
+        raise HTTPError(400, 'the options of a dashboard server are {} or {"dashboard": "<id>"}')
+    unknown = sorted(str(key)[:40] for key in options if key != "dashboard")
+    if unknown:
+        raise HTTPError(
+            400,
+            f"a dashboard server takes no option {', '.join(unknown)}: it runs its dashboard and nothing else",
+        )
+    if options.get("dashboard", dashboard_id) != dashboard_id:
+        raise HTTPError(400, f"server {server_name} serves dashboard {dashboard_id}, not another one")
+    return dashboard_id
+
+
+def named_server_limit(development_servers: int):
+    """``JupyterHub.named_server_limit_per_user``: ``development_servers`` named servers that are not dashboards'.
+
+    JupyterHub compares the limit with the number of the user's named servers when a new one is created; the
+    dashboards' servers are added to the limit so that they are not counted, and a new dashboard server is not
+    bounded here (the number of dashboards is bounded at publishing).
+    """
+
+    def limit(handler) -> int:
+        path = handler.request.path
+        creating_dashboard = re.search(r"/(?:servers|spawn/[^/]+)/dash-[^/]*/?$", path) is not None
+        if creating_dashboard or development_servers <= 0:
+            return 0  # no bound
+        user = getattr(handler, "current_user", None)
+        match = re.search(r"/users/([^/]+)/servers/|/spawn/([^/]+)/", path)
+        owner = None
+        if match and user is not None:
+            name = match.group(1) or match.group(2)
+            owner = handler.find_user(name) if name != getattr(user, "name", None) else user
+        owner = owner or user
+        dashboards = 0
+        if owner is not None and hasattr(owner, "orm_spawners"):
+            dashboards = sum(1 for name in owner.orm_spawners if name.startswith(SERVER_PREFIX))
+        return development_servers + dashboards
+
+    return limit
+
+
+async def _apply_options(spawner, user_options: dict | None) -> None:
+    """JupyterHub's ``apply_user_options`` hook, as ``hook(spawner, options)``."""
+    await spawner._apply_profile_options(user_options)
+
+
+class DashboardServerMixin(LoggingConfigurable):
+    """Mix in before ``ProfileSpawnerMixin``: dashboard servers are validated and started as dashboards."""
+
+    dashboards_supported = Bool(
+        True, help="Whether this spawner can run dashboard servers (Docker and Swarm: not yet).", config=True
+    )
+    dashboard_id = Unicode("", help="The dashboard this server serves (kept in the spawner's state).")
+    dashboard_version = Unicode(
+        "", help="The SHA-256 of the version it serves (kept in the spawner's state)."
+    )
+
+    @default("apply_user_options")
+    def _apply_user_options_default(self):
+        # Dispatch through the class hierarchy, so this mixin's check runs whatever spawner it is mixed into
+        # (ProfileSpawnerMixin's own default names its function directly and would skip it).
+        return _apply_options
+
+    async def _apply_profile_options(self, user_options: dict | None) -> None:
+        try:
+            dashboard_id = check_dashboard_options(self.name or "", user_options)
+        except HTTPError:
+            if (self.name or "").startswith(SERVER_PREFIX):
+                # JupyterHub stored the refused options and reuses them for the next start without options (a
+                # viewer's): forget them, so one bad request cannot keep the dashboard from starting.
+                self.user_options = {}
+                orm_spawner = getattr(self, "orm_spawner", None)
+                if orm_spawner is not None:
+                    orm_spawner.user_options = {}
+            raise
+        if dashboard_id is None:
+            await super()._apply_profile_options(user_options)
+            return
+        if not self.dashboards_supported:
+            raise HTTPError(
+                400, "dashboards run in local mode only in this release (Docker and Swarm: not yet)"
+            )
+        await self.require_consents()
+        launch = await self.platform.dashboard_launch(self.user.name, dashboard_id)
+        if not launch.get("profile"):
+            raise HTTPError(
+                400, "your plan allows no environment, so no dashboard can run; ask an administrator"
+            )
+        profile = self.catalogue.profile(launch["profile"])
+        await self.platform.admit_server(self.user.name, self.name, profile.name, admin=bool(self.user.admin))
+        self.profile_name = profile.name
+        self.apply_profile(profile)
+        self.dashboard_id = dashboard_id
+        self.dashboard_version = launch["version"]
+        self.apply_dashboard()
+        self.log.info(
+            "Starting dashboard %s (%s) of %s with profile %s",
+            dashboard_id,
+            launch["version"][:12],
+            self.user.name,
+            profile.name,
+        )
+
+    def apply_dashboard(self) -> None:
+        """Run the dashboard program instead of JupyterLab."""
+        self.cmd = [sys.executable, "-m", "polartep_hub.dashboards.serve"]
+        self.args = []
+        self.default_url = ""
+        self.environment = {
+            **self.environment,
+            "POLARTEP_DASHBOARD_ID": self.dashboard_id,
+            "POLARTEP_DASHBOARD_VERSION": self.dashboard_version,
+        }
+
+    def dashboard_failure(self, home: str) -> str:
+        """Why the dashboard server ended during its start, for whoever started it: the last line of the failure
+        log the dashboard program wrote in the owner's home (``dashboards/serve.py``), read without following a
+        symlink and only if it is a regular file of the owner's account (the spawner runs as root; the owner
+        could plant anything there)."""
+        path = Path(home) / FAILURE_LOG_FOLDER / f"{self.dashboard_id}.log"
+        reason = "it ended during its start"
+        try:
+            descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            return f"The dashboard could not start: {reason}."
+        try:
+            status = os.fstat(descriptor)
+            owner = getattr(self, "system_user", "")
+            expected_uid = pwd.getpwnam(owner).pw_uid if owner else os.geteuid()
+            if stat.S_ISREG(status.st_mode) and status.st_uid == expected_uid:
+                size = status.st_size
+                os.lseek(descriptor, max(0, size - 2048), os.SEEK_SET)
+                tail = os.read(descriptor, 2048).decode("utf-8", "replace").strip().splitlines()
+                if tail:
+                    reason = tail[-1].split(" ", 1)[-1][:300]
+        except (OSError, KeyError):
+            pass
+        finally:
+            os.close(descriptor)
+        return (
+            f"The dashboard could not start: {reason}. Its owner finds the log in "
+            f"~/{FAILURE_LOG_FOLDER}/{self.dashboard_id}.log."
+        )
+
+    def get_state(self):
+        state = super().get_state()
+        if self.dashboard_id:
+            state["dashboard"] = {"id": self.dashboard_id, "version": self.dashboard_version}
+        return state
+
+    def load_state(self, state):
+        super().load_state(state)
+        dashboard = state.get("dashboard") or {}
+        self.dashboard_id = dashboard.get("id", "")
+        self.dashboard_version = dashboard.get("version", "")
+
+    def clear_state(self):
+        super().clear_state()
+        self.dashboard_id = ""
+        self.dashboard_version = ""
+
+
+__all__ = ["DashboardServerMixin", "check_dashboard_options", "named_server_limit"]
