@@ -47,6 +47,26 @@ class _BaseHandler(ExtensionHandlerMixin, APIHandler):
         self.set_header("Cache-Control", "no-store")  # per-user, changes with the plan
         self.finish(json.dumps(body))
 
+    def refused_unconfigured(self) -> bool:
+        """Answer 503 naming the settings the extension lacks; True when it did (the request is answered)."""
+        missing = self.extensionapp.missing_settings()
+        if missing:
+            self.write_json(
+                503, {"message": f"the Polar TEP extension is not configured: {', '.join(missing)} not set"}
+            )
+        return bool(missing)
+
+    async def call_service(self, *routes: str) -> list[Any] | None:
+        """The service's answers to the allow-listed GET ``routes``, asked at once with the user's own token; None
+        when one failed, which is answered 502 with the service's status (the request is answered)."""
+        client = self.extensionapp.service_client()
+        try:
+            return list(await asyncio.gather(*(client.call(route) for route in routes)))
+        except ServiceError as e:
+            self.log.warning("Polar TEP extension: %s", e)
+            self.write_json(502, {"message": str(e), "service_status": e.status})
+            return None
+
 
 class MeHandler(_BaseHandler):
     """The user's plan, profile and remaining plan period, for the sidebar panel and the status bar."""
@@ -54,20 +74,13 @@ class MeHandler(_BaseHandler):
     @tornado.web.authenticated
     @authorized
     async def get(self) -> None:
+        if self.refused_unconfigured():
+            return
+        answers = await self.call_service("me", "entitlements")
+        if answers is None:
+            return
+        me, entitlements = answers
         app = self.extensionapp
-        missing = app.missing_settings()
-        if missing:
-            self.write_json(
-                503, {"message": f"the Polar TEP extension is not configured: {', '.join(missing)} not set"}
-            )
-            return
-        client = app.service_client()
-        try:
-            me, entitlements = await asyncio.gather(client.call("me"), client.call("entitlements"))
-        except ServiceError as e:
-            self.log.warning("Polar TEP extension: %s", e)
-            self.write_json(502, {"message": str(e), "service_status": e.status})
-            return
         self.write_json(
             200,
             {
@@ -130,13 +143,9 @@ class _ProcessorHandler(_BaseHandler):
     @tornado.web.authenticated
     @authorized
     async def post(self) -> None:
-        app = self.extensionapp
-        missing = app.missing_settings()
-        if missing:
-            self.write_json(
-                503, {"message": f"the Polar TEP extension is not configured: {', '.join(missing)} not set"}
-            )
+        if self.refused_unconfigured():
             return
+        app = self.extensionapp
         body = self._body()
         if body is None:
             return
@@ -194,19 +203,12 @@ class UsageHandler(_BaseHandler):
     @tornado.web.authenticated
     @authorized
     async def get(self) -> None:
-        app = self.extensionapp
-        missing = app.missing_settings()
-        if missing:
-            self.write_json(
-                503, {"message": f"the Polar TEP extension is not configured: {', '.join(missing)} not set"}
-            )
+        if self.refused_unconfigured():
             return
-        try:
-            usage = await app.service_client().call("usage")
-        except ServiceError as e:
-            self.log.warning("Polar TEP extension: %s", e)
-            self.write_json(502, {"message": str(e), "service_status": e.status})
+        answers = await self.call_service("usage")
+        if answers is None:
             return
+        (usage,) = answers
         self.write_json(200, {key: usage.get(key) for key in USAGE_FIELDS})
 
 

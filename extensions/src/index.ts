@@ -7,11 +7,10 @@
  * shows what the service says, and an error as the service (or the extension) worded it.
  */
 import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { URLExt } from '@jupyterlab/coreutils';
-import { ServerConnection } from '@jupyterlab/services';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { LabIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
+import { getFromExtension } from './request';
 import { usagePlugin } from './usage';
 
 import processorsPlugin from './processors';
@@ -64,25 +63,8 @@ export function planPeriod(me: IPlatformMe, now: Date = new Date()): string {
 }
 
 async function fetchMe(): Promise<MeResult> {
-  const settings = ServerConnection.makeSettings();
-  const url = URLExt.join(settings.baseUrl, 'polartep', 'api', 'me');
-  let response: Response;
-  try {
-    response = await ServerConnection.makeRequest(url, { method: 'GET' }, settings);
-  } catch (error) {
-    return { ok: false, message: `the server extension could not be reached: ${String(error)}` };
-  }
-  let body: any = null;
-  try {
-    body = await response.json();
-  } catch {
-    // Not JSON: the status line says enough.
-  }
-  if (!response.ok) {
-    const message = body && typeof body.message === 'string' ? body.message : `HTTP ${response.status}`;
-    return { ok: false, message };
-  }
-  return { ok: true, me: body as IPlatformMe };
+  const answer = await getFromExtension<IPlatformMe>('me');
+  return answer.ok ? { ok: true, me: answer.body } : answer;
 }
 
 /** The sidebar panel: plan, profile, plan period, a refresh button. */

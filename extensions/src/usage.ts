@@ -8,10 +8,9 @@
  * service, the hub and the gateway. Text is set with textContent, never as HTML.
  */
 import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { URLExt } from '@jupyterlab/coreutils';
-import { ServerConnection } from '@jupyterlab/services';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { Widget } from '@lumino/widgets';
+import { getFromExtension } from './request';
 
 /** One notice as the service lists it. */
 export interface IUsageNotice {
@@ -64,25 +63,8 @@ export function formatBytes(bytes: number): string {
 }
 
 async function fetchUsage(): Promise<UsageResult> {
-  const settings = ServerConnection.makeSettings();
-  const url = URLExt.join(settings.baseUrl, 'polartep', 'api', 'usage');
-  let response: Response;
-  try {
-    response = await ServerConnection.makeRequest(url, { method: 'GET' }, settings);
-  } catch (error) {
-    return { ok: false, message: `the server extension could not be reached: ${String(error)}` };
-  }
-  let body: any = null;
-  try {
-    body = await response.json();
-  } catch {
-    // Not JSON: the status line says enough.
-  }
-  if (!response.ok) {
-    const message = body && typeof body.message === 'string' ? body.message : `HTTP ${response.status}`;
-    return { ok: false, message };
-  }
-  return { ok: true, usage: body as IUsage };
+  const answer = await getFromExtension<IUsage>('usage');
+  return answer.ok ? { ok: true, usage: answer.body } : answer;
 }
 
 /** The status-bar meter; a click opens the Polar TEP panel. */

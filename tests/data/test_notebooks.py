@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from polartep_hub.settings import REPO_ROOT
-from tests.helpers.servers import process_environment, server_state
+from tests.helpers.servers import run_example_notebook
 
 pytestmark = pytest.mark.hub
 
@@ -48,33 +47,12 @@ def test_find_and_open_sea_ice_notebook_runs_in_a_members_server(platform, new_u
     assert sample.returncode == 0, sample.stderr
     platform.spawn(owner, token)
     try:
-        server_env = process_environment(server_state(platform, owner)["pid"])
-        output = tmp_path / "out.ipynb"
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "papermill",
-                "--no-progress-bar",
-                "--log-level",
-                "WARNING",
-                "-k",
-                "python3",
-                "--cwd",
-                str(tmp_path),
-                str(REPO_ROOT / "notebooks" / "find-and-open-sea-ice.ipynb"),
-                str(output),
-                "-p",
-                "collection",
-                f"{project}:seaice-sample",
-                "-p",
-                "end",
-                "2024-01-05",
-            ],
-            env=server_env,
-            capture_output=True,
-            text=True,
-            timeout=300,
+        done = run_example_notebook(
+            platform,
+            owner,
+            "find-and-open-sea-ice.ipynb",
+            tmp_path,
+            {"collection": f"{project}:seaice-sample", "end": "2024-01-05"},
         )
     finally:
         platform.stop_server(owner)

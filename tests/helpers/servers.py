@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
+
+from polartep_hub.settings import REPO_ROOT
 
 
 def server_state(platform, user: str, server: str = "") -> dict:
@@ -13,6 +17,22 @@ def server_state(platform, user: str, server: str = "") -> dict:
 def process_environment(pid: int) -> dict[str, str]:
     raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+
+
+def run_example_notebook(
+    platform, user: str, notebook: str, workdir: Path, parameters: dict[str, str]
+) -> subprocess.CompletedProcess:
+    """papermill runs ``notebooks/<notebook>`` in ``workdir`` with the environment (variables, token) of ``user``'s
+    running default server, as a notebook in that server would run; string ``parameters`` given with ``-p``."""
+    options = [arg for name, value in parameters.items() for arg in ("-p", name, value)]
+    return subprocess.run(
+        [sys.executable, "-m", "papermill", "--no-progress-bar", "--log-level", "WARNING", "-k", "python3",
+         "--cwd", str(workdir), str(REPO_ROOT / "notebooks" / notebook), str(workdir / "out.ipynb"), *options],
+        env=process_environment(server_state(platform, user)["pid"]),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
 
 
 def put_file(platform, user: str, token: str, path: str, content: str, server: str = "") -> None:
