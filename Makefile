@@ -4,17 +4,26 @@ VENV ?= .venv
 # The venv is built on the system Python so that every local user can read it (see docs/operator-guide.md).
 SYSTEM_PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || command -v python3)
 PY := $(VENV)/bin/python
+# The pgstac federation peer's own environment (tests and bench only; see its target below).
+PGSTAC_VENV ?= .venv-pgstac
 MODE ?= local
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
 .PHONY: install up down test lint format check catalogue test-deps test-images docker-engine images clean
 
-install: $(VENV)/.installed node_modules/.installed $(VENV)/.extension
+install: $(VENV)/.installed node_modules/.installed $(VENV)/.extension $(PGSTAC_VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(SYSTEM_PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,docker]' 2> >(grep -v "is ignored: it is neither" >&2)
+	touch $@
+
+# The federation peer of the tests and the catalogue bench (stac-fastapi-pgstac, pypgstac) in its own environment:
+# its pins (uvicorn==0.38.0 in the server extra, cachetools<6.1) would downgrade the platform's (README, "Catalogue").
+$(PGSTAC_VENV)/.installed: tests/helpers/pgstac-requirements.txt
+	test -x $(PGSTAC_VENV)/bin/python || $(SYSTEM_PYTHON) -m venv $(PGSTAC_VENV)
+	$(PGSTAC_VENV)/bin/python -m pip install -q --disable-pip-version-check -r $< 2> >(grep -v "is ignored: it is neither" >&2)
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -45,12 +54,18 @@ check: install
 catalogue: install
 	$(VENV)/bin/polartep catalogue
 
-# System packages the suite needs: PostgreSQL server binaries for the service's database tests, and Debian's
-# Chromium with its driver for the browser tests (Selenium never downloads a browser or a driver).
+# System packages the suite needs: PostgreSQL server binaries for the service's database tests, PostGIS for the
+# pgstac federation peer (the same major version as the server), and Debian's Chromium with its driver for the
+# browser tests (Selenium never downloads a browser or a driver).
 test-deps:
 	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 		echo "Installing PostgreSQL from Debian's packages"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql >/dev/null; \
+	fi
+	@version=$$(ls -d /usr/lib/postgresql/*/bin/initdb | sort -V | tail -1 | cut -d/ -f5); \
+	if ! test -e /usr/share/postgresql/$$version/extension/postgis.control; then \
+		echo "Installing PostGIS for PostgreSQL $$version from Debian's packages"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql-$$version-postgis-3 >/dev/null; \
 	fi
 	@if ! test -x /usr/bin/chromium || ! test -x /usr/bin/chromedriver; then \
 		echo "Installing Chromium and chromedriver from Debian's packages"; \
@@ -88,4 +103,4 @@ format:
 	$(VENV)/bin/ruff format .
 
 clean:
-	rm -rf $(VENV) node_modules state build extensions/node_modules extensions/lib extensions/labextension
+	rm -rf $(VENV) $(PGSTAC_VENV) node_modules state build extensions/node_modules extensions/lib extensions/labextension

@@ -11,6 +11,7 @@ import pytest
 
 from polartep_hub.proxy_process import start_proxy
 from tests.harness import RunningPlatform
+from tests.helpers.pgstac_peer import PgstacPeer, missing_reason
 from tests.mail_server import SMTPTestServer
 from tests.postgres_server import INSTALL_HINT, PostgresServer, find_bin_dir
 
@@ -23,7 +24,7 @@ _names = itertools.count(1)
 # The kind of a test is the real parts it uses: ``-m hub``, ``-m docker``, ``-m postgres`` and ``-m browser`` select
 # exactly those (markers set in a module are kept; these are added from the fixtures and the harness the test uses).
 _HUB_FIXTURES = {"platform", "mail_platform", "new_user", "docker_platform"}
-_POSTGRES_FIXTURES = {"postgres_server", "postgres_database"}
+_POSTGRES_FIXTURES = {"postgres_server", "postgres_database", "pgstac_peer"}
 
 
 def pytest_collection_modifyitems(items):
@@ -123,3 +124,19 @@ def postgres_server() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def pgstac_peer(postgres_server: PostgresServer) -> Iterator[PgstacPeer]:
+    """stac-fastapi-pgstac, an independent STAC API, on a database of the session's PostgreSQL (with PostGIS), as a
+    federation peer (``tests/helpers/pgstac_peer.py``). Like PostgreSQL, it is required in CI."""
+    reason = missing_reason()
+    if reason is not None:
+        if os.environ.get("POLARTEP_SKIP_PGSTAC") == "1" and not os.environ.get("CI"):
+            pytest.skip(f"POLARTEP_SKIP_PGSTAC=1: {reason}")
+        pytest.fail(reason, pytrace=False)
+    peer = PgstacPeer(postgres_server, database="pgstac_peer").start()
+    try:
+        yield peer
+    finally:
+        peer.stop()

@@ -348,10 +348,21 @@ def parse_datetime_filter(value: str) -> tuple[datetime | None, datetime | None]
 
 def search(session: Session, actor: datasets.Actor, query: Search) -> tuple[list[dict[str, Any]], int | None]:
     """One page of the items ``actor`` may read that match ``query``, and the token of the next page (or None)."""
+    rows, more = search_rows(session, actor, query)
+    return [body for _, body in rows], (rows[-1][0] if more and rows else None)
+
+
+def search_rows(
+    session: Session, actor: datasets.Actor, query: Search
+) -> tuple[list[tuple[int, dict[str, Any]]], bool]:
+    """``search`` as ``(row id, item)`` pairs in paging order, and whether more items follow the last one.
+
+    The row ids are the paging positions: a federated page (``stac_api``) that serves only some of them continues
+    after the last one it served."""
     # The readable datasets first (a handful of ids), so the item query is a plain IN list the planner sees through.
     readable = list(session.scalars(datasets.readable_dataset_ids(actor)))
     if not readable:
-        return [], None
+        return [], False
     statement = select(StacItem.id, StacItem.body).where(
         StacItem.dataset_id.in_(readable), StacItem.id > query.after
     )
@@ -379,9 +390,7 @@ def search(session: Session, actor: datasets.Actor, query: Search) -> tuple[list
     for term in query.q:
         statement = statement.where(StacItem.search_text.contains(term.lower(), autoescape=True))
     rows = session.execute(statement.order_by(StacItem.id).limit(query.limit + 1)).all()
-    more = len(rows) > query.limit
-    rows = rows[: query.limit]
-    return [json.loads(body) for _, body in rows], (rows[-1][0] if more and rows else None)
+    return [(row_id, json.loads(body)) for row_id, body in rows[: query.limit]], len(rows) > query.limit
 
 
 def load_item(session: Session, view: datasets.DatasetView, item_id: str) -> dict[str, Any]:

@@ -13,14 +13,16 @@ Rules this module guarantees:
   JupyterHub token, or the browser session for GET); anonymous callers see the landing page and no collection.
 * Bad parameters (a malformed or out-of-range bbox or datetime, an unknown field, ``intersects``) answer 400 naming
   the parameter and the rule; ``limit`` above ``stac.MAX_LIMIT`` is lowered to it, as STAC API says.
-* **Federated search** (``federation.py``): where peers are configured, the first page of a search also holds the
-  peers' items, each marked with its origin, and says how each peer answered (``polartep:peers``).
+* **Federated search** (``federation.py``): where peers are configured, every page of a search holds at most
+  ``limit`` items taken in turn from the platform and each peer, each marked with its origin, says how each peer
+  asked for it answered (``polartep:peers``), and its ``next`` link goes on through all of them.
 * Links are absolute, built from the address the request came to, so standard clients (pystac-client) follow them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
@@ -29,7 +31,16 @@ from starlette.concurrency import run_in_threadpool
 
 from polartep_hub.data import stac
 from polartep_hub.data import store as datasets
-from polartep_hub.data.federation import FEDERATED_HEADER, ORIGIN, ask_peers
+from polartep_hub.data.federation import (
+    CURSOR_PREFIX,
+    FEDERATED_HEADER,
+    ORIGIN,
+    Cursor,
+    Peer,
+    ask_peers,
+    interleave,
+    peer_search_body,
+)
 from polartep_hub.service.web.access import Context, optional_identity
 from polartep_hub.service.web.identity import Identity
 
@@ -260,7 +271,7 @@ def _parse_query(params: dict[str, Any]) -> stac.Search:
 
 def _item_collection(
     items: list[dict[str, Any]],
-    next_token: int | None,
+    next_token: int | str | None,
     base: str,
     self_href: str,
     next_link: dict | None,
@@ -283,46 +294,88 @@ def _item_collection(
     return _json(body, GEOJSON)
 
 
-def _get_next_link(request: Request, next_token: int | None) -> dict[str, Any] | None:
+def _get_next_link(request: Request, next_token: int | str | None) -> dict[str, Any] | None:
     if next_token is None:
         return None
     return _link("next", str(request.url.include_query_params(token=str(next_token))), GEOJSON, method="GET")
 
 
+def _parse_cursor(value: Any, peers: list[Peer]) -> Cursor:
+    """Where this page starts: a federated cursor (``f.``), a plain row id (the platform's own pages), or the
+    first page of every source."""
+    if value is None:
+        return Cursor.first(peers)
+    if isinstance(value, str) and value.startswith(CURSOR_PREFIX):
+        try:
+            return Cursor.decode(value, peers, max_skip=stac.MAX_LIMIT)
+        except ValueError as error:
+            raise stac.StacInvalid(str(error)) from None
+    return Cursor(local=_parse_token(value), peers={})
+
+
 async def _search(
-    request: Request, actor: datasets.Actor, context: Any, params: dict[str, Any], query: stac.Search
-) -> tuple[list[dict[str, Any]], int | None, dict[str, str] | None]:
-    """The platform's page, and on a first page (not asked by a peer) the peers' items (``federation.py``)."""
+    request: Request, actor: datasets.Actor, context: Any, query: stac.Search, token: Any
+) -> tuple[list[dict[str, Any]], str | None, dict[str, str] | None]:
+    """One page: the platform's items and (federated, not asked by a peer) the peers' items, taken in turn; the
+    next page's token; how each peer asked answered (``federation.py``)."""
+    federate = FEDERATED_HEADER not in request.headers
+    peers: list[Peer] = context.stac_peers if federate else []
+    cursor = _parse_cursor(token, peers)
 
-    def local() -> tuple[list[dict[str, Any]], int | None]:
+    def local() -> tuple[list[tuple[int, dict[str, Any]]], bool]:
+        if cursor.local is None:
+            return [], False
         with context.session() as session:
-            return stac.search(session, actor, query)
+            return stac.search_rows(session, actor, dataclasses.replace(query, after=cursor.local))
 
-    federate = bool(context.stac_peers) and query.after == 0 and FEDERATED_HEADER not in request.headers
-    if not federate:
-        items, next_token = await run_in_threadpool(local)
-        return items, next_token, None
-    fields = {key: value for key, value in params.items() if key != "token"}
-    for name in ("bbox", "collections", "ids"):
-        if isinstance(fields.get(name), str):
-            fields[name] = fields[name].split(",")
-    if fields.get("bbox") is not None:
-        fields["bbox"] = [float(v) for v in fields["bbox"]]
-    fields["limit"] = query.limit
-    (items, next_token), (remote, outcomes) = await asyncio.gather(
-        run_in_threadpool(local),
-        ask_peers(context.stac_peers, fields, query.limit, context.config.stac_peer_timeout),
+    asked = [(peer, cursor.peers[peer.name]) for peer in peers if peer.name in cursor.peers]
+    if not asked:
+        rows, more = await run_in_threadpool(local)
+        return [item for _, item in rows], (str(rows[-1][0]) if more and rows else None), None
+    body = peer_search_body(query.bbox, query.start, query.end, query.collections, query.ids, query.q)
+    (rows, more), answers = await asyncio.gather(
+        run_in_threadpool(local), ask_peers(asked, body, query.limit, context.config.stac_peer_timeout)
     )
-    marked = [{**item, "properties": {**item["properties"], ORIGIN: "local"}} for item in items]
-    return marked + remote, next_token, outcomes
+    marked = [
+        (row_id, {**item, "properties": {**item["properties"], ORIGIN: "local"}}) for row_id, item in rows
+    ]
+    page, taken = interleave([marked, *(answer.items for answer in answers)], query.limit)
+    # Each source goes on after the last item of it that this page served.
+    next_local = None
+    if cursor.local is not None:
+        if taken[0] < len(rows):
+            next_local = rows[taken[0] - 1][0] if taken[0] else cursor.local
+        elif more:
+            next_local = rows[-1][0]
+    next_peers = {}
+    for (peer, peer_page), answer, count in zip(asked, answers, taken[1:], strict=True):
+        if answer.outcome != "ok":
+            continue  # a peer that failed is left out of the later pages (and named on this one)
+        if count < len(answer.items):
+            skip = answer.items[count - 1][0] + 1 if count else peer_page.skip
+            next_peers[peer.name] = dataclasses.replace(peer_page, skip=skip)
+        elif answer.next_page is not None:
+            next_peers[peer.name] = answer.next_page
+    following = Cursor(local=next_local, peers=next_peers)
+    if following.done:
+        next_token = None
+    elif not next_peers:
+        next_token = str(next_local)  # only the platform's own items are left: its plain token
+    else:
+        next_token = following.encode()
+    return [item for _, item in page], next_token, {answer.name: answer.outcome for answer in answers}
+
+
+def _without_token(params: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in params.items() if key != "token"}
 
 
 @router.get("/search", responses=_BAD, response_class=GeoJSONResponse)
 async def search_get(request: Request, actor: StacActor, context: Context) -> JSONResponse:
-    """Item search with query parameters (and the configured peers' items on the first page)."""
+    """Item search with query parameters (with the configured peers' items, taken in turn)."""
     params = dict(request.query_params)
-    query = _parse_query(params)
-    items, next_token, peers = await _search(request, actor, context, params, query)
+    query = _parse_query(_without_token(params))
+    items, next_token, peers = await _search(request, actor, context, query, params.get("token"))
     base = _base(request, context)
     return _item_collection(
         items, next_token, base, str(request.url), _get_next_link(request, next_token), peers
@@ -338,8 +391,8 @@ async def search_post(request: Request, actor: StacActor, context: Context) -> J
         raise stac.StacInvalid("the body is not JSON") from None
     if not isinstance(body, dict):
         raise stac.StacInvalid("the body is a JSON object of search fields")
-    query = _parse_query(body)
-    items, next_token, peers = await _search(request, actor, context, body, query)
+    query = _parse_query(_without_token(body))
+    items, next_token, peers = await _search(request, actor, context, query, body.get("token"))
     base = _base(request, context)
     next_link = None
     if next_token is not None:
@@ -348,7 +401,7 @@ async def search_post(request: Request, actor: StacActor, context: Context) -> J
             f"{base}/search",
             GEOJSON,
             method="POST",
-            body={**body, "token": str(next_token)},
+            body={**body, "token": next_token},
             merge=False,
         )
     return _item_collection(items, next_token, base, f"{base}/search", next_link, peers)
