@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select
+from sqlalchemy import and_, delete, select
 from sqlalchemy.orm import Session
 
 from polartep_hub.data import stac_schemas
@@ -359,8 +359,10 @@ def search_rows(
 
     The row ids are the paging positions: a federated page (``stac_api``) that serves only some of them continues
     after the last one it served."""
-    # The readable datasets first (a handful of ids), so the item query is a plain IN list the planner sees through.
-    readable = list(session.scalars(datasets.readable_dataset_ids(actor)))
+    # The readable datasets first (a handful of ids), so the item query is a plain IN list the planner sees through;
+    # their longest item spans in the same query (one round trip to the database fewer per search).
+    spans = session.execute(datasets.readable_dataset_ids(actor).add_columns(Dataset.max_item_seconds)).all()
+    readable = [dataset_id for dataset_id, _ in spans]
     if not readable:
         return [], False
     statement = select(StacItem.id, StacItem.body).where(
@@ -374,9 +376,7 @@ def search_rows(
         statement = statement.where(StacItem.end_datetime >= query.start)
         # No item starts earlier than its dataset's longest span before the window: a lower bound on the start
         # time, so the (collection, start) index is read as a closed range instead of from the beginning.
-        longest = (
-            session.scalar(select(func.max(Dataset.max_item_seconds)).where(Dataset.id.in_(readable))) or 0.0
-        )
+        longest = max((seconds or 0.0 for _, seconds in spans), default=0.0)
         statement = statement.where(StacItem.start_datetime >= query.start - timedelta(seconds=longest))
     if query.end is not None:
         statement = statement.where(StacItem.start_datetime <= query.end)

@@ -205,6 +205,12 @@ class PgstacPeer:
         return f"http://127.0.0.1:{self.port}/"
 
     @property
+    def api_pid(self) -> int:
+        """The process id of the running API (uvicorn, one process)."""
+        assert self._api is not None, "API not running"
+        return self._api.pid
+
+    @property
     def dsn(self) -> str:
         assert self.postgres is not None and self.postgres.port is not None, "peer not started"
         return f"postgresql://{self.postgres.superuser}@127.0.0.1:{self.postgres.port}/{self.database}"
