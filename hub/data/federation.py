@@ -143,11 +143,9 @@ class Cursor:
 
 
 def _under(href: str, root: str) -> bool:
-    """Whether ``href`` is the peer's own search (same scheme, host and port, below the root's path)."""
+    """Whether ``href`` is the peer's own item search (same scheme, host and port, the root's path + ``search``)."""
     link, base = urlsplit(href), urlsplit(root)
-    return (link.scheme, link.netloc) == (base.scheme, base.netloc) and link.path.startswith(
-        base.path + "search"
-    )
+    return (link.scheme, link.netloc, link.path) == (base.scheme, base.netloc, base.path + "search")
 
 
 T = TypeVar("T")

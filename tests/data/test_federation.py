@@ -352,10 +352,12 @@ def test_free_text_is_not_sent_to_a_peer_that_would_ignore_it(api, local):
     assert origins(page) == [("remote-2", "twin")]
 
 
-def test_forged_tokens_are_400(api, local):
+def test_forged_tokens_are_400(api, local, pgstac):
     root = parse_peers(f"x=http://127.0.0.1:{free_port()}/")[0]
     forged = Cursor(local=0, peers={"pgstac": PeerPage(href=f"{root.url}search?limit=1")}).encode()
-    for token in ("f.not-base64!", "f.e30", forged, "-1", "abc"):
+    # Its own host, but not its item search: a next URL may only ever lead to the peer's ``search``.
+    beside = Cursor(local=0, peers={"pgstac": PeerPage(href=f"{pgstac}search/../collections")}).encode()
+    for token in ("f.not-base64!", "f.e30", forged, beside, "-1", "abc"):
         response = api.get("stac/search", token="alice-token", params={"token": token})
         assert response.status_code == 400, token
         assert response.json()["detail"] == "token: use the token of a next link as given"
