@@ -99,10 +99,11 @@ def open_sea_ice(folder: str | Path, pattern: str = FILE_PATTERN, **open_kwargs)
     ``sea_ice_concentration`` (fraction 0-1, NaN where NSIDC flags a cell), ``surface_flag`` (the flag value, 0
     where none), ``x``/``y`` (EPSG:3411 metres), ``time``, and ``latitude``/``longitude`` (the files' own, or
     computed from x and y). Extra keyword arguments go to ``xarray.open_mfdataset`` or ``xarray.open_zarr``."""
-    if Path(folder).suffix == ".zarr":
+    folder = Path(folder).expanduser()
+    if folder.suffix == ".zarr":
         dataset = _normalise(xr.open_zarr(folder, **open_kwargs))
     else:
-        files = sorted(Path(folder).glob(pattern))
+        files = sorted(folder.glob(pattern))
         if not files:
             raise FileNotFoundError(f"no files matching {pattern} in {folder}")
         dataset = xr.open_mfdataset(
