@@ -67,7 +67,7 @@ def notebook_cell() -> str:
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as root:
-        platform = RunningPlatform(Path(root)).start()
+        platform = RunningPlatform(Path(root)).start(timeout=240)  # the machine is shared
         try:
             token = platform.create_user("bench", plan="large")
             env = {key: value for key, value in os.environ.items() if not key.startswith("POLARTEP_")}

@@ -12,7 +12,7 @@ for the core schema and read by pystac's label extension.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 import numpy as np
 import pytest
@@ -208,7 +208,7 @@ def test_chips_file_and_its_label_extension_item(tmp_path):
     assert path == folder / "sar_chips_synthetic.nc" and path.stat().st_size < 1_000_000
     with xr.open_dataset(path, engine="h5netcdf") as written:
         assert (written["backscatter"].values == chips.make_chips(40, seed=3)["backscatter"].values).all()
-    item = chips.stac_item("sea-ice", "sar-chips-sample", 40, 3, __import__("datetime").datetime(2024, 1, 1))
+    item = chips.stac_item("sea-ice", "sar-chips-sample", 40, 3, datetime(2024, 1, 1))
     served = {**item, "collection": "sea-ice:sar-chips-sample", "links": [{"rel": "collection", "href": "."}]}
     assert stac_schemas.first_error(stac_schemas.ITEM_SCHEMA, served) is None
     read = pystac.Item.from_dict(item)
