@@ -16,7 +16,7 @@ install: $(VENV)/.installed node_modules/.installed $(VENV)/.extension $(PGSTAC_
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(SYSTEM_PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,docker]' 2> >(grep -v "is ignored: it is neither" >&2)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,docker,ml]' 2> >(grep -v "is ignored: it is neither" >&2)
 	touch $@
 
 # The federation peer of the tests and the catalogue bench (stac-fastapi-pgstac, pypgstac) in its own environment:

@@ -10,7 +10,8 @@ y = 5 850 000 m down to -5 350 000 m.
 (``seaice_conc_daily_nh_*.nc``), concentration as a fraction 0-1 with NSIDC's flag values (pole hole, lakes, coast,
 land, missing: raw 251-255, 2.51-2.55 once scaled) turned into NaN and kept as a ``surface_flag`` mask. Files of the
 real CDR (G02202 version 4, variable ``cdr_seaice_conc`` on the same grid) are read the same way; its ``tdim``
-time dimension, where present, is renamed ``time``.
+time dimension, where present, is renamed ``time``. Given a Zarr store (a path ending in ``.zarr``, as ``polartep data
+sample`` writes beside the files) it opens that with ``xarray.open_zarr`` instead, with the same result.
 """
 
 from __future__ import annotations
@@ -94,22 +95,27 @@ def _normalise(dataset: xr.Dataset) -> xr.Dataset:
 
 
 def open_sea_ice(folder: str | Path, pattern: str = FILE_PATTERN, **open_kwargs) -> xr.Dataset:
-    """Every daily file under ``folder`` as one dataset: ``sea_ice_concentration`` (fraction 0-1, NaN where NSIDC
-    flags a cell), ``surface_flag`` (the flag value, 0 where none), ``x``/``y`` (EPSG:3411 metres), ``time``, and
-    ``latitude``/``longitude`` (the files' own, or computed from x and y)."""
-    files = sorted(Path(folder).glob(pattern))
-    if not files:
-        raise FileNotFoundError(f"no files matching {pattern} in {folder}")
-    dataset = xr.open_mfdataset(
-        files,
-        combine="by_coords",
-        preprocess=_normalise,
-        engine="h5netcdf",
-        data_vars="minimal",
-        coords="minimal",
-        compat="override",
-        **open_kwargs,
-    )
+    """Every daily file under ``folder`` (or the Zarr store ``folder``, a path ending in ``.zarr``) as one dataset:
+    ``sea_ice_concentration`` (fraction 0-1, NaN where NSIDC flags a cell), ``surface_flag`` (the flag value, 0
+    where none), ``x``/``y`` (EPSG:3411 metres), ``time``, and ``latitude``/``longitude`` (the files' own, or
+    computed from x and y). Extra keyword arguments go to ``xarray.open_mfdataset`` or ``xarray.open_zarr``."""
+    folder = Path(folder).expanduser()
+    if folder.suffix == ".zarr":
+        dataset = _normalise(xr.open_zarr(folder, **open_kwargs))
+    else:
+        files = sorted(folder.glob(pattern))
+        if not files:
+            raise FileNotFoundError(f"no files matching {pattern} in {folder}")
+        dataset = xr.open_mfdataset(
+            files,
+            combine="by_coords",
+            preprocess=_normalise,
+            engine="h5netcdf",
+            data_vars="minimal",
+            coords="minimal",
+            compat="override",
+            **open_kwargs,
+        )
     concentration = dataset[CONCENTRATION]
     flagged = concentration > 1.0
     flags = xr.where(flagged, np.round(concentration * 100), 0).astype("uint8")

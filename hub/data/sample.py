@@ -5,6 +5,11 @@ Concentration CDR (G02202 v4): ``cdr_seaice_conc`` as an unsigned byte scaled by
 flag values (251 pole hole, 254 land), ``x``/``y`` in EPSG:3411 metres and the CF grid-mapping variable ``crs``
 (latitude and longitude are the grid's, computed by ``nsidc.lonlat``, as NSIDC ships them in separate files) (``nsidc.py``). So ``nsidc.open_sea_ice`` reads these files and the real ones alike.
 
+``write_zarr(folder, start, days)`` writes the same days, same variables and the same CF encoding (one byte, scale
+0.01, flags above 250) as one Zarr store (format 2, consolidated metadata, one chunk per ``ZARR_DAYS_PER_CHUNK``
+days of the full grid), for Dask: ``nsidc.open_sea_ice`` opens the store with plain xarray too. Each day's STAC
+item lists both: the day's netCDF file (asset ``data``) and the store that holds that day (asset ``zarr``).
+
 What is synthetic, and said so in every file (title, ``source``, ``comment``) and catalogue entry: the land mask (a
 smooth caricature of the Arctic's coasts, Greenland and the Canadian archipelago, not a real coastline) and the
 concentration (an ice edge that follows a seasonal cycle, maximum in March and minimum in September, with
@@ -29,10 +34,19 @@ from polartep_hub.data import nsidc
 
 LABEL = "SYNTHETIC sample data (polartep data sample) - not observations"
 POLE_HOLE_LATITUDE = 89.18  # like the SSMIS instruments' pole hole
+# A month of full grids per Zarr chunk: about 4 MB raw, a few hundred kB compressed; a year is a dozen tasks.
+ZARR_DAYS_PER_CHUNK = 31
+ZARR_MEDIA_TYPE = "application/vnd+zarr"
 
 
 def file_name(day: date) -> str:
     return f"seaice_conc_daily_nh_{day:%Y%m%d}_synthetic_v04r00.nc"
+
+
+def zarr_name(start: date, days: int) -> str:
+    """The Zarr store's name: it holds the days of one run, so runs over other days never overwrite it."""
+    end = start + timedelta(days=days - 1)
+    return f"seaice_conc_daily_nh_{start:%Y%m%d}-{end:%Y%m%d}_synthetic_v04r00.zarr"
 
 
 @cache
@@ -41,6 +55,13 @@ def _grid() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     xx, yy = np.meshgrid(x, y)
     lon, lat = nsidc.lonlat(xx, yy)
     return x, y, lon, lat
+
+
+@cache
+def _land() -> np.ndarray:
+    # The same every day: computed once (a third of a day's generation time otherwise).
+    _, _, lon, lat = _grid()
+    return land_mask(lon, lat)
 
 
 def land_mask(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
@@ -78,8 +99,7 @@ def concentration(day: date, lon: np.ndarray, lat: np.ndarray, land: np.ndarray)
 def day_dataset(day: date) -> xr.Dataset:
     """One day's synthetic file as an xarray Dataset (CF-1.8, NSIDC layout)."""
     x, y, lon, lat = _grid()
-    land = land_mask(lon, lat)
-    raw = concentration(day, lon, lat, land)
+    raw = concentration(day, lon, lat, _land())
     scaled = (raw / 100.0).astype("float32")  # flags stay recognisable once scaled: 2.51 ... 2.55
     time = np.array([np.datetime64(datetime(day.year, day.month, day.day), "ns")])
     dataset = xr.Dataset(
@@ -118,18 +138,28 @@ def day_dataset(day: date) -> xr.Dataset:
     return dataset
 
 
+_CF_BYTE = {"dtype": "uint8", "scale_factor": 0.01, "_FillValue": 255}
+_TIME = {"units": "days since 1970-01-01", "calendar": "standard", "dtype": "float64"}
+
+
 def _encoding() -> dict[str, dict]:
     # As the CDR stores it: one byte, scaled by 0.01, flags above 250, compressed.
     return {
         nsidc.CONCENTRATION: {
-            "dtype": "uint8",
-            "scale_factor": 0.01,
-            "_FillValue": 255,
+            **_CF_BYTE,
             "zlib": True,
             "complevel": 4,
             "chunksizes": (1, nsidc.ROWS, nsidc.COLUMNS),
         },
-        "time": {"units": "days since 1970-01-01", "calendar": "standard", "dtype": "float64"},
+        "time": _TIME,
+    }
+
+
+def _zarr_encoding() -> dict[str, dict]:
+    # The same byte encoding; zarr's default compressor (zstd in a Blosc container) compresses it.
+    return {
+        nsidc.CONCENTRATION: {**_CF_BYTE, "chunks": (ZARR_DAYS_PER_CHUNK, nsidc.ROWS, nsidc.COLUMNS)},
+        "time": {**_TIME, "chunks": (ZARR_DAYS_PER_CHUNK,)},
     }
 
 
@@ -163,11 +193,57 @@ def write_sample(folder: Path, start: date, days: int) -> list[Path]:
     return written
 
 
-def stac_item(day: date, project: str, dataset: str) -> dict:
-    """The STAC item of one day's file; its asset's href is where servers see it (relative to the home)."""
+def _chmod_tree(top: Path) -> None:
+    # Readable by the dataset's groups once in place (its default ACL applies to files created there, and these
+    # were created in the staging folder); only the platform writes them.
+    for path in [top, *top.rglob("*")]:
+        os.chmod(path, 0o755 if path.is_dir() else 0o644, follow_symlinks=False)
+
+
+def write_zarr(folder: Path, start: date, days: int) -> Path:
+    """Write ``days`` days from ``start`` as one Zarr store in ``folder`` (``zarr_name``); returns its path.
+
+    As for the netCDF files (``write_sample``), the store is built in a staging folder in the storage root and
+    renamed into place. A store of an earlier run (or anything a member put under its name: a link, a folder) is
+    first renamed away into the staging folder, never entered, and removed with it.
+    """
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder.parent))
+    name = zarr_name(start, days)
+    partial = staging / name
+    try:
+        all_days = list(days_from(start, days))
+        for first in range(0, days, ZARR_DAYS_PER_CHUNK):
+            batch = xr.concat(
+                [day_dataset(day) for day in all_days[first : first + ZARR_DAYS_PER_CHUNK]],
+                "time",
+                data_vars="minimal",  # crs stays one scalar
+                coords="minimal",
+                compat="override",
+            )
+            if first == 0:
+                batch.to_zarr(partial, mode="w", zarr_format=2, consolidated=True, encoding=_zarr_encoding())
+            else:
+                batch.drop_vars("crs").to_zarr(partial, append_dim="time", zarr_format=2, consolidated=True)
+        _chmod_tree(partial)
+        path = folder / name
+        if os.path.lexists(path):
+            os.rename(path, staging / "replaced")
+        # A directory renamed onto a path a member re-created meanwhile fails (ENOTEMPTY, ENOTDIR): never written
+        # through.
+        os.rename(partial, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return path
+
+
+def stac_item(day: date, project: str, dataset: str, store: str | None = None) -> dict:
+    """The STAC item of one day's file; its asset's href is where servers see it (relative to the home).
+
+    ``store``, the name of a Zarr store of ``write_zarr`` that holds the day, is added as the second asset
+    ``zarr``."""
     west, south, east, north = nsidc.GRID_BBOX
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    return {
+    item = {
         "type": "Feature",
         "stac_version": "1.0.0",
         "id": f"seaice-conc-nh-{day:%Y%m%d}",
@@ -194,6 +270,14 @@ def stac_item(day: date, project: str, dataset: str) -> dict:
             }
         },
     }
+    if store is not None:
+        item["assets"]["zarr"] = {
+            "href": f"datasets/{project}/{dataset}/{store}",
+            "type": ZARR_MEDIA_TYPE,
+            "title": "Zarr store (format 2, consolidated) of the whole run, this day included; same variables",
+            "roles": ["data"],
+        }
+    return item
 
 
 def collection_metadata(start: date, days: int) -> dict:

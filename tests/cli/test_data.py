@@ -1,7 +1,8 @@
 """``polartep data sample`` and ``polartep datasets …`` against a running platform (local mode, system users).
 
 Specification: the sample command creates the project (with ``--owner``) and the dataset, writes the daily files into
-the dataset's folder and catalogues them; the project's member finds them in the STAC API and reads them with the
+the dataset's folder (and a Zarr store, the items' second asset) and catalogues them, and the SAR-like chips into a
+second dataset catalogued with the label extension; the project's member finds them in the STAC API and reads them with the
 platform's xarray loader from inside their own server, through ``~/datasets/<project>/<dataset>``. The datasets
 commands list, show, grant, revoke and delete through the service, and a refusal is one line and exit status 1.
 """
@@ -46,6 +47,17 @@ def test_the_sample_is_catalogued_and_read_from_inside_a_members_server(platform
         "seaice-conc-nh-20240102",
         "seaice-conc-nh-20240103",
     ]
+    assert found.json()["features"][0]["assets"]["zarr"]["href"] == (
+        f"datasets/{project}/seaice-sample/seaice_conc_daily_nh_20240101-20240103_synthetic_v04r00.zarr"
+    )
+    assert "wrote 400 SYNTHETIC SAR-like ice/water chips (" in done.stdout
+    chips = platform.api(
+        "GET", "/services/platform/stac/search", token, params={"collections": f"{project}:sar-chips-sample"}
+    )
+    assert chips.status_code == 200, chips.text
+    [item] = chips.json()["features"]
+    assert item["id"] == "sar-chips-synthetic-seed0" and item["properties"]["label:type"] == "raster"
+    assert item["stac_extensions"] == ["https://stac-extensions.github.io/label/v1.0.1/schema.json"]
 
     shown = polartep(platform, "datasets", "show", project, "seaice-sample")
     assert shown.returncode == 0, shown.stderr
