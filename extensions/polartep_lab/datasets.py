@@ -106,6 +106,8 @@ class ObjectDataset:
         """Store ``data`` as the object ``key`` (replacing it); members of the dataset's project only."""
         request = urllib.request.Request(self.url(key, "PUT", len(data)), data=data, method="PUT")
         request.add_header("Content-Length", str(len(data)))
+        # urllib would say form-encoded, which some stores (and proxies) parse as a form instead of storing it.
+        request.add_header("Content-Type", "application/octet-stream")
         _transfer(request)
 
     def rm(self, key: str) -> None:
