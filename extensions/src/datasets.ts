@@ -96,7 +96,7 @@ function element<K extends keyof HTMLElementTagNameMap>(
 
 class DatasetsPanel extends Widget {
   private readonly message: HTMLParagraphElement;
-  private readonly table: HTMLTableSectionElement;
+  private readonly list: HTMLDivElement;
   private readonly nameInput: HTMLInputElement;
   private readonly classSelect: HTMLSelectElement;
   private readonly projectSelect: HTMLSelectElement;
@@ -113,13 +113,9 @@ class DatasetsPanel extends Widget {
     this.message.setAttribute('role', 'status');
     this.node.appendChild(this.message);
 
-    const table = element('table', 'polartep-datasets-table');
-    const head = table.createTHead().insertRow();
-    for (const title of ['Dataset', 'Class', 'Size', 'Access', 'Project', 'In this server', '']) {
-      head.appendChild(element('th', '', title));
-    }
-    this.table = table.createTBody();
-    this.node.appendChild(table);
+    // One card per dataset: a sidebar is too narrow for a table of seven columns.
+    this.list = element('div', 'polartep-datasets-list');
+    this.node.appendChild(this.list);
 
     const form = element('form', 'polartep-datasets-create-form');
     form.appendChild(element('h3', '', 'New dataset'));
@@ -185,32 +181,34 @@ class DatasetsPanel extends Widget {
       this.projectSelect,
       answer.projects.filter(p => p.your_role).map(p => ({ value: p.name, label: p.name }))
     );
-    this.table.replaceChildren();
+    this.list.replaceChildren();
     if (answer.datasets.length === 0) {
-      const row = this.table.insertRow();
-      const cell = row.insertCell();
-      cell.colSpan = 7;
-      cell.className = 'polartep-datasets-empty';
-      cell.textContent = 'No datasets you may see yet.';
+      this.list.appendChild(element('p', 'polartep-datasets-empty', 'No datasets you may see yet.'));
     }
     for (const dataset of answer.datasets) {
-      this.table.appendChild(this.row(dataset));
+      this.list.appendChild(this.card(dataset));
     }
   }
 
-  private row(dataset: IDataset): HTMLTableRowElement {
+  private card(dataset: IDataset): HTMLElement {
     const id = `${dataset.project}/${dataset.name}`;
-    const row = element('tr', 'polartep-dataset');
-    row.dataset.dataset = id;
-    row.title = dataset.title;
-    row.appendChild(element('td', 'polartep-dataset-name', dataset.name));
-    row.appendChild(element('td', 'polartep-dataset-class', dataset.storage_class));
+    const card = element('section', 'polartep-dataset');
+    card.dataset.dataset = id;
+    card.title = dataset.title;
+    card.appendChild(element('h3', 'polartep-dataset-name', dataset.name));
+    const fields = element('dl', 'polartep-dataset-fields');
     const size = typeof dataset.bytes === 'number' ? formatBytes(dataset.bytes) : '–';
-    row.appendChild(element('td', 'polartep-dataset-size', size));
-    row.appendChild(element('td', 'polartep-dataset-access', dataset.access));
-    row.appendChild(element('td', 'polartep-dataset-project', dataset.project));
-    row.appendChild(element('td', 'polartep-dataset-path', whereText(dataset)));
-    const actions = element('td', 'polartep-dataset-actions');
+    for (const [label, part, text] of [
+      ['Class', 'class', dataset.storage_class],
+      ['Size', 'size', size],
+      ['Access', 'access', dataset.access],
+      ['Project', 'project', dataset.project],
+      ['In this server', 'path', whereText(dataset)]
+    ]) {
+      fields.append(element('dt', '', label), element('dd', `polartep-dataset-${part}`, text));
+    }
+    card.appendChild(fields);
+    const actions = element('div', 'polartep-dataset-actions');
     if (dataset.access === 'rw') {
       const grants = element('ul', 'polartep-dataset-grants');
       for (const grantee of dataset.granted_to) {
@@ -238,8 +236,8 @@ class DatasetsPanel extends Widget {
       remove.addEventListener('click', () => void this.remove(id));
       actions.append(grants, grantee, grant, remove);
     }
-    row.appendChild(actions);
-    return row;
+    card.appendChild(actions);
+    return card;
   }
 
   private async change(method: string, path: string, done: string): Promise<void> {

@@ -401,8 +401,9 @@ def list_objects(
     name: DatasetPath,
     caller: ServiceCaller,
     context: Context,
-    prefix: Annotated[str, Query(max_length=1024)] = "",
-    after: Annotated[str, Query(max_length=1024)] = "",
+    # No max_length: a key's rule (size included) is checked by the store's one function, which answers 400.
+    prefix: Annotated[str, Query(description="only keys that start with it")] = "",
+    after: Annotated[str, Query(description="the last key of the previous page")] = "",
     limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
 ) -> ObjectList:
     """The objects of a dataset in the object store, by key, a page at a time. Anyone who may read it."""
@@ -458,7 +459,7 @@ def object_url(
 def delete_object(
     project: ProjectPath,
     name: DatasetPath,
-    key: Annotated[str, Query(max_length=4096)],
+    key: Annotated[str, Query(description=OBJECT_KEY_RULE)],
     caller: ServiceCaller,
     context: Context,
 ) -> Response:

@@ -64,7 +64,7 @@ def test_the_panel_lists_creates_grants_revokes_and_deletes(platform, new_user, 
         assert panel.get_attribute("data-state") == "loaded", panel.text
 
         def row(dataset: str):
-            found = panel.find_elements(By.CSS_SELECTOR, f"tr[data-dataset='{dataset}']")
+            found = panel.find_elements(By.CSS_SELECTOR, f".polartep-dataset[data-dataset='{dataset}']")
             return found[0] if found else None
 
         def cells(dataset: str) -> list[str]:
