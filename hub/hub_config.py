@@ -144,6 +144,20 @@ def platform_service_definition(settings: PlatformSettings) -> dict[str, Any]:
             # datasets' system groups.
             "POLARTEP_DATASETS_DIR": settings.datasets_dir,
             "POLARTEP_DATASET_ROOTS": settings.dataset_roots,
+            # The object class on an S3-compatible store (data/object_store.py). The key pair goes to the service
+            # only (a file it reads, or the two variables passed on from the hub's environment); servers get
+            # presigned URLs.
+            "POLARTEP_OBJECT_STORE_ENDPOINT": settings.object_store_endpoint,
+            "POLARTEP_OBJECT_STORE_PUBLIC_ENDPOINT": settings.object_store_public_endpoint,
+            "POLARTEP_OBJECT_STORE_BUCKET": settings.object_store_bucket,
+            "POLARTEP_OBJECT_STORE_REGION": settings.object_store_region,
+            "POLARTEP_OBJECT_STORE_CREDENTIALS_FILE": settings.object_store_credentials_file,
+            "POLARTEP_OBJECT_STORE_URL_SECONDS": str(settings.object_store_url_seconds),
+            **{
+                name: os.environ[name]
+                for name in ("POLARTEP_OBJECT_STORE_ACCESS_KEY_ID", "POLARTEP_OBJECT_STORE_SECRET_ACCESS_KEY")
+                if settings.object_store_endpoint and os.environ.get(name)
+            },
             # Federated STAC search (data/federation.py).
             "POLARTEP_STAC_PEERS": settings.stac_peers,
             "POLARTEP_STAC_PEER_TIMEOUT": str(settings.stac_peer_timeout),

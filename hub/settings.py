@@ -704,6 +704,79 @@ class PlatformSettings(Configurable):
     def _dataset_roots_default(self) -> str:
         return env_setting("dataset_roots", settings=self)
 
+    object_store_endpoint = Unicode(
+        "",
+        help="The S3-compatible endpoint (http(s)://host:port) that holds the datasets of the 'object' storage class, "
+        "each under its own prefix datasets/<key>/ of object_store_bucket. Empty (the embedded default): the object "
+        "class is a folder root like the others. User servers never get the platform's keys: they ask the service "
+        "for presigned URLs per object. Env: POLARTEP_OBJECT_STORE_ENDPOINT.",
+        config=True,
+    ).tag(env="POLARTEP_OBJECT_STORE_ENDPOINT")
+
+    @default("object_store_endpoint")
+    def _object_store_endpoint_default(self) -> str:
+        return env_setting("object_store_endpoint", settings=self)
+
+    object_store_public_endpoint = Unicode(
+        "",
+        help="The object store's endpoint as user servers and browsers reach it, for which presigned URLs are signed "
+        "(e.g. another host name in Docker mode). Empty: object_store_endpoint. "
+        "Env: POLARTEP_OBJECT_STORE_PUBLIC_ENDPOINT.",
+        config=True,
+    ).tag(env="POLARTEP_OBJECT_STORE_PUBLIC_ENDPOINT")
+
+    @default("object_store_public_endpoint")
+    def _object_store_public_endpoint_default(self) -> str:
+        return env_setting("object_store_public_endpoint", settings=self)
+
+    object_store_bucket = Unicode(
+        "",
+        help="The bucket of the object class's datasets (it must exist; it belongs to this platform: prefixes under "
+        "datasets/ that no dataset holds are deleted at start-up). Env: POLARTEP_OBJECT_STORE_BUCKET.",
+        config=True,
+    ).tag(env="POLARTEP_OBJECT_STORE_BUCKET")
+
+    @default("object_store_bucket")
+    def _object_store_bucket_default(self) -> str:
+        return env_setting("object_store_bucket", settings=self)
+
+    object_store_region = Unicode(
+        "us-east-1",
+        help="The object store's region, used in request signatures. Env: POLARTEP_OBJECT_STORE_REGION.",
+        config=True,
+    ).tag(env="POLARTEP_OBJECT_STORE_REGION")
+
+    @default("object_store_region")
+    def _object_store_region_default(self) -> str:
+        return env_setting("object_store_region", settings=self)
+
+    object_store_credentials_file = Unicode(
+        "",
+        help="A file (readable by the platform only) of two lines, access_key_id = ... and secret_access_key = ..., "
+        "the key pair of the object store; read by the platform service at start-up, never logged. Takes precedence "
+        "over the environment variables POLARTEP_OBJECT_STORE_ACCESS_KEY_ID and "
+        "POLARTEP_OBJECT_STORE_SECRET_ACCESS_KEY, which the service reads otherwise. "
+        "Env: POLARTEP_OBJECT_STORE_CREDENTIALS_FILE.",
+        config=True,
+    ).tag(env="POLARTEP_OBJECT_STORE_CREDENTIALS_FILE")
+
+    @default("object_store_credentials_file")
+    def _object_store_credentials_file_default(self) -> str:
+        return env_setting("object_store_credentials_file", settings=self)
+
+    object_store_url_seconds = Integer(
+        300,
+        min=10,
+        max=3600,
+        help="How long a presigned object URL handed to a user works, in seconds. Revoking a grant refuses new URLs "
+        "at once; URLs already issued work until they expire. Env: POLARTEP_OBJECT_STORE_URL_SECONDS.",
+        config=True,
+    ).tag(env="POLARTEP_OBJECT_STORE_URL_SECONDS")
+
+    @default("object_store_url_seconds")
+    def _object_store_url_seconds_default(self) -> int:
+        return env_setting("object_store_url_seconds", settings=self)
+
     stac_peers = Unicode(
         "",
         help="Other STAC APIs that every search of the platform's catalogue also asks (federated search), as "
@@ -943,6 +1016,7 @@ class PlatformSettings(Configurable):
         if "@" not in self.mail_from:
             found.append(f"mail_from must be an e-mail address, got {self.mail_from[:200]!r}")
         found.extend(self.local_isolation_problems())
+        found.extend(self.object_store_problems())
         if self.mode in ("docker", "swarm"):
             found.extend(self.docker_network_problems())
         if len(set(ports.values())) != len(ports):
@@ -982,6 +1056,29 @@ class PlatformSettings(Configurable):
                         f"{name} {str(path)!r} lies inside state_dir, which users cannot enter (mode 0700): "
                         "choose a folder outside it"
                     )
+        return found
+
+    def object_store_problems(self) -> list[str]:
+        """What keeps the object class's S3-compatible store from working (asked when an endpoint is set)."""
+        if not self.object_store_endpoint:
+            return []
+        found = []
+        for name in ("object_store_endpoint", "object_store_public_endpoint"):
+            value = getattr(self, name)
+            url = urlparse(value)
+            if value and (
+                url.scheme not in ("http", "https") or not url.hostname or url.path not in ("", "/")
+            ):
+                found.append(f"{name} must look like http(s)://HOST[:PORT], got {value[:200]!r}")
+        if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", self.object_store_bucket):
+            found.append(
+                "object_store_bucket (POLARTEP_OBJECT_STORE_BUCKET) must be an S3 bucket name (3-63 lower-case "
+                f"letters, digits, '.' and '-'), got {self.object_store_bucket[:80]!r}"
+            )
+        if self.object_store_credentials_file and not Path(self.object_store_credentials_file).is_file():
+            found.append(
+                f"object_store_credentials_file {self.object_store_credentials_file!r} does not exist"
+            )
         return found
 
     def docker_network_problems(self) -> list[str]:

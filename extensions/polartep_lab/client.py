@@ -4,8 +4,10 @@ Rules this module guarantees:
 
 * ``SERVICE_ROUTES`` is the allow-list: a route name maps to one method and one path template under the service's
   URL. ``ServiceClient.call`` refuses any other name (``KeyError``), so no request path, query or body from the
-  browser ever becomes a service URL. The only placeholder, ``{user}``, is the server owner's name
-  (``JUPYTERHUB_USER``), URL-quoted; it is not taken from the request.
+  browser ever becomes a service URL. The placeholder ``{user}`` is the server owner's name (``JUPYTERHUB_USER``),
+  URL-quoted; it is not taken from the request. The datasets routes' placeholders (``{project}``, ``{dataset}``,
+  ``{grantee}``) are filled only with values that fully match the service's own name rules (``PARAMETER_PATTERNS``;
+  no ``/``, ``%`` or ``..`` can pass), else ``ValueError``: a request can pick which dataset, never which route.
 * Every call carries ``Authorization: token <JUPYTERHUB_API_TOKEN>``: the single-user server's own token, which
   JupyterHub issues for the server's owner with the scopes in ``Spawner.server_token_scopes``. The hub's token is
   never in a user server, so the service answers exactly what that user may see, and refuses what they may not.
@@ -19,6 +21,7 @@ proxy to the service (and, through a wrong prefix join, possibly beyond); each n
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -44,6 +47,24 @@ SERVICE_ROUTES: dict[str, ServiceRoute] = {
     "processor_validate": ServiceRoute("POST", "api/v1/processors/validate"),
     # This month's CPU-hours, per day, top-ups and notices (the usage meter and panel section), without intervals.
     "usage": ServiceRoute("GET", "api/v1/users/{user}/usage?with_intervals=false"),
+    # The datasets panel: what the user may see, their projects and the storage classes; and what members and
+    # owners do (the service decides who may).
+    "datasets": ServiceRoute("GET", "api/v1/datasets"),
+    "projects": ServiceRoute("GET", "api/v1/projects"),
+    "catalogue": ServiceRoute("GET", "api/v1/catalogue"),
+    "dataset": ServiceRoute("GET", "api/v1/datasets/{project}/{dataset}"),
+    "dataset_create": ServiceRoute("POST", "api/v1/datasets"),
+    "dataset_delete": ServiceRoute("DELETE", "api/v1/datasets/{project}/{dataset}"),
+    "dataset_grant": ServiceRoute("PUT", "api/v1/datasets/{project}/{dataset}/grants/{grantee}"),
+    "dataset_revoke": ServiceRoute("DELETE", "api/v1/datasets/{project}/{dataset}/grants/{grantee}"),
+}
+
+# The service's name rules (projects/store.py PROJECT_NAME_PATTERN, data/store.py DATASET_NAME_PATTERN), restated
+# because the extension does not import the hub; the service checks them again.
+PARAMETER_PATTERNS: dict[str, re.Pattern[str]] = {
+    "project": re.compile(r"[a-z0-9][a-z0-9._-]{0,63}"),
+    "grantee": re.compile(r"[a-z0-9][a-z0-9._-]{0,63}"),
+    "dataset": re.compile(r"[a-z0-9][a-z0-9_-]{0,63}"),
 }
 
 
@@ -69,16 +90,28 @@ class ServiceClient:
         self.user = user
         self.timeout = timeout
 
-    def url_for(self, name: str) -> str:
-        """The service URL of allow-listed route ``name``; ``KeyError`` for anything else."""
+    def url_for(self, name: str, params: dict[str, str] | None = None) -> str:
+        """The service URL of allow-listed route ``name``; ``KeyError`` for anything else, ``ValueError`` for a
+        parameter that breaks its name rule (or is missing or unexpected)."""
         route = SERVICE_ROUTES[name]
-        return self.service_url + route.path.format(user=quote(self.user, safe=""))
+        params = params or {}
+        wanted = set(re.findall(r"{(\w+)}", route.path)) - {"user"}
+        if set(params) != wanted:
+            raise ValueError(f"route {name} takes {sorted(wanted)}, got {sorted(params)}")
+        for key, value in params.items():
+            if not isinstance(value, str) or not PARAMETER_PATTERNS[key].fullmatch(value):
+                raise ValueError(f"{key}: {str(value)[:80]!r} is not a valid name")
+        return self.service_url + route.path.format(
+            user=quote(self.user, safe=""), **{k: quote(v, safe="") for k, v in params.items()}
+        )
 
-    async def call(self, name: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The JSON answer of allow-listed route ``name`` (``body``: the JSON body of a POST); ``ServiceError`` when
-        there is none."""
+    async def call(
+        self, name: str, body: dict[str, Any] | None = None, params: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """The JSON answer of allow-listed route ``name`` (``body``: the JSON body of a POST; ``params``: the
+        route's name placeholders); ``ServiceError`` when there is none. An empty answer (204) is ``{}``."""
         route = SERVICE_ROUTES[name]
-        url = self.url_for(name)
+        url = self.url_for(name, params)
         headers = {"Authorization": f"token {self._token}", "Accept": "application/json"}
         if route.method == "POST":
             headers["Content-Type"] = "application/json"
@@ -86,6 +119,7 @@ class ServiceClient:
             url,
             method=route.method,
             body=json.dumps(body if body is not None else {}) if route.method == "POST" else None,
+            allow_nonstandard_methods=route.method in ("PUT", "DELETE"),
             headers=headers,
             request_timeout=self.timeout,
             connect_timeout=self.timeout,
@@ -101,6 +135,8 @@ class ServiceClient:
             OSError
         ) as e:  # refused, unreachable, DNS, timeout (tornado raises these as OSError subclasses)
             raise ServiceError(route.path, None, str(e) or type(e).__name__) from None
+        if response.code == 204 or not response.body:
+            return {}
         try:
             body = json.loads(response.body)
         except ValueError:

@@ -15,6 +15,12 @@ Rules this module guarantees:
   field-by-field check. The service's refusals come back with the service's status and detail (``message``).
 * ``GET polartep/api/usage``: this month's CPU-hours of the owner (allowance, used, left, renewal, per day),
   top-ups, notices and storage, from the service's ``api/v1/users/<owner>/usage?with_intervals=false``.
+* The datasets panel: ``GET polartep/api/datasets`` (the datasets the owner may see, their projects and the
+  catalogue's storage classes), ``POST polartep/api/datasets`` ``{"project", "name", "storage_class"}``,
+  ``DELETE polartep/api/datasets/<project>/<dataset>``, ``PUT`` and ``DELETE
+  polartep/api/datasets/<project>/<dataset>/grants/<grantee>``, each to its one service route with the names
+  checked against the service's name rules (no ``/``, ``%`` or ``..`` reaches a service URL). The service decides
+  who may; its refusals (400, 403, 404, 409) come back with its status and message.
 * Any other path under ``polartep/api/``, with any method, answers 404 naming the allow-list: nothing is forwarded.
 * A service error is shown as 502 with the service's status and detail; missing settings as 503 naming them.
 """
@@ -212,6 +218,117 @@ class UsageHandler(_BaseHandler):
         self.write_json(200, {key: usage.get(key) for key in USAGE_FIELDS})
 
 
+# What the panel's create form may send on: the service refuses any other field (its body forbids extras).
+_CREATE_FIELDS = ("project", "name", "storage_class", "title", "description")
+_NAME = r"([a-z0-9][a-z0-9._-]{0,63})"
+_MAX_SIZED = 100  # datasets whose sizes one panel refresh asks for  # the widest name rule (projects'); the client checks each one exactly
+
+
+class _DatasetCallHandler(_BaseHandler):
+    async def forward(
+        self, route: str, *, body: dict[str, Any] | None = None, params: dict[str, str] | None = None, ok: int
+    ) -> None:
+        """Call one allow-listed datasets route as the owner; answer ``ok`` with the service's answer, or its
+        refusal with its own status and message."""
+        if self.refused_unconfigured():
+            return
+        try:
+            answer = await self.extensionapp.service_client().call(route, body, params)
+        except ValueError as error:
+            self.write_json(400, {"message": str(error)})
+            return
+        except ServiceError as e:
+            self.log.info("Polar TEP extension: %s", e)
+            status = e.status if e.status is not None and 400 <= e.status < 500 else 502
+            self.write_json(status, {"message": e.detail, "service_status": e.status})
+            return
+        self.write_json(ok, answer)
+
+
+class DatasetsHandler(_DatasetCallHandler):
+    """The datasets panel's list (with the owner's projects and the storage classes), and creation."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        if self.refused_unconfigured():
+            return
+        answers = await self.call_service("datasets", "projects", "catalogue")
+        if answers is None:
+            return
+        listed, projects, catalogue = answers
+        storage = catalogue.get("storage") or {}
+        datasets = list(listed.get("datasets", []))
+        await self._add_sizes(datasets)
+        self.write_json(
+            200,
+            {
+                "datasets": datasets,
+                "projects": [
+                    {"name": p.get("name"), "your_role": p.get("your_role")}
+                    for p in projects.get("projects", [])
+                ],
+                "storage_classes": [
+                    {"name": name, "display_name": (entry or {}).get("display_name", name)}
+                    for name, entry in storage.items()
+                ],
+            },
+        )
+
+    async def _add_sizes(self, datasets: list[dict[str, Any]]) -> None:
+        """Each dataset's ``bytes`` from its own answer (the list leaves sizes out: they cost a scan each); the
+        first ``_MAX_SIZED`` only, and None where the service gave none."""
+        client = self.extensionapp.service_client()
+
+        async def size(entry: dict[str, Any]) -> None:
+            try:
+                detail = await client.call(
+                    "dataset", params={"project": entry.get("project"), "dataset": entry.get("name")}
+                )
+            except (ServiceError, ValueError):
+                detail = {}
+            entry["bytes"] = detail.get("bytes")
+
+        await asyncio.gather(*(size(entry) for entry in datasets[:_MAX_SIZED]))
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self) -> None:
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            self.write_json(400, {"message": 'send a JSON object with "project", "name" and "storage_class"'})
+            return
+        await self.forward("dataset_create", body={k: body[k] for k in _CREATE_FIELDS if k in body}, ok=201)
+
+
+class DatasetHandler(_DatasetCallHandler):
+    """Deletion of one dataset (the service asks for an owner of its project)."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def delete(self, project: str, dataset: str) -> None:
+        await self.forward("dataset_delete", params={"project": project, "dataset": dataset}, ok=200)
+
+
+class DatasetGrantHandler(_DatasetCallHandler):
+    """Read access for another project: PUT grants, DELETE revokes."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def put(self, project: str, dataset: str, grantee: str) -> None:
+        params = {"project": project, "dataset": dataset, "grantee": grantee}
+        await self.forward("dataset_grant", params=params, ok=200)
+
+    @tornado.web.authenticated
+    @authorized
+    async def delete(self, project: str, dataset: str, grantee: str) -> None:
+        params = {"project": project, "dataset": dataset, "grantee": grantee}
+        await self.forward("dataset_revoke", params=params, ok=200)
+
+
 class NotAllowedHandler(_BaseHandler):
     """Everything else under ``polartep/api/``: 404, so the extension is never a proxy."""
 
@@ -239,8 +356,11 @@ _ROUTES: list[tuple[str, type[_BaseHandler]]] = [
     (rf"/{API_PREFIX}/processors/draft", DraftProcessorHandler),
     (rf"/{API_PREFIX}/processors/validate", ValidateProcessorHandler),
     (rf"/{API_PREFIX}/usage", UsageHandler),
+    (rf"/{API_PREFIX}/datasets", DatasetsHandler),
+    (rf"/{API_PREFIX}/datasets/{_NAME}/{_NAME}", DatasetHandler),
+    (rf"/{API_PREFIX}/datasets/{_NAME}/{_NAME}/grants/{_NAME}", DatasetGrantHandler),
 ]
-ROUTE_NAMES = [path.split(f"/{API_PREFIX}/", 1)[1] for path, _ in _ROUTES]
+ROUTE_NAMES = [path.split(f"/{API_PREFIX}/", 1)[1].replace(_NAME, "<name>") for path, _ in _ROUTES]
 
 
 def handlers() -> list[tuple[str, type[_BaseHandler]]]:

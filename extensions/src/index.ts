@@ -11,6 +11,7 @@ import { IStatusBar } from '@jupyterlab/statusbar';
 import { LabIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 import { getFromExtension } from './request';
+import { datasetsPlugin } from './datasets';
 import { usagePlugin } from './usage';
 
 import processorsPlugin from './processors';
@@ -171,4 +172,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [plugin, processorsPlugin, usagePlugin];
+export default [plugin, processorsPlugin, usagePlugin, datasetsPlugin];

@@ -23,7 +23,11 @@ def render_dataset(dataset: dict[str, Any]) -> str:
         f"title:          {dataset['title']}",
         f"storage class:  {dataset['storage_class']}",
         f"granted to:     {', '.join(dataset['granted_to']) or '-'}",
-        f"in servers at:  ~/{dataset['mount_path']}",
+        # A dataset in the object store has no folder in servers: its objects are reached by presigned URLs.
+        f"in servers at:  ~/{dataset['mount_path']}"
+        if dataset.get("mount_path")
+        else f"in servers at:  the object store (polartep_lab.datasets.ObjectDataset({dataset['project']!r}, "
+        f"{dataset['name']!r}))",
     ]
     if dataset.get("bytes") is not None:
         lines.append(f"bytes:          {dataset['bytes']}")

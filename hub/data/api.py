@@ -10,6 +10,12 @@
   providers, doi, extent), ``POST /datasets/{project}/{name}/items`` (a STAC item or a FeatureCollection of them),
   ``DELETE /datasets/{project}/{name}/items/{item}`` — members of the project (``stac.py`` validates);
 * ``GET /users/{name}/dataset-mounts`` — the hub only: what the user's next server may mount, and how.
+* Datasets of the object class on an S3-compatible endpoint (``object_store.py``): ``GET
+  /datasets/{project}/{name}/objects?prefix=&after=&limit=`` lists them (readers); ``POST
+  /datasets/{project}/{name}/object-urls`` ``{"key", "method": "GET"|"PUT", "bytes"?}`` answers a presigned URL for
+  one object (GET: readers; PUT: members, signed for exactly ``bytes``); ``DELETE
+  /datasets/{project}/{name}/objects?key=`` deletes one (members). The key travels in the body or the query, never
+  in the path, so no proxy in between normalises ``..`` away before the service sees it.
 
 Rules this module guarantees:
 
@@ -23,7 +29,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Request, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -31,6 +37,7 @@ from polartep_hub.accounts.api.schemas import AccountNamePath
 from polartep_hub.accounts.store import check_account_name
 from polartep_hub.data import stac, storage
 from polartep_hub.data import store as datasets
+from polartep_hub.data.object_store import MAX_PUT_BYTES, OBJECT_KEY_RULE
 from polartep_hub.data.storage import StorageRoots
 from polartep_hub.projects import store as projects
 from polartep_hub.service.context import ServiceContext
@@ -76,7 +83,13 @@ class DatasetOut(BaseModel):
     description: str
     storage_class: str
     access: Literal["rw", "ro"] = Field(description="the caller's access: read-write (members) or read-only")
-    mount_path: str = Field(description="where the dataset appears in the home of a server that may use it")
+    mount_path: str | None = Field(
+        description="where the dataset appears in the home of a server that may use it; null for datasets in the "
+        "object store, reached through presigned URLs (objects, object-urls)"
+    )
+    in_object_store: bool = Field(
+        default=False, description="its files are objects in the S3-compatible store, not a mounted folder"
+    )
     granted_to: list[str] = Field(description="projects with read access (shown to the owning project only)")
     created_at: datetime
     bytes: int | None = Field(default=None, description="bytes held (single-dataset answers only)")
@@ -114,8 +127,11 @@ def _roots(context: ServiceContext) -> StorageRoots:
     return context.storage_roots
 
 
-def _out(view: datasets.DatasetView, size: int | None = None, folder: str | None = None) -> DatasetOut:
+def _out(
+    view: datasets.DatasetView, roots: StorageRoots, size: int | None = None, folder: str | None = None
+) -> DatasetOut:
     dataset = view.dataset
+    objects = roots.in_object_store(dataset.storage_class)
     return DatasetOut(
         project=view.project,
         name=dataset.name,
@@ -123,7 +139,8 @@ def _out(view: datasets.DatasetView, size: int | None = None, folder: str | None
         description=dataset.description,
         storage_class=dataset.storage_class,
         access=view.access,  # type: ignore[arg-type]
-        mount_path=f"datasets/{view.project}/{dataset.name}",
+        mount_path=None if objects else f"datasets/{view.project}/{dataset.name}",
+        in_object_store=objects,
         granted_to=sorted(g.project.name for g in dataset.grants) if view.access == "rw" else [],
         created_at=dataset.created_at,
         bytes=size,
@@ -156,14 +173,17 @@ def create_dataset(body: DatasetCreate, caller: ServiceCaller, context: Context)
             title=body.title,
             description=body.description,
         )
-        return _out(view)
+        return _out(view, _roots(context))
 
 
 @router.get("/datasets", response_model=DatasetList)
 def list_datasets(caller: ServiceCaller, context: Context) -> DatasetList:
     """The datasets the caller may read: their projects' (rw) and those granted to their projects (ro)."""
     with context.session() as session:
-        return DatasetList(datasets=[_out(v) for v in datasets.visible_datasets(session, _actor(caller))])
+        roots = _roots(context)
+        return DatasetList(
+            datasets=[_out(v, roots) for v in datasets.visible_datasets(session, _actor(caller))]
+        )
 
 
 @router.get("/datasets/{project}/{name}", response_model=DatasetOut, responses=_NOT_SEEN)
@@ -174,9 +194,16 @@ def get_dataset(
     roots = _roots(context)
     with context.session() as session:
         view = datasets.load_dataset(session, project, name, _actor(caller))
-        folder = roots.folder(view.dataset.storage_class, view.dataset.storage_key)
+        dataset = view.dataset
+        try:
+            size = storage.dataset_bytes(roots, dataset.storage_class, dataset.storage_key)
+        except storage.StorageError:
+            size = None  # the object store does not answer: no number rather than a wrong one
+        if roots.in_object_store(dataset.storage_class):
+            return _out(view, roots, size)
+        folder = roots.folder(dataset.storage_class, dataset.storage_key)
         # The host path is the platform's business: only the hub (and the operator's CLI, as the hub) learns it.
-        return _out(view, storage.folder_bytes(folder), str(folder) if caller.is_hub else None)
+        return _out(view, roots, size, str(folder) if caller.is_hub else None)
 
 
 @router.delete(
@@ -203,7 +230,7 @@ def grant(
 ) -> DatasetOut:
     """Give every member of project ``grantee`` read access (idempotent). Owners and administrators."""
     with context.session() as session:
-        return _out(datasets.grant(session, project, name, grantee, actor=_actor(caller)))
+        return _out(datasets.grant(session, project, name, grantee, actor=_actor(caller)), _roots(context))
 
 
 @router.delete(
@@ -216,7 +243,7 @@ def revoke(
 ) -> DatasetOut:
     """Withdraw project ``grantee``'s read access, at once for the API and at the next spawn for servers."""
     with context.session() as session:
-        return _out(datasets.revoke(session, project, name, grantee, actor=_actor(caller)))
+        return _out(datasets.revoke(session, project, name, grantee, actor=_actor(caller)), _roots(context))
 
 
 @router.get(
@@ -330,4 +357,113 @@ def remove_item(
     with context.session() as session:
         view = datasets.load_dataset(session, project, name, _actor(caller))
         stac.delete_item(session, view, item_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+class ObjectOut(BaseModel):
+    key: str = Field(description="the object's key within the dataset")
+    bytes: int
+    modified: str = Field(description="when it was last written (ISO 8601)")
+
+
+class ObjectList(BaseModel):
+    objects: list[ObjectOut]
+    next: str | None = Field(description="pass as ``after`` for the next page; null at the end")
+
+
+class ObjectUrlRequest(_Body):
+    key: str = Field(description=OBJECT_KEY_RULE)
+    method: Literal["GET", "PUT"] = "GET"
+    bytes: Annotated[int, Field(ge=0, le=MAX_PUT_BYTES)] | None = Field(
+        default=None, description="PUT only: the upload's exact size (the URL is signed for it)"
+    )
+
+
+class ObjectUrl(BaseModel):
+    key: str
+    method: Literal["GET", "PUT"]
+    url: str = Field(description="the presigned URL; send no Authorization header with it")
+    expires_in: int = Field(description="seconds the URL works; revocation refuses new URLs at once")
+    headers: dict[str, str] = Field(description="headers the request must carry (PUT: Content-Length)")
+
+
+_OBJECTS = {
+    **_NOT_SEEN,
+    400: {"description": "a name, key or prefix breaks its rule"},
+    409: {"description": "the dataset is not in the object store"},
+    503: {"description": "the object store does not answer"},
+}
+
+
+@router.get("/datasets/{project}/{name}/objects", response_model=ObjectList, responses=_OBJECTS)
+def list_objects(
+    project: ProjectPath,
+    name: DatasetPath,
+    caller: ServiceCaller,
+    context: Context,
+    # No max_length: a key's rule (size included) is checked by the store's one function, which answers 400.
+    prefix: Annotated[str, Query(description="only keys that start with it")] = "",
+    after: Annotated[str, Query(description="the last key of the previous page")] = "",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
+) -> ObjectList:
+    """The objects of a dataset in the object store, by key, a page at a time. Anyone who may read it."""
+    with context.session() as session:
+        _, found, next_after = datasets.list_objects(
+            session,
+            _roots(context),
+            project,
+            name,
+            actor=_actor(caller),
+            prefix=prefix,
+            after=after,
+            limit=limit,
+        )
+    return ObjectList(
+        objects=[ObjectOut(key=o.key, bytes=o.bytes, modified=o.modified) for o in found], next=next_after
+    )
+
+
+@router.post(
+    "/datasets/{project}/{name}/object-urls",
+    response_model=ObjectUrl,
+    responses={
+        **_OBJECTS,
+        403: {"description": "a PUT URL asked with read-only access"},
+        404: {"description": "no such dataset (that you may see), or no such object (GET)"},
+    },
+)
+def object_url(
+    project: ProjectPath, name: DatasetPath, body: ObjectUrlRequest, caller: ServiceCaller, context: Context
+) -> ObjectUrl:
+    """A short-lived presigned URL for one object: GET for readers, PUT (of exactly ``bytes``) for members."""
+    with context.session() as session:
+        url, seconds = datasets.object_url(
+            session,
+            _roots(context),
+            project,
+            name,
+            body.key,
+            body.method,
+            actor=_actor(caller),
+            content_length=body.bytes,
+        )
+    headers = {"Content-Length": str(body.bytes)} if body.method == "PUT" else {}
+    return ObjectUrl(key=body.key, method=body.method, url=url, expires_in=seconds, headers=headers)
+
+
+@router.delete(
+    "/datasets/{project}/{name}/objects",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**_OBJECTS, 403: {"description": "read-only access"}},
+)
+def delete_object(
+    project: ProjectPath,
+    name: DatasetPath,
+    key: Annotated[str, Query(description=OBJECT_KEY_RULE)],
+    caller: ServiceCaller,
+    context: Context,
+) -> Response:
+    """Delete one object of a dataset in the object store. Members."""
+    with context.session() as session:
+        datasets.delete_object(session, _roots(context), project, name, key, actor=_actor(caller))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

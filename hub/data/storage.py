@@ -22,6 +22,11 @@ Rules this module guarantees:
   folder only as a bind mount, read-only for granted projects (``spawners/dataset_mounts.docker_binds``).
 * **Without system users** (single-user local mode) folders are 0700 and the platform's own.
 * ``dataset_bytes`` counts the bytes of a dataset's folder without following symbolic links.
+* **The object class on an S3-compatible endpoint.** When an object store is configured (``StorageRoots.objects``),
+  datasets of the ``object`` class have no folder: they live under their own prefix in the bucket
+  (``object_store.py``), ``create_folder`` only checks that the bucket answers, ``remove_folder`` deletes the prefix,
+  ``dataset_bytes`` sums it, and nothing of them is mounted. Without one (the embedded default) the object class is
+  a folder root like the others.
 
 ACLs are written as the kernel's ``system.posix_acl_*`` extended attributes (the format of ``acl_xattr.h``), so no
 ``setfacl`` binary is needed. Rejected: a group per project (a dataset's read-only readers would need a second
@@ -33,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import grp
+import logging
 import os
 import pwd
 import secrets
@@ -45,6 +51,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from polartep_hub.data.object_store import OBJECT_CLASS, ObjectStore, ObjectStoreError
+
+log = logging.getLogger(__name__)
 _group_lock = threading.Lock()
 
 # acl_xattr.h: version 2, entries of (tag u16, permissions u16, id u32), little-endian.
@@ -69,6 +78,12 @@ class StorageRoots:
     # Docker and Swarm modes: the uid:gid servers run as in their containers (the images' user, 1000:1000), who
     # owns every dataset folder; which container sees which folder, and read-only or not, is the mounts' business.
     container_owner: tuple[int, int] | None = None
+    # The S3-compatible store that holds the object class's datasets; None: the object class is a folder root.
+    objects: ObjectStore | None = None
+
+    def in_object_store(self, storage_class: str) -> bool:
+        """Whether datasets of ``storage_class`` live in the object store (no folder, no mount)."""
+        return self.objects is not None and storage_class == OBJECT_CLASS
 
     @classmethod
     def from_settings(
@@ -78,6 +93,7 @@ class StorageRoots:
         overrides: str = "",
         group_prefix: str = "",
         container_owner: tuple[int, int] | None = None,
+        objects: ObjectStore | None = None,
     ) -> StorageRoots:
         """Roots for ``classes``: ``overrides`` (``class=path,...``) first, then ``<datasets_dir>/<class>``."""
         named = parse_roots(overrides, classes)
@@ -86,6 +102,7 @@ class StorageRoots:
             roots={c: Path(os.path.abspath(p)) for c, p in roots.items()},
             group_prefix=group_prefix,
             container_owner=container_owner,
+            objects=objects,
         )
 
     def root(self, storage_class: str) -> Path:
@@ -188,7 +205,14 @@ def _make_root(root: Path) -> None:
 
 
 def create_folder(roots: StorageRoots, storage_class: str, storage_key: str, dataset_id: int) -> Path:
-    """Make the dataset's folder with its groups and ACLs (see the module docstring); returns its path."""
+    """Make the dataset's folder with its groups and ACLs (see the module docstring); returns its path. In the
+    object store there is nothing to make: the bucket must answer, and the prefix exists once an object is put."""
+    if roots.in_object_store(storage_class):
+        try:
+            roots.objects.check_reachable()  # type: ignore[union-attr]
+        except ObjectStoreError as error:
+            raise StorageError(str(error)) from None
+        return Path(roots.objects.prefix(storage_key))  # type: ignore[union-attr]
     _make_root(roots.root(storage_class))
     folder = roots.folder(storage_class, storage_key)
     os.mkdir(folder, 0o700)  # FileExistsError for a key that is somehow taken: never reuse a folder
@@ -213,7 +237,14 @@ def create_folder(roots: StorageRoots, storage_class: str, storage_key: str, dat
 
 
 def remove_folder(roots: StorageRoots, storage_class: str, storage_key: str, dataset_id: int) -> None:
-    """Delete the dataset's folder (never through a symbolic link) and its groups; absent parts are skipped."""
+    """Delete the dataset's folder (never through a symbolic link) and its groups, or its prefix in the object
+    store; absent parts are skipped."""
+    if roots.in_object_store(storage_class):
+        try:
+            roots.objects.delete_prefix(storage_key)  # type: ignore[union-attr]
+        except ObjectStoreError as error:
+            raise StorageError(str(error)) from None
+        return
     folder = roots.folder(storage_class, storage_key)
     if folder.is_symlink():
         raise StorageError(f"{folder} is a symbolic link; refusing to follow it")
@@ -230,6 +261,17 @@ def dataset_gids(roots: StorageRoots, dataset_id: int, mode: str) -> int | None:
         return None
     rw, ro = group_names(roots.group_prefix, dataset_id)
     return group_id(rw if mode == "rw" else ro)
+
+
+def dataset_bytes(roots: StorageRoots, storage_class: str, storage_key: str) -> int:
+    """Bytes a dataset holds: its folder's files, or its objects in the object store (``StorageError`` when the
+    store does not answer)."""
+    if roots.in_object_store(storage_class):
+        try:
+            return roots.objects.prefix_bytes(storage_key)  # type: ignore[union-attr]
+        except ObjectStoreError as error:
+            raise StorageError(str(error)) from None
+    return folder_bytes(roots.folder(storage_class, storage_key))
 
 
 def folder_bytes(folder: Path) -> int:
@@ -263,6 +305,12 @@ def sweep_orphans(roots: StorageRoots, keys_in_use: set[str], ids_in_use: set[in
     folder exists a moment before its row is committed.
     """
     removed: list[str] = []
+    if roots.objects is not None:
+        try:
+            removed += roots.objects.sweep(keys_in_use)
+        except ObjectStoreError as error:
+            # A store that is down at start-up must not keep the service from starting; the next start sweeps.
+            log.error("could not sweep the object store's dataset prefixes: %s", error)
     for storage_class, root in roots.roots.items():
         if root.is_symlink() or not root.is_dir():
             continue

@@ -18,6 +18,10 @@ Rules this module guarantees:
   the row is rolled back, and a folder made for a row that then fails to commit is removed. Deletion commits first
   and removes the folder afterwards; folders and groups whose rows are gone (a crash in between, or a deleted
   project, whose datasets the database cascades) are swept when the service starts (``sweep_orphans``).
+* **Objects** (datasets of the object class on an S3-compatible endpoint, ``object_store.py``): readers list them
+  and get presigned GET URLs; only callers with ``rw`` get presigned PUT URLs or delete objects (``DatasetForbidden``
+  otherwise). Keys break no prefix (``InvalidObjectKey``, 400, nothing signed); a dataset of another class answers
+  ``NotInObjectStore`` (409): its files are in the servers' mounts.
 """
 
 from __future__ import annotations
@@ -34,6 +38,15 @@ from sqlalchemy.orm import Session, selectinload
 from polartep_hub.accounts.models import Account
 from polartep_hub.data import storage
 from polartep_hub.data.models import Dataset, DatasetGrant
+from polartep_hub.data.object_store import (
+    MAX_PUT_BYTES,
+    ObjectStore,
+    ObjectStoreError,
+    ObjectSummary,
+    check_key_prefix,
+    check_object_key,
+)
+from polartep_hub.data.object_store import InvalidObjectKey as ObjectKeyError
 from polartep_hub.data.storage import StorageRoots
 from polartep_hub.projects import store as projects
 from polartep_hub.projects.models import Project, ProjectMember
@@ -79,6 +92,18 @@ class GrantNotFound(DatasetError):
 
 
 class StorageUnavailable(DatasetError):
+    pass
+
+
+class InvalidObjectKey(DatasetError):
+    pass
+
+
+class NotInObjectStore(DatasetError):
+    pass
+
+
+class ObjectNotFound(DatasetError):
     pass
 
 
@@ -318,6 +343,8 @@ def mounts_for(session: Session, roots: StorageRoots, account_name: str) -> list
     mounts = []
     for view in visible_datasets(session, actor):
         dataset = view.dataset
+        if roots.in_object_store(dataset.storage_class):
+            continue  # no folder to mount: its objects are reached through presigned URLs (object_urls)
         mounts.append(
             Mount(
                 project=view.project,
@@ -331,12 +358,14 @@ def mounts_for(session: Session, roots: StorageRoots, account_name: str) -> list
 
 
 def dataset_bytes(session: Session, roots: StorageRoots, *, project: str | None = None) -> dict[str, int]:
-    """Bytes held by each dataset (``project/name`` -> bytes), of one project or of all; for the storage meter."""
+    """Bytes held by each dataset (``project/name`` -> bytes), of one project or of all; for the storage meter.
+    Datasets in the object store count the objects under their prefix (``storage.StorageError`` when the store does
+    not answer: a missing number must not read as zero bytes)."""
     query = select(Dataset).options(selectinload(Dataset.project))
     if project is not None:
         query = query.join(Project, Project.id == Dataset.project_id).where(Project.name == project)
     return {
-        f"{d.project.name}/{d.name}": storage.folder_bytes(roots.folder(d.storage_class, d.storage_key))
+        f"{d.project.name}/{d.name}": storage.dataset_bytes(roots, d.storage_class, d.storage_key)
         for d in session.scalars(query)
     }
 
@@ -349,3 +378,103 @@ def sweep_orphans(session: Session, roots: StorageRoots) -> list[str]:
     if removed:
         log.info("removed %d folders and groups of datasets that no longer exist", len(removed))
     return removed
+
+
+# Objects of datasets in the object store (object_store.py).
+
+
+def _object_store(roots: StorageRoots, view: DatasetView) -> ObjectStore:
+    dataset = view.dataset
+    if not roots.in_object_store(dataset.storage_class) or roots.objects is None:
+        raise NotInObjectStore(
+            f"dataset {view.project}/{dataset.name} is in the {dataset.storage_class!r} class, not in the object "
+            f"store: its files are in your server at datasets/{view.project}/{dataset.name}"
+        )
+    return roots.objects
+
+
+def _object_key(key: object) -> str:
+    try:
+        return check_object_key(key)
+    except ObjectKeyError as error:
+        raise InvalidObjectKey(str(error)) from None
+
+
+def _unavailable(view: DatasetView, error: Exception) -> StorageUnavailable:
+    log.error("dataset %s/%s: the object store failed: %s", view.project, view.dataset.name, error)
+    return StorageUnavailable(
+        "the object store does not answer right now; try again or tell an administrator"
+    )
+
+
+def list_objects(
+    session: Session,
+    roots: StorageRoots,
+    project: str,
+    name: str,
+    *,
+    actor: Actor,
+    prefix: str = "",
+    after: str = "",
+    limit: int = 1000,
+) -> tuple[DatasetView, list[ObjectSummary], str | None]:
+    """The dataset's objects whose keys start with ``prefix`` (after key ``after``), for anyone who may read it."""
+    view = load_dataset(session, project, name, actor)
+    objects = _object_store(roots, view)
+    try:
+        prefix = check_key_prefix(prefix)
+        after = _object_key(after) if after else ""
+    except ObjectKeyError as error:
+        raise InvalidObjectKey(str(error)) from None
+    try:
+        found, next_after = objects.list_objects(view.dataset.storage_key, prefix, after, limit)
+    except ObjectStoreError as error:
+        raise _unavailable(view, error) from None
+    return view, found, next_after
+
+
+def object_url(
+    session: Session,
+    roots: StorageRoots,
+    project: str,
+    name: str,
+    key: object,
+    method: str,
+    *,
+    actor: Actor,
+    content_length: int | None = None,
+) -> tuple[str, int]:
+    """A presigned URL for ``method`` on one object and how many seconds it lives. GET: anyone who may read the
+    dataset (an absent object is ``ObjectNotFound``); PUT: ``rw`` only, for an upload of ``content_length`` bytes."""
+    view = load_dataset(session, project, name, actor)
+    objects = _object_store(roots, view)
+    checked = _object_key(key)
+    if method == "PUT" and view.access != "rw":
+        raise DatasetForbidden(f"read-only access to {project}/{name}: only members of {project!r} may write")
+    if method == "PUT" and (content_length is None or not 0 <= content_length <= MAX_PUT_BYTES):
+        raise InvalidDatasetField(f"bytes: the upload's size, 0 to {MAX_PUT_BYTES} (one PUT)")
+    try:
+        if method == "GET" and not objects.exists(view.dataset.storage_key, checked):
+            raise ObjectNotFound(f"dataset {project}/{name} has no object {checked[:200]!r}")
+        url = objects.presign(view.dataset.storage_key, checked, method, content_length)
+    except ObjectStoreError as error:
+        raise _unavailable(view, error) from None
+    log.info("dataset %s/%s: %s URL issued to %s", project, name, method, actor.name or "the hub")
+    return url, objects.settings.url_seconds
+
+
+def delete_object(
+    session: Session, roots: StorageRoots, project: str, name: str, key: object, *, actor: Actor
+) -> None:
+    """Delete one object of the dataset; ``rw`` only (deleting an absent object is not an error, as in S3)."""
+    view = load_dataset(session, project, name, actor)
+    objects = _object_store(roots, view)
+    checked = _object_key(key)
+    if view.access != "rw":
+        raise DatasetForbidden(
+            f"read-only access to {project}/{name}: only members of {project!r} may delete"
+        )
+    try:
+        objects.delete_object(view.dataset.storage_key, checked)
+    except ObjectStoreError as error:
+        raise _unavailable(view, error) from None

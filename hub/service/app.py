@@ -39,6 +39,7 @@ from polartep_hub.data import api as datasets_api
 from polartep_hub.data import stac_api
 from polartep_hub.data import store as datasets_store
 from polartep_hub.data.federation import parse_peers
+from polartep_hub.data.object_store import OBJECT_CLASS, ObjectStore
 from polartep_hub.data.storage import CONTAINER_OWNER, StorageRoots
 from polartep_hub.gateway.admin_client import GatewayAdmin
 from polartep_hub.processors import api as processors_api
@@ -69,6 +70,16 @@ from polartep_hub.usage.storage import start_storage_sampler
 log = logging.getLogger(__name__)
 
 
+def _object_store(config: ServiceConfig, catalogue: Catalogue) -> ObjectStore | None:
+    if config.object_store is None:
+        return None
+    if OBJECT_CLASS not in catalogue.storage:
+        raise ConfigError(
+            f"POLARTEP_OBJECT_STORE_ENDPOINT is set, but {catalogue.source} has no storage class {OBJECT_CLASS!r}"
+        )
+    return ObjectStore(config.object_store)
+
+
 def dataset_storage_roots(config: ServiceConfig, catalogue: Catalogue) -> StorageRoots:
     """Each storage class's root folder from the settings; ``ConfigError`` naming the variable when malformed."""
     try:
@@ -79,6 +90,7 @@ def dataset_storage_roots(config: ServiceConfig, catalogue: Catalogue) -> Storag
             # With system users each dataset gets its system groups (local mode only: containers get mounts).
             group_prefix=config.home_folder_prefix if config.mode == "local" else "",
             container_owner=CONTAINER_OWNER if config.mode in ("docker", "swarm") else None,
+            objects=_object_store(config, catalogue),
         )
     except ValueError as error:
         raise ConfigError(f"POLARTEP_DATASET_ROOTS: {error}") from None

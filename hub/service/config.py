@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from polartep_hub.account_names import ACCOUNT_NAME_PATTERN, ACCOUNT_NAME_RULE
+from polartep_hub.data.object_store import ObjectStoreSettings, read_credentials_file
 
 DEFAULT_DATABASE_URL = "sqlite:///./platform.sqlite"  # the hub's default lies in its state folder
 DEFAULT_SERVICE_NAME = "platform"
@@ -175,6 +176,8 @@ class ServiceConfig:
     # working directory, as in tests) and the per-class roots (class=/path,...).
     datasets_dir: str = ""
     dataset_roots: str = ""
+    # The object class on an S3-compatible store (data/object_store.py); None: the object class is a folder root.
+    object_store: ObjectStoreSettings | None = None
     # Federated STAC search (data/federation.py): name=URL,... and the wait for each peer.
     stac_peers: str = _hub_default("stac_peers")
     stac_peer_timeout: float = _hub_default("stac_peer_timeout")
@@ -275,6 +278,7 @@ class ServiceConfig:
             processor_run_warm_seconds=hub_setting("processor_run_warm_seconds", environ),
             datasets_dir=environ.get("POLARTEP_DATASETS_DIR", "").strip(),
             dataset_roots=hub_setting("dataset_roots", environ),
+            object_store=_object_store_settings(environ),
             stac_peers=hub_setting("stac_peers", environ),
             stac_peer_timeout=hub_setting("stac_peer_timeout", environ),
         )
@@ -293,6 +297,42 @@ class ServiceConfig:
     def cookies_secure(self) -> bool:
         """Browser cookies carry ``Secure`` when users reach the platform over https (the configured public URL)."""
         return self.public_url.startswith("https://")
+
+
+def _object_store_settings(environ: Mapping[str, str]) -> ObjectStoreSettings | None:
+    """The object store's settings with its key pair (from the credentials file, else the two variables); None when
+    no endpoint is set. ``ConfigError`` names what is missing, never a key."""
+    endpoint = hub_setting("object_store_endpoint", environ)
+    if not endpoint:
+        return None
+    bucket = hub_setting("object_store_bucket", environ)
+    if not bucket:
+        raise ConfigError(
+            "POLARTEP_OBJECT_STORE_BUCKET must name the bucket when POLARTEP_OBJECT_STORE_ENDPOINT is set"
+        )
+    credentials_file = hub_setting("object_store_credentials_file", environ)
+    if credentials_file:
+        try:
+            key_id, secret = read_credentials_file(Path(credentials_file))
+        except ValueError as error:
+            raise ConfigError(f"POLARTEP_OBJECT_STORE_CREDENTIALS_FILE: {error}") from None
+    else:
+        key_id = environ.get("POLARTEP_OBJECT_STORE_ACCESS_KEY_ID", "").strip()
+        secret = environ.get("POLARTEP_OBJECT_STORE_SECRET_ACCESS_KEY", "").strip()
+        if not key_id or not secret:
+            raise ConfigError(
+                "the object store needs its key pair: set POLARTEP_OBJECT_STORE_CREDENTIALS_FILE, or both "
+                "POLARTEP_OBJECT_STORE_ACCESS_KEY_ID and POLARTEP_OBJECT_STORE_SECRET_ACCESS_KEY"
+            )
+    return ObjectStoreSettings(
+        endpoint=endpoint,
+        bucket=bucket,
+        region=hub_setting("object_store_region", environ),
+        public_endpoint=hub_setting("object_store_public_endpoint", environ),
+        access_key_id=key_id,
+        secret_access_key=secret,
+        url_seconds=hub_setting("object_store_url_seconds", environ),
+    )
 
 
 def _public_url(environ: Mapping[str, str], mode: str) -> str:

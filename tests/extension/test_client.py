@@ -18,7 +18,34 @@ def test_the_allow_list_holds_the_users_own_data_and_publishing_only():
         "processor_draft": ("POST", "api/v1/processors/draft"),
         "processor_validate": ("POST", "api/v1/processors/validate"),
         "usage": ("GET", "api/v1/users/{user}/usage?with_intervals=false"),
+        "datasets": ("GET", "api/v1/datasets"),
+        "projects": ("GET", "api/v1/projects"),
+        "catalogue": ("GET", "api/v1/catalogue"),
+        "dataset": ("GET", "api/v1/datasets/{project}/{dataset}"),
+        "dataset_create": ("POST", "api/v1/datasets"),
+        "dataset_delete": ("DELETE", "api/v1/datasets/{project}/{dataset}"),
+        "dataset_grant": ("PUT", "api/v1/datasets/{project}/{dataset}/grants/{grantee}"),
+        "dataset_revoke": ("DELETE", "api/v1/datasets/{project}/{dataset}/grants/{grantee}"),
     }
+
+
+def test_dataset_routes_take_only_names_that_follow_the_services_rules():
+    client = ServiceClient("http://127.0.0.1:1/services/platform/", "t", "alice")
+    assert (
+        client.url_for("dataset_grant", {"project": "sea.ice", "dataset": "daily_1", "grantee": "glaciers"})
+        == "http://127.0.0.1:1/services/platform/api/v1/datasets/sea.ice/daily_1/grants/glaciers"
+    )
+    for bad in ("..", "a/b", "a%2fb", "A", "", "a\x00", "x" * 65, "-a", "../../accounts"):
+        with pytest.raises(ValueError):
+            client.url_for("dataset_delete", {"project": bad, "dataset": "daily"})
+        with pytest.raises(ValueError):
+            client.url_for("dataset_delete", {"project": "sea", "dataset": bad})
+    with pytest.raises(ValueError):  # a dot is a project's, never a dataset's
+        client.url_for("dataset_delete", {"project": "sea", "dataset": "a.b"})
+    with pytest.raises(ValueError):  # a route gets exactly its placeholders
+        client.url_for("dataset_delete", {"project": "sea", "dataset": "d", "grantee": "x"})
+    with pytest.raises(ValueError):
+        client.url_for("datasets", {"project": "sea"})
 
 
 def test_urls_come_from_the_allow_list_and_the_owner_only():

@@ -14,7 +14,10 @@ import pytest
 pytestmark = pytest.mark.hub
 
 SERVICE = "/services/platform/api/v1"
-NOT_LISTED = "is not a route of the Polar TEP extension (routes: me, processors, processors/draft, processors/validate, usage)"
+NOT_LISTED = (
+    "is not a route of the Polar TEP extension (routes: me, processors, processors/draft, processors/validate, usage, "
+    "datasets, datasets/<name>/<name>, datasets/<name>/<name>/grants/<name>)"
+)
 
 
 @pytest.fixture(scope="module")

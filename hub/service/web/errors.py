@@ -143,6 +143,9 @@ ERROR_STATUS: Mapping[type[Exception], int] = {
     datasets.DatasetForbidden: 403,
     datasets.GrantNotFound: 404,
     datasets.StorageUnavailable: 503,
+    datasets.InvalidObjectKey: 400,
+    datasets.NotInObjectStore: 409,
+    datasets.ObjectNotFound: 404,
     stac.StacInvalid: 400,
     stac.StacNotFound: 404,
 }
