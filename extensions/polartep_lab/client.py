@@ -4,8 +4,11 @@ Rules this module guarantees:
 
 * ``SERVICE_ROUTES`` is the allow-list: a route name maps to one method and one path template under the service's
   URL. ``ServiceClient.call`` refuses any other name (``KeyError``), so no request path, query or body from the
-  browser ever becomes a service URL. The only placeholder, ``{user}``, is the server owner's name
-  (``JUPYTERHUB_USER``), URL-quoted; it is not taken from the request.
+  browser ever becomes a service URL. The placeholder ``{user}`` is the server owner's name (``JUPYTERHUB_USER``),
+  URL-quoted; it is not taken from the request. The only placeholders that come from a request, ``{processor}`` (a
+  processor id) and ``{run}`` (a run id), must fully match ``PLACEHOLDER_RULES`` (letters, digits and ``-``: no ``/``,
+  ``.``, ``?`` or ``%``) or the call is refused with ``ValueError`` before anything is sent; ``{query}`` is built
+  here with ``urlencode`` from checked values.
 * Every call carries ``Authorization: token <JUPYTERHUB_API_TOKEN>``: the single-user server's own token, which
   JupyterHub issues for the server's owner with the scopes in ``Spawner.server_token_scopes``. The hub's token is
   never in a user server, so the service answers exactly what that user may see, and refuses what they may not.
@@ -19,9 +22,10 @@ proxy to the service (and, through a wrong prefix join, possibly beyond); each n
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
@@ -44,16 +48,39 @@ SERVICE_ROUTES: dict[str, ServiceRoute] = {
     "processor_validate": ServiceRoute("POST", "api/v1/processors/validate"),
     # This month's CPU-hours, per day, top-ups and notices (the usage meter and panel section), without intervals.
     "usage": ServiceRoute("GET", "api/v1/users/{user}/usage?with_intervals=false"),
+    # The run form: the processors the user may see, one's form, starting a run, and following the user's own run.
+    "processor_list": ServiceRoute("GET", "api/v1/processors"),
+    "processor_form": ServiceRoute("GET", "api/v1/processors/{processor}/form{query}"),
+    "processor_run_start": ServiceRoute("POST", "api/v1/processors/{processor}/runs"),
+    "run": ServiceRoute("GET", "api/v1/runs/{run}"),
+    "run_log": ServiceRoute("GET", "api/v1/runs/{run}/log"),
 }
+
+# What a placeholder taken from a request may be (the service's own id rules; nothing that changes a URL's path).
+PLACEHOLDER_RULES: dict[str, re.Pattern[str]] = {
+    "processor": re.compile(r"[a-z][a-z0-9-]{1,62}"),
+    "run": re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"),
+    "version": re.compile(r"[0-9A-Za-z.+-]{1,64}"),
+}
+
+
+def checked_placeholder(kind: str, value: object) -> str:
+    """``value`` if it fully matches the rule of ``kind``; ``ValueError`` naming the rule otherwise."""
+    if not isinstance(value, str) or not PLACEHOLDER_RULES[kind].fullmatch(value):
+        raise ValueError(f"{kind} must match {PLACEHOLDER_RULES[kind].pattern}")
+    return value
 
 
 class ServiceError(Exception):
     """The service could not answer a route; ``status`` is its HTTP status, or None when it was not reached."""
 
-    def __init__(self, route: str, status: int | None, detail: str) -> None:
+    def __init__(
+        self, route: str, status: int | None, detail: str, problems: dict[str, str] | None = None
+    ) -> None:
         self.route = route
         self.status = status
         self.detail = detail
+        self.problems = problems  # a run's invalid inputs: name -> what is wrong (the service's 400)
         where = f"answered {status}" if status is not None else "could not be reached"
         super().__init__(f"the platform service {where} to {route}: {detail}")
 
@@ -69,16 +96,35 @@ class ServiceClient:
         self.user = user
         self.timeout = timeout
 
-    def url_for(self, name: str) -> str:
-        """The service URL of allow-listed route ``name``; ``KeyError`` for anything else."""
+    def url_for(
+        self, name: str, processor: str | None = None, run: str | None = None, version: str | None = None
+    ) -> str:
+        """The service URL of allow-listed route ``name``; ``KeyError`` for anything else, ``ValueError`` for a
+        placeholder that breaks its rule."""
         route = SERVICE_ROUTES[name]
-        return self.service_url + route.path.format(user=quote(self.user, safe=""))
+        values = {"user": quote(self.user, safe=""), "processor": "", "run": "", "query": ""}
+        if "{processor}" in route.path:
+            values["processor"] = checked_placeholder("processor", processor)
+        if "{run}" in route.path:
+            values["run"] = checked_placeholder("run", run)
+        if "{query}" in route.path and version is not None:
+            values["query"] = "?" + urlencode({"version": checked_placeholder("version", version)})
+        return self.service_url + route.path.format(**values)
 
-    async def call(self, name: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The JSON answer of allow-listed route ``name`` (``body``: the JSON body of a POST); ``ServiceError`` when
-        there is none."""
+    async def call(
+        self,
+        name: str,
+        body: dict[str, Any] | None = None,
+        *,
+        processor: str | None = None,
+        run: str | None = None,
+        version: str | None = None,
+        text: bool = False,
+    ) -> Any:
+        """The JSON answer of allow-listed route ``name`` (``body``: the JSON body of a POST; ``text``: the answer
+        is text, returned as ``str``); ``ServiceError`` when there is none."""
         route = SERVICE_ROUTES[name]
-        url = self.url_for(name)
+        url = self.url_for(name, processor=processor, run=run, version=version)
         headers = {"Authorization": f"token {self._token}", "Accept": "application/json"}
         if route.method == "POST":
             headers["Content-Type"] = "application/json"
@@ -96,11 +142,14 @@ class ServiceClient:
         except HTTPClientError as e:
             if e.code == 599:  # tornado's code for a timeout or a connection that closed: no answer at all
                 raise ServiceError(route.path, None, e.message or "no answer") from None
-            raise ServiceError(route.path, e.code, _detail(e.response.body if e.response else b"")) from None
+            body = e.response.body if e.response else b""
+            raise ServiceError(route.path, e.code, _detail(body), _problems(body)) from None
         except (
             OSError
         ) as e:  # refused, unreachable, DNS, timeout (tornado raises these as OSError subclasses)
             raise ServiceError(route.path, None, str(e) or type(e).__name__) from None
+        if text:
+            return response.body.decode("utf-8", "replace")
         try:
             body = json.loads(response.body)
         except ValueError:
@@ -119,3 +168,14 @@ def _detail(body: bytes) -> str:
     if detail is None:
         return body[:200].decode("utf-8", "replace") or "no detail"
     return detail if isinstance(detail, str) else json.dumps(detail)[:500]
+
+
+def _problems(body: bytes) -> dict[str, str] | None:
+    """The service's ``problems`` (each invalid input and what is wrong), when its error body has them."""
+    try:
+        problems = json.loads(body).get("problems")
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(problems, dict):
+        return None
+    return {str(name)[:128]: str(message)[:500] for name, message in problems.items()}
