@@ -126,7 +126,9 @@ class FieldView {
     if (field.required) {
       label.append(element('span', { class: 'polartep-required', title: 'required' }, ' *'));
     }
-    label.append(' ', element('code', {}, field.name));
+    if (field.label !== field.name) {
+      label.append(' ', element('code', {}, field.name));
+    }
     let control: HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement;
     switch (field.widget) {
       case 'checkbox': {
