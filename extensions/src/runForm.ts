@@ -433,6 +433,14 @@ class RunView {
       for (const output of this.outputs) {
         this.results.append(open(`${run.folder}/${output.path}`, `Open ${output.name}`, 'polartep-open-output'));
       }
+      const values = Object.entries(run.results || {});
+      if (values.length) {
+        const list = element('dl', { class: 'polartep-run-values' });
+        for (const [name, value] of values) {
+          list.append(element('dt', {}, name), element('dd', {}, JSON.stringify(value)));
+        }
+        this.results.append(list);
+      }
     }
   }
 

@@ -237,19 +237,16 @@ def test_the_service_page_form_shows_a_refusal_beside_its_field_then_runs(
     driver.find_element(By.ID, "label").send_keys("from the page")
     driver.find_element(By.ID, "run-submit").click()
     wait_until(driver, lambda d: "/processors/runs/" in d.current_url, message="the run page")
-    status = wait_until(
+    # Read in the page: it reloads itself every 2 s until the run ends, so element handles go stale meanwhile.
+    wait_until(
         driver,
-        lambda d: next(
-            (
-                e
-                for e in d.find_elements(By.ID, "run-status")
-                if e.get_attribute("data-status") == "successful"
-            ),
-            None,
+        lambda d: (
+            d.execute_script("return document.getElementById('run-status')?.dataset.status") == "successful"
         ),
         timeout=240,
         message="the run page to show success (it reloads itself)",
     )
+    status = driver.find_element(By.ID, "run-status")
     assert "successful" in status.text
     assert driver.find_element(By.ID, "run-progress").text.endswith("cells done")
     links = driver.find_element(By.ID, "run-results")
