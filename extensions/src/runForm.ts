@@ -15,6 +15,7 @@ import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 import { LabIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
+import { PUBLISH_COMMAND } from './processors';
 
 export const RUN_COMMAND = 'polartep:run-processor';
 const PANEL_ID = 'polartep-processors-panel';
@@ -543,6 +544,12 @@ export const runFormPlugin: JupyterFrontEndPlugin<void> = {
       }
     });
     palette?.addItem({ command: RUN_COMMAND, category: 'Polar TEP' });
+    // A notebook just published shows up in the list without a click on Refresh.
+    app.commands.commandExecuted.connect((_, executed) => {
+      if (executed.id === PUBLISH_COMMAND) {
+        void Promise.resolve(executed.result).then(() => panel.refresh());
+      }
+    });
     void app.restored.then(() => panel.refresh());
   }
 };

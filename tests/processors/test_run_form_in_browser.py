@@ -107,7 +107,7 @@ def test_publish_then_run_from_the_generated_form_and_open_the_output_notebook(
             ),
             message="the processors tab",
         )[0].click()
-        driver.find_element(By.CSS_SELECTOR, ".polartep-processors-refresh").click()
+        # The panel refreshed itself after the publish (no click on Refresh).
         wait_until(
             driver,
             lambda d: d.find_elements(By.CSS_SELECTOR, f"li[data-processor='{processor}'] button"),
