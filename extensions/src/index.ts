@@ -15,6 +15,7 @@ import { datasetsPlugin } from './datasets';
 import { usagePlugin } from './usage';
 
 import processorsPlugin from './processors';
+import { runFormPlugin } from './runForm';
 
 /** The answer of `polartep/api/me` (see polartep_lab/handlers.py). */
 export interface IPlatformMe {
@@ -172,4 +173,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [plugin, processorsPlugin, usagePlugin, datasetsPlugin];
+export default [plugin, processorsPlugin, usagePlugin, datasetsPlugin, runFormPlugin];

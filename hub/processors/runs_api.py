@@ -3,6 +3,9 @@
 * ``POST /processors/{name}/runs`` ``{"inputs": {...}, "version": "1.2.0" | 2 | null}`` — start a run of the latest
   (or the named) version on the caller's own cluster and quota: 201 with the run (``accepted``); 400 naming every
   input that is wrong; 404 for a processor the caller may not see; 409 for one that cannot run.
+* ``GET /processors/{name}/form`` (``?version=``) — the run form's fields, generated from the version's definition
+  (``form.py``): what the JupyterLab run form and the service's page draw; 404 for a processor the caller may not
+  see, 409 for one that cannot run (the same refusals as starting a run).
 * ``GET /runs`` (``?limit=&offset=&processor=``) — the caller's runs, newest first; ``GET /runs/{id}`` — one run:
   status, progress (cells done / total), message, timestamps, inputs, value results.
 * ``GET /runs/{id}/log`` — the run's log (text); ``GET /runs/{id}/notebook`` — the executed notebook;
@@ -27,7 +30,7 @@ from fastapi import APIRouter, Query, Response, status
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
-from polartep_hub.processors import run_files, run_task, runs
+from polartep_hub.processors import form, run_files, run_task, runs
 from polartep_hub.processors.execution import CANCEL_REQUESTED
 from polartep_hub.processors.models import FINAL_RUN_STATES, ProcessorRun
 from polartep_hub.processors.notebook_store import NotebookStore
@@ -70,6 +73,9 @@ class RunOut(BaseModel):
     processor: str
     version: str
     status: str = Field(description="accepted, running, successful, failed or dismissed")
+    folder: str = Field(
+        description="the run's folder, relative to the invoker's home (open it in JupyterLab)"
+    )
     message: str
     inputs: dict[str, Any] = Field(description="the values injected (given and defaults)")
     results: dict[str, Any] | None = Field(description="value outputs once successful")
@@ -101,6 +107,7 @@ def run_out(run: ProcessorRun, processor: str, version: str) -> RunOut:
         processor=processor,
         version=version,
         status=run.status,
+        folder=f"{run_task.RUNS_FOLDER}/{run.id}",
         message=run.message,
         inputs=run.inputs,
         results=run.results,
@@ -156,6 +163,74 @@ def create_run(name: ProcessorName, body: RunStart, caller: ServiceCaller, conte
     """Start a run of processor ``name`` on the caller's own Dask Gateway cluster and quota."""
     run, processor, version = start_run(context, caller, name, body)
     return run_out(run, processor, version)
+
+
+class FormField(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(description="the input's name (the form field's name)")
+    type: str = Field(description="the input's type in the definition")
+    widget: str = Field(
+        description="text, number, checkbox, date, select, bbox or list (see processors/form.py)"
+    )
+    label: str
+    help: str = Field(description="the input's description")
+    required: bool
+    has_default: bool
+    value: Any = Field(description="the default as the form shows it")
+
+
+class FileOutput(BaseModel):
+    name: str
+    path: str = Field(description="relative to the run's folder")
+    media_type: str
+    description: str
+
+
+class RunForm(BaseModel):
+    id: str
+    title: str
+    description: str
+    version: str
+    sequence: int
+    fields: list[FormField]
+    outputs: list[FileOutput]
+
+
+def run_form(context: ServiceContext, caller: Identity, name: str, version: str | int | None) -> RunForm:
+    """The form of the version a run would use, refused as starting a run would be (404, 409)."""
+    with context.session() as session:
+        found = runs.find_version(session, name, actor_of(caller), version)
+        document = found.definition
+        return RunForm(
+            id=name,
+            title=str(document.get("title") or name),
+            description=str(document.get("description") or ""),
+            version=found.version,
+            sequence=found.sequence,
+            fields=[FormField(**field) for field in form.form_fields(document)],
+            outputs=[FileOutput(**output) for output in form.file_outputs(document)],
+        )
+
+
+@router.get(
+    "/processors/{name}/form",
+    response_model=RunForm,
+    responses={**_NO_PROCESSOR, 409: {"description": "the processor cannot be run (withdrawn)"}},
+)
+def get_run_form(
+    name: ProcessorName,
+    caller: ServiceCaller,
+    context: Context,
+    version: Annotated[str | None, Query(max_length=64, description="a version (semver) or sequence")] = None,
+) -> RunForm:
+    """The run form of processor ``name`` (its latest or the named version): one field per input."""
+    return run_form(context, caller, name, version_ref(version))
+
+
+def version_ref(version: str | None) -> str | int | None:
+    """A version as a query gives it: digits are a sequence number, anything else a semver."""
+    return int(version) if version is not None and version.isdigit() else version
 
 
 @router.get("/runs", response_model=RunList)

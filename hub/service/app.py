@@ -44,6 +44,7 @@ from polartep_hub.data.storage import CONTAINER_OWNER, StorageRoots
 from polartep_hub.gateway.admin_client import GatewayAdmin
 from polartep_hub.processors import api as processors_api
 from polartep_hub.processors import ogc_jobs, ogc_processes
+from polartep_hub.processors import pages as processor_pages
 from polartep_hub.processors import runs_api as processor_runs_api
 from polartep_hub.processors.builtin import ensure_builtin_processors
 from polartep_hub.processors.execution import RunExecutor
@@ -239,6 +240,7 @@ def create_app(
         (password_routes.page_router, prefix),
         (dashboards_api.router, f"{prefix}/api/v1"),
         (dashboards_pages.page_router, prefix),
+        (processor_pages.page_router, prefix),
     ):
         app.include_router(router, prefix=router_prefix)
         route_templates.update(full_route_templates(router_prefix, router.routes))

@@ -10,7 +10,7 @@ from polartep_lab.client import SERVICE_ROUTES, ServiceClient, ServiceError
 from tests.harness import free_port
 
 
-def test_the_allow_list_holds_the_users_own_data_and_publishing_only():
+def test_the_allow_list_holds_the_users_own_data_publishing_and_running_only():
     assert {name: (r.method, r.path) for name, r in SERVICE_ROUTES.items()} == {
         "me": ("GET", "api/v1/me"),
         "entitlements": ("GET", "api/v1/users/{user}/entitlements"),
@@ -26,6 +26,11 @@ def test_the_allow_list_holds_the_users_own_data_and_publishing_only():
         "dataset_delete": ("DELETE", "api/v1/datasets/{project}/{dataset}"),
         "dataset_grant": ("PUT", "api/v1/datasets/{project}/{dataset}/grants/{grantee}"),
         "dataset_revoke": ("DELETE", "api/v1/datasets/{project}/{dataset}/grants/{grantee}"),
+        "processor_list": ("GET", "api/v1/processors"),
+        "processor_form": ("GET", "api/v1/processors/{processor}/form{query}"),
+        "processor_run_start": ("POST", "api/v1/processors/{processor}/runs"),
+        "run": ("GET", "api/v1/runs/{run}"),
+        "run_log": ("GET", "api/v1/runs/{run}/log"),
     }
 
 
@@ -56,6 +61,26 @@ def test_urls_come_from_the_allow_list_and_the_owner_only():
     )
     with pytest.raises(KeyError):
         client.url_for("accounts")
+
+
+RUN = "0b7e3c52-5d43-4f0e-9a51-2f1c0d7e9a10"
+
+
+def test_ids_from_a_request_must_match_their_rule_before_they_become_a_url():
+    client = ServiceClient("http://127.0.0.1:1/services/platform/", "t", "alice")
+    assert client.url_for("processor_form", {"processor": "sea-ice", "version": "1.0.0"}) == (
+        "http://127.0.0.1:1/services/platform/api/v1/processors/sea-ice/form?version=1.0.0"
+    )
+    assert client.url_for("processor_form", {"processor": "sea-ice"}).endswith("/processors/sea-ice/form")
+    assert client.url_for("run_log", {"run": RUN}).endswith(f"/api/v1/runs/{RUN}/log")
+    for processor in ("../accounts", "a/b", "sea-ice?x=1", "Sea", "a%2F", None):
+        with pytest.raises(ValueError, match="processor must match"):
+            client.url_for("processor_run_start", {"processor": processor})
+    for run in (RUN + "/../x", RUN.upper(), "1", None):
+        with pytest.raises(ValueError, match="run must match"):
+            client.url_for("run", {"run": run})
+    with pytest.raises(ValueError, match="version must match"):
+        client.url_for("processor_form", {"processor": "sea-ice", "version": "1&x=/../"})
 
 
 def test_an_unreachable_service_is_a_service_error_without_status():

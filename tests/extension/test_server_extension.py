@@ -15,8 +15,9 @@ pytestmark = pytest.mark.hub
 
 SERVICE = "/services/platform/api/v1"
 NOT_LISTED = (
-    "is not a route of the Polar TEP extension (routes: me, processors, processors/draft, processors/validate, usage, "
-    "datasets, datasets/<name>/<name>, datasets/<name>/<name>/grants/<name>)"
+    "is not a route of the Polar TEP extension (routes: me, processors, processors/draft, processors/validate, "
+    "usage, processors/list, processors/<id>/form, processors/<id>/runs, runs/<run>, runs/<run>/log, datasets, "
+    "datasets/<name>/<name>, datasets/<name>/<name>/grants/<name>)"
 )
 
 
@@ -98,6 +99,9 @@ def test_a_plan_without_duration_has_no_end(platform, new_user):
         "service/api/v1/accounts",
         "api/v1/accounts",
         "..%2F..%2Fhub%2Fapi%2Fusers",
+        "processors/Echo/form",
+        "processors/echo%2F..%2F..%2Faccounts/form",
+        "runs/not-a-run",
     ],
 )
 @pytest.mark.parametrize("method", ["GET", "POST", "DELETE"])
@@ -122,3 +126,56 @@ def test_a_request_without_the_users_token_is_refused(platform, running_user, ne
     other_user = platform.api("GET", f"/user/{name}/polartep/api/me", other_token, follow_redirects=False)
     assert other_user.status_code == 403
     assert "plan" not in other_user.text
+
+
+def test_the_run_form_routes_pass_on_the_services_form_run_and_refusals(platform, running_user):
+    from pathlib import Path
+
+    from tests.harness import wait_for
+    from tests.helpers.processors import create_processor, echo_notebook
+
+    name, token = running_user
+    create_processor(
+        platform.settings.service_db_url,
+        Path(platform.settings.processors_dir),
+        "ext-echo",
+        name,
+        echo_notebook(),
+    )
+    ext = f"/user/{name}/polartep/api"
+    listed = platform.api("GET", f"{ext}/processors/list", token).json()["processors"]
+    assert "ext-echo" in [p["id"] for p in listed]
+    form = platform.api("GET", f"{ext}/processors/ext-echo/form?version=1.0.0", token)
+    assert form.json() == platform.api("GET", f"{SERVICE}/processors/ext-echo/form", token).json()
+
+    refused = platform.api(
+        "POST", f"{ext}/processors/ext-echo/runs", token, json={"inputs": {"days": 0, "smooth": "yes"}}
+    )
+    assert refused.status_code == 400
+    assert refused.json()["problems"] == {"days": "must be at least 1", "smooth": "must be true or false"}
+    bad_body = platform.api(
+        "POST", f"{ext}/processors/ext-echo/runs", token, json={"inputs": [], "version": None}
+    )
+    assert bad_body.status_code == 400
+    assert bad_body.json() == {
+        "message": 'send a JSON object {"inputs": {...}, "version": "<version>" or null}'
+    }
+
+    started = platform.api(
+        "POST", f"{ext}/processors/ext-echo/runs", token, json={"inputs": {"days": 3}, "version": "1.0.0"}
+    )
+    assert started.status_code == 201, started.text
+    run = started.json()
+    assert (run["status"], run["inputs"]["days"], run["folder"]) == (
+        "accepted",
+        3,
+        f"processor-runs/{run['id']}",
+    )
+
+    def ended():
+        got = platform.api("GET", f"{ext}/runs/{run['id']}", token).json()
+        return got if got["status"] in ("successful", "failed") else None
+
+    assert wait_for(ended, 240, interval=0.5, what="the run")["status"] == "successful"
+    log = platform.api("GET", f"{ext}/runs/{run['id']}/log", token).json()
+    assert set(log) == {"log"} and isinstance(log["log"], str)

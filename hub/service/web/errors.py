@@ -72,6 +72,10 @@ class ErrorOut(BaseModel):
         "throttled, busy",
     )
     retry_at: datetime | None = Field(default=None, description="with reason throttled: when to try again")
+    problems: dict[str, str] | None = Field(
+        default=None,
+        description="with a run's invalid inputs (400): each input's name and what is wrong with it",
+    )
 
 
 ERROR_STATUS: Mapping[type[Exception], int] = {
@@ -191,6 +195,8 @@ def error_body(error: Exception) -> dict[str, Any]:
         body["reason"] = reason
     if isinstance(error, login_throttle.LoginThrottled):
         body["retry_at"] = error.until.isoformat()
+    if isinstance(error, processor_inputs.InputsInvalid):
+        body["problems"] = error.problems  # a form shows each beside its field
     return body
 
 

@@ -1,9 +1,10 @@
 """Every page of the platform service has the hub's look, and forms show their problems beside the field.
 
 Specification: each page (sign-up, sign-up received, terms, privacy, an unknown document, consent, account, account
-erased, admin accounts, admin account, admin sign-ups, administrators only) links JupyterHub's own stylesheet from
+erased, processors, a processor's run form, admin accounts, admin account, admin sign-ups, administrators only) links JupyterHub's own stylesheet from
 ``/hub/static/`` (same origin as the service through the proxy) with the version JupyterHub itself gives it, and the
-service's small ``pages.css``; carries the hub's navigation bar (Home, Token, Admin for administrators, Account,
+service's small ``pages.css``; carries the hub's navigation bar (Home, Token, Admin for administrators, Dashboards,
+Processors, Account,
 the user's name, Logout; Login without a user) and the light/dark toggle; runs no script but the theme script,
 which its CSP allows by hash; and shows each form problem right after its input, named by the input's
 ``aria-describedby``. (How they look in a browser: ``tests/hub/test_page_screenshots.py``.)
@@ -21,6 +22,7 @@ import pytest
 from jupyterhub._data import DATA_FILES_PATH
 
 from polartep_hub.service.web.pages import PAGE_CSP
+from tests.helpers.processors import ECHO_DEFINITION
 from tests.helpers.service_fakes import PREFIX, RecordingHubAPI
 from tests.helpers.service_login import finish_login, start_login
 from tests.helpers.signup import form_signup
@@ -85,6 +87,31 @@ def _dashboards(api, app, fake_hub):
     return api.get("dashboards")
 
 
+def _processors(api, app, fake_hub):
+    browser_login(api, fake_hub, "alice-token")
+    return api.get("processors")
+
+
+def _processor_form(api, app, fake_hub):
+    from sqlalchemy import select
+
+    from polartep_hub.accounts.models import Account
+    from polartep_hub.processors.models import Processor, ProcessorVersion
+
+    make_account(api, "alice")
+    with app.state.context.session() as session:
+        owner = session.scalar(select(Account.id).where(Account.name == "alice"))
+        processor = Processor(name="echo-page", owner_id=owner, visibility="private")
+        session.add(processor)
+        session.flush()
+        definition = {**ECHO_DEFINITION, "id": "echo-page"}
+        session.add(ProcessorVersion(processor_id=processor.id, sequence=1, version="1.0.0",
+                                     notebook_sha256="0" * 64, definition=definition, published_by_id=owner))  # fmt: skip
+        session.commit()
+    browser_login(api, fake_hub, "alice-token")
+    return api.get("processors/echo-page")
+
+
 def _account_erased(api, app, fake_hub):
     app.state.context.hub_api = RecordingHubAPI()
     browser_login(api, fake_hub, "alice-token")
@@ -126,6 +153,8 @@ PAGES: dict[str, tuple[PageGetter, int, str | None, bool]] = {
     "consent": (_consent, 200, "alice", False),
     "account": (_account, 200, "alice", False),
     "dashboards": (_dashboards, 200, "alice", False),
+    "processors": (_processors, 200, "alice", False),
+    "processor-form": (_processor_form, 200, "alice", False),
     "account-erased": (_account_erased, 200, None, False),
     "admin-accounts": (_admin_accounts, 200, "ada", True),
     "admin-account": (_admin_account, 200, "ada", True),
@@ -175,6 +204,7 @@ def test_every_page_has_the_hubs_look(api, app, fake_hub, name):
             "/hub/home",
             "/hub/token",
             f"{PREFIX}dashboards",
+            f"{PREFIX}processors",
             f"{PREFIX}account",
             f"{PREFIX}statements",
         }
