@@ -32,8 +32,14 @@ Rules this module guarantees:
 * **Progress and logs** arrive as worker events (``run_task.topic_of``): progress is committed on the run (cells
   done / total) at most every ``PROGRESS_COMMIT_SECONDS``; log lines are kept in memory for the live log and the
   worker also writes ``run.log`` in the run folder, which is the record. Chosen over polling files because the
-  service cannot read a Docker-mode home volume, and over a stream of its own because the worker's comm to the
-  scheduler is already authenticated and encrypted (TLS) by the gateway.
+  service reads a Docker-mode home volume only through a short-lived container (``run_files.DockerRunFiles``, about
+  a second a read), and over a stream of its own because the worker's comm to the scheduler is already
+  authenticated and encrypted (TLS) by the gateway.
+* **Docker mode**: the worker is a container of the processor's profile image with the invoker's home volume at
+  ``/home/jovyan`` (``gateway/backends/docker.py``), so the run folder is ``~/processor-runs/<id>/`` in that volume;
+  the API reads it through the engine (``run_files.py``). A run whose driver died is submitted again under the same
+  task key: the scheduler still holding the task attaches to it, and the worker's ``started`` marker answers a
+  second execution.
 """
 
 from __future__ import annotations
@@ -97,8 +103,14 @@ class RunFailed(Exception):
 class RunExecutor:
     """Drives runs in threads of this process; one per run, started by ``start`` or the reconciliation."""
 
-    def __init__(self, config: ServiceConfig, sessions, hub_api: HubAPI) -> None:
+    def __init__(self, config: ServiceConfig, sessions, hub_api: HubAPI, reader_image: str = "") -> None:
         self.config = config
+        # Docker mode: run files are read from the invoker's home volume through the engine (run_files.py).
+        self.docker_files = (
+            run_files.DockerRunFiles(reader_image)
+            if config.mode in ("docker", "swarm") and reader_image
+            else None
+        )
         self.sessions = sessions
         self.hub_api = hub_api
         self.store = NotebookStore(Path(config.processors_dir or ".") / "notebooks")
@@ -119,6 +131,31 @@ class RunExecutor:
         if self.config.mode != "local" or not self.config.homes_root:
             return None
         return str(Path(self.config.homes_root) / self.config.home_folder(invoker))
+
+    def read_run_file(
+        self, invoker: str, run_id: str, relative: str, limit: int = run_files.MAX_FILE_BYTES
+    ) -> bytes:
+        """The bytes of a file of the invoker's run (``run_files.py``: no links, plain files of the home's owner);
+        ``RunFileUnavailable`` when there is none or this mode cannot read it."""
+        home = self.home_of(invoker)
+        if home is not None:
+            return run_files.read_run_file(home, run_id, relative, limit)
+        if self.docker_files is not None:
+            from polartep_hub.spawners.home_volume import home_volume_name
+
+            volume = home_volume_name(self.config.home_folder(invoker))
+            return self.docker_files.read_run_file(volume, run_id, relative, limit)
+        raise runs.RunFileUnavailable(
+            f"the run's files are in the invoker's home, ~/{run_task.RUNS_FOLDER}/{run_id}/ (open them in JupyterLab)"
+        )
+
+    def recorded_status(self, invoker: str, run_id: str) -> dict[str, Any] | None:
+        """The run's ``status.json`` in the invoker's home (either mode), None when there is none (yet)."""
+        try:
+            data = self.read_run_file(invoker, run_id, run_task.STATUS_FILE, run_files.MAX_STATUS_BYTES)
+        except runs.RunFileUnavailable:
+            return None
+        return run_files.status_from(data)
 
     def run_folder(self, invoker: str, run_id: str) -> Path | None:
         home = self.home_of(invoker)
@@ -284,14 +321,21 @@ class RunExecutor:
             gateway.close()
 
     def _wait_for_end(self, plan: runs.RunPlan, future, home: str | None) -> dict[str, Any]:
-        """The run's final status: its ``final`` event, or its ``status.json`` (local mode); never the task's pickled
+        """The run's final status: its ``final`` event, or its ``status.json``; never the task's pickled
         result, which this process refuses to unpickle (``refuse_unpickling``)."""
         deadline = time.monotonic() + plan.timeout_seconds + TIMEOUT_GRACE_SECONDS
+        next_volume_read = 0.0
         while time.monotonic() < deadline:
             with self._lock:
                 final = self._finals.pop(plan.run_id, None)
             if final is None and home is not None:
                 final = run_files.read_status(home, plan.run_id)
+            elif final is None and future is None and self.docker_files is not None:
+                # Docker mode, the task done but its final event missed (or a re-attached run): status.json from
+                # the invoker's volume, read through the engine, so not at every turn.
+                if time.monotonic() >= next_volume_read:
+                    next_volume_read = time.monotonic() + 5.0
+                    final = self.recorded_status(plan.invoker, plan.run_id)
             if final is not None:
                 return final
             if future is not None:
@@ -350,8 +394,7 @@ class RunExecutor:
 
     def _finish_without_cluster(self, plan: runs.RunPlan) -> None:
         """A ``running`` run whose cluster is gone: finish it from its run folder, or fail it (never run again)."""
-        home = self.home_of(plan.invoker)
-        recorded = run_files.read_status(home, plan.run_id) if home is not None else None
+        recorded = self.recorded_status(plan.invoker, plan.run_id)
         if recorded is not None:
             self._finish_from(plan.run_id, recorded)
             return
