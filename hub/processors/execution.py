@@ -18,7 +18,7 @@ Rules this module guarantees:
   that the service lost track of (restart) is stopped by the gateway's own idle timeout.
 * **Never lost, never twice.** States are committed before their steps (``runs.py``). A run left ``accepted`` or
   ``running`` by a dead service is driven again by the reconciliation (at start and every ``RECONCILE_SECONDS``):
-  in local mode, a run whose worker began (its ``started`` marker) is waited for until its ``status.json`` appears;
+  a run whose worker began (its ``started`` marker) is waited for until its ``status.json`` appears;
   otherwise its task is submitted again, and the worker's ``started`` marker (``run_task.py``) makes a second
   execution answer the recorded status (or "interrupted") instead of running the notebook twice. A run whose
   cluster is gone is finished from the ``status.json`` it left in the invoker's run folder, or failed.
@@ -37,9 +37,8 @@ Rules this module guarantees:
   authenticated and encrypted (TLS) by the gateway.
 * **Docker mode**: the worker is a container of the processor's profile image with the invoker's home volume at
   ``/home/jovyan`` (``gateway/backends/docker.py``), so the run folder is ``~/processor-runs/<id>/`` in that volume;
-  the API reads it through the engine (``run_files.py``). A run whose driver died is submitted again under the same
-  task key: the scheduler still holding the task attaches to it, and the worker's ``started`` marker answers a
-  second execution.
+  the API reads it through the engine (``run_files.py``), and so does a restarted service: a run whose worker began
+  (its ``started`` marker in the volume) is waited for until its ``status.json`` appears there, as in local mode.
 """
 
 from __future__ import annotations
@@ -60,8 +59,30 @@ from polartep_hub.processors.notebook_store import NotebookStore
 from polartep_hub.service.config import ServiceConfig
 from polartep_hub.service.hub_api import HubAPI, HubApiError
 
-# Workers need not have the platform's package: the task's module travels with it.
+# Workers need not have the platform's package: the task's module travels with it (see ByValue).
 cloudpickle.register_pickle_by_value(run_task)
+
+
+class ByValue:
+    """A callable that pickles as its function *by value*, wherever it sits in what is pickled.
+
+    distributed pickles a submitted task as one object (its task-spec wrapper) with the standard pickler, which
+    writes a function by reference (``polartep_hub.processors.run_task.execute_run``), and uses cloudpickle's
+    by-value mode only when the top-level object's module is registered. Schedulers and workers in Docker mode run
+    the catalogue image, which has no ``polartep_hub``: they could not even read the graph. ``__reduce__`` makes any
+    pickler write ``cloudpickle.loads(<the function by value>)`` instead, which every image can read.
+    """
+
+    def __init__(self, function) -> None:
+        self.function = function
+        self.__name__ = getattr(function, "__name__", "task")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.function(*args, **kwargs)
+
+    def __reduce__(self):
+        return cloudpickle.loads, (cloudpickle.dumps(self.function),)
+
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +169,14 @@ class RunExecutor:
         raise runs.RunFileUnavailable(
             f"the run's files are in the invoker's home, ~/{run_task.RUNS_FOLDER}/{run_id}/ (open them in JupyterLab)"
         )
+
+    def _started(self, invoker: str, run_id: str) -> bool:
+        """Whether a worker began the run (its ``started`` marker in the invoker's run folder, either mode)."""
+        try:
+            self.read_run_file(invoker, run_id, run_task.STARTED_FILE, 0)
+        except runs.RunFileUnavailable:
+            return False
+        return True
 
     def recorded_status(self, invoker: str, run_id: str) -> dict[str, Any] | None:
         """The run's ``status.json`` in the invoker's home (either mode), None when there is none (yet)."""
@@ -286,14 +315,14 @@ class RunExecutor:
             client.subscribe_topic(run_task.topic_of(plan.run_id), self._event_handler(plan.run_id))
             key = run_key(plan.run_id)
             home = self.home_of(plan.invoker)
-            # A task a dead driver submitted may still run: local mode sees its started marker and waits for its
-            # status; otherwise the task is submitted (again) and the worker's marker keeps it from running twice.
-            attached = plan.status == "running" and home is not None and run_files.started(home, plan.run_id)
+            # A task a dead driver submitted may still run: its started marker is seen (either mode) and its status
+            # waited for; otherwise the task is submitted (again) and the worker's marker keeps it from running twice.
+            attached = plan.status == "running" and self._started(plan.invoker, plan.run_id)
             future = None
             if not attached:
                 notebook = self.store.read(plan.notebook_sha256)
                 future = client.submit(
-                    run_task.execute_run,
+                    ByValue(run_task.execute_run),
                     plan.run_id,
                     notebook,
                     plan.inputs,

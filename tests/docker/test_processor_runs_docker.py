@@ -25,7 +25,7 @@ import pytest
 from polartep_hub.gateway.backends.docker import LABEL_ROLE, LABEL_USER
 from polartep_hub.processors.run_files import MAX_FILE_BYTES, DockerRunFiles
 from polartep_hub.processors.runs import RunFileUnavailable
-from tests.docker.engine import docker, home_volume, inspect
+from tests.docker.engine import docker, home_volume, inspect, unique_user_name
 from tests.harness import wait_for
 from tests.helpers.docker_platform import containers
 from tests.helpers.processors import create_processor, echo_notebook, notebook
@@ -105,9 +105,10 @@ SLEEPER_DEFINITION = {"inputs": {"seconds": {"type": "integer", "default": 600}}
 
 
 @pytest.fixture(scope="module")
-def alice(docker_platform, docker_user):
+def alice(docker_platform):
     """One invoker for the module's run tests, so its warm run cluster serves them all."""
-    return docker_user("runalice")
+    name = unique_user_name("runalice")
+    return name, docker_platform.create_user(name, plan="large")
 
 
 def test_the_reader_refuses_links_fifos_foreign_files_and_missing_volumes(docker_engine):
