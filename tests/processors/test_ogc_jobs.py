@@ -100,7 +100,7 @@ def test_jobs_are_paged_and_only_the_callers(platform, carol, new_user):
     assert [link["rel"] for link in page["links"]] == ["self", "next"]
     following = valid(platform.api("GET", f"{OGC}/jobs?limit=1&offset=1", token), "jobList.yaml")
     assert following["jobs"][0]["jobID"] != page["jobs"][0]["jobID"]
-    assert [link["rel"] for link in following["links"]] == ["self", "next", "prev"]
+    assert [link["rel"] for link in following["links"]] == ["self", "prev"]  # two jobs so far
     whole = valid(platform.api("GET", f"{OGC}/jobs?limit=1000", token), "jobList.yaml")
     assert [link["rel"] for link in whole["links"]] == ["self"]
     assert {job["status"] for job in whole["jobs"]} == {"successful"}
