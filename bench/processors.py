@@ -9,9 +9,11 @@ cell writing ``outputs.json``):
   cluster is stopped after each run) vs. the CLI plus a bare ``dask scheduler`` and one
   ``dask worker`` started by hand until a client sees the worker. Target <= 1.2.
 * **submit p50** (``POST .../runs``, the answer only) and **GET /jobs p50** (``ogcapi/jobs?limit=10``) with 10,000
-  runs of the invoker in the database (written directly). Targets <= 10 ms and <= 20 ms.
+  runs of the invoker in the database (written directly). Targets <= 10 ms and <= 20 ms. Next to them, in the same
+  loop, the floors of a request on the same path: ``GET /services/platform/health`` (no token) and
+  ``GET api/v1/me/consents`` (the same token check as the runs API, one small query).
 
-    .venv/bin/python bench/processors.py [--runs 5]
+    .venv/bin/python bench/processors.py [--runs 5] [--warm-only]
 
 Record the printed JSON in ``bench/RESULTS.md`` with the machine's load.
 """
@@ -161,12 +163,14 @@ def p50(samples: list[float]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--warm-only", action="store_true", help="skip the cold-cluster comparison")
     args = parser.parse_args()
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-processors-") as tmp:
         folder = Path(tmp)
         # Warm side: clusters stay 10 minutes; cold side: a second platform that stops them at once.
-        for warm_seconds, label in (("600", "warm"), ("0", "cold")):
+        sides = (("600", "warm"),) if args.warm_only else (("600", "warm"), ("0", "cold"))
+        for warm_seconds, label in sides:
             root = folder / label
             root.mkdir()
             platform = RunningPlatform(root, extra_env={"POLARTEP_PROCESSOR_RUN_WARM_SECONDS": warm_seconds})
@@ -190,8 +194,14 @@ def main() -> None:
                 results[f"{label}_ratio"] = p50(platform_times) / p50(baseline_times)
                 if label == "warm":
                     fill_runs(platform, "bench", 10_000)
-                    submits, lists = [], []
+                    submits, lists, health, consents = [], [], [], []
                     for _ in range(max(20, args.runs)):
+                        started = time.perf_counter()
+                        assert platform.api("GET", "/services/platform/health").status_code == 200
+                        health.append(time.perf_counter() - started)
+                        started = time.perf_counter()
+                        assert platform.api("GET", f"{API}/me/consents", token).status_code == 200
+                        consents.append(time.perf_counter() - started)
                         started = time.perf_counter()
                         r = platform.api(
                             "POST", f"{API}/processors/bench-echo/runs", token, json={"inputs": {}}
@@ -204,6 +214,8 @@ def main() -> None:
                         assert r.status_code == 200
                     results["submit_p50_ms"] = 1000 * p50(submits)
                     results["jobs_p50_ms"] = 1000 * p50(lists)
+                    results["health_floor_p50_ms"] = 1000 * p50(health)
+                    results["token_floor_p50_ms"] = 1000 * p50(consents)
     print(json.dumps(results, indent=2))
 
 

@@ -204,9 +204,12 @@ def configure_gateway(c, settings: PlatformSettings | None = None) -> PlatformSe
     # Local mode with system users: workers get the groups of the user's datasets, as servers do.
     from polartep_hub.gateway.dataset_groups import DatasetGroupsClient
 
-    c.PlatformLocalBackend.dataset_groups = DatasetGroupsClient(
+    datasets = DatasetGroupsClient(
         settings.service_url + SERVICE_PREFIX + "api/v1", settings.hub_service_token
     )
+    c.PlatformLocalBackend.dataset_groups = datasets
+    # Docker mode: the same datasets as bind mounts in the scheduler and worker containers.
+    c.PlatformDockerBackend.dataset_mounts = datasets
     if settings.mode in ("docker", "swarm"):
         # Docker mode: the same configuration, with schedulers and workers as containers (docker_backend.py).
         from polartep_hub.gateway.backends.docker import configure_docker_backend

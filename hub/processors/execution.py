@@ -18,7 +18,7 @@ Rules this module guarantees:
   that the service lost track of (restart) is stopped by the gateway's own idle timeout.
 * **Never lost, never twice.** States are committed before their steps (``runs.py``). A run left ``accepted`` or
   ``running`` by a dead service is driven again by the reconciliation (at start and every ``RECONCILE_SECONDS``):
-  in local mode, a run whose worker began (its ``started`` marker) is waited for until its ``status.json`` appears;
+  a run whose worker began (its ``started`` marker) is waited for until its ``status.json`` appears;
   otherwise its task is submitted again, and the worker's ``started`` marker (``run_task.py``) makes a second
   execution answer the recorded status (or "interrupted") instead of running the notebook twice. A run whose
   cluster is gone is finished from the ``status.json`` it left in the invoker's run folder, or failed.
@@ -32,8 +32,13 @@ Rules this module guarantees:
 * **Progress and logs** arrive as worker events (``run_task.topic_of``): progress is committed on the run (cells
   done / total) at most every ``PROGRESS_COMMIT_SECONDS``; log lines are kept in memory for the live log and the
   worker also writes ``run.log`` in the run folder, which is the record. Chosen over polling files because the
-  service cannot read a Docker-mode home volume, and over a stream of its own because the worker's comm to the
-  scheduler is already authenticated and encrypted (TLS) by the gateway.
+  service reads a Docker-mode home volume only through a short-lived container (``run_files.DockerRunFiles``, about
+  a second a read), and over a stream of its own because the worker's comm to the scheduler is already
+  authenticated and encrypted (TLS) by the gateway.
+* **Docker mode**: the worker is a container of the processor's profile image with the invoker's home volume at
+  ``/home/jovyan`` (``gateway/backends/docker.py``), so the run folder is ``~/processor-runs/<id>/`` in that volume;
+  the API reads it through the engine (``run_files.py``), and so does a restarted service: a run whose worker began
+  (its ``started`` marker in the volume) is waited for until its ``status.json`` appears there, as in local mode.
 """
 
 from __future__ import annotations
@@ -54,8 +59,30 @@ from polartep_hub.processors.notebook_store import NotebookStore
 from polartep_hub.service.config import ServiceConfig
 from polartep_hub.service.hub_api import HubAPI, HubApiError
 
-# Workers need not have the platform's package: the task's module travels with it.
+# Workers need not have the platform's package: the task's module travels with it (see ByValue).
 cloudpickle.register_pickle_by_value(run_task)
+
+
+class ByValue:
+    """A callable that pickles as its function *by value*, wherever it sits in what is pickled.
+
+    distributed pickles a submitted task as one object (its task-spec wrapper) with the standard pickler, which
+    writes a function by reference (``polartep_hub.processors.run_task.execute_run``), and uses cloudpickle's
+    by-value mode only when the top-level object's module is registered. Schedulers and workers in Docker mode run
+    the catalogue image, which has no ``polartep_hub``: they could not even read the graph. ``__reduce__`` makes any
+    pickler write ``cloudpickle.loads(<the function by value>)`` instead, which every image can read.
+    """
+
+    def __init__(self, function) -> None:
+        self.function = function
+        self.__name__ = getattr(function, "__name__", "task")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.function(*args, **kwargs)
+
+    def __reduce__(self):
+        return cloudpickle.loads, (cloudpickle.dumps(self.function),)
+
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +124,14 @@ class RunFailed(Exception):
 class RunExecutor:
     """Drives runs in threads of this process; one per run, started by ``start`` or the reconciliation."""
 
-    def __init__(self, config: ServiceConfig, sessions, hub_api: HubAPI) -> None:
+    def __init__(self, config: ServiceConfig, sessions, hub_api: HubAPI, reader_image: str = "") -> None:
         self.config = config
+        # Docker mode: run files are read from the invoker's home volume through the engine (run_files.py).
+        self.docker_files = (
+            run_files.DockerRunFiles(reader_image)
+            if config.mode in ("docker", "swarm") and reader_image
+            else None
+        )
         self.sessions = sessions
         self.hub_api = hub_api
         self.store = NotebookStore(Path(config.processors_dir or ".") / "notebooks")
@@ -119,6 +152,39 @@ class RunExecutor:
         if self.config.mode != "local" or not self.config.homes_root:
             return None
         return str(Path(self.config.homes_root) / self.config.home_folder(invoker))
+
+    def read_run_file(
+        self, invoker: str, run_id: str, relative: str, limit: int = run_files.MAX_FILE_BYTES
+    ) -> bytes:
+        """The bytes of a file of the invoker's run (``run_files.py``: no links, plain files of the home's owner);
+        ``RunFileUnavailable`` when there is none or this mode cannot read it."""
+        home = self.home_of(invoker)
+        if home is not None:
+            return run_files.read_run_file(home, run_id, relative, limit)
+        if self.docker_files is not None:
+            from polartep_hub.spawners.home_volume import home_volume_name
+
+            volume = home_volume_name(self.config.home_folder(invoker))
+            return self.docker_files.read_run_file(volume, run_id, relative, limit)
+        raise runs.RunFileUnavailable(
+            f"the run's files are in the invoker's home, ~/{run_task.RUNS_FOLDER}/{run_id}/ (open them in JupyterLab)"
+        )
+
+    def _started(self, invoker: str, run_id: str) -> bool:
+        """Whether a worker began the run (its ``started`` marker in the invoker's run folder, either mode)."""
+        try:
+            self.read_run_file(invoker, run_id, run_task.STARTED_FILE, 0)
+        except runs.RunFileUnavailable:
+            return False
+        return True
+
+    def recorded_status(self, invoker: str, run_id: str) -> dict[str, Any] | None:
+        """The run's ``status.json`` in the invoker's home (either mode), None when there is none (yet)."""
+        try:
+            data = self.read_run_file(invoker, run_id, run_task.STATUS_FILE, run_files.MAX_STATUS_BYTES)
+        except runs.RunFileUnavailable:
+            return None
+        return run_files.status_from(data)
 
     def run_folder(self, invoker: str, run_id: str) -> Path | None:
         home = self.home_of(invoker)
@@ -249,14 +315,14 @@ class RunExecutor:
             client.subscribe_topic(run_task.topic_of(plan.run_id), self._event_handler(plan.run_id))
             key = run_key(plan.run_id)
             home = self.home_of(plan.invoker)
-            # A task a dead driver submitted may still run: local mode sees its started marker and waits for its
-            # status; otherwise the task is submitted (again) and the worker's marker keeps it from running twice.
-            attached = plan.status == "running" and home is not None and run_files.started(home, plan.run_id)
+            # A task a dead driver submitted may still run: its started marker is seen (either mode) and its status
+            # waited for; otherwise the task is submitted (again) and the worker's marker keeps it from running twice.
+            attached = plan.status == "running" and self._started(plan.invoker, plan.run_id)
             future = None
             if not attached:
                 notebook = self.store.read(plan.notebook_sha256)
                 future = client.submit(
-                    run_task.execute_run,
+                    ByValue(run_task.execute_run),
                     plan.run_id,
                     notebook,
                     plan.inputs,
@@ -284,14 +350,21 @@ class RunExecutor:
             gateway.close()
 
     def _wait_for_end(self, plan: runs.RunPlan, future, home: str | None) -> dict[str, Any]:
-        """The run's final status: its ``final`` event, or its ``status.json`` (local mode); never the task's pickled
+        """The run's final status: its ``final`` event, or its ``status.json``; never the task's pickled
         result, which this process refuses to unpickle (``refuse_unpickling``)."""
         deadline = time.monotonic() + plan.timeout_seconds + TIMEOUT_GRACE_SECONDS
+        next_volume_read = 0.0
         while time.monotonic() < deadline:
             with self._lock:
                 final = self._finals.pop(plan.run_id, None)
             if final is None and home is not None:
                 final = run_files.read_status(home, plan.run_id)
+            elif final is None and future is None and self.docker_files is not None:
+                # Docker mode, the task done but its final event missed (or a re-attached run): status.json from
+                # the invoker's volume, read through the engine, so not at every turn.
+                if time.monotonic() >= next_volume_read:
+                    next_volume_read = time.monotonic() + 5.0
+                    final = self.recorded_status(plan.invoker, plan.run_id)
             if final is not None:
                 return final
             if future is not None:
@@ -350,8 +423,7 @@ class RunExecutor:
 
     def _finish_without_cluster(self, plan: runs.RunPlan) -> None:
         """A ``running`` run whose cluster is gone: finish it from its run folder, or fail it (never run again)."""
-        home = self.home_of(plan.invoker)
-        recorded = run_files.read_status(home, plan.run_id) if home is not None else None
+        recorded = self.recorded_status(plan.invoker, plan.run_id)
         if recorded is not None:
             self._finish_from(plan.run_id, recorded)
             return

@@ -17,7 +17,12 @@ Rules this module guarantees:
   (``no-such-process``, ``no-such-job``, ``result-not-ready``), as ``application/json`` like the 1.0 schemas.
 * ``GET /jobs`` and submissions are one indexed query each (``ix_processor_runs_invoker_created``); no per-row work
   beyond formatting the page.
-* OGC qualified values are accepted: ``{"value": v}`` is ``v`` and ``{"bbox": [...]}`` is the box (CRS84 only).
+* OGC qualified values are accepted: ``{"value": v}`` is ``v`` and a bounding-box object that matches the
+  standard's ``bbox.yaml`` in 2D CRS84 is the box ``[west, south, east, north]`` (then checked like any box input);
+  a 3D box or ``CRS84h`` is 400 naming the input. Value outputs that are objects (other than boxes) are answered as
+  qualified values, so every results document matches ``results.yaml``.
+* Every answer (``statusInfo``, ``jobList``, results, exceptions) validates against the OGC 1.0 schemas shipped in
+  ``tests/processors/ogc_schemas/`` (tested).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from fastapi.responses import JSONResponse
 from polartep_hub.processors import runs
 from polartep_hub.processors.inputs import InputsInvalid
 from polartep_hub.processors.models import FINAL_RUN_STATES, ProcessorRun
+from polartep_hub.processors.ogc_processes import CRS84
 from polartep_hub.processors.runs_api import RunStart, actor_of, cancel, start_run
 from polartep_hub.service.context import ServiceContext
 from polartep_hub.service.web.access import Context, ServiceCaller
@@ -105,9 +111,34 @@ def status_info(context: ServiceContext, run: ProcessorRun, process: str) -> dic
     return info
 
 
+CRS84H = "http://www.opengis.net/def/crs/OGC/0/CRS84h"
+
+
+def _is_bbox(value: Any) -> bool:
+    """Whether ``value`` is an OGC bounding-box object (``bbox.yaml``: 4 or 6 numbers, a CRS of its enum)."""
+    if not isinstance(value, dict) or "bbox" not in value or not set(value) <= {"bbox", "crs"}:
+        return False
+    box, crs = value["bbox"], value.get("crs", CRS84)
+    return (
+        isinstance(box, list)
+        and len(box) in (4, 6)
+        and all(isinstance(n, (int, float)) and not isinstance(n, bool) for n in box)
+        and crs in (CRS84, CRS84H)
+    )
+
+
+def _result_value(value: Any) -> Any:
+    """A value output as the results document's ``inlineOrRefData`` allows it: an object that is not a bounding box
+    is a qualified value (``{"value": ..., "mediaType": "application/json"}``), since a bare object would be read as
+    a qualified value or a link."""
+    if isinstance(value, dict) and not _is_bbox(value):
+        return {"value": value, "mediaType": "application/json"}
+    return value
+
+
 def _results(context: ServiceContext, run: ProcessorRun, definition: dict[str, Any]) -> dict[str, Any]:
     """The results document: value outputs inline, file outputs as links to the run API."""
-    results: dict[str, Any] = dict(run.results or {})
+    results: dict[str, Any] = {name: _result_value(value) for name, value in (run.results or {}).items()}
     api = f"{context.config.public_url.rstrip('/')}{context.config.prefix}api/v1"
     for name, spec in (definition.get("outputs") or {}).items():
         if isinstance(spec, dict) and spec.get("type") == "file":
@@ -118,8 +149,15 @@ def _results(context: ServiceContext, run: ProcessorRun, definition: dict[str, A
     return results
 
 
+class BboxUnsupported(ValueError):
+    """An OGC bounding-box input this platform cannot take (the message names the input)."""
+
+
 def _plain_inputs(given: Any) -> Any:
-    """OGC qualified values (``{"value": v}``, ``{"bbox": [...]}``) as plain values; everything else as given."""
+    """OGC qualified values (``{"value": v}``) and bounding boxes (``{"bbox": [...], "crs": ...}``) as the plain
+    values the run's inputs take (a box is ``[west, south, east, north]`` in CRS84 degrees); everything else as
+    given. A bounding-box object must match the standard's ``bbox.yaml``; of it, only the 2D CRS84 box is taken:
+    ``BboxUnsupported`` names the input otherwise."""
     if not isinstance(given, dict):
         return given
     plain = {}
@@ -131,8 +169,15 @@ def _plain_inputs(given: Any) -> Any:
         ):
             value = value["value"]
         elif isinstance(value, dict) and "bbox" in value and set(value) <= {"bbox", "crs"}:
-            crs = value.get("crs", "http://www.opengis.net/def/crs/OGC/1.3/CRS84")
-            value = value["bbox"] if crs.endswith("CRS84") else {"unsupported crs": crs}
+            if not _is_bbox(value):
+                raise BboxUnsupported(
+                    f'{name}: a bounding box is {{"bbox": [4 or 6 numbers], "crs": {CRS84!r} or {CRS84H!r}}}'
+                )
+            if value.get("crs", CRS84) != CRS84 or len(value["bbox"]) != 4:
+                raise BboxUnsupported(
+                    f"{name}: only 2D boxes in {CRS84} are taken: [west, south, east, north] in degrees"
+                )
+            value = value["bbox"]
         plain[name] = value
     return plain
 
@@ -165,7 +210,10 @@ def execute(
     prefer: Annotated[str | None, Header(max_length=200)] = None,
 ) -> JSONResponse:
     """Execute a process: synchronously when it ends within the bound, else (or when asked) as a job."""
-    inputs = _plain_inputs(body.get("inputs") or {})
+    try:
+        inputs = _plain_inputs(body.get("inputs") or {})
+    except BboxUnsupported as error:
+        return _problem(400, "", "Invalid inputs", f"invalid inputs: {error}")
     if not isinstance(inputs, dict):
         return _problem(400, "", "Invalid inputs", "inputs: must be a JSON object of input names and values")
     try:

@@ -169,7 +169,13 @@ def execute_run(
     service never unpickles anything that comes from a user's cluster."""
     from distributed import get_worker
 
-    status = _execute(run_id, notebook, parameters, timeout_seconds, outputs, home)
+    try:
+        status = _execute(run_id, notebook, parameters, timeout_seconds, outputs, home)
+    except Exception as error:  # noqa: BLE001 (an erred task's exception would reach the service only pickled)
+        status = {
+            "status": "failed",
+            "message": f"the run could not execute: {type(error).__name__}: {error}"[:2000],
+        }
     get_worker().log_event(topic_of(run_id), {"final": status})
 
 

@@ -30,7 +30,7 @@ from fastapi import APIRouter, Query, Response, status
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
-from polartep_hub.processors import form, run_files, run_task, runs
+from polartep_hub.processors import form, run_task, runs
 from polartep_hub.processors.execution import CANCEL_REQUESTED
 from polartep_hub.processors.models import FINAL_RUN_STATES, ProcessorRun
 from polartep_hub.processors.notebook_store import NotebookStore
@@ -288,12 +288,11 @@ def cancel(context: ServiceContext, caller: Identity, run_id: str) -> RunOut:
 def read_run_file(context: ServiceContext, invoker: str, run_id: str, relative: str) -> bytes:
     """The bytes of ``relative`` in the invoker's run folder (``run_files.py``: no links, plain files only)."""
     executor = getattr(context, "processor_runs", None)
-    home = executor.home_of(invoker) if executor is not None else None
-    if home is None:
+    if executor is None:
         raise RunFileUnavailable(
             f"the run's files are in the invoker's home, ~/{run_task.RUNS_FOLDER}/{run_id}/ (open them in JupyterLab)"
         )
-    return run_files.read_run_file(home, run_id, relative)
+    return executor.read_run_file(invoker, run_id, relative)
 
 
 def _download(content: bytes, media_type: str, filename: str) -> Response:

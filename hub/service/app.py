@@ -143,7 +143,13 @@ def create_app(
         ensure_builtin_processors(context.sessions, config.processors_dir)
     if hub_api is not None and config.gateway_url and config.processors_dir is not None:
         # Processor runs on the invokers' gateway clusters, each with a short-lived token of its invoker.
-        context.processor_runs = RunExecutor(config, context.sessions, hub_api)
+        context.processor_runs = RunExecutor(
+            config,
+            context.sessions,
+            hub_api,
+            # Docker mode reads run files with a container of the catalogue's first (base) image (run_files.py).
+            reader_image=next(iter(context.catalogue.profiles.values())).image,
+        )
     if hub_api is not None:
         context.project_groups = ProjectGroupSync(hub_api, context.sessions)
         context.reconciler = Reconciler(context.project_groups)

@@ -24,7 +24,9 @@ Rules it guarantees:
   (``CpuQuota``/``CpuPeriod``, which Docker accepts above the host's core count where ``NanoCpus`` is refused). The
   scheduler gets ``scheduler_cores``/``scheduler_memory``, each worker ``worker_cores``/``worker_memory``.
 * Containers run as ``container_user`` (uid 1000, never root), with every Linux capability dropped and
-  ``no-new-privileges``; the only volume mounted is the cluster owner's home volume (the one their servers mount).
+  ``no-new-privileges``; the only volume mounted is the cluster owner's home volume (the one their servers mount),
+  plus the datasets the platform service says the owner may use now, bind-mounted as in their servers (read-only
+  where only granted; ``gateway/dataset_groups.py``), decided by the service, never by cluster options.
 * Every scheduler and worker runs on its owner's user network (``{prefix}-u-{user}``, created here when missing),
   never on the host's network: workers reach their own scheduler, no other user's container reaches either (another
   bridge), and they reach the platform only at the platform network's gateway address (the gateway's proxy, where
@@ -55,6 +57,7 @@ from typing import Any
 
 from dask_gateway_server.backends.db_base import Cluster, DBBackendBase, JobStatus, Worker
 from dask_gateway_server.traitlets import Type
+from traitlets import Any as AnyTrait
 from traitlets import Bool, Float, Integer, List, TraitError, Unicode, default, validate
 
 from polartep_hub.gateway.admin_api import PlatformAdminRoutesMixin
@@ -95,12 +98,13 @@ def container_spec(
     network: str,
     cpu_period: int = 100_000,
     pids_limit: int = 4096,
+    dataset_binds: dict[str, dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """The keyword arguments of ``docker.containers.create`` for one scheduler or worker container.
 
     A pure function (tested without an engine): memory is a hard limit without swap, CPU a CFS quota of ``cores``
     periods, on ``network`` (the user's network), no capabilities, no privilege escalation, a bounded number of
-    processes.
+    processes; the home volume and ``dataset_binds`` (``spawners/dataset_mounts.docker_binds``) are its only mounts.
     """
     if cores <= 0 or memory <= 0:
         raise ValueError(f"container {name}: cores and memory must be positive (got {cores}, {memory})")
@@ -122,8 +126,15 @@ def container_spec(
         "pids_limit": pids_limit,
         "working_dir": HOME_IN_CONTAINER if home_volume else "/tmp",
     }
+    volumes: dict[str, dict[str, str]] = {}
     if home_volume:
-        spec["volumes"] = {home_volume: {"bind": HOME_IN_CONTAINER, "mode": "rw"}}
+        volumes[home_volume] = {"bind": HOME_IN_CONTAINER, "mode": "rw"}
+    for source, target in (dataset_binds or {}).items():
+        if source in volumes or target.get("mode") not in ("rw", "ro"):
+            raise ValueError(f"container {name}: bad dataset mount {source!r}")
+        volumes[source] = {"bind": target["bind"], "mode": target["mode"]}
+    if volumes:
+        spec["volumes"] = volumes
     return spec
 
 
@@ -188,6 +199,15 @@ class PlatformDockerBackend(PlatformAdminRoutesMixin, UserTotalsMixin, QuotaAllo
     )
 
     cpu_period = Integer(100_000, help="CFS period (µs) of the CPU quota.", config=True)
+
+    dataset_mounts = AnyTrait(
+        None,
+        allow_none=True,
+        help="A DatasetGroupsClient (gateway/dataset_groups.py): the datasets bind-mounted into a user's scheduler "
+        "and workers at /home/jovyan/datasets/<project>/<dataset>, read-only where only granted (None: none). Asked "
+        "of the platform service at each container start, never taken from cluster options.",
+        config=True,
+    )
 
     pids_limit = Integer(
         4096, help="Most processes (and threads) one scheduler or worker container may run.", config=True
@@ -378,6 +398,20 @@ class PlatformDockerBackend(PlatformAdminRoutesMixin, UserTotalsMixin, QuotaAllo
             )
         )
 
+    async def dataset_binds(self, username: str) -> dict[str, dict[str, str]]:
+        """The user's datasets as bind mounts, as their servers get them (``spawners/dataset_mounts.py``)."""
+        if self.dataset_mounts is None:
+            return {}
+        from polartep_hub.spawners.dataset_mounts import DatasetMount, docker_binds
+
+        mounts = []
+        for item in await self.dataset_mounts.mounts(username):
+            try:
+                mounts.append(DatasetMount.from_json(item))
+            except (KeyError, TypeError, ValueError):
+                self.log.warning("ignoring a malformed dataset mount for %s", username)
+        return docker_binds(mounts, HOME_IN_CONTAINER)
+
     async def _remove_all(self, refs: list[str]) -> None:
         await asyncio.gather(*(self._docker(self._remove, ref) for ref in refs))
 
@@ -422,6 +456,7 @@ class PlatformDockerBackend(PlatformAdminRoutesMixin, UserTotalsMixin, QuotaAllo
             network=await self.user_network(cluster.username),
             cpu_period=self.cpu_period,
             pids_limit=self.pids_limit,
+            dataset_binds=await self.dataset_binds(cluster.username),
         )
         container_id = await self._start_container(spec)
         self.log.info("Scheduler container %s of cluster %s started", name, cluster.name)
@@ -461,6 +496,7 @@ class PlatformDockerBackend(PlatformAdminRoutesMixin, UserTotalsMixin, QuotaAllo
             network=await self.user_network(cluster.username),
             cpu_period=self.cpu_period,
             pids_limit=self.pids_limit,
+            dataset_binds=await self.dataset_binds(cluster.username),
         )
         container_id = await self._start_container(spec)
         yield {"container": name, "id": container_id}

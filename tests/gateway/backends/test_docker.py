@@ -86,6 +86,49 @@ def test_container_spec_has_hard_limits_no_swap_the_users_network_and_no_privile
         container_spec(**{**spec_args(), "memory": 0})
 
 
+def test_dataset_binds_join_the_home_volume_read_only_where_granted():
+    from polartep_hub.spawners.dataset_mounts import DatasetMount, docker_binds
+
+    mounts = [
+        DatasetMount(project="ice", name="sic", mode="rw", path="/data/hdd/" + "a" * 32, gid=None),
+        DatasetMount(project="sar", name="chips", mode="ro", path="/data/ssd/" + "b" * 32, gid=None),
+    ]
+    spec = container_spec(
+        **{**spec_args(), "home_volume": "polartep-home-n"},
+        dataset_binds=docker_binds(mounts, "/home/jovyan"),
+    )
+    assert spec["volumes"] == {
+        "polartep-home-n": {"bind": "/home/jovyan", "mode": "rw"},
+        "/data/hdd/" + "a" * 32: {"bind": "/home/jovyan/datasets/ice/sic", "mode": "rw"},
+        "/data/ssd/" + "b" * 32: {"bind": "/home/jovyan/datasets/sar/chips", "mode": "ro"},
+    }
+    with pytest.raises(ValueError, match="bad dataset mount"):
+        container_spec(
+            **spec_args(), dataset_binds={"/x": {"bind": "/home/jovyan/datasets/p/d", "mode": "z"}}
+        )
+    assert "volumes" not in container_spec(**spec_args())
+
+
+async def test_the_backend_asks_the_service_for_dataset_mounts_never_the_cluster_options():
+    class Service:
+        asked: list[str] = []
+
+        async def mounts(self, username):
+            self.asked.append(username)
+            return [
+                {"project": "ice", "name": "sic", "mode": "ro", "path": "/data/x", "gid": 5},
+                {"project": "bad"},  # malformed: ignored, never mounted
+            ]
+
+    service = Service()
+    backend = PlatformDockerBackend(dataset_mounts=service)
+    assert await backend.dataset_binds("alice") == {
+        "/data/x": {"bind": "/home/jovyan/datasets/ice/sic", "mode": "ro"}
+    }
+    assert service.asked == ["alice"]
+    assert await PlatformDockerBackend().dataset_binds("alice") == {}
+
+
 def spec_args() -> dict:
     return dict(
         name="n",
