@@ -32,7 +32,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from polartep_hub.accounts.models import Account
-from polartep_hub.data import storage
+from polartep_hub.catalogue import Catalogue
+from polartep_hub.data import metering, storage
 from polartep_hub.data.models import Dataset, DatasetGrant
 from polartep_hub.data.storage import StorageRoots
 from polartep_hub.projects import store as projects
@@ -198,8 +199,11 @@ def create_dataset(
     title: str | None = None,
     description: str = "",
     stac_collection: str = "{}",
+    catalogue: Catalogue | None = None,
 ) -> DatasetView:
-    """A new dataset of ``project`` in ``storage_class`` with its folder; members of the project and admins."""
+    """A new dataset of ``project`` in ``storage_class`` with its folder; members of the project and admins.
+    With ``catalogue`` (the API always), refused with ``StorageQuotaExceeded`` when the project's paying owner is
+    over quota in the class (``metering.check_project_write``)."""
     projects.check_project_name(project)
     check_dataset_name(name)
     if storage_class not in roots.roots:
@@ -213,6 +217,8 @@ def create_dataset(
         raise DatasetForbidden(f"only members of project {project!r} may create datasets in it")
     if _find(session, project, name) is not None:
         raise DatasetExists(f"project {project!r} already has a dataset {name!r}")
+    if catalogue is not None:  # the paying owner's quota of the class (metering.py), before anything is made
+        metering.check_project_write(session, catalogue, owner.id, storage_class, 0, f"dataset {name!r}")
     key = storage.new_storage_key()
     dataset = Dataset(
         project_id=owner.id,
@@ -261,6 +267,7 @@ def delete_dataset(session: Session, roots: StorageRoots, project: str, name: st
     dataset = view.dataset
     storage_class, key, dataset_id = dataset.storage_class, dataset.storage_key, dataset.id
     session.delete(dataset)
+    metering.forget_dataset(session, dataset_id)  # no longer charged to anyone, from now
     session.commit()
     try:
         storage.remove_folder(roots, storage_class, key, dataset_id)
@@ -309,22 +316,43 @@ class Mount:
     mode: str  # "rw" or "ro"
     path: Path
     gid: int | None
+    reason: str | None = (
+        None  # why a dataset of the user's own project is read-only (its class is over quota)
+    )
 
 
-def mounts_for(session: Session, roots: StorageRoots, account_name: str) -> list[Mount]:
+def mounts_for(
+    session: Session, roots: StorageRoots, account_name: str, catalogue: Catalogue | None = None
+) -> list[Mount]:
     """The datasets ``account_name``'s next server may use: their project's (rw) and those granted to it (ro).
-    Administrators get no more than their projects give them."""
+    Administrators get no more than their projects give them. With ``catalogue``, a dataset of their project whose
+    paying owner is over the quota of its class is ``ro`` too, with the ``reason`` (``metering.py``)."""
     actor = Actor(name=account_name, admin=False)
+    views = visible_datasets(session, actor)
+    over = (
+        metering.over_quota_dataset_ids(session, catalogue, [v.dataset.id for v in views if v.access == "rw"])
+        if catalogue is not None
+        else set()
+    )
     mounts = []
-    for view in visible_datasets(session, actor):
+    for view in views:
         dataset = view.dataset
+        mode, reason = view.access, None
+        if dataset.id in over:
+            mode = "ro"
+            reason = (
+                f"dataset {view.project}/{dataset.name} is mounted read-only: the {dataset.storage_class} storage "
+                "of its project's paying owner is over quota; free space (or ask for a larger plan) and restart "
+                "your server to write to it again"
+            )
         mounts.append(
             Mount(
                 project=view.project,
                 name=dataset.name,
-                mode=view.access,
+                mode=mode,
                 path=roots.folder(dataset.storage_class, dataset.storage_key),
-                gid=storage.dataset_gids(roots, dataset.id, view.access),
+                gid=storage.dataset_gids(roots, dataset.id, mode),
+                reason=reason,
             )
         )
     return mounts
