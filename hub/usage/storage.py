@@ -18,8 +18,11 @@ symbolic links never followed. The same pass then records every dataset's bytes 
 a source that ends (a dataset deleted, or charged to another account) is integrated until then and removed
 (``forget_source``).
 
-**The check before writes** (``check_write``): for the data domain and anything else that writes on a user's
-behalf. A write of ``n`` bytes in a class is refused (``StorageQuotaExceeded``, HTTP 413, with a message that says
+**The check before writes** (``check_write``, ``check_account_write``): every write the platform makes on a
+user's behalf calls it first and stores nothing when refused: datasets (``data/metering.py``: creation, collection,
+items; over quota they mount read-only at the next spawn), publishing a processor and a dashboard (the notebook's
+bytes) and starting a processor run (its outputs go to the invoker's home; 0 bytes: refused once the class is full),
+the last three in the class of homes (``home_storage_class``). A write of ``n`` bytes in a class is refused (``StorageQuotaExceeded``, HTTP 413, with a message that says
 how much is used, the quota and by how much the write passes it) when the class's latest bytes of the account (all
 sources together) plus ``n`` pass the plan's ``storage_quota_tb`` for that class; a class the plan gives no quota
 for admits nothing. What users write themselves inside their servers is not seen until the next sample; hard limits
@@ -192,6 +195,16 @@ def check_write(
             f"writing {_gb(bytes_)} more would pass it by {_gb(used + bytes_ - limit)}. Delete files you no longer "
             "need, or ask an administrator for a larger plan."
         )
+
+
+def check_account_write(
+    session: Session, catalogue: Catalogue, account_name: str, storage_class: str, bytes_: int
+) -> None:
+    """``check_write`` for the account named ``account_name`` (no such account: nothing to check, the write's own
+    rules refuse it)."""
+    account = session.scalar(select(Account).where(Account.name == account_name))
+    if account is not None:
+        check_write(session, catalogue, account, storage_class, bytes_)
 
 
 def tb_months(
