@@ -26,6 +26,13 @@ Rules this module guarantees:
 * **Concurrent requests admit only what fits**: decisions of one account are serialised, by a lock of this process
   (the service is one process) and, on PostgreSQL, by the account row's lock (``SELECT ... FOR UPDATE``), so two
   requests can never both take the last room.
+* **One round trip on PostgreSQL**: the function ``polartep_admit_server`` (migration ``0014_quota``) locks the
+  account row, reads the standing (without the server's own previous reservation), applies this rule and replaces
+  the reservation when it fits, in one autocommitted call. It returns the rows it read; Python recomputes the status
+  and the verdict from them with the same code (``_status_from_rows``, ``check_request``), so the answer and its
+  message are this module's; should the two verdicts ever differ (a rounding at the very edge), the reservation the
+  call made is withdrawn and the separate statements decide (``_admit_in_statements``, SQLite's path). The test
+  ``test_the_one_call_decision_equals_the_statements_on_a_random_ledger`` holds them equal.
 * The decision is the service's alone: users reach it only through the hub's spawn (hub scope), so a user's token
   can neither call it with other values nor skip it.
 """
