@@ -46,6 +46,7 @@ from polartep_hub.service.context import ServiceContext
 from polartep_hub.service.hub_api import HubApiError
 from polartep_hub.service.web.access import Context, HubCaller, ServiceCaller, UserCaller
 from polartep_hub.service.web.identity import Identity
+from polartep_hub.usage.storage import check_account_write
 
 router = APIRouter()
 
@@ -129,6 +130,13 @@ class LaunchOut(BaseModel):
     title: str
 
 
+def _check_storage(session, context: ServiceContext, owner: str, notebook: object) -> None:
+    """413 when the owner's home class cannot take the frozen notebook (usage/storage.py); 400 first for a notebook
+    that breaks a rule."""
+    frozen, _ = store.freeze_notebook(notebook)
+    check_account_write(session, context.catalogue, owner, context.config.home_storage_class, len(frozen))
+
+
 def _actor(caller: Identity) -> store.Actor:
     return store.Actor(name=None if caller.is_hub else caller.name, admin=caller.is_hub or caller.admin)
 
@@ -179,6 +187,7 @@ def _hub_failed(error: HubApiError) -> HTTPException:
     responses={
         400: {"description": "the notebook, title or description breaks its rule"},
         409: {"description": "the owner has as many dashboards as the hosting allowance permits"},
+        413: {"description": "the owner's storage is over quota"},
     },
 )
 def publish_dashboard(body: DashboardCreate, caller: UserCaller, context: Context) -> DashboardOut:
@@ -187,6 +196,7 @@ def publish_dashboard(body: DashboardCreate, caller: UserCaller, context: Contex
         account = get_or_create_account(session, caller.name, default_plan=context.config.default_plan)
         rights = entitlement(session, context.catalogue, account, admin=caller.admin)
         allowance = hosting_allowance(context.catalogue, rights.profiles, rights.subscriptions)
+        _check_storage(session, context, caller.name, body.notebook)
         dashboard = store.publish(
             session,
             account,
@@ -294,7 +304,11 @@ def delete_dashboard(dashboard_id: DashboardPath, caller: ServiceCaller, context
     "/dashboards/{dashboard_id}/versions",
     response_model=DashboardOut,
     status_code=status.HTTP_201_CREATED,
-    responses={**_NOT_FOUND, 400: {"description": "the notebook breaks a rule"}},
+    responses={
+        **_NOT_FOUND,
+        400: {"description": "the notebook breaks a rule"},
+        413: {"description": "the owner's storage is over quota"},
+    },
 )
 def publish_version(
     dashboard_id: DashboardPath, body: VersionCreate, caller: UserCaller, context: Context
@@ -302,6 +316,7 @@ def publish_version(
     """Freeze a new version; the server serves it from its next start."""
     with context.session() as session:
         dashboard = store.get_dashboard(session, dashboard_id, _actor(caller))
+        _check_storage(session, context, caller.name, body.notebook)
         store.add_version(session, dashboard, body.notebook)
         return _out(dashboard)
 

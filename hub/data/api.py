@@ -9,6 +9,8 @@
 * ``PUT /datasets/{project}/{name}/collection`` (STAC collection metadata: title, description, license, keywords,
   providers, doi, extent), ``POST /datasets/{project}/{name}/items`` (a STAC item or a FeatureCollection of them),
   ``DELETE /datasets/{project}/{name}/items/{item}`` — members of the project (``stac.py`` validates);
+* creating a dataset and writing its collection or items answer 413 when the project's paying owner is over the
+  storage quota of the dataset's class (``metering.py``); deleting stays allowed, it frees space;
 * ``GET /users/{name}/dataset-mounts`` — the hub only: what the user's next server may mount, and how.
 * Datasets of the object class on an S3-compatible endpoint (``object_store.py``): ``GET
   /datasets/{project}/{name}/objects?prefix=&after=&limit=`` lists them (readers); ``POST
@@ -35,7 +37,7 @@ from starlette.concurrency import run_in_threadpool
 
 from polartep_hub.accounts.api.schemas import AccountNamePath
 from polartep_hub.accounts.store import check_account_name
-from polartep_hub.data import stac, storage
+from polartep_hub.data import metering, stac, storage
 from polartep_hub.data import store as datasets
 from polartep_hub.data.object_store import MAX_PUT_BYTES, OBJECT_KEY_RULE
 from polartep_hub.data.storage import StorageRoots
@@ -58,6 +60,7 @@ _NOT_SEEN = {
     400: {"description": "a name breaks its rule"},
     404: {"description": "no such dataset, or one the caller may not see"},
 }
+_OVER_QUOTA = {413: {"description": "the dataset's storage class is over its paying owner's quota"}}
 _OWNERS = {403: {"description": "the caller sees the dataset but is not an owner of its project"}}
 
 
@@ -106,6 +109,10 @@ class MountOut(BaseModel):
     mode: Literal["rw", "ro"]
     path: str = Field(description="the dataset's folder on the host")
     gid: int | None = Field(description="the system group that opens it (local mode with system users)")
+    reason: str | None = Field(
+        default=None,
+        description="why a dataset of the user's own project is read-only (its storage is over quota)",
+    )
 
 
 class MountList(BaseModel):
@@ -125,6 +132,13 @@ def _roots(context: ServiceContext) -> StorageRoots:
     if context.storage_roots is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="datasets are not configured here")
     return context.storage_roots
+
+
+def _check_write(session, context: ServiceContext, view: datasets.DatasetView) -> None:
+    """413 when the dataset's paying owner is over the quota of its class (``metering.py``): a dataset over quota
+    takes no write through the API. Read-only callers are refused first (403) by the write itself."""
+    if view.access == "rw":
+        metering.check_dataset_write(session, context.catalogue, view.dataset)
 
 
 def _out(
@@ -157,6 +171,7 @@ def _out(
         403: {"description": "the caller is not a member of the project"},
         404: {"description": "no such project"},
         409: {"description": "the project already has a dataset of that name"},
+        413: {"description": "the project's paying owner is over the storage quota of the class"},
         503: {"description": "the storage class cannot take new datasets right now"},
     },
 )
@@ -172,6 +187,7 @@ def create_dataset(body: DatasetCreate, caller: ServiceCaller, context: Context)
             actor=_actor(caller),
             title=body.title,
             description=body.description,
+            catalogue=context.catalogue,
         )
         return _out(view, _roots(context))
 
@@ -257,8 +273,10 @@ def dataset_mounts(name: AccountNamePath, caller: HubCaller, context: Context) -
     with context.session() as session:
         return MountList(
             mounts=[
-                MountOut(project=m.project, name=m.name, mode=m.mode, path=str(m.path), gid=m.gid)  # type: ignore[arg-type]
-                for m in datasets.mounts_for(session, _roots(context), name)
+                MountOut(
+                    project=m.project, name=m.name, mode=m.mode, path=str(m.path), gid=m.gid, reason=m.reason
+                )  # type: ignore[arg-type]
+                for m in datasets.mounts_for(session, _roots(context), name, context.catalogue)
             ],
             roots=[str(root) for root in _roots(context).roots.values()],
         )
@@ -301,7 +319,7 @@ class ItemsWritten(BaseModel):
 
 @router.put(
     "/datasets/{project}/{name}/collection",
-    responses={**_NOT_SEEN, 403: {"description": "read-only access"}},
+    responses={**_NOT_SEEN, 403: {"description": "read-only access"}, **_OVER_QUOTA},
 )
 def describe_dataset(
     project: ProjectPath, name: DatasetPath, body: CollectionMetadata, caller: ServiceCaller, context: Context
@@ -309,13 +327,14 @@ def describe_dataset(
     """Set the dataset's STAC collection metadata (validated as a whole STAC Collection). Members."""
     with context.session() as session:
         view = datasets.load_dataset(session, project, name, _actor(caller))
+        _check_write(session, context, view)
         return stac.set_collection_metadata(session, view, body.model_dump(exclude_none=True))
 
 
 @router.post(
     "/datasets/{project}/{name}/items",
     response_model=ItemsWritten,
-    responses={**_NOT_SEEN, 403: {"description": "read-only access"}},
+    responses={**_NOT_SEEN, 403: {"description": "read-only access"}, **_OVER_QUOTA},
 )
 async def add_items(
     project: ProjectPath, name: DatasetPath, request: Request, caller: ServiceCaller, context: Context
@@ -335,6 +354,7 @@ async def add_items(
     def write() -> ItemsWritten:
         with context.session() as session:
             view = datasets.load_dataset(session, project, name, _actor(caller))
+            _check_write(session, context, view)
             count = stac.put_items(session, view, features)
             return ItemsWritten(collection=stac.collection_id(project, name), written=count)
 
@@ -428,6 +448,7 @@ def list_objects(
     response_model=ObjectUrl,
     responses={
         **_OBJECTS,
+        **_OVER_QUOTA,
         403: {"description": "a PUT URL asked with read-only access"},
         404: {"description": "no such dataset (that you may see), or no such object (GET)"},
     },
@@ -446,6 +467,7 @@ def object_url(
             body.method,
             actor=_actor(caller),
             content_length=body.bytes,
+            catalogue=context.catalogue,
         )
     headers = {"Content-Length": str(body.bytes)} if body.method == "PUT" else {}
     return ObjectUrl(key=body.key, method=body.method, url=url, expires_in=seconds, headers=headers)

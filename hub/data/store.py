@@ -36,7 +36,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from polartep_hub.accounts.models import Account
-from polartep_hub.data import storage
+from polartep_hub.catalogue import Catalogue
+from polartep_hub.data import metering, storage
 from polartep_hub.data.models import Dataset, DatasetGrant
 from polartep_hub.data.object_store import (
     MAX_PUT_BYTES,
@@ -223,8 +224,11 @@ def create_dataset(
     title: str | None = None,
     description: str = "",
     stac_collection: str = "{}",
+    catalogue: Catalogue | None = None,
 ) -> DatasetView:
-    """A new dataset of ``project`` in ``storage_class`` with its folder; members of the project and admins."""
+    """A new dataset of ``project`` in ``storage_class`` with its folder; members of the project and admins.
+    With ``catalogue`` (the API always), refused with ``StorageQuotaExceeded`` when the project's paying owner is
+    over quota in the class (``metering.check_project_write``)."""
     projects.check_project_name(project)
     check_dataset_name(name)
     if storage_class not in roots.roots:
@@ -238,6 +242,8 @@ def create_dataset(
         raise DatasetForbidden(f"only members of project {project!r} may create datasets in it")
     if _find(session, project, name) is not None:
         raise DatasetExists(f"project {project!r} already has a dataset {name!r}")
+    if catalogue is not None:  # the paying owner's quota of the class (metering.py), before anything is made
+        metering.check_project_write(session, catalogue, owner.id, storage_class, 0, f"dataset {name!r}")
     key = storage.new_storage_key()
     dataset = Dataset(
         project_id=owner.id,
@@ -286,6 +292,7 @@ def delete_dataset(session: Session, roots: StorageRoots, project: str, name: st
     dataset = view.dataset
     storage_class, key, dataset_id = dataset.storage_class, dataset.storage_key, dataset.id
     session.delete(dataset)
+    metering.forget_dataset(session, dataset_id)  # no longer charged to anyone, from now
     session.commit()
     try:
         storage.remove_folder(roots, storage_class, key, dataset_id)
@@ -334,24 +341,45 @@ class Mount:
     mode: str  # "rw" or "ro"
     path: Path
     gid: int | None
+    reason: str | None = (
+        None  # why a dataset of the user's own project is read-only (its class is over quota)
+    )
 
 
-def mounts_for(session: Session, roots: StorageRoots, account_name: str) -> list[Mount]:
+def mounts_for(
+    session: Session, roots: StorageRoots, account_name: str, catalogue: Catalogue | None = None
+) -> list[Mount]:
     """The datasets ``account_name``'s next server may use: their project's (rw) and those granted to it (ro).
-    Administrators get no more than their projects give them."""
+    Administrators get no more than their projects give them. With ``catalogue``, a dataset of their project whose
+    paying owner is over the quota of its class is ``ro`` too, with the ``reason`` (``metering.py``)."""
     actor = Actor(name=account_name, admin=False)
+    views = visible_datasets(session, actor)
+    over = (
+        metering.over_quota_dataset_ids(session, catalogue, [v.dataset.id for v in views if v.access == "rw"])
+        if catalogue is not None
+        else set()
+    )
     mounts = []
-    for view in visible_datasets(session, actor):
+    for view in views:
         dataset = view.dataset
         if roots.in_object_store(dataset.storage_class):
             continue  # no folder to mount: its objects are reached through presigned URLs (object_urls)
+        mode, reason = view.access, None
+        if dataset.id in over:
+            mode = "ro"
+            reason = (
+                f"dataset {view.project}/{dataset.name} is mounted read-only: the {dataset.storage_class} storage "
+                "of its project's paying owner is over quota; free space (or ask for a larger plan) and restart "
+                "your server to write to it again"
+            )
         mounts.append(
             Mount(
                 project=view.project,
                 name=dataset.name,
-                mode=view.access,
+                mode=mode,
                 path=roots.folder(dataset.storage_class, dataset.storage_key),
-                gid=storage.dataset_gids(roots, dataset.id, view.access),
+                gid=storage.dataset_gids(roots, dataset.id, mode),
+                reason=reason,
             )
         )
     return mounts
@@ -443,9 +471,12 @@ def object_url(
     *,
     actor: Actor,
     content_length: int | None = None,
+    catalogue: Catalogue | None = None,
 ) -> tuple[str, int]:
     """A presigned URL for ``method`` on one object and how many seconds it lives. GET: anyone who may read the
-    dataset (an absent object is ``ObjectNotFound``); PUT: ``rw`` only, for an upload of ``content_length`` bytes."""
+    dataset (an absent object is ``ObjectNotFound``); PUT: ``rw`` only, for an upload of ``content_length`` bytes
+    that fits the storage quota of the dataset's paying owner (``metering.check_dataset_write``: 413 otherwise; the
+    check needs ``catalogue``)."""
     view = load_dataset(session, project, name, actor)
     objects = _object_store(roots, view)
     checked = _object_key(key)
@@ -453,6 +484,10 @@ def object_url(
         raise DatasetForbidden(f"read-only access to {project}/{name}: only members of {project!r} may write")
     if method == "PUT" and (content_length is None or not 0 <= content_length <= MAX_PUT_BYTES):
         raise InvalidDatasetField(f"bytes: the upload's size, 0 to {MAX_PUT_BYTES} (one PUT)")
+    if method == "PUT":
+        if catalogue is None:
+            raise ValueError("a PUT URL needs the catalogue for the storage quota check")
+        metering.check_dataset_write(session, catalogue, view.dataset, content_length)
     try:
         if method == "GET" and not objects.exists(view.dataset.storage_key, checked):
             raise ObjectNotFound(f"dataset {project}/{name} has no object {checked[:200]!r}")

@@ -38,6 +38,7 @@ from polartep_hub.projects.store import Actor
 from polartep_hub.service.context import ServiceContext
 from polartep_hub.service.web.access import Context, ServiceCaller, UserCaller
 from polartep_hub.service.web.identity import Identity
+from polartep_hub.usage.storage import check_account_write
 
 router = APIRouter(tags=["processors"])
 
@@ -268,6 +269,7 @@ def validate(body: ValidateIn, caller: ServiceCaller, context: Context) -> Valid
         409: {
             "description": "the version is not greater than the newest (versions are immutable), or the id is taken"
         },
+        413: {"description": "the notebook is too large, or the publisher's storage is over quota"},
         503: {"description": "publishing is not possible right now"},
     },
 )
@@ -277,6 +279,10 @@ def publish(body: PublishIn, caller: UserCaller, context: Context) -> PublishedO
     store = notebook_store(context)
     with context.session() as session:
         get_or_create_account(session, caller.name, default_plan=context.config.default_plan)
+        # Published on the publisher's behalf: refused (413) when their home's class is full (usage/storage.py).
+        check_account_write(
+            session, context.catalogue, caller.name, context.config.home_storage_class, len(notebook)
+        )
     published = registry.publish(
         context.sessions,
         store,

@@ -42,6 +42,7 @@ from polartep_hub.processors.runs_api import RunStart, actor_of, cancel, start_r
 from polartep_hub.service.context import ServiceContext
 from polartep_hub.service.web.access import Context, ServiceCaller
 from polartep_hub.service.web.identity import Identity
+from polartep_hub.usage.storage import StorageQuotaExceeded
 
 router = APIRouter()
 
@@ -200,6 +201,7 @@ def _job(context: ServiceContext, caller: Identity, job_id: str) -> tuple[Proces
         400: _EXCEPTION,
         404: _EXCEPTION,
         409: _EXCEPTION,
+        413: _EXCEPTION,
     },
 )
 def execute(
@@ -224,6 +226,8 @@ def execute(
         return _problem(400, "", "Invalid inputs", str(error))
     except runs.ProcessorNotRunnable as error:
         return _problem(409, "", "The process cannot be run", str(error))
+    except StorageQuotaExceeded as error:
+        return _problem(413, "", "Storage quota exceeded", error.message)
     wants_async = prefer is not None and "respond-async" in prefer.lower()
     if not wants_async:
         deadline = time.monotonic() + SYNC_WAIT_SECONDS

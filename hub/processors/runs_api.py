@@ -39,6 +39,7 @@ from polartep_hub.projects.store import Actor
 from polartep_hub.service.context import ServiceContext
 from polartep_hub.service.web.access import Context, ServiceCaller
 from polartep_hub.service.web.identity import Identity
+from polartep_hub.usage.storage import check_account_write
 
 router = APIRouter()
 
@@ -130,6 +131,8 @@ def start_run(
     store = NotebookStore(Path(context.config.processors_dir or ".") / "notebooks")
     with context.session() as session:
         version = runs.find_version(session, name, actor, body.version)
+        # The run writes its outputs into the invoker's home: refused (413) when that class is full.
+        check_account_write(session, context.catalogue, actor.name, context.config.home_storage_class, 0)
         notebook = store.read(version.notebook_sha256)
         run = runs.accept_run(
             session,
@@ -157,6 +160,7 @@ def start_run(
         400: {"description": "an input is wrong: the detail names each one and what to fix"},
         **_NO_PROCESSOR,
         409: {"description": "the processor cannot be run now (withdrawn, or its notebook is broken)"},
+        413: {"description": "the invoker's storage (where the outputs go) is over quota"},
     },
 )
 def create_run(name: ProcessorName, body: RunStart, caller: ServiceCaller, context: Context) -> RunOut:

@@ -36,6 +36,7 @@ from polartep_hub.catalogue import Catalogue
 from polartep_hub.dashboards import api as dashboards_api
 from polartep_hub.dashboards import pages as dashboards_pages
 from polartep_hub.data import api as datasets_api
+from polartep_hub.data import metering as dataset_metering
 from polartep_hub.data import stac_api
 from polartep_hub.data import store as datasets_store
 from polartep_hub.data.federation import parse_peers
@@ -169,7 +170,12 @@ def create_app(
         meter_task = start_gateway_meter(config, context)
         server_meter_task = start_server_meter(context)
         enforcement_task = start_enforcement(context)
-        storage_task = start_storage_sampler(context)
+        roots = context.storage_roots
+        storage_task = start_storage_sampler(
+            context,
+            # Datasets' bytes, charged to their projects' paying owners (data/metering.py), in the same samples.
+            [lambda session, now: dataset_metering.sample_datasets(session, roots, now=now)] if roots else [],
+        )
         outbox_task = asyncio.create_task(context.outbox.run())
         session_ends = asyncio.create_task(password_reset.reconcile_session_ends(context))
         # Runs left unfinished by a previous process are found again and driven to their end (execution.py).

@@ -14,11 +14,17 @@ under ``~/datasets`` is left alone.
 
 Docker mode (``docker.py``): the same list becomes bind mounts at ``/home/jovyan/datasets/<project>/<dataset>``,
 read-only where the access is ``ro``.
+
+Over quota (``data/metering.py``): a dataset of the user's own project whose storage class is over its paying
+owner's quota comes as ``ro`` with a ``reason``. Docker mounts it read-only; local mode gives the read-only group
+and, because files the user made there stay writable to their owner, also mounts the folder read-only in a mount
+namespace of the server's own (``mount_read_only``). The spawn page shows the reason (``ProfileSpawnerMixin``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import pwd
 from collections.abc import Callable, Sequence
@@ -36,6 +42,7 @@ class DatasetMount:
     mode: str  # "rw" or "ro"
     path: str
     gid: int | None
+    reason: str | None = None  # read-only because the dataset's storage is over quota (the service says why)
 
     @classmethod
     def from_json(cls, item: dict) -> DatasetMount:
@@ -45,7 +52,45 @@ class DatasetMount:
             mode="rw" if item.get("mode") == "rw" else "ro",
             path=str(item["path"]),
             gid=int(item["gid"]) if item.get("gid") is not None else None,
+            reason=str(item["reason"]) if item.get("reason") else None,
         )
+
+
+# <sys/mount.h> and <sched.h>
+_CLONE_NEWNS = 0x00020000
+_MS_RDONLY, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
+
+
+def mount_read_only(paths: Sequence[str]) -> Callable[[], None]:
+    """A ``preexec_fn`` part (as root, before the user switch) that gives the server's process a mount namespace of
+    its own in which each of ``paths`` is a read-only bind mount of itself, or fails (the spawn fails: never run
+    writable what must not be).
+
+    Why: a dataset whose storage is over quota is given with its read-only group instead of its read-write one, but
+    files and folders the user made in it are the user's own, and an owner may write them whatever their group.
+    A read-only mount refuses every write, the owner's too. Nothing is mounted outside the server's namespace."""
+    wanted = [os.fsencode(path) for path in paths]
+
+    def remount() -> None:
+        if not wanted:
+            return
+        libc = ctypes.CDLL(None, use_errno=True)
+
+        def check(result: int, what: str) -> None:
+            if result != 0:
+                error = ctypes.get_errno()
+                raise OSError(error, f"{what}: {os.strerror(error)}")
+
+        check(libc.unshare(_CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+        # Private first: the bind mounts below must never propagate back to the host's namespace.
+        check(libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None), "mount --make-rprivate /")
+        for path in wanted:
+            check(libc.mount(path, path, None, _MS_BIND | _MS_REC, None), f"bind {path!r}")
+            check(
+                libc.mount(None, path, None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY, None), f"read-only {path!r}"
+            )
+
+    return remount
 
 
 def switch_user_with_groups(system_user: str, extra_gids: Sequence[int]) -> Callable[[], None]:

@@ -157,6 +157,7 @@ class DockerProfileSpawner(DashboardServerMixin, ProfileSpawnerMixin, DockerSpaw
         """Bind-mount the datasets this user may use at ``~/datasets/<project>/<dataset>``, read-only where only
         granted (``dataset_mounts.py``); asked again at every spawn, so a revoked grant is gone at the next one."""
         answer = await self.platform.dataset_mounts(self.user.name)
+        self.note_dataset_mounts(answer["mounts"])
         mounts = [DatasetMount.from_json(item) for item in answer["mounts"]]
         home_volumes = {
             source: target for source, target in self.volumes.items() if not isinstance(target, dict)

@@ -44,7 +44,12 @@ from traitlets import Bool, Unicode, default
 
 from polartep_hub.catalogue import Profile
 from polartep_hub.spawners.dashboard_servers import DashboardServerMixin
-from polartep_hub.spawners.dataset_mounts import DatasetMount, link_datasets, switch_user_with_groups
+from polartep_hub.spawners.dataset_mounts import (
+    DatasetMount,
+    link_datasets,
+    mount_read_only,
+    switch_user_with_groups,
+)
 from polartep_hub.spawners.profiles import ProfileSpawnerMixin
 from polartep_hub.spawners.readiness import wait_until_answering
 from polartep_hub.spawners.single_user import single_user_refusal
@@ -150,6 +155,7 @@ class LocalProfileSpawner(DashboardServerMixin, ProfileSpawnerMixin, LocalProces
     async def fetch_dataset_mounts(self) -> None:
         """Ask the platform service which datasets this server may use (``dataset_mounts.py``), for the preexec."""
         answer = await self.platform.dataset_mounts(self.user.name)
+        self.note_dataset_mounts(answer["mounts"])
         self.dataset_mounts = [DatasetMount.from_json(item) for item in answer["mounts"]]
         self.dataset_roots = [str(root) for root in answer.get("roots", [])]
 
@@ -181,8 +187,12 @@ class LocalProfileSpawner(DashboardServerMixin, ProfileSpawnerMixin, LocalProces
         roots = list(getattr(self, "dataset_roots", []))
         gids = [m.gid for m in mounts if m.gid is not None]
         switch_user = switch_user_with_groups(self.system_user, gids) if self.isolate else None
+        # Over quota: read-only for the owner of the files too (needs root, as the user switch does).
+        read_only = mount_read_only([m.path for m in mounts if m.reason]) if self.isolate else None
 
         def preexec() -> None:
+            if read_only:
+                read_only()
             if switch_user:
                 switch_user()  # setgid, setgroups (initgroups' list), setuid: the kernel checks from here on
             os.chdir(home)

@@ -25,6 +25,7 @@ Rules this module guarantees:
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from functools import cache, cached_property
 from pathlib import Path
@@ -93,6 +94,29 @@ class ProfileSpawnerMixin(LoggingConfigurable):
 
     async def entitlements(self) -> Entitlements:
         return await self.platform.entitlements(self.user.name, admin=bool(self.user.admin))
+
+    # Datasets mounted read-only because their storage is over quota: the user is told on the spawn page -----------
+
+    def note_dataset_mounts(self, mounts: list[dict]) -> None:
+        """Keep the service's reasons for read-only mounts of this spawn (``reason``: the dataset's class is over its
+        paying owner's quota), for the spawn page (``progress``) and the hub's log."""
+        self.dataset_notices = [str(item["reason"]) for item in mounts if item.get("reason")]
+        for notice in self.dataset_notices:
+            self.log.warning("%s: %s", self._log_name, notice)
+
+    async def progress(self):
+        """JupyterHub's spawn-page events: the usual one, then each read-only notice of this spawn as it is known."""
+        yield {"progress": 50, "message": "Spawning server..."}
+        shown = 0
+        while True:
+            pending = self._spawn_pending
+            notices = list(getattr(self, "dataset_notices", []))
+            for notice in notices[shown:]:
+                yield {"message": f"Note: {notice}."}
+            shown = len(notices)
+            if not pending:
+                return
+            await asyncio.sleep(0.5)
 
     # The form ---------------------------------------------------------------------------------------------------
 

@@ -26,18 +26,28 @@ Rules this module guarantees:
 * **Concurrent requests admit only what fits**: decisions of one account are serialised, by a lock of this process
   (the service is one process) and, on PostgreSQL, by the account row's lock (``SELECT ... FOR UPDATE``), so two
   requests can never both take the last room.
+* **One round trip on PostgreSQL**: the function ``polartep_admit_server`` (migration ``0014_quota``) locks the
+  account row, reads the standing (without the server's own previous reservation), applies this rule and replaces
+  the reservation when it fits, in one autocommitted call. It returns the rows it read; Python recomputes the status
+  and the verdict from them with the same code (``_status_from_rows``, ``check_request``), so the answer and its
+  message are this module's; should the two verdicts ever differ (a rounding at the very edge), the reservation the
+  call made is withdrawn and the separate statements decide (``_admit_in_statements``, SQLite's path). The test
+  ``test_the_one_call_decision_equals_the_statements_on_a_random_ledger`` holds them equal.
 * The decision is the service's alone: users reach it only through the hub's spawn (hub scope), so a user's token
   can neither call it with other values nor skip it.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import zlib
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, literal, null, select, union_all
+from sqlalchemy import bindparam, delete, insert, literal, null, select, text, union_all
 from sqlalchemy.orm import Session
 
 from polartep_hub.accounts.entitlements import plan_ends_at
@@ -45,7 +55,9 @@ from polartep_hub.accounts.models import Account
 from polartep_hub.catalogue import Catalogue, Plan, Profile
 from polartep_hub.service.orm import UTCDateTime, utcnow
 from polartep_hub.usage.models import QuotaReservation, QuotaTopUp, UsageInterval, UsageMonthTotal
-from polartep_hub.usage.periods import AllowancePeriod, allowance_period, month_key
+from polartep_hub.usage.periods import AllowancePeriod, allowance_period, month_key, month_start
+
+log = logging.getLogger(__name__)
 
 SERVER_KIND = "server"
 DASK_KINDS = ("dask-scheduler", "dask-worker")
@@ -149,20 +161,36 @@ def quota_status(
 ) -> QuotaStatus:
     """Apply the periods and read the account's running totals at ``now`` (see the module's rules)."""
     now = now or utcnow()
-    plan: Plan | None = catalogue.plans.get(account.plan)
+    # One statement, three index look-ups: the month's total, the open intervals, the live reservations.
+    rows = session.execute(_STANDING, {"name": account.name, "month": month_key(now), "now": now})
+    return _status_from_rows(
+        catalogue, account.name, account.plan, account.plan_started_at, account.is_admin, rows, now, admin
+    )
+
+
+def _status_from_rows(
+    catalogue: Catalogue,
+    name: str,
+    plan_name: str,
+    plan_started_at: datetime,
+    is_admin: bool,
+    rows: Iterable[Sequence[Any]],
+    now: datetime,
+    admin: bool,
+) -> QuotaStatus:
+    """The status from the standing rows ``(source, cores, memory, kind, started)`` in the order read. The
+    PostgreSQL function of ``admit_server`` repeats these sums, operation for operation (migration 0014)."""
+    plan: Plan | None = catalogue.plans.get(plan_name)
     if plan is None:
         period = AllowancePeriod(0.0, now, None, None, True)
     else:
         # Administrators' plans never end (the allowed-profiles rule, accounts/entitlements.py).
-        ends = None if admin or account.is_admin else plan_ends_at(plan, account.plan_started_at)
+        ends = None if admin or is_admin else plan_ends_at(plan, plan_started_at)
         period = allowance_period(plan, ends, now)
     used = top_up = 0.0
     running = dask = server_cores = 0.0
     server_memory = 0
-    # One statement, three index look-ups: the month's total, the open intervals, the live reservations.
-    for source, cores, memory, kind, started in session.execute(
-        _STANDING, {"name": account.name, "month": month_key(now), "now": now}
-    ):
+    for source, cores, memory, kind, started in rows:
         if source == "total":
             used += cores
             continue
@@ -179,9 +207,9 @@ def quota_status(
         server_memory += memory
     bounds = plan.max_running if plan is not None else None
     return QuotaStatus(
-        name=account.name,
-        plan=account.plan,
-        plan_display_name=plan.display_name if plan else account.plan,
+        name=name,
+        plan=plan_name,
+        plan_display_name=plan.display_name if plan else plan_name,
         period=period,
         used_core_seconds=used,
         running_cores=running,
@@ -299,38 +327,173 @@ def admit_server(
 ) -> Admission:
     """Decide a server spawn by the rule and reserve it when admitted (committed); ``QuotaRefused`` otherwise.
 
-    ``LookupError`` when there is no such account.
+    ``LookupError`` when there is no such account. On PostgreSQL the decision is one round trip to the database
+    (``_admit_in_one_call``); on SQLite, where a round trip is a function call, it is a few statements.
     """
     with account_lock(account_name):
         now = now or utcnow()
-        account = _locked_account(session, account_name)
-        if account is None:
-            session.rollback()
-            raise LookupError(account_name)
-        # A spawn asked again replaces its own reservation rather than adding to it.
-        session.execute(_RELEASE, {"name": account_name, "kind": SERVER_KIND, "key": server_name})
-        status = quota_status(session, catalogue, account, now=now, admin=admin)
         label = f"the server {server_name!r}" if server_name else "your default server"
-        try:
-            check_request(
-                status, profile.cpu, profile.memory, f"{label} ({profile.display_name})", horizon, server=True
-            )
-        except QuotaRefused:
-            session.rollback()
+        what = f"{label} ({profile.display_name})"
+        if session.get_bind().dialect.name == "postgresql":
+            decided = _admit_in_one_call(session, catalogue, account_name, server_name, profile, what, horizon,
+                                         admin=admin, now=now)  # fmt: skip
+            if decided is not None:
+                return decided
+        return _admit_in_statements(session, catalogue, account_name, server_name, profile, what, horizon,
+                                    admin=admin, now=now)  # fmt: skip
+
+
+def _reservation(account_name: str, server_name: str, profile: Profile, now: datetime) -> Reservation:
+    return Reservation(
+        account_name=account_name,
+        kind=SERVER_KIND,
+        key=server_name,
+        profile=profile.name,
+        cores=profile.cpu,
+        memory_bytes=profile.memory,
+        created_at=now,
+        expires_at=now + RESERVATION_TTL,
+    )
+
+
+def _admit_in_statements(
+    session: Session,
+    catalogue: Catalogue,
+    account_name: str,
+    server_name: str,
+    profile: Profile,
+    what: str,
+    horizon: timedelta,
+    *,
+    admin: bool,
+    now: datetime,
+) -> Admission:
+    """The decision as separate statements in one transaction (SQLite; PostgreSQL's fallback). Lock held."""
+    account = _locked_account(session, account_name)
+    if account is None:
+        session.rollback()
+        raise LookupError(account_name)
+    # A spawn asked again replaces its own reservation rather than adding to it.
+    session.execute(_RELEASE, {"name": account_name, "kind": SERVER_KIND, "key": server_name})
+    status = quota_status(session, catalogue, account, now=now, admin=admin)
+    try:
+        check_request(status, profile.cpu, profile.memory, what, horizon, server=True)
+    except QuotaRefused:
+        session.rollback()
+        raise
+    reservation = _reservation(account_name, server_name, profile, now)
+    session.execute(insert(QuotaReservation), [asdict(reservation)])
+    session.commit()
+    return Admission(reservation=reservation, status=status)
+
+
+# polartep_admit_server (migration 0014_quota): lock, release, read, decide and reserve in one call, in autocommit.
+_ADMIT_CALL = text(
+    "SELECT o_source, o_cores, o_memory, o_kind, o_started, o_admitted FROM polartep_admit_server("
+    "CAST(:name AS text), CAST(:kind AS text), CAST(:key AS text), CAST(:profile AS text), "
+    "CAST(:cores AS double precision), CAST(:memory AS bigint), CAST(:now AS timestamptz), "
+    "CAST(:expires AS timestamptz), CAST(:month AS text), CAST(:period_start AS timestamptz), "
+    "CAST(:horizon AS double precision), CAST(:admin AS boolean), CAST(:plans AS text[]), "
+    "CAST(:allowances AS double precision[]), CAST(:durations AS integer[]), "
+    "CAST(:max_cores AS double precision[]), CAST(:max_memory AS bigint[]))"
+)
+
+
+def _plan_arrays(catalogue: Catalogue) -> dict[str, list[Any]]:
+    plans = list(catalogue.plans.values())
+    return {
+        "plans": [p.name for p in plans],
+        "allowances": [p.allowance_core_seconds for p in plans],
+        "durations": [p.duration_months or 0 for p in plans],
+        "max_cores": [p.max_running.cores if p.max_running else None for p in plans],
+        "max_memory": [p.max_running.memory if p.max_running else None for p in plans],
+    }
+
+
+def one_call_decision(
+    session: Session,
+    catalogue: Catalogue,
+    account_name: str,
+    server_name: str,
+    profile: Profile,
+    horizon: timedelta,
+    *,
+    admin: bool = False,
+    now: datetime,
+) -> tuple[bool, QuotaStatus] | None:
+    """PostgreSQL only: call ``polartep_admit_server`` once (autocommit; it reserves when its rule admits) and
+    return its verdict with the status computed in Python from the rows it read; None when there is no account.
+    Callers hold ``account_lock``."""
+    params = {
+        "name": account_name,
+        "kind": SERVER_KIND,
+        "key": server_name,
+        "profile": profile.name,
+        "cores": profile.cpu,
+        "memory": profile.memory,
+        "now": now,
+        "expires": now + RESERVATION_TTL,
+        "month": month_key(now),
+        "period_start": month_start(now),
+        "horizon": horizon.total_seconds(),
+        "admin": admin,
+        **_plan_arrays(catalogue),
+    }
+    with session.get_bind().connect() as connection:
+        rows = connection.execution_options(isolation_level="AUTOCOMMIT").execute(_ADMIT_CALL, params).all()
+    if not rows:
+        return None
+    *standing, account_row = rows
+    started = account_row.o_started.astimezone(UTC)
+    status = _status_from_rows(
+        catalogue,
+        account_name,
+        account_row.o_kind,
+        started,
+        account_row.o_cores == 1.0,
+        [
+            (r.o_source, r.o_cores, r.o_memory, r.o_kind, r.o_started and r.o_started.astimezone(UTC))
+            for r in standing
+        ],  # fmt: skip
+        now,
+        admin,
+    )
+    return bool(account_row.o_admitted), status
+
+
+def _admit_in_one_call(
+    session: Session,
+    catalogue: Catalogue,
+    account_name: str,
+    server_name: str,
+    profile: Profile,
+    what: str,
+    horizon: timedelta,
+    *,
+    admin: bool,
+    now: datetime,
+) -> Admission | None:
+    """The decision in one round trip (PostgreSQL). Python recomputes it from the rows the call read: when both
+    agree that is the answer; when they do not (a rounding difference at the very edge), the reservation the call
+    may have made is withdrawn and the statements decide (None). Lock held."""
+    decided = one_call_decision(session, catalogue, account_name, server_name, profile, horizon,
+                                admin=admin, now=now)  # fmt: skip
+    if decided is None:
+        raise LookupError(account_name)
+    admitted_in_sql, status = decided
+    try:
+        check_request(status, profile.cpu, profile.memory, what, horizon, server=True)
+    except QuotaRefused:
+        if not admitted_in_sql:
             raise
-        reservation = Reservation(
-            account_name=account_name,
-            kind=SERVER_KIND,
-            key=server_name,
-            profile=profile.name,
-            cores=profile.cpu,
-            memory_bytes=profile.memory,
-            created_at=now,
-            expires_at=now + RESERVATION_TTL,
-        )
-        session.execute(insert(QuotaReservation), [asdict(reservation)])
+    else:
+        if admitted_in_sql:
+            return Admission(reservation=_reservation(account_name, server_name, profile, now), status=status)
+    log.warning("quota decision for %s: the database and Python disagree; deciding again", account_name)
+    if admitted_in_sql:
+        session.execute(_RELEASE, {"name": account_name, "kind": SERVER_KIND, "key": server_name})
         session.commit()
-        return Admission(reservation=reservation, status=status)
+    return None
 
 
 def release_reservation(session: Session, account_name: str, kind: str, key: str) -> None:

@@ -5,19 +5,24 @@ before a write that the platform controls.
 calendar month (UTC) is 10^12 bytes held for the whole month: ``TB-months = byte-seconds / (10^12 x seconds of the
 month)``.
 
-**Mechanism.** Each source of stored bytes (``home`` for a user's home; the data domain's datasets report their own
-sources, e.g. ``dataset:<id>``) has one row in ``storage_usage``: its bytes at ``sampled_at``. Recording a new sample
-(``record_sample``) first adds the previous sample's bytes x the time since it to ``storage_month_totals`` (split by
+**Mechanism.** Each source of stored bytes (``home`` for a user's home; ``dataset:<id>`` for a dataset, charged to
+its project's paying owner, ``data/metering.py``) has one row in ``storage_usage``: its bytes at ``sampled_at``.
+Recording a new sample (``record_sample``) first adds the previous sample's bytes x the time since it to ``storage_month_totals`` (split by
 calendar month: a step function, each sample holds until the next), then stores the new bytes, in one transaction.
 So statements read one running total per account, class and month (plus the part since the last sample), never a
 history. The service's sampler (``StorageSampler``) measures every account's home every
 ``storage_sample_interval`` seconds in the class ``home_storage_class``: in local mode the folder
 ``<homes_root>/<system user>``, in Docker and Swarm modes the home volume's folder on the engine's host (where the
 service can read it). Sizes are allocated blocks (``st_blocks x 512``, what filesystem quotas count), each inode once,
-symbolic links never followed.
+symbolic links never followed. The same pass then records every dataset's bytes in its class (``other_sources``);
+a source that ends (a dataset deleted, or charged to another account) is integrated until then and removed
+(``forget_source``).
 
-**The check before writes** (``check_write``): for the data domain and anything else that writes on a user's
-behalf. A write of ``n`` bytes in a class is refused (``StorageQuotaExceeded``, HTTP 413, with a message that says
+**The check before writes** (``check_write``, ``check_account_write``): every write the platform makes on a
+user's behalf calls it first and stores nothing when refused: datasets (``data/metering.py``: creation, collection,
+items; over quota they mount read-only at the next spawn), publishing a processor and a dashboard (the notebook's
+bytes) and starting a processor run (its outputs go to the invoker's home; 0 bytes: refused once the class is full),
+the last three in the class of homes (``home_storage_class``). A write of ``n`` bytes in a class is refused (``StorageQuotaExceeded``, HTTP 413, with a message that says
 how much is used, the quota and by how much the write passes it) when the class's latest bytes of the account (all
 sources together) plus ``n`` pass the plan's ``storage_quota_tb`` for that class; a class the plan gives no quota
 for admits nothing. What users write themselves inside their servers is not seen until the next sample; hard limits
@@ -30,7 +35,7 @@ import asyncio
 import logging
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -126,6 +131,21 @@ def record_sample(
     session.flush()
 
 
+def forget_source(
+    session: Session, account: str, storage_class: str, source: str, *, now: datetime | None = None
+) -> None:
+    """``source`` no longer holds bytes for ``account`` (a dataset deleted, or charged to another account): its
+    last sample is integrated until ``now`` and removed. Flushes; the caller commits."""
+    now = now or utcnow()
+    previous = session.get(StorageUsage, (account, storage_class, source))
+    if previous is None:
+        return
+    if now > previous.sampled_at:
+        _add_byte_seconds(session, account, storage_class, previous.bytes, previous.sampled_at, now)
+    session.delete(previous)
+    session.flush()
+
+
 def stored_bytes(session: Session, account: str) -> dict[str, int]:
     """The account's latest bytes per storage class (all sources together)."""
     rows = session.execute(
@@ -175,6 +195,16 @@ def check_write(
             f"writing {_gb(bytes_)} more would pass it by {_gb(used + bytes_ - limit)}. Delete files you no longer "
             "need, or ask an administrator for a larger plan."
         )
+
+
+def check_account_write(
+    session: Session, catalogue: Catalogue, account_name: str, storage_class: str, bytes_: int
+) -> None:
+    """``check_write`` for the account named ``account_name`` (no such account: nothing to check, the write's own
+    rules refuse it)."""
+    account = session.scalar(select(Account).where(Account.name == account_name))
+    if account is not None:
+        check_write(session, catalogue, account, storage_class, bytes_)
 
 
 def tb_months(
@@ -262,11 +292,19 @@ class SamplePass:
 
 
 class StorageSampler:
-    """Samples every account's home (``sample_once``) every ``interval`` seconds (``run``)."""
+    """Samples every account's home (``sample_once``) every ``interval`` seconds (``run``), then the other sources
+    (``other_sources``: the data domain's datasets, ``data/metering.sample_datasets``), each in its transaction."""
 
-    def __init__(self, context: ServiceContext, *, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        context: ServiceContext,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        other_sources: Sequence[Callable[[Session, datetime], object]] = (),
+    ) -> None:
         self.context = context
         self.clock = clock
+        self.other_sources = tuple(other_sources)
 
     def sample_once(self) -> SamplePass:
         config = self.context.config
@@ -295,6 +333,10 @@ class StorageSampler:
                 record_sample(session, name, config.home_storage_class, HOME_SOURCE, size, now=self.clock())
                 session.commit()
             result.sampled[name] = size
+        for sample in self.other_sources:
+            with self.context.session() as session:
+                sample(session, self.clock())
+                session.commit()
         return result
 
     async def run(self, interval: float) -> None:
@@ -309,9 +351,11 @@ class StorageSampler:
             await asyncio.sleep(interval)
 
 
-def start_storage_sampler(context: ServiceContext) -> asyncio.Task | None:
-    """Sample homes as a task of the running service when a hub runs it."""
+def start_storage_sampler(
+    context: ServiceContext, other_sources: Sequence[Callable[[Session, datetime], object]] = ()
+) -> asyncio.Task | None:
+    """Sample homes (and ``other_sources``) as a task of the running service when a hub runs it."""
     if context.hub_api is None:
         return None
-    sampler = StorageSampler(context)
+    sampler = StorageSampler(context, other_sources=other_sources)
     return asyncio.create_task(sampler.run(context.config.storage_sample_interval), name="storage-sampler")

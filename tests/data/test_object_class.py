@@ -18,10 +18,12 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from polartep_hub.accounts.models import Account
 from polartep_hub.data.models import Dataset
 from polartep_hub.data.object_store import ObjectStoreSettings, check_object_key, read_credentials_file
 from polartep_hub.data.store import dataset_bytes, sweep_orphans
 from polartep_hub.service.config import ConfigError, ServiceConfig
+from polartep_hub.usage.storage import quota_bytes, record_sample
 from tests.helpers.s3_server import BUCKET, SECRET_ACCESS_KEY, S3Server, running_s3_server
 from tests.helpers.service_fakes import user
 
@@ -209,6 +211,24 @@ def test_a_put_url_needs_the_upload_size_and_fits_one_put(api, chips):
         f"{CHIPS}/object-urls", token="bob-token", json={"key": "a", "method": "PUT", "bytes": 6 << 30}
     )
     assert huge.status_code == 422
+
+
+def test_a_put_url_past_the_paying_owners_object_quota_answers_413_and_signs_nothing(api, app, chips):
+    # alice created sea-ice, so she pays for its datasets; fill her object storage to 100 bytes under its quota.
+    with app.state.context.session() as session:
+        alice = session.scalar(select(Account).where(Account.name == "alice"))
+        limit = quota_bytes(app.state.context.catalogue, alice, "object")
+        record_sample(session, "alice", "object", "home", limit - 100)
+        session.commit()
+    asked = {"key": "a.bin", "method": "PUT"}
+    fits = api.post(f"{CHIPS}/object-urls", token="bob-token", json={**asked, "bytes": 100})
+    assert fits.status_code == 200, fits.text
+    over = api.post(f"{CHIPS}/object-urls", token="bob-token", json={**asked, "bytes": 101})
+    assert over.status_code == 413
+    assert set(over.json()) == {"detail"}  # no URL
+    assert over.json()["detail"].startswith(
+        "Dataset 'chips' is charged to alice, the paying owner of its project. Your Object storage is full"
+    )
 
 
 def test_deleting_the_dataset_deletes_its_prefix(api, s3, chips):

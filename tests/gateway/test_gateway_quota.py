@@ -17,7 +17,9 @@ from dask_gateway_server.backends.base import PublicException
 from dask_gateway_server.backends.db_base import JobStatus
 
 from polartep_hub.gateway.quota_allowance import Allowance, AllowanceUnavailable
+from tests.harness import wait_for
 from tests.helpers.gateway import _Backend, _cluster, gateway_api
+from tests.helpers.inside_server import run_inside_server
 from tests.helpers.quota import spend
 
 RUN = JobStatus.RUNNING
@@ -128,3 +130,77 @@ def test_a_user_whose_allowance_is_spent_cannot_create_a_cluster(platform, new_u
     assert "Your CPU-hours are exhausted: 0.10 CPU-hours left this month." in message
     assert "a new cluster's scheduler (1 cores) need 0.25 CPU-hours for the next 15 minutes: 0.15" in message
     assert "Your allowance renews on " in message
+
+
+TWENTY_AT_ONCE = """
+import json, os, sys
+from concurrent.futures import ThreadPoolExecutor
+from dask_gateway import Gateway
+gateway = Gateway()
+first = gateway.new_cluster(shutdown_on_close=False)
+
+def create(_):
+    try:
+        return ["created", gateway.new_cluster(shutdown_on_close=False).name]
+    except Exception as e:
+        return ["refused", str(e)]
+
+def scale(_):
+    try:
+        first.scale(1)
+        return ["scaled", first.name]
+    except Exception as e:
+        return ["refused", str(e)]
+
+with ThreadPoolExecutor(20) as pool:
+    answers = list(pool.map(lambda i: create(i) if i % 2 else scale(i), range(20)))
+print(json.dumps({"answers": answers, "first": first.name}), flush=True)
+os._exit(0)  # the clusters live on (shutdown_on_close=False); the test counts and stops them from outside
+"""
+
+
+def open_dask(platform, user: str, token: str) -> list[tuple[str, float]]:
+    usage = platform.api("GET", f"/services/platform/api/v1/users/{user}/usage", token).json()
+    return sorted(
+        (i["kind"], i["cores"])
+        for i in usage["intervals"]
+        if i["kind"].startswith("dask") and not i["stopped_at"]
+    )
+
+
+@pytest.mark.hub
+@pytest.mark.timeout(400)  # up to four schedulers and a worker start on a shared machine
+def test_twenty_concurrent_creations_and_scale_ups_through_the_real_gateway_admit_only_what_fits(
+    platform, new_user
+):
+    # 1.30 CPU-hours left: 5.2 cores for the 15-minute horizon. The user's Interactive server holds 1, the first
+    # cluster's scheduler 1: 3 more cores fit. Ten new clusters (1 core each) and ten scale(1) of the first cluster
+    # (its one worker, 1 core) race for them: exactly 3 are admitted, whatever the order.
+    user, token = new_user(plan="trial")
+    platform.spawn(user, token, {"profile": "interactive"})
+    clusters: list[str] = []
+    try:
+        spend(platform, user, 500 - 1.30)
+        result = run_inside_server(platform, user, TWENTY_AT_ONCE, timeout=300)
+        answers = result["answers"]
+        clusters = [result["first"]] + [name for kind, name in answers if kind == "created"]
+        created = len(clusters) - 1
+        scaled = any(kind == "scaled" for kind, _ in answers)
+        assert created + int(scaled) == 3, answers
+        refused_creations = [message for kind, message in answers[1::2] if kind == "refused"]
+        assert len(refused_creations) == 10 - created
+        refusals = [message for kind, message in answers if kind == "refused"]
+        assert all("Your CPU-hours are exhausted" in message for message in refusals), refusals
+        # What runs, as the gateway meter records it: the schedulers and (if scaled) one worker, never more.
+        expected = sorted([("dask-scheduler", 1.0)] * len(clusters) + [("dask-worker", 1.0)] * int(scaled))
+        wait_for(
+            lambda: open_dask(platform, user, token) == expected, 180, interval=1, what="the meter to see it"
+        )
+        time.sleep(5)
+        assert open_dask(platform, user, token) == expected
+        listed = gateway_api(platform, "GET", "clusters/", token).json()
+        assert sorted(listed) == sorted(clusters)
+    finally:
+        for name in clusters:
+            gateway_api(platform, "DELETE", f"clusters/{name}", token)
+        platform.stop_server(user)

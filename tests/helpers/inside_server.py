@@ -8,6 +8,7 @@ Attack tests (``tests/security/``) and the gateway tests use it, so what passes 
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import json
 import os
@@ -51,8 +52,41 @@ def server_process(pid: int) -> ServerProcess:
     return ServerProcess(pid, uid, gid, groups, environment, os.readlink(f"/proc/{pid}/cwd"))
 
 
-def run_inside(process: ServerProcess, code: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run ``code`` as ``process`` runs: same uid, gid, groups, environment and working directory."""
+def _enter_mount_namespace_then_become(process: ServerProcess):
+    """A ``preexec_fn``: join ``process``'s mount namespace (as root), then take its gid, groups and uid."""
+    namespace = f"/proc/{process.pid}/ns/mnt"
+
+    def enter() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open(namespace, os.O_RDONLY)
+        try:
+            if libc.setns(fd, 0x00020000) != 0:  # CLONE_NEWNS
+                raise OSError(ctypes.get_errno(), "setns")
+        finally:
+            os.close(fd)
+        os.chdir(process.cwd)
+        os.setgid(process.gid)
+        os.setgroups(process.groups)
+        os.setuid(process.uid)
+        os.umask(0o077)
+
+    return enter
+
+
+def run_inside(
+    process: ServerProcess, code: str, timeout: float = 120, *, mount_namespace: bool = False
+) -> subprocess.CompletedProcess:
+    """Run ``code`` as ``process`` runs: same uid, gid, groups, environment and working directory; with
+    ``mount_namespace``, also in its mount namespace (where the spawner may have mounted datasets read-only)."""
+    if mount_namespace:
+        return subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(code)],
+            env=process.environment,
+            preexec_fn=_enter_mount_namespace_then_become(process),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         env=process.environment,
@@ -68,7 +102,14 @@ def run_inside(process: ServerProcess, code: str, timeout: float = 120) -> subpr
 
 
 def run_inside_server(
-    platform, user: str, code: str, server: str = "", timeout: float = 300, env: dict[str, str] | None = None
+    platform,
+    user: str,
+    code: str,
+    server: str = "",
+    timeout: float = 300,
+    env: dict[str, str] | None = None,
+    *,
+    mount_namespace: bool = False,
 ) -> Any:
     """Run ``code`` inside ``user``'s running server (local mode); return the JSON of its last output line.
 
@@ -77,7 +118,7 @@ def run_inside_server(
     process = server_process(server_pid(platform, user, server))
     if env:
         process = dataclasses.replace(process, environment={**process.environment, **env})
-    done = run_inside(process, code, timeout)
+    done = run_inside(process, code, timeout, mount_namespace=mount_namespace)
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{platform.log_tail()}"
     return json.loads(done.stdout.strip().splitlines()[-1])
 

@@ -10,6 +10,7 @@ exactly what fits; the month totals always equal the ledger; every plan change i
 
 from __future__ import annotations
 
+import random
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -20,12 +21,14 @@ from polartep_hub.accounts import store as accounts
 from polartep_hub.accounts.entitlements import add_months
 from polartep_hub.accounts.models import Account
 from polartep_hub.accounts.plan_history import plan_history
+from polartep_hub.usage import quota
 from polartep_hub.usage.ledger import close_open_intervals
-from polartep_hub.usage.models import QuotaReservation, UsageInterval, UsageMonthTotal
+from polartep_hub.usage.models import QuotaReservation, QuotaTopUp, UsageInterval, UsageMonthTotal
 from polartep_hub.usage.periods import month_start, next_month_start, split_by_month
 from tests.helpers.service_accounts import create, edit_account
 
 HOUR = 3600.0
+GIB = 2**30
 
 
 def add_interval(app, account, key, cores, start, stop, kind="dask-worker"):
@@ -212,3 +215,80 @@ def test_the_decision_reads_no_history(app, api):
         session.commit()
     r = admit(api, "alice", "interactive")
     assert r.status_code == 403 and r.json()["reason"] == "allowance"
+
+
+def reservation_id(app, name, server):
+    with app.state.context.session() as session:
+        return session.scalar(select(QuotaReservation.id).where(
+            QuotaReservation.account_name == name, QuotaReservation.kind == "server",
+            QuotaReservation.key == server))  # fmt: skip
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_the_one_call_decision_equals_the_statements_on_a_random_ledger(app, api, catalogue):
+    # PostgreSQL decides a spawn in one call (migration 0014_quota); on a random ledger its verdict, and the status
+    # Python computes from the rows it read, equal the separate statements' (read first, in a rolled-back
+    # transaction, on the same state).
+    rng = random.Random(11)
+    names = {"trial": "tina", "standard": "sam", "large": "lea"}
+    for plan, name in names.items():
+        create(api, name, plan=plan)
+    with app.state.context.session() as session:
+        session.scalar(select(Account).where(Account.name == "lea")).is_admin = True
+        session.scalar(select(Account).where(Account.name == "tina")).plan_started_at = datetime.now(
+            UTC
+        ) - timedelta(days=rng.choice([10, 200]))
+        session.commit()
+    now = datetime.now(UTC)
+    horizon = timedelta(minutes=15)
+    kinds = ["server", "dask-scheduler", "dask-worker"]
+    outcomes = {True: 0, False: 0}
+    for step in range(150):
+        name = rng.choice(list(names.values()))
+        with app.state.context.session() as session:
+            for _ in range(rng.choice([0, 0, 1])):  # what runs, opened this month or before it
+                session.add(UsageInterval(account_name=name, kind=rng.choice(kinds), source_key=f"k{step}-{_}",
+                                          cores=rng.choice([0.5, 1, 2, 4]), memory_bytes=rng.choice([1, 4, 8]) * GIB,
+                                          started_at=now - timedelta(hours=rng.uniform(0, 24 * 40))))  # fmt: skip
+            if rng.random() < 0.7:  # a running interval stops
+                row = session.scalar(select(UsageInterval).where(UsageInterval.account_name == name,
+                                                                 UsageInterval.stopped_at.is_(None)))  # fmt: skip
+                if row is not None:
+                    row.stopped_at = now - timedelta(minutes=rng.uniform(0, 60))
+            if rng.random() < 0.3:
+                session.add(QuotaReservation(account_name=name, kind=rng.choice(kinds), key=f"r{step}",
+                                             profile=None, cores=rng.choice([1, 2]), memory_bytes=4 * GIB,
+                                             created_at=now,
+                                             expires_at=now + timedelta(minutes=rng.choice([-1, 5]))))  # fmt: skip
+            if rng.random() < 0.2:
+                session.add(QuotaTopUp(account_name=name, month=f"{now:%Y-%m}", cpu_hours=rng.choice([10, 100]),
+                                       reason="test", granted_by="admin", granted_at=now))  # fmt: skip
+            if rng.random() < 0.5:  # this month's use near the allowance, so both verdicts occur
+                total = session.get(UsageMonthTotal, (name, f"{now:%Y-%m}"))
+                if total is not None:
+                    total.core_seconds = rng.uniform(0.0, 1.05) * 500 * HOUR
+            session.commit()
+        profile = catalogue.profiles[rng.choice(["interactive", "small", "medium", "large"])]
+        server = rng.choice(["", "a", "b", f"r{step - 1}"])
+        admin = rng.random() < 0.1
+        before = reservation_id(app, name, server)
+        with app.state.context.session() as session:
+            account = session.scalar(select(Account).where(Account.name == name))
+            session.execute(quota._RELEASE, {"name": name, "kind": "server", "key": server})
+            expected = quota.quota_status(session, catalogue, account, now=now, admin=admin)
+            try:
+                quota.check_request(expected, profile.cpu, profile.memory, "it", horizon, server=True)
+                fits = True
+            except quota.QuotaRefused:
+                fits = False
+            session.rollback()
+        with app.state.context.session() as session:
+            admitted, status = quota.one_call_decision(
+                session, catalogue, name, server, profile, horizon, admin=admin, now=now
+            )
+        assert (admitted, status) == (fits, expected), f"step {step}"
+        outcomes[fits] += 1
+        after = reservation_id(app, name, server)
+        # Admitted: a new reservation replaces the old; refused: the old one (if any) stays as it was.
+        assert (after is not None and after != before) if fits else after == before
+    assert min(outcomes.values()) >= 20  # both verdicts were compared, many times

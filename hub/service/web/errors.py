@@ -270,6 +270,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(notebook_store.StoredNotebookCorrupt, _on_domain_error)
     app.add_exception_handler(datasets.DatasetError, _on_domain_error)
     app.add_exception_handler(dashboards.DashboardError, _on_domain_error)
+    app.add_exception_handler(usage_storage.StorageQuotaExceeded, _on_domain_error)
     app.add_exception_handler(Exception, _on_unexpected_error)
 
     def openapi() -> dict[str, Any]:
