@@ -329,6 +329,7 @@ def configure_hub(c, settings: PlatformSettings | None = None) -> PlatformSettin
     c.Spawner.http_timeout = 60
     c.Spawner.start_timeout = 120
     c.LocalProfileSpawner.enforce_memory_limit = settings.local_memory_limit
+    c.LocalProfileSpawner.use_launcher = settings.local_launcher
     if settings.mode == "local":
         configure_local_isolation(c, settings)
     if settings.mode in ("docker", "swarm"):

@@ -622,6 +622,19 @@ class PlatformSettings(Configurable):
     def _local_memory_limit_default(self) -> bool:
         return env_setting("local_memory_limit", settings=self)
 
+    local_launcher = Bool(
+        True,
+        help="Local mode with system users: start user servers by forking a launcher that has imported Jupyter "
+        "Server, JupyterLab and the extensions once (spawners/launcher.py: no platform secret in it; the child "
+        "becomes the user before it reads anything of the spawn); 0 starts each server as a fresh process. "
+        "Env: POLARTEP_LOCAL_LAUNCHER (1/0).",
+        config=True,
+    ).tag(env="POLARTEP_LOCAL_LAUNCHER")
+
+    @default("local_launcher")
+    def _local_launcher_default(self) -> bool:
+        return env_setting("local_launcher", settings=self)
+
     local_isolation = Enum(
         ["auto", "system-users", "single-user"],
         help="Local mode: 'system-users' runs each user's server, kernels and Dask processes as their own system "
