@@ -43,7 +43,8 @@ from tests.harness import RunningPlatform, free_port, free_ports, start_proxy, w
 
 def platform_env(args: argparse.Namespace) -> dict[str, str]:
     """The benchmarked platform's settings: no idle culling; ``--no-launcher`` starts every local server afresh."""
-    env = {"POLARTEP_IDLE_TIMEOUT": "0"}
+    # A loaded machine may take minutes for ten servers at once: the bench waits up to 600 s, so may the hub.
+    env = {"POLARTEP_IDLE_TIMEOUT": "0", "POLARTEP_SPAWN_START_TIMEOUT": "600"}
     if args.no_launcher:
         env["POLARTEP_LOCAL_LAUNCHER"] = "0"
     return env

@@ -755,6 +755,19 @@ class PlatformSettings(Configurable):
     def _idle_timeout_default(self) -> int:
         return env_setting("idle_timeout", settings=self)
 
+    spawn_start_timeout = Integer(
+        120,
+        min=10,
+        max=3600,
+        help="Seconds a user's server may take from the spawn request until it answers before the hub gives up "
+        "(JupyterHub's Spawner.start_timeout). Raise it on a heavily shared machine. Env: POLARTEP_SPAWN_START_TIMEOUT.",
+        config=True,
+    ).tag(env="POLARTEP_SPAWN_START_TIMEOUT")
+
+    @default("spawn_start_timeout")
+    def _spawn_start_timeout_default(self) -> int:
+        return env_setting("spawn_start_timeout", settings=self)
+
     log_level = CaselessStrEnum(
         ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
         "INFO",
