@@ -406,6 +406,11 @@ class Launcher:
                 self._socket.sendmsg(
                     [b"spawn"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [read_end]))]
                 )
+            except OSError as error:  # the launcher ended: the next spawn starts a new one
+                os.close(write_end)
+                self._socket.close()
+                self._socket = None
+                raise LauncherError(f"the launcher is gone: {error}") from error
             finally:
                 os.close(read_end)
             try:
