@@ -9,14 +9,17 @@ interleaved, each a fresh process or container; prints the medians and their rat
 
     .venv/bin/python bench/spawn.py [--mode local|docker] [--runs 10] [--profile interactive]
 
-``--users N`` (N > 1): N users spawning at once against N bare boots at once. Each round starts all N platform spawns
+``--users N`` (N > 1), local or Docker mode: N users spawning at once against N bare boots at once. Each round starts all N platform spawns
 together (one thread per user, each timing its own spawn request until the hub reports its server ready), then
 all N bare boots together (one thread each, until ``/api/status`` answers); ``--runs`` rounds (default 1), one
 warm-up round of a single spawn and boot before. Both sides poll every ``--poll`` seconds (default 0.2 with N > 1,
 so that N pollers do not load the hub they measure). Prints the p50 and the spread (last ready minus first ready)
 of each side, and the ratio of the p50s.
 
-    .venv/bin/python bench/spawn.py --users 10 [--runs 1]
+    .venv/bin/python bench/spawn.py --users 10 [--runs 1] [--mode docker]
+
+``--no-launcher`` (local mode): every server a new process, as before the pre-imported launcher
+(``hub/spawners/launcher.py``).
 """
 
 from __future__ import annotations
@@ -36,6 +39,15 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.harness import RunningPlatform, free_port, free_ports, start_proxy, wait_for  # noqa: E402
+
+
+def platform_env(args: argparse.Namespace) -> dict[str, str]:
+    """The benchmarked platform's settings: no idle culling; ``--no-launcher`` starts every local server afresh."""
+    # A loaded machine may take minutes for ten servers at once: the bench waits up to 600 s, so may the hub.
+    env = {"POLARTEP_IDLE_TIMEOUT": "0", "POLARTEP_SPAWN_START_TIMEOUT": "600"}
+    if args.no_launcher:
+        env["POLARTEP_LOCAL_LAUNCHER"] = "0"
+    return env
 
 
 def start_platform(platform: RunningPlatform) -> RunningPlatform:
@@ -64,7 +76,7 @@ def by_hand(profile_env: dict[str, str], home: Path, poll: float = 0.05, port: i
             return False
 
     try:
-        wait_for(up, 120, interval=poll, what="hand-started server")
+        wait_for(up, 600, interval=poll, what="hand-started server")
     except TimeoutError:
         process.kill()
         raise TimeoutError(
@@ -72,19 +84,28 @@ def by_hand(profile_env: dict[str, str], home: Path, poll: float = 0.05, port: i
         ) from None
     elapsed = time.perf_counter() - started
     process.terminate()
-    process.wait(20)
+    try:
+        process.wait(60)  # a loaded machine can take long to shut ten servers down
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
     return elapsed
 
 
 def by_docker_run(
-    profile_name: str, catalogue_path: str, volume: str, singleuser_env: dict[str, str] | None = None
+    profile_name: str,
+    catalogue_path: str,
+    volume: str,
+    singleuser_env: dict[str, str] | None = None,
+    poll: float = 0.05,
+    port: int = 0,
 ) -> float:
     """A bare ``docker run`` of the profile's image to ready: ``jupyter lab``, or with ``singleuser_env`` the image's
     own command (``jupyterhub-singleuser``, talking to the running hub as the given user)."""
     from polartep_hub.catalogue import load_catalogue
 
     profile = load_catalogue(catalogue_path).profile(profile_name)
-    port = free_port()
+    port = port or free_port()
     name = f"polartep-bench-{secrets.token_hex(3)}"
     if singleuser_env is None:
         command = [
@@ -118,7 +139,7 @@ def by_docker_run(
         except httpx.HTTPError:
             return False
 
-    wait_for(up, 60, interval=0.05, what="hand-started container")
+    wait_for(up, 600, interval=poll, what="hand-started container")
     elapsed = time.perf_counter() - started
     subprocess.run(["docker", "stop", "-t", "10", name], check=True, stdout=subprocess.DEVNULL)
     return elapsed
@@ -135,7 +156,7 @@ def through_platform(
         model = platform.server_model(user)
         return bool(model and model["ready"])
 
-    wait_for(ready, 180, interval=poll, what="platform server")
+    wait_for(ready, 600, interval=poll, what="platform server")
     elapsed = time.perf_counter() - started
     if stop:
         platform.stop_server(user)
@@ -168,16 +189,17 @@ def at_once(jobs: list) -> tuple[list[float], float]:
 
 
 def concurrent_main(args: argparse.Namespace) -> None:
-    """N users spawning at once against N bare boots at once (local mode)."""
-    if args.mode != "local":
-        raise SystemExit("--users is implemented for --mode local")
+    """N users spawning at once against N bare boots at once (local mode: ``jupyter-lab`` processes; Docker mode:
+    bare ``docker run`` containers of the profile's image, each with a volume of its own)."""
     poll = args.poll or 0.2
     runs = args.runs or 1
-    users = [f"bench{i}" for i in range(args.users)]
+    docker = args.mode == "docker"
+    # Docker volumes outlive a platform: names of their own per run.
+    prefix = f"bench{secrets.token_hex(2)}u" if docker else "bench"
+    users = [f"{prefix}{i}" for i in range(args.users)]
+    hand_volumes = [f"polartep-home-{user}hand" for user in users]
     with tempfile.TemporaryDirectory() as tmp:
-        platform = start_platform(
-            RunningPlatform(Path(tmp), mode="local", extra_env={"POLARTEP_IDLE_TIMEOUT": "0"})
-        )
+        platform = start_platform(RunningPlatform(Path(tmp), mode=args.mode, extra_env=platform_env(args)))
         try:
             tokens = {user: platform.create_user(user, plan="large") for user in users}
             homes = []
@@ -186,9 +208,16 @@ def concurrent_main(args: argparse.Namespace) -> None:
                 home.mkdir()
                 homes.append(home)
             env = {**platform.env}
+
+            def bare(index: int, port: int = 0) -> float:
+                if docker:
+                    catalogue = platform.settings.catalogue_path
+                    return by_docker_run(args.profile, catalogue, hand_volumes[index], poll=poll, port=port)
+                return by_hand({**env, "HOME": str(homes[index])}, homes[index], poll, port)
+
             # Warm-up: one of each, so both sides start with a warm file cache and warm hub code paths.
             through_platform(platform, users[0], tokens[users[0]], args.profile, poll)
-            by_hand({**env, "HOME": str(homes[0])}, homes[0], poll)
+            bare(0)
             platform_times: list[float] = []
             hand_times: list[float] = []
             spreads: dict[str, list[float]] = {"platform": [], "by-hand": []}
@@ -205,10 +234,7 @@ def concurrent_main(args: argparse.Namespace) -> None:
                 ports = free_ports(
                     len(homes)
                 )  # distinct ports: ten threads asking the kernel at once may clash
-                jobs = [
-                    (lambda h=h, p=p: by_hand({**env, "HOME": str(h)}, h, poll, p))
-                    for h, p in zip(homes, ports, strict=True)
-                ]
+                jobs = [(lambda i=i, p=p: bare(i, p)) for i, p in enumerate(ports)]
                 times, spread = at_once(jobs)
                 hand_times += times
                 spreads["by-hand"].append(spread)
@@ -216,8 +242,16 @@ def concurrent_main(args: argparse.Namespace) -> None:
             if args.keep_log:
                 Path(args.keep_log).write_text(platform.hub_log.read_text(errors="replace"))
             platform.stop()
+            if docker:
+                for volume in [*hand_volumes, *(f"polartep-home-{user}" for user in users)]:
+                    subprocess.run(
+                        ["docker", "volume", "rm", "-f", volume], stdout=subprocess.DEVNULL, check=False
+                    )
     p, h = statistics.median(platform_times), statistics.median(hand_times)
-    print(f"mode local, profile {args.profile}, {args.users} at once, {runs} round(s), poll {poll} s")
+    launcher = "" if docker else f", launcher {'off' if args.no_launcher else 'on'}"
+    print(
+        f"mode {args.mode}{launcher}, profile {args.profile}, {args.users} at once, {runs} round(s), poll {poll} s"
+    )
     print(f"load average before/after: {args.load_before} / {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(
         f"platform spawn-to-ready p50: {p:.3f} s  (min {min(platform_times):.3f}, max {max(platform_times):.3f}, "
@@ -233,12 +267,17 @@ def concurrent_main(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=0, help="rounds (default 10; 1 with --users)")
-    parser.add_argument("--users", type=int, default=1, help="users spawning at once (local mode)")
+    parser.add_argument("--users", type=int, default=1, help="users spawning at once")
     parser.add_argument(
         "--poll", type=float, default=0.0, help="poll interval (default 0.05; 0.2 with --users)"
     )
     parser.add_argument("--keep-log", default="", help="with --users: copy the hub's log to this file")
     parser.add_argument("--profile", default="interactive")
+    parser.add_argument(
+        "--no-launcher",
+        action="store_true",
+        help="local mode: start each server as a new process (POLARTEP_LOCAL_LAUNCHER=0), as before the launcher",
+    )
     parser.add_argument("--mode", choices=["local", "docker"], default="local")
     parser.add_argument(
         "--baseline",
@@ -256,9 +295,7 @@ def main() -> None:
     user = f"bench{secrets.token_hex(3)}" if args.mode == "docker" else "bench"
     hand_volume = f"polartep-home-{user}hand"
     with tempfile.TemporaryDirectory() as tmp:
-        platform = RunningPlatform(
-            Path(tmp), mode=args.mode, extra_env={"POLARTEP_IDLE_TIMEOUT": "0"}
-        ).start()
+        platform = RunningPlatform(Path(tmp), mode=args.mode, extra_env=platform_env(args)).start()
         try:
             token = platform.create_user(user, plan="large")
             home = Path(tmp) / "hand-home"
@@ -302,7 +339,9 @@ def main() -> None:
 
     p, h = statistics.median(platform_times), statistics.median(hand_times)
     baseline_name = f", baseline {args.baseline}" if args.mode == "docker" else ""
-    print(f"mode {args.mode}{baseline_name}, profile {args.profile}, {args.runs} runs each")
+    launcher = f", launcher {'off' if args.no_launcher else 'on'}" if args.mode == "local" else ""
+    print(f"mode {args.mode}{baseline_name}{launcher}, profile {args.profile}, {args.runs} runs each")
+    print(f"load average before/after: {args.load_before} / {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(
         f"platform spawn-to-ready median: {p:.3f} s  (min {min(platform_times):.3f}, max {max(platform_times):.3f})"
     )

@@ -341,8 +341,9 @@ def configure_hub(c, settings: PlatformSettings | None = None) -> PlatformSettin
         f"access:services!service={SERVICE_NAME}",
     ]
     c.Spawner.http_timeout = 60
-    c.Spawner.start_timeout = 120
+    c.Spawner.start_timeout = settings.spawn_start_timeout
     c.LocalProfileSpawner.enforce_memory_limit = settings.local_memory_limit
+    c.LocalProfileSpawner.use_launcher = settings.local_launcher
     if settings.mode == "local":
         configure_local_isolation(c, settings)
     if settings.mode in ("docker", "swarm"):

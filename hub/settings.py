@@ -622,6 +622,19 @@ class PlatformSettings(Configurable):
     def _local_memory_limit_default(self) -> bool:
         return env_setting("local_memory_limit", settings=self)
 
+    local_launcher = Bool(
+        True,
+        help="Local mode with system users: start user servers by forking a launcher that has imported Jupyter "
+        "Server, JupyterLab and the extensions once (spawners/launcher.py: no platform secret in it; the child "
+        "becomes the user before it reads anything of the spawn); 0 starts each server as a fresh process. "
+        "Env: POLARTEP_LOCAL_LAUNCHER (1/0).",
+        config=True,
+    ).tag(env="POLARTEP_LOCAL_LAUNCHER")
+
+    @default("local_launcher")
+    def _local_launcher_default(self) -> bool:
+        return env_setting("local_launcher", settings=self)
+
     local_isolation = Enum(
         ["auto", "system-users", "single-user"],
         help="Local mode: 'system-users' runs each user's server, kernels and Dask processes as their own system "
@@ -814,6 +827,19 @@ class PlatformSettings(Configurable):
     @default("idle_timeout")
     def _idle_timeout_default(self) -> int:
         return env_setting("idle_timeout", settings=self)
+
+    spawn_start_timeout = Integer(
+        120,
+        min=10,
+        max=3600,
+        help="Seconds a user's server may take from the spawn request until it answers before the hub gives up "
+        "(JupyterHub's Spawner.start_timeout). Raise it on a heavily shared machine. Env: POLARTEP_SPAWN_START_TIMEOUT.",
+        config=True,
+    ).tag(env="POLARTEP_SPAWN_START_TIMEOUT")
+
+    @default("spawn_start_timeout")
+    def _spawn_start_timeout_default(self) -> int:
+        return env_setting("spawn_start_timeout", settings=self)
 
     log_level = CaselessStrEnum(
         ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],

@@ -93,11 +93,16 @@ def mount_read_only(paths: Sequence[str]) -> Callable[[], None]:
     return remount
 
 
-def switch_user_with_groups(system_user: str, extra_gids: Sequence[int]) -> Callable[[], None]:
-    """A ``preexec_fn`` part that becomes ``system_user`` with its own groups plus ``extra_gids`` (or fails)."""
+def user_ids_with_groups(system_user: str, extra_gids: Sequence[int]) -> tuple[int, int, list[int]]:
+    """``system_user``'s uid, primary gid and groups: its own (``initgroups``' list) plus ``extra_gids``."""
     entry = pwd.getpwnam(system_user)
     uid, gid = entry.pw_uid, entry.pw_gid
-    groups = sorted(set(os.getgrouplist(system_user, gid)) | set(extra_gids))
+    return uid, gid, sorted(set(os.getgrouplist(system_user, gid)) | set(extra_gids))
+
+
+def switch_user_with_groups(system_user: str, extra_gids: Sequence[int]) -> Callable[[], None]:
+    """A ``preexec_fn`` part that becomes ``system_user`` with its own groups plus ``extra_gids`` (or fails)."""
+    uid, gid, groups = user_ids_with_groups(system_user, extra_gids)
 
     def switch() -> None:
         os.setgid(gid)

@@ -25,11 +25,14 @@ Rules it guarantees:
   read-only image (``/tmp`` a private tmpfs; the home volume writable), a bounded number of processes, and no Docker
   socket or other host path mounted.
 * ``start()`` returns only once the server answers HTTP (``wait_until_answering``), or once its container is gone.
+* Spawns of different users do not queue behind each other: Docker calls run on ``docker_api_threads`` threads
+  (DockerSpawner's default is one for the whole hub), and networks are created under a lock per network name.
 """
 
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 from docker.errors import APIError, NotFound
 from dockerspawner import DockerSpawner
@@ -92,6 +95,24 @@ class DockerProfileSpawner(DashboardServerMixin, ProfileSpawnerMixin, DockerSpaw
         help="Mount the image read-only (the home volume and a private /tmp stay writable).",
         config=True,
     )
+
+    docker_api_threads = Integer(
+        8,
+        min=1,
+        help="Threads for calls to the Docker engine, shared by every server of the hub. DockerSpawner's own "
+        "default is one, which queues each spawn's create/start/inspect calls behind every other user's: ten users "
+        "spawning at once then wait for each other.",
+        config=True,
+    )
+
+    _api_executor: ThreadPoolExecutor | None = None
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        cls = DockerProfileSpawner
+        if cls._api_executor is None:
+            cls._api_executor = ThreadPoolExecutor(self.docker_api_threads, thread_name_prefix="docker-api")
+        return cls._api_executor
 
     @default("network_name")
     def _network_name_default(self) -> str:

@@ -24,6 +24,12 @@ Rules it guarantees:
   service says at this spawn, and ``~/datasets/<project>/<dataset>`` links to them (``dataset_mounts.py``); a
   revoked grant is gone at the next spawn.
 * The server answers before ``start`` returns (``readiness.py``), polled briskly rather than with the hub's backoff.
+* **Launcher** (``use_launcher``, with system users only): the server is forked from a process that has already
+  imported Jupyter Server, JupyterLab and the extensions (``launcher.py``, where the security argument is), and
+  becomes the user there exactly as above (groups, gid, uid, home, umask 077, memory limit, dataset links), with the
+  environment this spawner computed. The first spawn after the hub starts starts the launcher and waits for it
+  (about one server's imports). Dashboard servers, a changed ``cmd`` or a launcher that failed take the ordinary
+  ``Popen`` path.
 
 Rejected: ``SimpleLocalProcessSpawner`` (no user switching: every server as the hub's user, root here);
 ``sudospawner`` (a second privileged helper and sudoers rules for what the hub, running as root, can do itself).
@@ -32,15 +38,18 @@ Rejected: ``SimpleLocalProcessSpawner`` (no user switching: every server as the 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import resource
+import shlex
 import shutil
 import sys
 from pathlib import Path
 
 from jupyterhub.spawner import LocalProcessSpawner
+from jupyterhub.utils import random_port
 from tornado.web import HTTPError
-from traitlets import Bool, Unicode, default
+from traitlets import Any, Bool, Unicode, default
 
 from polartep_hub.catalogue import Profile
 from polartep_hub.spawners.dashboard_servers import DashboardServerMixin
@@ -49,7 +58,9 @@ from polartep_hub.spawners.dataset_mounts import (
     link_datasets,
     mount_read_only,
     switch_user_with_groups,
+    user_ids_with_groups,
 )
+from polartep_hub.spawners.launcher import LauncherError, fits_launcher, shared_launcher
 from polartep_hub.spawners.profiles import ProfileSpawnerMixin
 from polartep_hub.spawners.readiness import wait_until_answering
 from polartep_hub.spawners.single_user import single_user_refusal
@@ -76,6 +87,16 @@ class LocalProfileSpawner(DashboardServerMixin, ProfileSpawnerMixin, LocalProces
         "user and only single_user_name may start one. Set by polartep_hub.hub_config from settings.",
         config=True,
     )
+
+    use_launcher = Bool(
+        True,
+        help="With system users: fork servers from the pre-imported launcher (launcher.py). Set by "
+        "polartep_hub.hub_config from settings.local_launcher.",
+        config=True,
+    )
+
+    # Upstream's trait takes only a Popen; a server from the launcher is followed by a launcher.LaunchedServer.
+    proc = Any(allow_none=True, help="The server's Popen, or its launcher.LaunchedServer.")
 
     system_user_prefix = Unicode(
         "jupyter-", help="System user of platform user NAME: <prefix>NAME (see system_users.py).", config=True
@@ -160,9 +181,11 @@ class LocalProfileSpawner(DashboardServerMixin, ProfileSpawnerMixin, LocalProces
         self.dataset_roots = [str(root) for root in answer.get("roots", [])]
 
     async def start(self):
+        if self._launcher_applies():
+            shared_launcher().start_in_background()  # the first spawn: while the account is prepared
         await self.prepare_account()
         await self.fetch_dataset_mounts()
-        ip, port = await super().start()
+        ip, port = await self._start_from_launcher() or await super().start()
         answering = await wait_until_answering(
             f"http://{ip}:{port}{self.server.base_url}api",
             within=self.start_timeout,
@@ -172,6 +195,67 @@ class LocalProfileSpawner(DashboardServerMixin, ProfileSpawnerMixin, LocalProces
             # A dashboard server says why it ended (spawners/dashboard_servers.py); the viewer sees it.
             raise HTTPError(500, self.dashboard_failure(self.home_dir))
         return ip, port
+
+    def _launcher_applies(self) -> bool:
+        """Whether this server is the plain single-user server of an isolated user (what the launcher runs)."""
+        return bool(
+            self.use_launcher
+            and self.isolate
+            and not getattr(self, "dashboard_id", None)
+            and list(self.cmd) == self._cmd_default()
+            and not self.shell_cmd
+            and not self.popen_kwargs
+        )
+
+    async def _start_from_launcher(self) -> tuple[str, int] | None:
+        """Start the server from the launcher as ``LocalProcessSpawner.start`` would with ``Popen``; None where the
+        launcher does not apply or is not running (the caller then uses ``Popen``)."""
+        if not self._launcher_applies():
+            return None
+        launcher = shared_launcher()
+        try:
+            await launcher.start()
+        except LauncherError as error:
+            self.log.warning("Starting %s as a new process: %s", self._log_name, error)
+            return None
+        if self.port == 0:
+            self.port = random_port()  # before get_env: $JUPYTERHUB_SERVICE_URL carries it
+        env = self.get_env()
+        if not fits_launcher(env):
+            return None
+        argv = [*self.cmd, *self.get_args()]
+        mounts = list(getattr(self, "dataset_mounts", []))
+        if any(m.reason for m in mounts):
+            # Over quota, a dataset is bind-mounted read-only in a mount namespace of the server's own, made before
+            # the user switch (make_preexec_fn); the launcher's children do not do that, so take the Popen path.
+            return None
+        uid, gid, groups = user_ids_with_groups(
+            self.system_user, [m.gid for m in mounts if m.gid is not None]
+        )
+        limit = int(self.mem_limit) if (self.enforce_memory_limit and self.mem_limit) else None
+        spec = {
+            "uid": uid,
+            "gid": gid,
+            "groups": groups,
+            "home": self.home_dir,
+            "env": env,
+            "argv": argv,
+            "memory_limit": limit,
+            "mounts": [dataclasses.asdict(m) for m in mounts],
+            "roots": list(getattr(self, "dataset_roots", [])),
+        }
+        self.log.info(
+            "Spawning %s from the launcher as %s", " ".join(map(shlex.quote, argv)), self.system_user
+        )
+        try:
+            self.proc = await launcher.spawn(spec)
+        except LauncherError as error:
+            self.log.warning(
+                "Launcher failed for %s (%s); starting it as a new process", self._log_name, error
+            )
+            return None
+        self.pid = self.proc.pid
+        return (self.ip or "127.0.0.1", self.port)
 
     def user_env(self, env: dict[str, str]) -> dict[str, str]:
         env["USER"] = self.system_user or self.user.name

@@ -88,7 +88,18 @@ def _api(client=None):
     return getattr(client, "api", client)
 
 
+# Swarm user networks pick their subnet themselves (config-only networks): one at a time, hub-wide.
 _lock = threading.Lock()
+
+# One lock per network name: the same network is never created twice at once, while different users' networks
+# are inspected and created in parallel (an overlapping subnet is the engine's to refuse; the caller tries the next).
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def _lock_for(name: str) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault(name, threading.Lock())
 
 
 def ensure_network(
@@ -103,7 +114,7 @@ def ensure_network(
     import docker
 
     api = _api(client)
-    with _lock:
+    with _lock_for(name):
         try:
             return api.inspect_network(name)
         except docker.errors.NotFound:

@@ -2,8 +2,8 @@
 
 * Login through the hub's form, a spawn and a stop leave no ``--- Logging error ---`` and no traceback in the
   hub's log (which holds the hub's, the platform service's, the gateway's and the culler's output).
-* ``kill -9`` of the hub ends its managed services (platform service, Dask Gateway, idle culler) within seconds;
-  the restarted hub then runs exactly one idle culler.
+* ``kill -9`` of the hub ends its managed services (platform service, Dask Gateway, idle culler) and its server
+  launcher within seconds; the restarted hub then runs exactly one idle culler.
 """
 
 from __future__ import annotations
@@ -86,18 +86,40 @@ def test_login_spawn_and_stop_log_no_logging_error_and_no_traceback(own_platform
     assert "Adding user quiet to proxy" in log
 
 
+def launchers_of(hub_pid: int) -> list[int]:
+    """The hub's pre-imported launcher processes (``spawners/launcher.py``; one once a server was spawned)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and _alive(int(entry.name)):
+            try:
+                if (
+                    _parent(int(entry.name)) == hub_pid
+                    and b"spawners.launcher" in (entry / "cmdline").read_bytes()
+                ):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
 def test_a_killed_hub_takes_its_managed_services_along_and_a_restart_runs_one_culler(own_platform):
     hub = own_platform.hub_process
     before = managed_services(own_platform)  # with their children (the gateway runs its own proxy)
     children = {pid: name for pid, name in before.items() if _parent(pid) == hub.pid}
     assert sorted(children.values()) == sorted(SERVICE_NAMES)
+    if not launchers_of(hub.pid):
+        token = own_platform.create_user("launched", plan="trial")
+        own_platform.spawn("launched", token)
+        own_platform.stop_server("launched")
+    launchers = launchers_of(hub.pid)
+    assert len(launchers) == 1, launchers
 
     hub.kill()  # SIGKILL: the hub cannot stop anything itself
     hub.wait()
     wait_for(
-        lambda: not any(_alive(pid) for pid in before),
+        lambda: not any(_alive(pid) for pid in [*before, *launchers]),
         15,
-        what=f"the managed services {before} to end with their killed hub",
+        what=f"the managed services {before} and the launcher {launchers} to end with their killed hub",
     )
     assert managed_services(own_platform) == {}
 

@@ -90,7 +90,7 @@ def test_the_datasets_routes_of_the_extension_forward_only_what_they_name(platfo
     for attempt in ("encoded_traversal", "dotdot", "deeper"):
         assert results[attempt][0] == 404, (attempt, results[attempt])
         assert "is not a route of the Polar TEP extension" in results[attempt][1]
-    assert results["dotted_dataset"] == [400, "dataset: 'a.b' is not a valid name"]
+    assert results["dotted_dataset"] == [400, "dataset must match [a-z0-9][a-z0-9_-]{0,63}"]
     assert results["get_one"][0] == 405
 
     # Nothing changed.

@@ -77,3 +77,22 @@ def test_the_spawner_the_gateway_and_erasure_name_the_same_home_volume(name):
     assert expected.startswith("polartep-home-")
     assert spawner(name).home_volume_name == expected
     assert PlatformDockerBackend().home_volume(name) == expected
+
+
+def test_docker_calls_of_different_spawns_run_side_by_side():
+    # DockerSpawner's own executor has one thread for the whole hub: a second user's create/start waited behind
+    # the first's. Two calls that each wait for the other only finish if both run at once.
+    import threading
+
+    a, b = spawner("alice"), spawner("bob")
+    assert a.executor is b.executor
+    both = threading.Barrier(2, timeout=10)
+    futures = [s.executor.submit(both.wait) for s in (a, b)]
+    assert sorted(f.result(timeout=20) for f in futures) == [0, 1]
+
+
+def test_networks_of_different_users_are_not_created_under_one_lock():
+    from polartep_hub.spawners import networks
+
+    assert networks._lock_for("polartep-u-alice") is networks._lock_for("polartep-u-alice")
+    assert networks._lock_for("polartep-u-alice") is not networks._lock_for("polartep-u-bob")
