@@ -20,6 +20,9 @@
 
 Rules this module guarantees:
 
+* The routes that carry a notebook accept bodies up to ``store.NOTEBOOK_BODY_BYTES`` (a notebook of up to 10 MiB
+  with its plots); a larger one is refused 413 with the limit in the message, before it is read.
+
 * Only the owner and administrators see, change, share or delete a dashboard; anyone else gets 404 (the id is not
   confirmed). Shares go through JupyterHub with the service's own token; the platform stores no copy of who has
   access, so JupyterHub's answer is always the truth and a revocation is in force at the viewer's next request.
@@ -49,6 +52,11 @@ from polartep_hub.service.web.identity import Identity
 
 router = APIRouter()
 
+# The routes (under <prefix>api/v1) whose bodies carry a notebook: they accept up to store.NOTEBOOK_BODY_BYTES
+# (the service's body limit, service/app.py), every other route keeps the service's default.
+LARGE_BODY_PATHS = ("/dashboards", "/dashboards/{dashboard_id}/versions")
+NOTEBOOK_BODY_BYTES = store.NOTEBOOK_BODY_BYTES
+
 DashboardPath = Annotated[
     str,
     Path(description="a dashboard id", json_schema_extra={"pattern": f"^{store.DASHBOARD_ID_PATTERN}$"}),
@@ -64,7 +72,7 @@ class _Body(BaseModel):
 class DashboardCreate(_Body):
     title: Annotated[str, Field(max_length=4000, description="1-200 characters, not only white space")]
     description: Annotated[str, Field(max_length=4000, description="at most 2000 characters")] = ""
-    notebook: dict[str, Any] = Field(description="the notebook (nbformat 4 JSON), at most 48 KiB")
+    notebook: dict[str, Any] = Field(description="the notebook (nbformat 4 JSON), at most 10 MiB")
 
 
 class VersionCreate(_Body):
@@ -179,6 +187,7 @@ def _hub_failed(error: HubApiError) -> HTTPException:
     responses={
         400: {"description": "the notebook, title or description breaks its rule"},
         409: {"description": "the owner has as many dashboards as the hosting allowance permits"},
+        413: {"description": "the notebook is larger than 10 MiB"},
     },
 )
 def publish_dashboard(body: DashboardCreate, caller: UserCaller, context: Context) -> DashboardOut:
@@ -294,7 +303,11 @@ def delete_dashboard(dashboard_id: DashboardPath, caller: ServiceCaller, context
     "/dashboards/{dashboard_id}/versions",
     response_model=DashboardOut,
     status_code=status.HTTP_201_CREATED,
-    responses={**_NOT_FOUND, 400: {"description": "the notebook breaks a rule"}},
+    responses={
+        **_NOT_FOUND,
+        400: {"description": "the notebook breaks a rule"},
+        413: {"description": "the notebook is larger than 10 MiB"},
+    },
 )
 def publish_version(
     dashboard_id: DashboardPath, body: VersionCreate, caller: UserCaller, context: Context

@@ -30,9 +30,12 @@ from polartep_hub.dashboards.hosting import HostingAllowance
 from polartep_hub.dashboards.models import Dashboard, DashboardVersion
 from polartep_hub.service.orm import utcnow
 
-MAX_NOTEBOOK_BYTES = 48 * 1024
-"""Below the service's request-body bound (64 KiB, ``web/request_limits.py``) with room for title and description.
-Outputs are re-computed by Voila on every visit, so a notebook is published best without them."""
+MAX_NOTEBOOK_BYTES = 10 * 1024 * 1024
+"""A notebook with its plots' outputs (the thumbnail is its first PNG) fits, as a processor's notebook does
+(``processors/registry.py``); the publishing routes accept bodies this large (``NOTEBOOK_BODY_BYTES``)."""
+NOTEBOOK_BODY_BYTES = MAX_NOTEBOOK_BYTES + 1024 * 1024
+"""The body limit of the routes that carry a notebook (``dashboards/api.py``'s ``LARGE_BODY_PATHS``): the notebook
+plus title, description and the JSON around them; other routes keep the service's 64 KiB."""
 
 MAX_TITLE = 200
 MAX_DESCRIPTION = 2000
@@ -47,6 +50,10 @@ class DashboardError(Exception):
 
 class InvalidDashboard(DashboardError):
     """The notebook, title or description breaks a rule (400)."""
+
+
+class NotebookTooLarge(DashboardError):
+    """The notebook is larger than ``MAX_NOTEBOOK_BYTES`` (413)."""
 
 
 class DashboardNotFound(DashboardError):
@@ -99,8 +106,9 @@ def freeze_notebook(notebook: object) -> tuple[bytes, str]:
         raise InvalidDashboard("notebook: nbformat must be 4 (save it with JupyterLab 3 or later)")
     content = json.dumps(notebook, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
     if len(content) > MAX_NOTEBOOK_BYTES:
-        raise InvalidDashboard(
-            f"notebook: {len(content)} bytes; at most {MAX_NOTEBOOK_BYTES} (clear its outputs: Voila computes them)"
+        raise NotebookTooLarge(
+            f"notebook: {len(content)} bytes; at most {MAX_NOTEBOOK_BYTES} (clear large outputs: Voila computes "
+            "them again on every visit)"
         )
     return content, hashlib.sha256(content).hexdigest()
 

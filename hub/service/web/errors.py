@@ -102,6 +102,7 @@ ERROR_STATUS: Mapping[type[Exception], int] = {
     projects.UnknownAccount: 404,
     dashboards.DashboardError: 400,
     dashboards.InvalidDashboard: 400,
+    dashboards.NotebookTooLarge: 413,
     dashboards.DashboardNotFound: 404,
     dashboards.DashboardLimit: 409,
     personal_data.RectificationError: 422,
