@@ -16,7 +16,11 @@ Route chosen, and why:
   ``Authorization: token ...`` to every proxied request, replacing the viewer's); the token is made here, at random,
   and never reaches a browser.
 * The hub's answers about a viewer are not cached (``FreshHubOAuth``; upstream caches them for 5 minutes): a
-  revoked share is refused at the viewer's next request (an open kernel websocket lives on until it closes).
+  revoked share is refused at the viewer's next request. An open websocket (the kernel's channels, which carry the
+  widgets' messages) asks the hub again before forwarding a viewer's message once ``RECHECK_SECONDS`` have passed
+  since the last answer, and closes with 1008 (policy violation) when the viewer has lost access, so a revoked viewer
+  can move no widget after that (``revocation_aware``). The hub is asked at most once a second per connection,
+  not for each of a dragged slider's many messages; a hub that does not answer closes the connection (fail closed).
 * Activity: the proxy does not report any itself (its reporter says "active" on a timer, which would keep an idle
   dashboard from ever being culled); the hub sees the dashboard's traffic through its proxy, so the idle culler stops
   a dashboard nobody looks at.
@@ -36,11 +40,14 @@ import os
 import secrets
 import sys
 import tempfile
+import time
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
 NOTEBOOK_NAME = "dashboard.ipynb"
+RECHECK_SECONDS = 1.0
+REVOKED_CLOSE_CODE = 1008  # RFC 6455: policy violation
 FAILURE_LOG_FOLDER = ".polartep-dashboards"
 
 
@@ -121,6 +128,47 @@ def prepare(environment) -> tuple[Path, str]:
     return write_dashboard(content), dashboard_id
 
 
+def revocation_aware(handler_class: type) -> type:
+    """The standalone proxy's handler class, whose websockets re-check the viewer's access (rule above)."""
+
+    from jupyterhub.services.auth import UserNotAllowed
+
+    class RevocationAwareProxyHandler(handler_class):
+        _access_checked_at = 0.0
+
+        async def open(self, *args, **kwargs):
+            self._access_checked_at = time.monotonic()  # the upgrade request was authorised just now
+            return await super().open(*args, **kwargs)
+
+        async def on_message(self, message):
+            # Tornado awaits this before it reads the next message: messages stay in order.
+            if time.monotonic() - self._access_checked_at >= RECHECK_SECONDS:
+                if not await self.viewer_still_allowed():
+                    self.log.info("Closing the websocket of a viewer who lost access: %s", self.request.path)
+                    self.close(REVOKED_CLOSE_CODE, "your access to this dashboard was revoked")
+                    return
+                self._access_checked_at = time.monotonic()
+            super().on_message(message)
+
+        async def viewer_still_allowed(self) -> bool:
+            """Ask the hub again (no cache) whether the connection's token or cookie still grants access."""
+            for cached in ("_cached_hub_user", "_hub_auth_user_cache"):
+                self.__dict__.pop(cached, None)
+            try:
+                model = await self.hub_auth.get_user(self, sync=False)
+                if not model:
+                    return False
+                self.check_hub_user(model)
+            except UserNotAllowed:
+                return False
+            except Exception:
+                self.log.exception("The hub did not answer whether a viewer may still use the dashboard")
+                return False
+            return True
+
+    return RevocationAwareProxyHandler
+
+
 def main() -> None:
     environment = os.environ
     try:
@@ -143,8 +191,13 @@ def main() -> None:
 
     # The singleton the proxy's handlers get from HubOAuth.instance() (a SingletonConfigurable: the first instance
     # of a subclass is every parent's instance too).
+    class DashboardProxyServer(StandaloneProxyServer):
+        def get_proxy_base_class(self):
+            handler_class, kwargs = super().get_proxy_base_class()
+            return (revocation_aware(handler_class) if handler_class else None), kwargs
+
     FreshHubOAuth.instance()
-    StandaloneProxyServer.launch_instance(
+    DashboardProxyServer.launch_instance(
         argv=["--", *voila_command(folder, base_url, voila_token)],
         absolute_url=True,
         activity_interval=0,
