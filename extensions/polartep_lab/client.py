@@ -4,8 +4,10 @@ Rules this module guarantees:
 
 * ``SERVICE_ROUTES`` is the allow-list: a route name maps to one method and one path template under the service's
   URL. ``ServiceClient.call`` refuses any other name (``KeyError``), so no request path, query or body from the
-  browser ever becomes a service URL. The only placeholder, ``{user}``, is the server owner's name
-  (``JUPYTERHUB_USER``), URL-quoted; it is not taken from the request.
+  browser ever becomes a service URL. The placeholder ``{user}`` is the server owner's name (``JUPYTERHUB_USER``),
+  URL-quoted; it is not taken from the request. The dashboard routes' ``{dashboard}`` (10 hex digits) and ``{name}``
+  (a user or group name) come from the extension's URL, matched by its route patterns (``dashboards.py``), checked
+  here again against the same patterns and URL-quoted, so they can only ever fill one path segment.
 * Every call carries ``Authorization: token <JUPYTERHUB_API_TOKEN>``: the single-user server's own token, which
   JupyterHub issues for the server's owner with the scopes in ``Spawner.server_token_scopes``. The hub's token is
   never in a user server, so the service answers exactly what that user may see, and refuses what they may not.
@@ -19,6 +21,7 @@ proxy to the service (and, through a wrong prefix join, possibly beyond); each n
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -44,6 +47,18 @@ SERVICE_ROUTES: dict[str, ServiceRoute] = {
     "processor_validate": ServiceRoute("POST", "api/v1/processors/validate"),
     # This month's CPU-hours, per day, top-ups and notices (the usage meter and panel section), without intervals.
     "usage": ServiceRoute("GET", "api/v1/users/{user}/usage?with_intervals=false"),
+    # "Publish as dashboard" and the owner's sharing controls (the service lets only the owner share).
+    "dashboard_publish": ServiceRoute("POST", "api/v1/dashboards"),
+    "dashboard_shares": ServiceRoute("GET", "api/v1/dashboards/{dashboard}/shares"),
+    "dashboard_share": ServiceRoute("POST", "api/v1/dashboards/{dashboard}/shares"),
+    "dashboard_revoke_user": ServiceRoute("DELETE", "api/v1/dashboards/{dashboard}/shares/users/{name}"),
+    "dashboard_revoke_group": ServiceRoute("DELETE", "api/v1/dashboards/{dashboard}/shares/groups/{name}"),
+    "dashboard_share_code": ServiceRoute("POST", "api/v1/dashboards/{dashboard}/share-code"),
+}
+# What the dashboard routes' placeholders may hold (one path segment each; the extension's routes match the same).
+PLACEHOLDER_PATTERNS = {
+    "dashboard": re.compile(r"[0-9a-f]{10}"),
+    "name": re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,255}"),
 }
 
 
@@ -69,16 +84,25 @@ class ServiceClient:
         self.user = user
         self.timeout = timeout
 
-    def url_for(self, name: str) -> str:
-        """The service URL of allow-listed route ``name``; ``KeyError`` for anything else."""
-        route = SERVICE_ROUTES[name]
-        return self.service_url + route.path.format(user=quote(self.user, safe=""))
+    def url_for(self, route_name: str, /, **names: str) -> str:
+        """The service URL of allow-listed route ``route_name``; ``KeyError`` for anything else, ``ValueError`` for
+        a placeholder value that is not of its pattern."""
+        route = SERVICE_ROUTES[route_name]
+        for key, value in names.items():
+            if not PLACEHOLDER_PATTERNS[key].fullmatch(value):
+                raise ValueError(
+                    f"{key} {value[:40]!r} is not of the form {PLACEHOLDER_PATTERNS[key].pattern}"
+                )
+        quoted = {key: quote(value, safe="") for key, value in names.items()}
+        return self.service_url + route.path.format(user=quote(self.user, safe=""), **quoted)
 
-    async def call(self, name: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The JSON answer of allow-listed route ``name`` (``body``: the JSON body of a POST); ``ServiceError`` when
-        there is none."""
-        route = SERVICE_ROUTES[name]
-        url = self.url_for(name)
+    async def call(
+        self, route_name: str, body: dict[str, Any] | None = None, /, **names: str
+    ) -> dict[str, Any]:
+        """The JSON answer of allow-listed route ``route_name`` (``body``: the JSON body of a POST; ``names``: the
+        dashboard routes' placeholders); ``ServiceError`` when there is none. A DELETE's empty answer is ``{}``."""
+        route = SERVICE_ROUTES[route_name]
+        url = self.url_for(route_name, **names)
         headers = {"Authorization": f"token {self._token}", "Accept": "application/json"}
         if route.method == "POST":
             headers["Content-Type"] = "application/json"
@@ -101,6 +125,8 @@ class ServiceClient:
             OSError
         ) as e:  # refused, unreachable, DNS, timeout (tornado raises these as OSError subclasses)
             raise ServiceError(route.path, None, str(e) or type(e).__name__) from None
+        if route.method == "DELETE" and not response.body:
+            return {}
         try:
             body = json.loads(response.body)
         except ValueError:

@@ -15,6 +15,7 @@ Rules this module guarantees:
   field-by-field check. The service's refusals come back with the service's status and detail (``message``).
 * ``GET polartep/api/usage``: this month's CPU-hours of the owner (allowance, used, left, renewal, per day),
   top-ups, notices and storage, from the service's ``api/v1/users/<owner>/usage?with_intervals=false``.
+* ``polartep/api/dashboards...``: "Publish as dashboard" and its sharing controls (``dashboards.py``).
 * Any other path under ``polartep/api/``, with any method, answers 404 naming the allow-list: nothing is forwarded.
 * A service error is shown as 502 with the service's status and detail; missing settings as 503 naming them.
 """
@@ -240,7 +241,8 @@ _ROUTES: list[tuple[str, type[_BaseHandler]]] = [
     (rf"/{API_PREFIX}/processors/validate", ValidateProcessorHandler),
     (rf"/{API_PREFIX}/usage", UsageHandler),
 ]
-ROUTE_NAMES = [path.split(f"/{API_PREFIX}/", 1)[1] for path, _ in _ROUTES]
+# dashboards.py's routes (under dashboards) are mounted beside these by application.py.
+ROUTE_NAMES = [path.split(f"/{API_PREFIX}/", 1)[1] for path, _ in _ROUTES] + ["dashboards"]
 
 
 def handlers() -> list[tuple[str, type[_BaseHandler]]]:

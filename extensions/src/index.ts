@@ -14,6 +14,7 @@ import { getFromExtension } from './request';
 import { usagePlugin } from './usage';
 
 import processorsPlugin from './processors';
+import dashboardsPlugin from './dashboards';
 
 /** The answer of `polartep/api/me` (see polartep_lab/handlers.py). */
 export interface IPlatformMe {
@@ -171,4 +172,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [plugin, processorsPlugin, usagePlugin];
+export default [plugin, processorsPlugin, usagePlugin, dashboardsPlugin];

@@ -18,6 +18,12 @@ def test_the_allow_list_holds_the_users_own_data_and_publishing_only():
         "processor_draft": ("POST", "api/v1/processors/draft"),
         "processor_validate": ("POST", "api/v1/processors/validate"),
         "usage": ("GET", "api/v1/users/{user}/usage?with_intervals=false"),
+        "dashboard_publish": ("POST", "api/v1/dashboards"),
+        "dashboard_shares": ("GET", "api/v1/dashboards/{dashboard}/shares"),
+        "dashboard_share": ("POST", "api/v1/dashboards/{dashboard}/shares"),
+        "dashboard_revoke_user": ("DELETE", "api/v1/dashboards/{dashboard}/shares/users/{name}"),
+        "dashboard_revoke_group": ("DELETE", "api/v1/dashboards/{dashboard}/shares/groups/{name}"),
+        "dashboard_share_code": ("POST", "api/v1/dashboards/{dashboard}/share-code"),
     }
 
 
@@ -29,6 +35,21 @@ def test_urls_come_from_the_allow_list_and_the_owner_only():
     )
     with pytest.raises(KeyError):
         client.url_for("accounts")
+
+
+def test_dashboard_placeholders_fill_one_segment_of_their_form_only():
+    client = ServiceClient("http://127.0.0.1:1/services/platform/", "t", "alice")
+    assert (
+        client.url_for("dashboard_revoke_user", dashboard="0123456789", name="bob")
+        == "http://127.0.0.1:1/services/platform/api/v1/dashboards/0123456789/shares/users/bob"
+    )
+    for names in (
+        {"dashboard": "../../accounts", "name": "bob"},
+        {"dashboard": "0123456789", "name": "../x"},
+        {"dashboard": "0123456789", "name": "a/b"},
+    ):
+        with pytest.raises(ValueError):
+            client.url_for("dashboard_revoke_user", **names)
 
 
 def test_an_unreachable_service_is_a_service_error_without_status():

@@ -14,7 +14,7 @@ import pytest
 pytestmark = pytest.mark.hub
 
 SERVICE = "/services/platform/api/v1"
-NOT_LISTED = "is not a route of the Polar TEP extension (routes: me, processors, processors/draft, processors/validate, usage)"
+NOT_LISTED = "is not a route of the Polar TEP extension (routes: me, processors, processors/draft, processors/validate, usage, dashboards)"
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +95,9 @@ def test_a_plan_without_duration_has_no_end(platform, new_user):
         "service/api/v1/accounts",
         "api/v1/accounts",
         "..%2F..%2Fhub%2Fapi%2Fusers",
+        "dashboards/..%2F..%2Faccounts/shares",
+        "dashboards/0123456789/versions",
+        "dashboards/0123456789/shares/users/..%2F..%2Fx",
     ],
 )
 @pytest.mark.parametrize("method", ["GET", "POST", "DELETE"])
