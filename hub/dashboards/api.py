@@ -2,7 +2,12 @@
 
 * ``POST /dashboards`` ``{"title", "description"?, "notebook"}`` — a user publishes a notebook: it is frozen as
   the dashboard's first version (``store.publish``) and its server ``dash-<id>`` is started; 201 with the
-  dashboard, its stable ``url`` (``/user/<owner>/dash-<id>/``) and whether the start was asked;
+  dashboard, its stable ``url`` (``/user/<owner>/dash-<id>/``) and whether the start was asked. With ``"run"``
+  instead of ``"notebook"``: the caller's own successful processor run's output notebook, with the run's declared
+  file outputs frozen beside it (at their relative paths); the caller, the run's invoker, owns the dashboard, and the
+  run's API answer (``GET /runs/{id}``) lists it under ``published``;
+* ``GET /dashboards/{id}/versions/{sha256}/files`` and ``.../files/{path}`` — the files frozen with a version (the
+  dashboard server fetches them with its owner's token and writes them beside the notebook);
 * ``GET /dashboards`` — the caller's dashboards;
 * ``GET /dashboards/{id}``, ``DELETE /dashboards/{id}`` (stops and removes the server and its shares) — owner or
   administrator;
@@ -72,7 +77,19 @@ class _Body(BaseModel):
 class DashboardCreate(_Body):
     title: Annotated[str, Field(max_length=4000, description="1-200 characters, not only white space")]
     description: Annotated[str, Field(max_length=4000, description="at most 2000 characters")] = ""
-    notebook: dict[str, Any] = Field(description="the notebook (nbformat 4 JSON), at most 10 MiB")
+    notebook: dict[str, Any] | None = Field(
+        default=None, description="the notebook (nbformat 4 JSON), at most 10 MiB; or give run"
+    )
+    run: Annotated[str, Field(max_length=36)] | None = Field(
+        default=None,
+        description="a successful processor run of the caller: its output notebook with its file outputs",
+    )
+
+    @model_validator(mode="after")
+    def one_source(self) -> DashboardCreate:
+        if (self.notebook is None) == (self.run is None):
+            raise ValueError("give exactly one of notebook or run")
+        return self
 
 
 class VersionCreate(_Body):
@@ -105,6 +122,7 @@ class DashboardOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     start: Literal["asked", "running", "failed", "not asked"] | None = None
+    run: str | None = Field(default=None, description="the processor run whose results it shows, if any")
     access: Literal["own", "shared"] | None = Field(
         default=None, description="in lists: yours, or shared with you"
     )
@@ -155,6 +173,7 @@ def _out(dashboard: Dashboard, start: str | None = None, access: str | None = No
         updated_at=dashboard.updated_at,
         start=start,  # type: ignore[arg-type]
         access=access,  # type: ignore[arg-type]
+        run=dashboard.source_run_id,
     )
 
 
@@ -186,12 +205,15 @@ def _hub_failed(error: HubApiError) -> HTTPException:
     status_code=status.HTTP_201_CREATED,
     responses={
         400: {"description": "the notebook, title or description breaks its rule"},
-        409: {"description": "the owner has as many dashboards as the hosting allowance permits"},
-        413: {"description": "the notebook is larger than 10 MiB"},
+        404: {"description": "no such run of the caller (run), or one of its files is missing"},
+        409: {"description": "the hosting allowance is used up, or the run is not successful"},
+        413: {"description": "the notebook is larger than 10 MiB (or the run's files than 20 MiB)"},
     },
 )
 def publish_dashboard(body: DashboardCreate, caller: UserCaller, context: Context) -> DashboardOut:
-    """Publish a notebook as a new dashboard of the caller and start its server."""
+    """Publish a notebook (or a run's results) as a new dashboard of the caller and start its server."""
+    # Read before the write transaction below: the run's files come from the caller's home, not the database.
+    notebook, files = (body.notebook, {}) if body.run is None else _run_results(context, caller, body.run)
     with context.session() as session:
         account = get_or_create_account(session, caller.name, default_plan=context.config.default_plan)
         rights = entitlement(session, context.catalogue, account, admin=caller.admin)
@@ -202,7 +224,9 @@ def publish_dashboard(body: DashboardCreate, caller: UserCaller, context: Contex
             allowance,
             title=body.title,
             description=body.description,
-            notebook=body.notebook,
+            notebook=notebook,
+            files=files,
+            source_run_id=body.run,
         )
         out = _out(dashboard)
     # The server's record must exist in JupyterHub before anyone can be given a share of it: start it now.
@@ -317,6 +341,80 @@ def publish_version(
         dashboard = store.get_dashboard(session, dashboard_id, _actor(caller))
         store.add_version(session, dashboard, body.notebook)
         return _out(dashboard)
+
+
+def _run_results(context: ServiceContext, caller: Identity, run_id: str) -> tuple[object, dict[str, bytes]]:
+    """The caller's own successful run's output notebook and declared file outputs (by their relative paths)."""
+    import json
+
+    from polartep_hub.processors import run_task, runs_api
+    from polartep_hub.processors import runs as processor_runs
+    from polartep_hub.processors.models import ProcessorVersion
+
+    assert caller.name is not None
+    with context.session() as session:
+        run, processor, _ = processor_runs.run_of(session, run_id, runs_api.actor_of(caller))
+        if run.status != "successful":
+            raise store.RunNotReady(
+                f"run {run_id} is {run.status}: only a successful run's results are published"
+            )
+        definition = session.get(ProcessorVersion, run.version_id).definition
+    content = runs_api.read_run_file(context, caller.name, run_id, run_task.OUTPUT_NOTEBOOK)
+    try:
+        notebook = json.loads(content)
+    except ValueError:
+        raise store.InvalidDashboard(f"run {run_id}: its output notebook is not JSON") from None
+    files = {}
+    for spec in (definition.get("outputs") or {}).values():
+        if isinstance(spec, dict) and spec.get("type") == "file" and spec.get("path"):
+            relative = str(spec["path"])
+            files[relative] = runs_api.read_run_file(context, caller.name, run_id, relative)
+    return notebook, files
+
+
+@router.get(
+    "/dashboards/{dashboard_id}/versions/{sha256}/files",
+    response_model=dict[str, list[dict[str, Any]]],
+    responses=_NOT_FOUND,
+)
+def list_version_files(
+    dashboard_id: DashboardPath,
+    sha256: Annotated[str, Path(max_length=64)],
+    caller: ServiceCaller,
+    context: Context,
+) -> dict[str, list[dict[str, Any]]]:
+    """The files frozen with one version beside its notebook (``{"files": [{"path", "size"}]}``)."""
+    with context.session() as session:
+        dashboard = store.get_dashboard(session, dashboard_id, _actor(caller))
+        store.version(session, dashboard, sha256)
+        return {
+            "files": [
+                {"path": f.path, "size": f.size} for f in store.version_files(session, dashboard, sha256)
+            ]
+        }
+
+
+@router.get(
+    "/dashboards/{dashboard_id}/versions/{sha256}/files/{path:path}",
+    response_class=Response,
+    responses={**_NOT_FOUND, 200: {"content": {"application/octet-stream": {}}, "description": "the file"}},
+)
+def version_file(
+    dashboard_id: DashboardPath,
+    sha256: Annotated[str, Path(max_length=64)],
+    path: Annotated[str, Path(max_length=512)],
+    caller: ServiceCaller,
+    context: Context,
+) -> Response:
+    """One file frozen with a version (the dashboard server fetches it with the owner's token)."""
+    with context.session() as session:
+        dashboard = store.get_dashboard(session, dashboard_id, _actor(caller))
+        found = store.version_file(session, dashboard, sha256, path)
+        return Response(
+            found.content,
+            media_type="application/octet-stream",
+            headers={"X-Content-Type-Options": "nosniff", "Content-Disposition": "attachment"},
+        )
 
 
 @router.get(

@@ -26,7 +26,9 @@ Route chosen, and why:
   a dashboard nobody looks at.
 * The notebook is fetched with the server's own token (the owner's) from the platform service, its SHA-256 compared
   with the version the hub admitted, and written read-only into a fresh private folder, which is Voila's root: no
-  file of the owner's home is below it, and Voila's file handler serves only below its root.
+  file of the owner's home is below it, and Voila's file handler serves only below its root. The files frozen with
+  the version (a processor run's output files) are written beside it at their relative paths, for the notebook's
+  code to read; Voila's empty file allow-list serves none of them to viewers.
 * When the dashboard cannot be served (the version cannot be fetched or does not match), the reason is appended to
   ``~/.polartep-dashboards/<id>.log`` in the owner's home, and the program ends; the spawner then fails the start
   with that reason, which the viewer who started it sees on the hub's progress page.
@@ -41,6 +43,7 @@ import secrets
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,9 +72,35 @@ def fetch_notebook(service_url: str, token: str, dashboard_id: str, version: str
     return content
 
 
-def write_dashboard(content: bytes) -> Path:
-    """A new private folder holding only the notebook, read-only."""
+def fetch_files(service_url: str, token: str, dashboard_id: str, version: str) -> dict[str, bytes]:
+    """The files frozen with the version (a run's output files), by relative path; ``SystemExit`` with the reason."""
+    base = f"{service_url.rstrip('/')}/api/v1/dashboards/{dashboard_id}/versions/{version}/files"
+
+    def get(url: str) -> bytes:
+        request = urllib.request.Request(url, headers={"Authorization": f"token {token}"})
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 (the platform's own URL)
+            return response.read()
+
+    try:
+        listing = json.loads(get(base))["files"]
+        return {item["path"]: get(f"{base}/{urllib.parse.quote(item['path'])}") for item in listing}
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise SystemExit(
+            f"polartep dashboard: cannot fetch the files of dashboard {dashboard_id} version {version}: {error}"
+        ) from None
+
+
+def write_dashboard(content: bytes, files: dict[str, bytes] | None = None) -> Path:
+    """A new private folder holding only the notebook and its frozen files (at their relative paths), read-only.
+    A path that would leave the folder is refused (the service allows only plain relative paths anyway)."""
     folder = Path(tempfile.mkdtemp(prefix="polartep-dashboard-"))
+    for relative, data in (files or {}).items():
+        target = (folder / relative).resolve()
+        if folder.resolve() not in target.parents or target.name == NOTEBOOK_NAME:
+            raise SystemExit(f"polartep dashboard: refusing the file path {relative[:120]!r}")
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        target.write_bytes(data)
+        target.chmod(0o400)
     notebook = folder / NOTEBOOK_NAME
     notebook.write_bytes(content)
     notebook.chmod(0o400)
@@ -125,7 +154,10 @@ def prepare(environment) -> tuple[Path, str]:
         json.loads(content)
     except ValueError:
         raise SystemExit(f"polartep dashboard: dashboard {dashboard_id}: the notebook is not JSON") from None
-    return write_dashboard(content), dashboard_id
+    files = fetch_files(
+        environment["POLARTEP_SERVICE_URL"], environment["JUPYTERHUB_API_TOKEN"], dashboard_id, version
+    )
+    return write_dashboard(content, files), dashboard_id
 
 
 def revocation_aware(handler_class: type) -> type:
