@@ -178,8 +178,8 @@ class DockerProfileSpawner(DashboardServerMixin, ProfileSpawnerMixin, DockerSpaw
 
     def apply_dashboard(self) -> None:
         """Run the image's copy of the dashboard program instead of jupyterhub-singleuser. The container is not
-        removed by the engine when it exits (``auto_remove``), only by ``stop()`` as every server's is, so a start
-        that fails can still read why from its output."""
+        removed by the engine when it exits (``auto_remove``), but by ``stop()`` as every server's is, or by
+        ``start()`` once it has read why a failed start ended from the container's output."""
         super().apply_dashboard()
         self.cmd = ["python", self.dashboard_program]
         self.extra_host_config = {**self.extra_host_config, "auto_remove": False}
@@ -195,8 +195,11 @@ class DockerProfileSpawner(DashboardServerMixin, ProfileSpawnerMixin, DockerSpaw
             alive_every=1.0,
         )
         if not answering and self.dashboard_id and not await self._container_running():
-            # A dashboard server says why it ended (spawners/dashboard_servers.py); the viewer sees it.
-            raise HTTPError(500, self.dashboard_failure_message(await self.dashboard_exit_reason()))
+            # A dashboard server says why it ended (spawners/dashboard_servers.py); the viewer sees it. The hub's
+            # clean-up after a failed start skips stop() for a server that is not running: remove it here.
+            reason = await self.dashboard_exit_reason()
+            await self.remove_object()
+            raise HTTPError(500, self.dashboard_failure_message(reason))
         return ip, port
 
     async def dashboard_exit_reason(self) -> str | None:
