@@ -22,6 +22,7 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Float, Unicode, default
 
 from .client import ServiceClient
+from .dashboards import dashboard_routes
 from .handlers import handlers
 
 
@@ -76,7 +77,7 @@ class PolarTEPLabApp(ExtensionApp):
         return ServiceClient(self.service_url, self.api_token, self.user, timeout=self.request_timeout)
 
     def initialize_handlers(self) -> None:
-        self.handlers.extend(handlers())
+        self.handlers.extend([*dashboard_routes(), *handlers()])  # handlers() ends with the catch-all 404
         missing = self.missing_settings()
         if missing:
             # Not fatal: JupyterLab works without the panel; the panel says the same as this line.

@@ -6,7 +6,7 @@ Rules this module guarantees:
   URL. ``ServiceClient.call`` refuses any other name (``KeyError``), so no request path, query or body from the
   browser ever becomes a service URL. The placeholder ``{user}`` is the server owner's name (``JUPYTERHUB_USER``),
   URL-quoted; it is not taken from the request. Every other placeholder comes from a request (``{project}``,
-  ``{dataset}``, ``{grantee}``, ``{processor}``, ``{run}``) and is filled only with a value that fully matches the
+  ``{dataset}``, ``{grantee}``, ``{processor}``, ``{run}``, ``{dashboard}``, ``{name}``) and is filled only with a value that fully matches the
   service's own rule for it (``PARAMETER_PATTERNS``: no ``/``, ``%``, ``?`` or ``..`` can pass), else
   ``ValueError`` before anything is sent: a request can pick which dataset or run, never which route. ``{query}``
   (the optional ``version``) is built here with ``urlencode`` from a checked value.
@@ -65,10 +65,17 @@ SERVICE_ROUTES: dict[str, ServiceRoute] = {
     "processor_run_start": ServiceRoute("POST", "api/v1/processors/{processor}/runs"),
     "run": ServiceRoute("GET", "api/v1/runs/{run}"),
     "run_log": ServiceRoute("GET", "api/v1/runs/{run}/log"),
+    # "Publish as dashboard" and the owner's sharing controls (the service lets only the owner share).
+    "dashboard_publish": ServiceRoute("POST", "api/v1/dashboards"),
+    "dashboard_shares": ServiceRoute("GET", "api/v1/dashboards/{dashboard}/shares"),
+    "dashboard_share": ServiceRoute("POST", "api/v1/dashboards/{dashboard}/shares"),
+    "dashboard_revoke_user": ServiceRoute("DELETE", "api/v1/dashboards/{dashboard}/shares/users/{name}"),
+    "dashboard_revoke_group": ServiceRoute("DELETE", "api/v1/dashboards/{dashboard}/shares/groups/{name}"),
+    "dashboard_share_code": ServiceRoute("POST", "api/v1/dashboards/{dashboard}/share-code"),
 }
 
 # What a placeholder taken from a request may be: the service's own rules (projects/store.py PROJECT_NAME_PATTERN,
-# data/store.py DATASET_NAME_PATTERN, the processor id and run id rules), restated because the extension does not
+# data/store.py DATASET_NAME_PATTERN, the processor, run and dashboard id rules, JupyterHub's user and group names), restated because the extension does not
 # import the hub; the service checks them again. None of them lets a value change a URL's path or query.
 PARAMETER_PATTERNS: dict[str, re.Pattern[str]] = {
     "project": re.compile(r"[a-z0-9][a-z0-9._-]{0,63}"),
@@ -77,6 +84,8 @@ PARAMETER_PATTERNS: dict[str, re.Pattern[str]] = {
     "processor": re.compile(r"[a-z][a-z0-9-]{1,62}"),
     "run": re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"),
     "version": re.compile(r"[0-9A-Za-z.+-]{1,64}"),
+    "dashboard": re.compile(r"[0-9a-f]{10}"),
+    "name": re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,255}"),  # a user or group name, for dashboard shares
 }
 
 

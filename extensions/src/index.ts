@@ -16,6 +16,7 @@ import { usagePlugin } from './usage';
 
 import processorsPlugin from './processors';
 import { runFormPlugin } from './runForm';
+import dashboardsPlugin from './dashboards';
 
 /** The answer of `polartep/api/me` (see polartep_lab/handlers.py). */
 export interface IPlatformMe {
@@ -173,4 +174,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [plugin, processorsPlugin, usagePlugin, datasetsPlugin, runFormPlugin];
+export default [plugin, processorsPlugin, usagePlugin, datasetsPlugin, runFormPlugin, dashboardsPlugin];

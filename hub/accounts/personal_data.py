@@ -137,6 +137,8 @@ NOT_PERSONAL_TABLES: dict[str, str] = {
     "dashboard_versions": "the frozen notebooks of a dashboard (the user's own files, as published); each dashboard "
     "is exported (section dashboards) with the SHA-256 of its current notebook, and every version is deleted with "
     "its dashboard on erasure",
+    "dashboard_files": "files frozen with a dashboard version (a processor run's output files, the user's own "
+    "results); deleted with their dashboard on erasure",
 }
 
 # Where a table's rows go in the export document (the table's own name when not listed).

@@ -2,7 +2,12 @@
 
 * ``POST /dashboards`` ``{"title", "description"?, "notebook"}`` — a user publishes a notebook: it is frozen as
   the dashboard's first version (``store.publish``) and its server ``dash-<id>`` is started; 201 with the
-  dashboard, its stable ``url`` (``/user/<owner>/dash-<id>/``) and whether the start was asked;
+  dashboard, its stable ``url`` (``/user/<owner>/dash-<id>/``) and whether the start was asked. With ``"run"``
+  instead of ``"notebook"``: the caller's own successful processor run's output notebook, with the run's declared
+  file outputs frozen beside it (at their relative paths); the caller, the run's invoker, owns the dashboard, and the
+  run's API answer (``GET /runs/{id}``) lists it under ``published``;
+* ``GET /dashboards/{id}/versions/{sha256}/files`` and ``.../files/{path}`` — the files frozen with a version (the
+  dashboard server fetches them with its owner's token and writes them beside the notebook);
 * ``GET /dashboards`` — the caller's dashboards;
 * ``GET /dashboards/{id}``, ``DELETE /dashboards/{id}`` (stops and removes the server and its shares) — owner or
   administrator;
@@ -19,6 +24,9 @@
   server (its current version and the hosting profile); 404 when the dashboard is not that user's.
 
 Rules this module guarantees:
+
+* The routes that carry a notebook accept bodies up to ``store.NOTEBOOK_BODY_BYTES`` (a notebook of up to 10 MiB
+  with its plots); a larger one is refused 413 with the limit in the message, before it is read.
 
 * Only the owner and administrators see, change, share or delete a dashboard; anyone else gets 404 (the id is not
   confirmed). Shares go through JupyterHub with the service's own token; the platform stores no copy of who has
@@ -50,6 +58,11 @@ from polartep_hub.usage.storage import check_account_write
 
 router = APIRouter()
 
+# The routes (under <prefix>api/v1) whose bodies carry a notebook: they accept up to store.NOTEBOOK_BODY_BYTES
+# (the service's body limit, service/app.py), every other route keeps the service's default.
+LARGE_BODY_PATHS = ("/dashboards", "/dashboards/{dashboard_id}/versions")
+NOTEBOOK_BODY_BYTES = store.NOTEBOOK_BODY_BYTES
+
 DashboardPath = Annotated[
     str,
     Path(description="a dashboard id", json_schema_extra={"pattern": f"^{store.DASHBOARD_ID_PATTERN}$"}),
@@ -65,7 +78,19 @@ class _Body(BaseModel):
 class DashboardCreate(_Body):
     title: Annotated[str, Field(max_length=4000, description="1-200 characters, not only white space")]
     description: Annotated[str, Field(max_length=4000, description="at most 2000 characters")] = ""
-    notebook: dict[str, Any] = Field(description="the notebook (nbformat 4 JSON), at most 48 KiB")
+    notebook: dict[str, Any] | None = Field(
+        default=None, description="the notebook (nbformat 4 JSON), at most 10 MiB; or give run"
+    )
+    run: Annotated[str, Field(max_length=36)] | None = Field(
+        default=None,
+        description="a successful processor run of the caller: its output notebook with its file outputs",
+    )
+
+    @model_validator(mode="after")
+    def one_source(self) -> DashboardCreate:
+        if (self.notebook is None) == (self.run is None):
+            raise ValueError("give exactly one of notebook or run")
+        return self
 
 
 class VersionCreate(_Body):
@@ -98,6 +123,7 @@ class DashboardOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     start: Literal["asked", "running", "failed", "not asked"] | None = None
+    run: str | None = Field(default=None, description="the processor run whose results it shows, if any")
     access: Literal["own", "shared"] | None = Field(
         default=None, description="in lists: yours, or shared with you"
     )
@@ -155,6 +181,7 @@ def _out(dashboard: Dashboard, start: str | None = None, access: str | None = No
         updated_at=dashboard.updated_at,
         start=start,  # type: ignore[arg-type]
         access=access,  # type: ignore[arg-type]
+        run=dashboard.source_run_id,
     )
 
 
@@ -186,12 +213,18 @@ def _hub_failed(error: HubApiError) -> HTTPException:
     status_code=status.HTTP_201_CREATED,
     responses={
         400: {"description": "the notebook, title or description breaks its rule"},
-        409: {"description": "the owner has as many dashboards as the hosting allowance permits"},
-        413: {"description": "the owner's storage is over quota"},
+        404: {"description": "no such run of the caller (run), or one of its files is missing"},
+        409: {"description": "the hosting allowance is used up, or the run is not successful"},
+        413: {
+            "description": "the notebook is larger than 10 MiB (or the run's files than 20 MiB), or the owner's "
+            "storage is over quota"
+        },
     },
 )
 def publish_dashboard(body: DashboardCreate, caller: UserCaller, context: Context) -> DashboardOut:
-    """Publish a notebook as a new dashboard of the caller and start its server."""
+    """Publish a notebook (or a run's results) as a new dashboard of the caller and start its server."""
+    # Read before the write transaction below: the run's files come from the caller's home, not the database.
+    notebook, files = (body.notebook, {}) if body.run is None else _run_results(context, caller, body.run)
     with context.session() as session:
         account = get_or_create_account(session, caller.name, default_plan=context.config.default_plan)
         rights = entitlement(session, context.catalogue, account, admin=caller.admin)
@@ -203,7 +236,9 @@ def publish_dashboard(body: DashboardCreate, caller: UserCaller, context: Contex
             allowance,
             title=body.title,
             description=body.description,
-            notebook=body.notebook,
+            notebook=notebook,
+            files=files,
+            source_run_id=body.run,
         )
         out = _out(dashboard)
     # The server's record must exist in JupyterHub before anyone can be given a share of it: start it now.
@@ -307,7 +342,7 @@ def delete_dashboard(dashboard_id: DashboardPath, caller: ServiceCaller, context
     responses={
         **_NOT_FOUND,
         400: {"description": "the notebook breaks a rule"},
-        413: {"description": "the owner's storage is over quota"},
+        413: {"description": "the notebook is larger than 10 MiB, or the owner's storage is over quota"},
     },
 )
 def publish_version(
@@ -319,6 +354,80 @@ def publish_version(
         _check_storage(session, context, caller.name, body.notebook)
         store.add_version(session, dashboard, body.notebook)
         return _out(dashboard)
+
+
+def _run_results(context: ServiceContext, caller: Identity, run_id: str) -> tuple[object, dict[str, bytes]]:
+    """The caller's own successful run's output notebook and declared file outputs (by their relative paths)."""
+    import json
+
+    from polartep_hub.processors import run_task, runs_api
+    from polartep_hub.processors import runs as processor_runs
+    from polartep_hub.processors.models import ProcessorVersion
+
+    assert caller.name is not None
+    with context.session() as session:
+        run, processor, _ = processor_runs.run_of(session, run_id, runs_api.actor_of(caller))
+        if run.status != "successful":
+            raise store.RunNotReady(
+                f"run {run_id} is {run.status}: only a successful run's results are published"
+            )
+        definition = session.get(ProcessorVersion, run.version_id).definition
+    content = runs_api.read_run_file(context, caller.name, run_id, run_task.OUTPUT_NOTEBOOK)
+    try:
+        notebook = json.loads(content)
+    except ValueError:
+        raise store.InvalidDashboard(f"run {run_id}: its output notebook is not JSON") from None
+    files = {}
+    for spec in (definition.get("outputs") or {}).values():
+        if isinstance(spec, dict) and spec.get("type") == "file" and spec.get("path"):
+            relative = str(spec["path"])
+            files[relative] = runs_api.read_run_file(context, caller.name, run_id, relative)
+    return notebook, files
+
+
+@router.get(
+    "/dashboards/{dashboard_id}/versions/{sha256}/files",
+    response_model=dict[str, list[dict[str, Any]]],
+    responses=_NOT_FOUND,
+)
+def list_version_files(
+    dashboard_id: DashboardPath,
+    sha256: Annotated[str, Path(max_length=64)],
+    caller: ServiceCaller,
+    context: Context,
+) -> dict[str, list[dict[str, Any]]]:
+    """The files frozen with one version beside its notebook (``{"files": [{"path", "size"}]}``)."""
+    with context.session() as session:
+        dashboard = store.get_dashboard(session, dashboard_id, _actor(caller))
+        store.version(session, dashboard, sha256)
+        return {
+            "files": [
+                {"path": f.path, "size": f.size} for f in store.version_files(session, dashboard, sha256)
+            ]
+        }
+
+
+@router.get(
+    "/dashboards/{dashboard_id}/versions/{sha256}/files/{path:path}",
+    response_class=Response,
+    responses={**_NOT_FOUND, 200: {"content": {"application/octet-stream": {}}, "description": "the file"}},
+)
+def version_file(
+    dashboard_id: DashboardPath,
+    sha256: Annotated[str, Path(max_length=64)],
+    path: Annotated[str, Path(max_length=512)],
+    caller: ServiceCaller,
+    context: Context,
+) -> Response:
+    """One file frozen with a version (the dashboard server fetches it with the owner's token)."""
+    with context.session() as session:
+        dashboard = store.get_dashboard(session, dashboard_id, _actor(caller))
+        found = store.version_file(session, dashboard, sha256, path)
+        return Response(
+            found.content,
+            media_type="application/octet-stream",
+            headers={"X-Content-Type-Options": "nosniff", "Content-Disposition": "attachment"},
+        )
 
 
 @router.get(

@@ -4,6 +4,9 @@
   ``dash-<id>``), owner, title, description and the version it serves now (``current_sha256``).
 * ``dashboard_versions``: the notebook of each version, exactly as published, keyed by the SHA-256 of its bytes.
   A version is never changed: publishing again adds a row and moves ``current_sha256``.
+* ``dashboard_files``: the files a version carries beside its notebook (a processor run's output files, which the
+  run's output notebook reads by their relative paths), keyed by version and path; frozen with the version.
+* ``dashboards.source_run_id``: the processor run a dashboard was published from (its results), if any.
 
 Both disappear with the owner's account (``ON DELETE CASCADE``); erasure also deletes them explicitly
 (``store.erase_owner``).
@@ -30,6 +33,8 @@ class Dashboard(Base):
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="", server_default="")
     current_sha256: Mapped[str] = mapped_column(String(64))
+    # The processor run (its id) whose results this dashboard shows; no foreign key: the run may be deleted.
+    source_run_id: Mapped[str | None] = mapped_column(String(36), index=True, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -54,3 +59,17 @@ class DashboardVersion(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     dashboard: Mapped[Dashboard] = relationship(back_populates="versions")
+
+
+class DashboardFile(Base):
+    """A file frozen with a dashboard version, written beside its notebook when the dashboard server starts."""
+
+    __tablename__ = "dashboard_files"
+
+    dashboard_id: Mapped[str] = mapped_column(
+        ForeignKey("dashboards.id", ondelete="CASCADE"), primary_key=True
+    )
+    version_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    path: Mapped[str] = mapped_column(String(255), primary_key=True)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer)

@@ -16,13 +16,19 @@ Route chosen, and why:
   ``Authorization: token ...`` to every proxied request, replacing the viewer's); the token is made here, at random,
   and never reaches a browser.
 * The hub's answers about a viewer are not cached (``FreshHubOAuth``; upstream caches them for 5 minutes): a
-  revoked share is refused at the viewer's next request (an open kernel websocket lives on until it closes).
+  revoked share is refused at the viewer's next request. An open websocket (the kernel's channels, which carry the
+  widgets' messages) asks the hub again before forwarding a viewer's message once ``RECHECK_SECONDS`` have passed
+  since the last answer, and closes with 1008 (policy violation) when the viewer has lost access, so a revoked viewer
+  can move no widget after that (``revocation_aware``). The hub is asked at most once a second per connection,
+  not for each of a dragged slider's many messages; a hub that does not answer closes the connection (fail closed).
 * Activity: the proxy does not report any itself (its reporter says "active" on a timer, which would keep an idle
   dashboard from ever being culled); the hub sees the dashboard's traffic through its proxy, so the idle culler stops
   a dashboard nobody looks at.
 * The notebook is fetched with the server's own token (the owner's) from the platform service, its SHA-256 compared
   with the version the hub admitted, and written read-only into a fresh private folder, which is Voila's root: no
-  file of the owner's home is below it, and Voila's file handler serves only below its root.
+  file of the owner's home is below it, and Voila's file handler serves only below its root. The files frozen with
+  the version (a processor run's output files) are written beside it at their relative paths, for the notebook's
+  code to read; Voila's empty file allow-list serves none of them to viewers.
 * When the dashboard cannot be served (the version cannot be fetched or does not match), the reason is appended to
   ``~/.polartep-dashboards/<id>.log`` in the owner's home, and the program ends; the spawner then fails the start
   with that reason, which the viewer who started it sees on the hub's progress page.
@@ -36,11 +42,15 @@ import os
 import secrets
 import sys
 import tempfile
+import time
+import urllib.parse
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
 NOTEBOOK_NAME = "dashboard.ipynb"
+RECHECK_SECONDS = 1.0
+REVOKED_CLOSE_CODE = 1008  # RFC 6455: policy violation
 FAILURE_LOG_FOLDER = ".polartep-dashboards"
 
 
@@ -62,9 +72,35 @@ def fetch_notebook(service_url: str, token: str, dashboard_id: str, version: str
     return content
 
 
-def write_dashboard(content: bytes) -> Path:
-    """A new private folder holding only the notebook, read-only."""
+def fetch_files(service_url: str, token: str, dashboard_id: str, version: str) -> dict[str, bytes]:
+    """The files frozen with the version (a run's output files), by relative path; ``SystemExit`` with the reason."""
+    base = f"{service_url.rstrip('/')}/api/v1/dashboards/{dashboard_id}/versions/{version}/files"
+
+    def get(url: str) -> bytes:
+        request = urllib.request.Request(url, headers={"Authorization": f"token {token}"})
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 (the platform's own URL)
+            return response.read()
+
+    try:
+        listing = json.loads(get(base))["files"]
+        return {item["path"]: get(f"{base}/{urllib.parse.quote(item['path'])}") for item in listing}
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise SystemExit(
+            f"polartep dashboard: cannot fetch the files of dashboard {dashboard_id} version {version}: {error}"
+        ) from None
+
+
+def write_dashboard(content: bytes, files: dict[str, bytes] | None = None) -> Path:
+    """A new private folder holding only the notebook and its frozen files (at their relative paths), read-only.
+    A path that would leave the folder is refused (the service allows only plain relative paths anyway)."""
     folder = Path(tempfile.mkdtemp(prefix="polartep-dashboard-"))
+    for relative, data in (files or {}).items():
+        target = (folder / relative).resolve()
+        if folder.resolve() not in target.parents or target.name == NOTEBOOK_NAME:
+            raise SystemExit(f"polartep dashboard: refusing the file path {relative[:120]!r}")
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        target.write_bytes(data)
+        target.chmod(0o400)
     notebook = folder / NOTEBOOK_NAME
     notebook.write_bytes(content)
     notebook.chmod(0o400)
@@ -118,7 +154,51 @@ def prepare(environment) -> tuple[Path, str]:
         json.loads(content)
     except ValueError:
         raise SystemExit(f"polartep dashboard: dashboard {dashboard_id}: the notebook is not JSON") from None
-    return write_dashboard(content), dashboard_id
+    files = fetch_files(
+        environment["POLARTEP_SERVICE_URL"], environment["JUPYTERHUB_API_TOKEN"], dashboard_id, version
+    )
+    return write_dashboard(content, files), dashboard_id
+
+
+def revocation_aware(handler_class: type) -> type:
+    """The standalone proxy's handler class, whose websockets re-check the viewer's access (rule above)."""
+
+    from jupyterhub.services.auth import UserNotAllowed
+
+    class RevocationAwareProxyHandler(handler_class):
+        _access_checked_at = 0.0
+
+        async def open(self, *args, **kwargs):
+            self._access_checked_at = time.monotonic()  # the upgrade request was authorised just now
+            return await super().open(*args, **kwargs)
+
+        async def on_message(self, message):
+            # Tornado awaits this before it reads the next message: messages stay in order.
+            if time.monotonic() - self._access_checked_at >= RECHECK_SECONDS:
+                if not await self.viewer_still_allowed():
+                    self.log.info("Closing the websocket of a viewer who lost access: %s", self.request.path)
+                    self.close(REVOKED_CLOSE_CODE, "your access to this dashboard was revoked")
+                    return
+                self._access_checked_at = time.monotonic()
+            super().on_message(message)
+
+        async def viewer_still_allowed(self) -> bool:
+            """Ask the hub again (no cache) whether the connection's token or cookie still grants access."""
+            for cached in ("_cached_hub_user", "_hub_auth_user_cache"):
+                self.__dict__.pop(cached, None)
+            try:
+                model = await self.hub_auth.get_user(self, sync=False)
+                if not model:
+                    return False
+                self.check_hub_user(model)
+            except UserNotAllowed:
+                return False
+            except Exception:
+                self.log.exception("The hub did not answer whether a viewer may still use the dashboard")
+                return False
+            return True
+
+    return RevocationAwareProxyHandler
 
 
 def main() -> None:
@@ -143,8 +223,13 @@ def main() -> None:
 
     # The singleton the proxy's handlers get from HubOAuth.instance() (a SingletonConfigurable: the first instance
     # of a subclass is every parent's instance too).
+    class DashboardProxyServer(StandaloneProxyServer):
+        def get_proxy_base_class(self):
+            handler_class, kwargs = super().get_proxy_base_class()
+            return (revocation_aware(handler_class) if handler_class else None), kwargs
+
     FreshHubOAuth.instance()
-    StandaloneProxyServer.launch_instance(
+    DashboardProxyServer.launch_instance(
         argv=["--", *voila_command(folder, base_url, voila_token)],
         absolute_url=True,
         activity_interval=0,

@@ -21,18 +21,29 @@ import re
 import secrets
 from dataclasses import dataclass
 
+from sqlalchemy import delete as sa_delete
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from polartep_hub.accounts.models import Account
 from polartep_hub.accounts.personal_data import ERASURE_HOOKS
 from polartep_hub.dashboards.hosting import HostingAllowance
-from polartep_hub.dashboards.models import Dashboard, DashboardVersion
+from polartep_hub.dashboards.models import Dashboard, DashboardFile, DashboardVersion
+from polartep_hub.processors.runs import RUN_RESULT_LINKS
 from polartep_hub.service.orm import utcnow
 
-MAX_NOTEBOOK_BYTES = 48 * 1024
-"""Below the service's request-body bound (64 KiB, ``web/request_limits.py``) with room for title and description.
-Outputs are re-computed by Voila on every visit, so a notebook is published best without them."""
+MAX_NOTEBOOK_BYTES = 10 * 1024 * 1024
+"""A notebook with its plots' outputs (the thumbnail is its first PNG) fits, as a processor's notebook does
+(``processors/registry.py``); the publishing routes accept bodies this large (``NOTEBOOK_BODY_BYTES``)."""
+NOTEBOOK_BODY_BYTES = MAX_NOTEBOOK_BYTES + 1024 * 1024
+"""The body limit of the routes that carry a notebook (``dashboards/api.py``'s ``LARGE_BODY_PATHS``): the notebook
+plus title, description and the JSON around them; other routes keep the service's 64 KiB."""
+
+MAX_FILES = 20
+MAX_FILES_BYTES = 20 * 1024 * 1024
+"""A run's output files frozen with a dashboard version: at most this many, this many bytes together."""
+_FILE_PATH = re.compile(r"(?:[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}/){0,3}[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+"""Relative paths of frozen files: up to four plain segments, no ``..``, no leading dot or slash."""
 
 MAX_TITLE = 200
 MAX_DESCRIPTION = 2000
@@ -47,6 +58,10 @@ class DashboardError(Exception):
 
 class InvalidDashboard(DashboardError):
     """The notebook, title or description breaks a rule (400)."""
+
+
+class NotebookTooLarge(DashboardError):
+    """The notebook is larger than ``MAX_NOTEBOOK_BYTES`` (413)."""
 
 
 class DashboardNotFound(DashboardError):
@@ -99,8 +114,9 @@ def freeze_notebook(notebook: object) -> tuple[bytes, str]:
         raise InvalidDashboard("notebook: nbformat must be 4 (save it with JupyterLab 3 or later)")
     content = json.dumps(notebook, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
     if len(content) > MAX_NOTEBOOK_BYTES:
-        raise InvalidDashboard(
-            f"notebook: {len(content)} bytes; at most {MAX_NOTEBOOK_BYTES} (clear its outputs: Voila computes them)"
+        raise NotebookTooLarge(
+            f"notebook: {len(content)} bytes; at most {MAX_NOTEBOOK_BYTES} (clear large outputs: Voila computes "
+            "them again on every visit)"
         )
     return content, hashlib.sha256(content).hexdigest()
 
@@ -120,11 +136,15 @@ def publish(
     title: str,
     description: str,
     notebook: object,
+    files: dict[str, bytes] | None = None,
+    source_run_id: str | None = None,
 ) -> Dashboard:
-    """Freeze ``notebook`` as the first version of a new dashboard of ``owner`` and commit."""
+    """Freeze ``notebook`` (and ``files``, relative path -> bytes, beside it) as the first version of a new
+    dashboard of ``owner`` and commit; ``source_run_id``: the processor run it shows the results of."""
     title = check_title(title)
     description = check_description(description)
     content, digest = freeze_notebook(notebook)
+    files = check_files(files or {})
     # The owner's row, locked: two publishes at once are counted one after the other (PostgreSQL; SQLite
     # serialises writers anyway).
     session.execute(select(Account.id).where(Account.id == owner.id).with_for_update())
@@ -150,6 +170,7 @@ def publish(
         title=title,
         description=description,
         current_sha256=digest,
+        source_run_id=source_run_id,
         created_at=now,
         updated_at=now,
     )
@@ -157,8 +178,53 @@ def publish(
     session.add(
         DashboardVersion(dashboard_id=dashboard_id, sha256=digest, notebook=content, size=len(content))
     )
+    for path, data in files.items():
+        session.add(
+            DashboardFile(
+                dashboard_id=dashboard_id, version_sha256=digest, path=path, content=data, size=len(data)
+            )
+        )
     session.commit()
     return dashboard
+
+
+def check_files(files: dict[str, bytes]) -> dict[str, bytes]:
+    """The files to freeze beside a notebook, checked: plain relative paths, bounded number and size."""
+    if len(files) > MAX_FILES:
+        raise InvalidDashboard(f"files: {len(files)}; at most {MAX_FILES}")
+    total = sum(len(data) for data in files.values())
+    if total > MAX_FILES_BYTES:
+        raise NotebookTooLarge(f"files: {total} bytes together; at most {MAX_FILES_BYTES}")
+    for path in files:
+        if not _FILE_PATH.fullmatch(path) or path == NOTEBOOK_FILE_NAME:
+            raise InvalidDashboard(f"files: {path[:120]!r} is not a plain relative path")
+    return files
+
+
+NOTEBOOK_FILE_NAME = "dashboard.ipynb"  # the notebook's own name beside its files (dashboards/serve.py)
+
+
+def version_files(session: Session, dashboard: Dashboard, sha256: str) -> list[DashboardFile]:
+    """The files frozen with one version (without loading their content twice), by path."""
+    query = (
+        select(DashboardFile)
+        .where(DashboardFile.dashboard_id == dashboard.id, DashboardFile.version_sha256 == sha256)
+        .order_by(DashboardFile.path)
+    )
+    return list(session.scalars(query))
+
+
+def version_file(session: Session, dashboard: Dashboard, sha256: str, path: str) -> DashboardFile:
+    found = session.get(DashboardFile, (dashboard.id, sha256, path))
+    if found is None:
+        raise DashboardNotFound(f"dashboard {dashboard.id!r} has no file {path[:120]!r} in that version")
+    return found
+
+
+def from_run(session: Session, run_id: str) -> list[Dashboard]:
+    """The dashboards published from processor run ``run_id``, oldest first."""
+    query = select(Dashboard).where(Dashboard.source_run_id == run_id).order_by(Dashboard.created_at)
+    return list(session.scalars(query))
 
 
 def add_version(session: Session, dashboard: Dashboard, notebook: object) -> DashboardVersion:
@@ -237,6 +303,7 @@ def version(session: Session, dashboard: Dashboard, sha256: str) -> DashboardVer
 
 
 def delete(session: Session, dashboard: Dashboard) -> None:
+    session.execute(sa_delete(DashboardFile).where(DashboardFile.dashboard_id == dashboard.id))
     session.delete(dashboard)
     session.commit()
 
@@ -245,6 +312,7 @@ def erase_owner(session: Session, account: Account) -> int:
     """Delete every dashboard of ``account`` (inside erasure's final transaction; no commit here)."""
     dashboards = list(session.scalars(select(Dashboard).where(Dashboard.owner_id == account.id)))
     for dashboard in dashboards:
+        session.execute(sa_delete(DashboardFile).where(DashboardFile.dashboard_id == dashboard.id))
         session.delete(dashboard)
     return len(dashboards)
 
@@ -257,3 +325,24 @@ def _erase_dashboards(session: Session, erasure) -> None:
 
 if _erase_dashboards not in ERASURE_HOOKS:
     ERASURE_HOOKS.append(_erase_dashboards)
+
+
+class RunNotReady(DashboardError):
+    """The run has no results to publish yet (409)."""
+
+
+def _run_result_links(session: Session, run_id: str) -> list[dict[str, str]]:
+    """The dashboards published from a run, as the run's API answer lists them (``processors.runs``)."""
+    return [
+        {
+            "kind": "dashboard",
+            "id": d.id,
+            "title": d.title,
+            "url": f"/user/{d.owner.name}/{SERVER_PREFIX}{d.id}/",
+        }
+        for d in from_run(session, run_id)
+    ]
+
+
+if _run_result_links not in RUN_RESULT_LINKS:
+    RUN_RESULT_LINKS.append(_run_result_links)

@@ -19,6 +19,7 @@ Rules this module guarantees:
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,18 @@ from polartep_hub.projects.store import Actor
 from polartep_hub.service.orm import utcnow
 
 DEFAULT_TIMEOUT = 3600
+
+# What other domains publish from a run's results (dashboards/store.py registers its own): each function gives, for
+# a session and a run id, links ``{"kind", "id", "title", "url"}`` that the run's API answer lists. Registered at
+# import, as erasure hooks are, so this domain never imports those that build on it.
+RUN_RESULT_LINKS: list[Callable[[Session, str], list[dict[str, str]]]] = []
+
+
+def result_links(session: Session, run_id: str) -> list[dict[str, str]]:
+    """Everything published from run ``run_id``'s results (dashboards), from every registered domain."""
+    return [link for links_of in RUN_RESULT_LINKS for link in links_of(session, run_id)]
+
+
 ACTIVE_STATES = ("accepted", "running")
 
 

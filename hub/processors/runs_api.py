@@ -7,7 +7,8 @@
   (``form.py``): what the JupyterLab run form and the service's page draw; 404 for a processor the caller may not
   see, 409 for one that cannot run (the same refusals as starting a run).
 * ``GET /runs`` (``?limit=&offset=&processor=``) — the caller's runs, newest first; ``GET /runs/{id}`` — one run:
-  status, progress (cells done / total), message, timestamps, inputs, value results.
+  status, progress (cells done / total), message, timestamps, inputs, value results, and ``published``: the
+  dashboards published from its results (``runs.RUN_RESULT_LINKS``).
 * ``GET /runs/{id}/log`` — the run's log (text); ``GET /runs/{id}/notebook`` — the executed notebook;
   ``GET /runs/{id}/outputs/{output}`` — a declared file output; ``POST /runs/{id}/cancel`` — stop it (202).
 
@@ -86,6 +87,19 @@ class RunOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime
+
+
+class ResultLink(BaseModel):
+    kind: str = Field(description="what was published from the results (dashboard)")
+    id: str
+    title: str
+    url: str = Field(description="its address, below the hub's public URL")
+
+
+class RunDetail(RunOut):
+    published: list[ResultLink] = Field(
+        default_factory=list, description="what was published from this run's results: its dashboards"
+    )
 
 
 class RunList(BaseModel):
@@ -253,11 +267,14 @@ def list_my_runs(
         return RunList(runs=[run_out(*row) for row in rows], total=total, limit=limit, offset=offset)
 
 
-@router.get("/runs/{run_id}", response_model=RunOut, responses=_NO_RUN)
-def get_run(run_id: RunId, caller: ServiceCaller, context: Context) -> RunOut:
-    """One run of the caller: status, progress, message, timestamps and value results."""
+@router.get("/runs/{run_id}", response_model=RunDetail, responses=_NO_RUN)
+def get_run(run_id: RunId, caller: ServiceCaller, context: Context) -> RunDetail:
+    """One run of the caller: status, progress, message, timestamps, value results, and the dashboards published
+    from its results."""
     with context.session() as session:
-        return run_out(*runs.run_of(session, run_id, actor_of(caller)))
+        out = run_out(*runs.run_of(session, run_id, actor_of(caller)))
+        links = [ResultLink(**link) for link in runs.result_links(session, run_id)]
+    return RunDetail(**out.model_dump(), published=links)
 
 
 @router.post(

@@ -266,8 +266,14 @@ def create_app(
     app.add_middleware(
         BodyLimitMiddleware,
         path_limits={
-            f"{prefix}/api/v1{path}": processors_api.NOTEBOOK_BODY_BYTES
-            for path in processors_api.LARGE_BODY_PATHS
+            **{
+                f"{prefix}/api/v1{path}": processors_api.NOTEBOOK_BODY_BYTES
+                for path in processors_api.LARGE_BODY_PATHS
+            },
+            **{
+                f"{prefix}/api/v1{path}": dashboards_api.NOTEBOOK_BODY_BYTES
+                for path in dashboards_api.LARGE_BODY_PATHS
+            },
         },
     )
     app.add_middleware(SecurityHeadersMiddleware)

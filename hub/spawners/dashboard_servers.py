@@ -18,8 +18,10 @@ Rules this module guarantees:
 * A dashboard server that ends during its start fails the start with the reason its program wrote to the owner's
   ``~/.polartep-dashboards/<id>.log`` (``dashboard_failure``): the viewer who started it reads why on the hub's
   progress page, the owner finds the whole log in their home.
-* Docker and Swarm modes: dashboard servers are refused with a message (400) until the images carry the dashboard
-  program; they never fall back to JupyterLab.
+* Docker mode: the server is a container of the owner's profile image (the catalogue's images carry the same program
+  at ``/opt/polartep/dashboard_serve.py``, ``images/base``), with the profile's limits and the hardening of every
+  server (``spawners/docker.py``); a start that fails reports the reason the program printed (the container's log).
+  Swarm mode: dashboard servers are refused with a message (400); they never fall back to JupyterLab.
 * Dashboards never use up the owner's named-server places for development: ``named_server_limit`` (given to
   ``JupyterHub.named_server_limit_per_user``) counts only the servers that are not dashboards'; how many dashboards
   an owner may have is bounded when they are published (``dashboards/hosting.py``).
@@ -112,7 +114,7 @@ class DashboardServerMixin(LoggingConfigurable):
     """Mix in before ``ProfileSpawnerMixin``: dashboard servers are validated and started as dashboards."""
 
     dashboards_supported = Bool(
-        True, help="Whether this spawner can run dashboard servers (Docker and Swarm: not yet).", config=True
+        True, help="Whether this spawner can run dashboard servers (Swarm: not yet).", config=True
     )
     dashboard_id = Unicode("", help="The dashboard this server serves (kept in the spawner's state).")
     dashboard_version = Unicode(
@@ -142,7 +144,7 @@ class DashboardServerMixin(LoggingConfigurable):
             return
         if not self.dashboards_supported:
             raise HTTPError(
-                400, "dashboards run in local mode only in this release (Docker and Swarm: not yet)"
+                400, "dashboards run in local and Docker mode only in this release (Swarm: not yet)"
             )
         await self.require_consents()
         launch = await self.platform.dashboard_launch(self.user.name, dashboard_id)
@@ -176,17 +178,26 @@ class DashboardServerMixin(LoggingConfigurable):
             "POLARTEP_DASHBOARD_VERSION": self.dashboard_version,
         }
 
+    def dashboard_failure_message(self, reason: str | None) -> str:
+        """What whoever started the dashboard reads when it ended during its start."""
+        if not reason:
+            return "The dashboard could not start: it ended during its start."
+        return (
+            f"The dashboard could not start: {reason[:300]}. Its owner finds the log in "
+            f"~/{FAILURE_LOG_FOLDER}/{self.dashboard_id}.log."
+        )
+
     def dashboard_failure(self, home: str) -> str:
         """Why the dashboard server ended during its start, for whoever started it: the last line of the failure
         log the dashboard program wrote in the owner's home (``dashboards/serve.py``), read without following a
         symlink and only if it is a regular file of the owner's account (the spawner runs as root; the owner
         could plant anything there)."""
         path = Path(home) / FAILURE_LOG_FOLDER / f"{self.dashboard_id}.log"
-        reason = "it ended during its start"
+        reason = None
         try:
             descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError:
-            return f"The dashboard could not start: {reason}."
+            return self.dashboard_failure_message(None)
         try:
             status = os.fstat(descriptor)
             owner = getattr(self, "system_user", "")
@@ -201,10 +212,7 @@ class DashboardServerMixin(LoggingConfigurable):
             pass
         finally:
             os.close(descriptor)
-        return (
-            f"The dashboard could not start: {reason}. Its owner finds the log in "
-            f"~/{FAILURE_LOG_FOLDER}/{self.dashboard_id}.log."
-        )
+        return self.dashboard_failure_message(reason)
 
     def get_state(self):
         state = super().get_state()

@@ -27,6 +27,10 @@ Rules it guarantees:
 * ``start()`` returns only once the server answers HTTP (``wait_until_answering``), or once its container is gone.
 * Spawns of different users do not queue behind each other: Docker calls run on ``docker_api_threads`` threads
   (DockerSpawner's default is one for the whole hub), and networks are created under a lock per network name.
+* Dashboard servers (``dash-<id>``, ``dashboard_servers.py``) are containers like every other server (the profile's
+  image and limits, the user's network, the same hardening, the home volume and dataset mounts, which the notebook
+  may read as it would in JupyterLab), running the images' dashboard program instead of ``jupyterhub-singleuser``.
+  One that ends during its start fails the start with the reason it printed (the container's output).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from docker.errors import APIError, NotFound
 from dockerspawner import DockerSpawner
+from tornado.web import HTTPError
 from traitlets import Bool, Float, Integer, Unicode, default
 
 from polartep_hub.catalogue import Profile
@@ -47,14 +52,22 @@ from polartep_hub.spawners.profiles import ProfileSpawnerMixin
 from polartep_hub.spawners.readiness import wait_until_answering
 
 HOME_IN_CONTAINER = "/home/jovyan"
+DASHBOARD_PROGRAM = "/opt/polartep/dashboard_serve.py"
 
 
 class DockerProfileSpawner(DashboardServerMixin, ProfileSpawnerMixin, DockerSpawner):
     """One container per server, from the profile's image, with the profile's limits."""
 
     dashboards_supported = Bool(
-        False,
-        help="Dashboard servers need the dashboard program in the images (not yet): refused.",
+        True,
+        help="Whether dashboard servers run (the catalogue's images carry the dashboard program; Swarm: not yet).",
+        config=True,
+    )
+
+    dashboard_program = Unicode(
+        DASHBOARD_PROGRAM,
+        help="Path, inside the catalogue's images, of the dashboard servers' program (images/base copies "
+        "hub/dashboards/serve.py there).",
         config=True,
     )
 
@@ -185,17 +198,44 @@ class DockerProfileSpawner(DashboardServerMixin, ProfileSpawnerMixin, DockerSpaw
         }
         self.volumes = {**home_volumes, **docker_binds(mounts, HOME_IN_CONTAINER)}
 
+    def apply_dashboard(self) -> None:
+        """Run the image's copy of the dashboard program instead of jupyterhub-singleuser. The container is not
+        removed by the engine when it exits (``auto_remove``), but by ``stop()`` as every server's is, or by
+        ``start()`` once it has read why a failed start ended from the container's output."""
+        super().apply_dashboard()
+        self.cmd = ["python", self.dashboard_program]
+        self.extra_host_config = {**self.extra_host_config, "auto_remove": False}
+
     async def start(self):
         await self.ensure_network()
         await self.add_dataset_mounts()
         ip, port = await super().start()
-        await wait_until_answering(
+        answering = await wait_until_answering(
             f"http://{ip}:{port}{self.server.base_url}api",
             within=self.start_timeout,
             alive=self._container_running,
             alive_every=1.0,
         )
+        if not answering and self.dashboard_id and not await self._container_running():
+            # A dashboard server says why it ended (spawners/dashboard_servers.py); the viewer sees it. The hub's
+            # clean-up after a failed start skips stop() for a server that is not running: remove it here.
+            reason = await self.dashboard_exit_reason()
+            await self.remove_object()
+            raise HTTPError(500, self.dashboard_failure_message(reason))
         return ip, port
+
+    async def dashboard_exit_reason(self) -> str | None:
+        """The reason the dashboard program printed as it ended (its last ``polartep dashboard:`` line on the
+        container's output), or None. The container is still there: DockerSpawner removes it only at stop."""
+        try:
+            output = await self.docker(
+                "logs", self.object_id or self.object_name, stdout=True, stderr=True, tail=50
+            )
+        except (APIError, NotFound):
+            return None
+        lines = output.decode("utf-8", "replace").splitlines() if isinstance(output, bytes) else []
+        reasons = [line.strip() for line in lines if line.strip().startswith("polartep dashboard:")]
+        return reasons[-1] if reasons else None
 
     async def _container_running(self) -> bool:
         return await self.poll() is None

@@ -29,13 +29,18 @@ import asyncio
 
 from docker.types import Mount, RestartPolicy
 from dockerspawner import SwarmSpawner
-from traitlets import default
+from traitlets import Bool, default
 
 from polartep_hub.spawners.docker import DockerProfileSpawner
 
 
 class SwarmProfileSpawner(DockerProfileSpawner, SwarmSpawner):
     """A swarm service per server, sized by the profile."""
+
+    # Not yet: the failure reason would come from the service's logs and nothing tests a dashboard service here.
+    dashboards_supported = Bool(
+        False, help="Whether dashboard servers run in Swarm mode (not yet: refused with 400).", config=True
+    )
 
     @default("extra_task_spec")
     def _extra_task_spec_default(self) -> dict:

@@ -31,6 +31,12 @@ def test_the_allow_list_holds_the_users_own_data_publishing_and_running_only():
         "processor_run_start": ("POST", "api/v1/processors/{processor}/runs"),
         "run": ("GET", "api/v1/runs/{run}"),
         "run_log": ("GET", "api/v1/runs/{run}/log"),
+        "dashboard_publish": ("POST", "api/v1/dashboards"),
+        "dashboard_shares": ("GET", "api/v1/dashboards/{dashboard}/shares"),
+        "dashboard_share": ("POST", "api/v1/dashboards/{dashboard}/shares"),
+        "dashboard_revoke_user": ("DELETE", "api/v1/dashboards/{dashboard}/shares/users/{name}"),
+        "dashboard_revoke_group": ("DELETE", "api/v1/dashboards/{dashboard}/shares/groups/{name}"),
+        "dashboard_share_code": ("POST", "api/v1/dashboards/{dashboard}/share-code"),
     }
 
 
@@ -81,6 +87,21 @@ def test_ids_from_a_request_must_match_their_rule_before_they_become_a_url():
             client.url_for("run", {"run": run})
     with pytest.raises(ValueError, match="version must match"):
         client.url_for("processor_form", {"processor": "sea-ice", "version": "1&x=/../"})
+
+
+def test_dashboard_placeholders_fill_one_segment_of_their_form_only():
+    client = ServiceClient("http://127.0.0.1:1/services/platform/", "t", "alice")
+    assert (
+        client.url_for("dashboard_revoke_user", {"dashboard": "0123456789", "name": "bob"})
+        == "http://127.0.0.1:1/services/platform/api/v1/dashboards/0123456789/shares/users/bob"
+    )
+    for names in (
+        {"dashboard": "../../accounts", "name": "bob"},
+        {"dashboard": "0123456789", "name": "../x"},
+        {"dashboard": "0123456789", "name": "a/b"},
+    ):
+        with pytest.raises(ValueError):
+            client.url_for("dashboard_revoke_user", names)
 
 
 def test_an_unreachable_service_is_a_service_error_without_status():

@@ -17,7 +17,7 @@ SERVICE = "/services/platform/api/v1"
 NOT_LISTED = (
     "is not a route of the Polar TEP extension (routes: me, processors, processors/draft, processors/validate, "
     "usage, processors/list, processors/<id>/form, processors/<id>/runs, runs/<run>, runs/<run>/log, datasets, "
-    "datasets/<name>/<name>, datasets/<name>/<name>/grants/<name>)"
+    "datasets/<name>/<name>, datasets/<name>/<name>/grants/<name>, dashboards)"
 )
 
 
@@ -102,6 +102,9 @@ def test_a_plan_without_duration_has_no_end(platform, new_user):
         "processors/Echo/form",
         "processors/echo%2F..%2F..%2Faccounts/form",
         "runs/not-a-run",
+        "dashboards/..%2F..%2Faccounts/shares",
+        "dashboards/0123456789/versions",
+        "dashboards/0123456789/shares/users/..%2F..%2Fx",
     ],
 )
 @pytest.mark.parametrize("method", ["GET", "POST", "DELETE"])

@@ -4,7 +4,8 @@ A share grants ``access:servers`` on the whole dashboard server (JupyterHub's sh
 server itself must offer nothing but the dashboard (``dashboards/serve.py``): no JupyterLab, contents, terminals or
 kernel list; no file outside the dashboard's folder through Voila's static or file routes (``..``, absolute paths,
 encoded separators, symlinks planted by the notebook); Voila's own port refuses whoever does not hold the proxy's
-token, also other users' processes on the same machine.
+token, also other users' processes on the same machine. A revoked viewer's open kernel websocket is closed at
+their next message.
 """
 
 from __future__ import annotations
@@ -246,3 +247,62 @@ def test_a_viewer_cannot_run_code_in_the_dashboards_kernel(platform, shared):
     assert "execute_reply" not in kinds
     assert "execute_input" not in kinds
     assert not Path(planted).exists()
+
+
+async def _revoked_while_connected(platform, owner, owner_token, dashboard, viewer, viewer_token, kernel_id):
+    """Open the kernel's websocket as the viewer, revoke the share, then send again: what comes back."""
+    url = (
+        platform.user_origin(owner).replace("http", "ws", 1)
+        + f"/user/{owner}/{dashboard['server']}/api/kernels/{kernel_id}/channels"
+    )
+    connection = await websocket_connect(HTTPRequest(url, headers={"Authorization": f"token {viewer_token}"}))
+
+    async def kinds_until_reply() -> list[str | None]:
+        kinds: list[str | None] = []
+        while "kernel_info_reply" not in kinds:
+            raw = await asyncio.wait_for(connection.read_message(), 30)
+            if raw is None:
+                kinds.append(None)
+                break
+            if isinstance(raw, str):
+                kinds.append(json.loads(raw).get("msg_type"))
+        return kinds
+
+    connection.write_message(json.dumps(_message("kernel_info_request", {})))
+    before = await kinds_until_reply()
+    # Drain what follows the reply (the kernel's "idle" status), so that what comes after is the new message's.
+    while True:
+        try:
+            if await asyncio.wait_for(connection.read_message(), 1.0) is None:
+                break
+        except TimeoutError:
+            break
+    r = platform.api(
+        "DELETE",
+        f"/services/platform/api/v1/dashboards/{dashboard['id']}/shares/users/{viewer}",
+        owner_token,
+    )
+    assert r.status_code == 204
+    await asyncio.sleep(1.5)  # past the proxy's re-check interval (RECHECK_SECONDS)
+    connection.write_message(json.dumps(_message("kernel_info_request", {})))
+    after = await kinds_until_reply()
+    return before, after, connection.close_code, connection.close_reason
+
+
+def test_revocation_closes_the_viewers_open_kernel_websocket_at_its_next_message(platform, shared):
+    owner, dashboard, _viewer, _viewer_token, page = shared
+    r = platform.api("POST", f"/hub/api/users/{owner}/tokens", platform.admin_token, json={"note": "revoke"})
+    assert r.status_code == 201, r.text
+    owner_token = r.json()["token"]
+    revoked = "dashrevoked"
+    revoked_token = platform.create_user(revoked)
+    assert share(platform, owner_token, dashboard["id"], user=revoked).status_code == 201
+    before, after, code, reason = asyncio.run(
+        _revoked_while_connected(
+            platform, owner, owner_token, dashboard, revoked, revoked_token, _kernel_id(page.text)
+        )
+    )
+    assert "kernel_info_reply" in before  # while shared, the channel works
+    assert after == [None]  # the next message closes it: nothing reaches the kernel, no reply comes back
+    assert code == 1008
+    assert reason == "your access to this dashboard was revoked"

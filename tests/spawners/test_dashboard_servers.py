@@ -2,7 +2,7 @@
 
 Specification: a server named ``dash-<id>`` runs its dashboard and nothing else (options ``{}`` or
 ``{"dashboard": "<id>"}``); any other option, another id, a malformed ``dash-`` name, or a dashboard option on a
-development server is refused with 400. Docker and Swarm spawners refuse dashboard servers (not yet supported).
+development server is refused with 400. Swarm spawners refuse dashboard servers (not yet supported).
 Dashboards do not use up the four development named servers.
 """
 
@@ -16,6 +16,7 @@ from tornado.web import HTTPError
 from polartep_hub.spawners.dashboard_servers import check_dashboard_options, named_server_limit
 from polartep_hub.spawners.docker import DockerProfileSpawner
 from polartep_hub.spawners.local import LocalProfileSpawner
+from polartep_hub.spawners.swarm import SwarmProfileSpawner
 
 ID = "0123456789"
 
@@ -51,8 +52,9 @@ def test_development_servers_are_not_dashboards():
     assert check_dashboard_options("", {}) is None
 
 
-def test_docker_spawners_refuse_dashboards_local_ones_run_them():
-    assert DockerProfileSpawner.class_traits()["dashboards_supported"].default_value is False
+def test_swarm_spawners_refuse_dashboards_local_and_docker_ones_run_them():
+    assert SwarmProfileSpawner.class_traits()["dashboards_supported"].default_value is False
+    assert DockerProfileSpawner.class_traits()["dashboards_supported"].default_value is True
     assert LocalProfileSpawner.class_traits()["dashboards_supported"].default_value is True
 
 

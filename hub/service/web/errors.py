@@ -106,6 +106,8 @@ ERROR_STATUS: Mapping[type[Exception], int] = {
     projects.UnknownAccount: 404,
     dashboards.DashboardError: 400,
     dashboards.InvalidDashboard: 400,
+    dashboards.NotebookTooLarge: 413,
+    dashboards.RunNotReady: 409,
     dashboards.DashboardNotFound: 404,
     dashboards.DashboardLimit: 409,
     personal_data.RectificationError: 422,

@@ -6,11 +6,13 @@ Rules this module guarantees:
 * A body without ``Content-Length`` (chunked) is counted as it arrives; past the limit, reading it raises
   ``BodyTooLarge``, an ``HTTPException`` that FastAPI passes through and answers with 413.
 * The limit is ``max_body_bytes`` for every path but those of ``path_limits`` (exact paths, e.g. the processor
-  publish route, whose body carries a notebook), which the app declares once where it mounts the routes.
+  publish route, whose body carries a notebook, or templates whose ``{name}`` stands for one path segment, e.g.
+  ``.../dashboards/{dashboard_id}/versions``), which the app declares once where it mounts the routes.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
@@ -39,13 +41,33 @@ class BodyLimitMiddleware:
     ) -> None:
         self.app = app
         self.default_max_body_bytes = max_body_bytes
-        self.path_limits = dict(path_limits or {})
+        self.path_limits = {path: limit for path, limit in (path_limits or {}).items() if "{" not in path}
+        # Templates: each {name} matches exactly one non-empty segment (never a "/"), the rest literally.
+        self.template_limits = [
+            (
+                re.compile(
+                    "".join(_template_part(part) for part in re.split(r"(\{[^/{}]+\})", path)) + r"\Z"
+                ),
+                limit,
+            )
+            for path, limit in (path_limits or {}).items()
+            if "{" in path
+        ]
+
+    def limit_for(self, path: str) -> int:
+        """The body limit of requests to ``path``."""
+        if path in self.path_limits:
+            return self.path_limits[path]
+        for pattern, limit in self.template_limits:
+            if pattern.match(path):
+                return limit
+        return self.default_max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.path_limits.get(scope.get("path", ""), self.default_max_body_bytes)
+        limit = self.limit_for(scope.get("path", ""))
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
@@ -69,3 +91,7 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, counting_receive, send)
+
+
+def _template_part(part: str) -> str:
+    return "[^/]+" if part.startswith("{") and part.endswith("}") else re.escape(part)
