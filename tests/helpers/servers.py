@@ -25,10 +25,16 @@ def run_example_notebook(
     """papermill runs ``notebooks/<notebook>`` in ``workdir`` with the environment (variables, token) of ``user``'s
     running default server, as a notebook in that server would run; string ``parameters`` given with ``-p``."""
     options = [arg for name, value in parameters.items() for arg in ("-p", name, value)]
+    env = process_environment(server_state(platform, user)["pid"])
+    # papermill runs as root with the user's HOME: keep its IPython, Jupyter runtime and cache files out of that
+    # home, where root-owned folders would make the user's next server fail (PermissionError on its secrets).
+    for variable, folder in (("IPYTHONDIR", ".ipython"), ("JUPYTER_RUNTIME_DIR", ".runtime"),
+                             ("XDG_CACHE_HOME", ".cache"), ("MPLCONFIGDIR", ".matplotlib")):  # fmt: skip
+        env[variable] = str(workdir / folder)
     return subprocess.run(
         [sys.executable, "-m", "papermill", "--no-progress-bar", "--log-level", "WARNING", "-k", "python3",
          "--cwd", str(workdir), str(REPO_ROOT / "notebooks" / notebook), str(workdir / "out.ipynb"), *options],
-        env=process_environment(server_state(platform, user)["pid"]),
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,
