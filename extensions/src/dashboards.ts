@@ -10,40 +10,14 @@
  */
 import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { Dialog, ICommandPalette, ToolbarButton, showDialog } from '@jupyterlab/apputils';
-import { PageConfig, URLExt } from '@jupyterlab/coreutils';
+import { PageConfig } from '@jupyterlab/coreutils';
 import { IFileBrowserFactory } from '@jupyterlab/filebrowser';
 import { IMainMenu } from '@jupyterlab/mainmenu';
-import { ServerConnection } from '@jupyterlab/services';
 import { Widget } from '@lumino/widgets';
+import { callExtension } from './request';
 
 export const PUBLISH_DASHBOARD_COMMAND = 'polartep:publish-dashboard';
 
-type Answer = { ok: boolean; status: number; body: any; message: string };
-
-/** A request to `polartep/api/<route>`; the extension's `message` on errors. */
-async function call(method: string, route: string, body?: unknown): Promise<Answer> {
-  const settings = ServerConnection.makeSettings();
-  const url = URLExt.join(settings.baseUrl, 'polartep', 'api', route);
-  const init: RequestInit = { method };
-  if (body !== undefined) {
-    init.body = JSON.stringify(body);
-    init.headers = { 'Content-Type': 'application/json' };
-  }
-  let response: Response;
-  try {
-    response = await ServerConnection.makeRequest(url, init, settings);
-  } catch (error) {
-    return { ok: false, status: 0, body: null, message: `the server extension could not be reached: ${String(error)}` };
-  }
-  let answer: any = null;
-  try {
-    answer = await response.json();
-  } catch {
-    // Not JSON: the status says enough.
-  }
-  const message = answer && typeof answer.message === 'string' ? answer.message : `HTTP ${response.status}`;
-  return { ok: response.ok, status: response.status, body: answer, message };
-}
 
 /** The dashboard's address as a browser opens it: the service's path below the hub's public address. */
 function absolute(path: string): string {
@@ -151,7 +125,7 @@ export class SharingPanel extends Widget {
   }
 
   async refresh(): Promise<void> {
-    const answer = await call('GET', `dashboards/${this.dashboard.id}/shares`);
+    const answer = await callExtension('GET', `dashboards/${this.dashboard.id}/shares`);
     if (!answer.ok) {
       this.say(answer.message, 'error');
       return;
@@ -175,20 +149,20 @@ export class SharingPanel extends Widget {
   }
 
   async share(target: { user?: string; group?: string }): Promise<void> {
-    const answer = await call('POST', `dashboards/${this.dashboard.id}/shares`, target);
+    const answer = await callExtension('POST', `dashboards/${this.dashboard.id}/shares`, target);
     this.say(answer.ok ? `Shared with ${target.user ?? `project ${target.group}`}.` : answer.message, answer.ok ? 'ok' : 'error');
     await this.refresh();
   }
 
   async revoke(kind: string, name: string): Promise<void> {
     const plural = kind === 'group' ? 'groups' : 'users';
-    const answer = await call('DELETE', `dashboards/${this.dashboard.id}/shares/${plural}/${encodeURIComponent(name)}`);
+    const answer = await callExtension('DELETE', `dashboards/${this.dashboard.id}/shares/${plural}/${encodeURIComponent(name)}`);
     this.say(answer.ok ? `${name} no longer has access.` : answer.message, answer.ok ? 'ok' : 'error');
     await this.refresh();
   }
 
   async makeLink(): Promise<void> {
-    const answer = await call('POST', `dashboards/${this.dashboard.id}/share-code`, {});
+    const answer = await callExtension('POST', `dashboards/${this.dashboard.id}/share-code`, {});
     if (!answer.ok) {
       this.say(answer.message, 'error');
       return;
@@ -216,7 +190,7 @@ export async function publishDashboard(path: string): Promise<any | null> {
     if (!result.button.accept) {
       return null;
     }
-    const answer = await call('POST', 'dashboards', { path, ...form.getValue() });
+    const answer = await callExtension('POST', 'dashboards', { path, ...form.getValue() });
     if (answer.ok) {
       await showDialog({
         title: 'Dashboard published',

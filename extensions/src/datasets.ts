@@ -10,10 +10,9 @@
  */
 import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { Dialog, showDialog } from '@jupyterlab/apputils';
-import { URLExt } from '@jupyterlab/coreutils';
-import { ServerConnection } from '@jupyterlab/services';
 import { LabIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
+import { callExtension } from './request';
 import { formatBytes } from './usage';
 
 /** One dataset as the service lists it (data/api.py DatasetOut). */
@@ -36,8 +35,6 @@ export interface IDatasetsAnswer {
   storage_classes: { name: string; display_name: string }[];
 }
 
-type Answer = { ok: boolean; status: number; body: any; message: string };
-
 const PANEL_ID = 'polartep-datasets';
 
 const datasetsIcon = new LabIcon({
@@ -48,30 +45,6 @@ const datasetsIcon = new LabIcon({
     '<path d="M4 13v4c0 1.7 3.6 3 8 3s8-1.3 8-3v-4c0 1.7-3.6 3-8 3s-8-1.3-8-3z"/></g></svg>'
 });
 
-/** One call to the server extension's datasets routes; the extension's (or the service's) message on errors. */
-export async function callExtension(method: string, route: string, body?: unknown): Promise<Answer> {
-  const settings = ServerConnection.makeSettings();
-  const url = URLExt.join(settings.baseUrl, 'polartep', 'api', route);
-  const init: RequestInit = { method };
-  if (body !== undefined) {
-    init.body = JSON.stringify(body);
-    init.headers = { 'Content-Type': 'application/json' };
-  }
-  let response: Response;
-  try {
-    response = await ServerConnection.makeRequest(url, init, settings);
-  } catch (error) {
-    return { ok: false, status: 0, body: null, message: `the server extension could not be reached: ${String(error)}` };
-  }
-  let answer: any = null;
-  try {
-    answer = await response.json();
-  } catch {
-    // Not JSON: the status says enough.
-  }
-  const message = answer && typeof answer.message === 'string' ? answer.message : `HTTP ${response.status}`;
-  return { ok: response.ok, status: response.status, body: answer, message };
-}
 
 /** Where the dataset is from this server: its folder in the home, or the notebook helper for the object store. */
 export function whereText(dataset: IDataset): string {

@@ -9,39 +9,13 @@
  */
 import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { Dialog, ICommandPalette, showDialog } from '@jupyterlab/apputils';
-import { URLExt } from '@jupyterlab/coreutils';
 import { IFileBrowserFactory } from '@jupyterlab/filebrowser';
 import { IMainMenu } from '@jupyterlab/mainmenu';
-import { ServerConnection } from '@jupyterlab/services';
 import { Widget } from '@lumino/widgets';
+import { callExtension } from './request';
 
 export const PUBLISH_COMMAND = 'polartep:publish-processor';
 
-type Answer = { ok: boolean; status: number; body: any; message: string };
-
-/** POST `polartep/api/<route>` with a JSON body; the extension's `message` on errors. */
-async function post(route: string, body: unknown): Promise<Answer> {
-  const settings = ServerConnection.makeSettings();
-  const url = URLExt.join(settings.baseUrl, 'polartep', 'api', route);
-  let response: Response;
-  try {
-    response = await ServerConnection.makeRequest(
-      url,
-      { method: 'POST', body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' } },
-      settings
-    );
-  } catch (error) {
-    return { ok: false, status: 0, body: null, message: `the server extension could not be reached: ${String(error)}` };
-  }
-  let answer: any = null;
-  try {
-    answer = await response.json();
-  } catch {
-    // Not JSON: the status says enough.
-  }
-  const message = answer && typeof answer.message === 'string' ? answer.message : `HTTP ${response.status}`;
-  return { ok: response.ok, status: response.status, body: answer, message };
-}
 
 /** The dialog's body: the definition as JSON, and the problems the service finds in it (checked as you type). */
 class DefinitionEditor extends Widget {
@@ -111,7 +85,7 @@ class DefinitionEditor extends Widget {
       return;
     }
     this.render('checking', 'Checking…');
-    const answer = await post('processors/validate', { path: this.path, definition });
+    const answer = await callExtension('POST', 'processors/validate', { path: this.path, definition });
     if (check !== this.checks) {
       return; // a newer edit is being checked
     }
@@ -144,7 +118,7 @@ function notebookPath(app: JupyterFrontEnd, browser: IFileBrowserFactory | null,
 
 /** Runs the dialog until the user publishes successfully or cancels. Returns the service's answer, if published. */
 export async function publishNotebook(path: string): Promise<any | null> {
-  const draft = await post('processors/draft', { path });
+  const draft = await callExtension('POST', 'processors/draft', { path });
   if (!draft.ok) {
     await showDialog({ title: 'Publish as processor', body: draft.message, buttons: [Dialog.okButton()] });
     return null;
@@ -166,7 +140,7 @@ export async function publishNotebook(path: string): Promise<any | null> {
       editor.showError(`Not valid JSON: ${String((error as Error).message || error)}`);
       continue;
     }
-    const answer = await post('processors', { path, definition });
+    const answer = await callExtension('POST', 'processors', { path, definition });
     if (answer.ok) {
       const { id, version, sequence } = answer.body;
       await showDialog({

@@ -11,18 +11,16 @@
  */
 import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette, MainAreaWidget } from '@jupyterlab/apputils';
-import { URLExt } from '@jupyterlab/coreutils';
-import { ServerConnection } from '@jupyterlab/services';
 import { LabIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 import { PUBLISH_COMMAND } from './processors';
+import { callExtension } from './request';
 
 export const RUN_COMMAND = 'polartep:run-processor';
 const PANEL_ID = 'polartep-processors-panel';
 const POLL_MS = 1000;
 const FINAL = ['successful', 'failed', 'dismissed'];
 
-type Answer = { ok: boolean; status: number; body: any; message: string };
 
 /** A field of the run form, as the service describes it (hub/processors/form.py). */
 export interface IFormField {
@@ -61,25 +59,6 @@ const processorIcon = new LabIcon({
     '<path d="M8 5v14l11-7z"/></g></svg>'
 });
 
-/** A call to the server extension's `polartep/api/<route>`; the extension's `message` on errors. */
-async function call(route: string, init: RequestInit = {}): Promise<Answer> {
-  const settings = ServerConnection.makeSettings();
-  const url = URLExt.join(settings.baseUrl, 'polartep', 'api', route);
-  let response: Response;
-  try {
-    response = await ServerConnection.makeRequest(url, init, settings);
-  } catch (error) {
-    return { ok: false, status: 0, body: null, message: `the server extension could not be reached: ${String(error)}` };
-  }
-  let body: any = null;
-  try {
-    body = await response.json();
-  } catch {
-    // Not JSON: the status says enough.
-  }
-  const message = body && typeof body.message === 'string' ? body.message : `HTTP ${response.status}`;
-  return { ok: response.ok, status: response.status, body, message };
-}
 
 function element<K extends keyof HTMLElementTagNameMap>(
   tag: K,
@@ -302,7 +281,7 @@ export class RunFormWidget extends Widget {
 
   private async load(): Promise<void> {
     const query = this.version ? `?version=${encodeURIComponent(this.version)}` : '';
-    const answer = await call(`processors/${encodeURIComponent(this.processor)}/form${query}`);
+    const answer = await callExtension('GET', `processors/${encodeURIComponent(this.processor)}/form${query}`);
     if (!answer.ok) {
       this.status.textContent = answer.message;
       this.node.dataset.state = 'error';
@@ -347,10 +326,9 @@ export class RunFormWidget extends Widget {
     }
     button.disabled = true;
     this.status.textContent = 'Starting the run…';
-    const answer = await call(`processors/${encodeURIComponent(this.processor)}/runs`, {
-      method: 'POST',
-      body: JSON.stringify({ inputs, version: this.form?.version ?? null }),
-      headers: { 'Content-Type': 'application/json' }
+    const answer = await callExtension('POST', `processors/${encodeURIComponent(this.processor)}/runs`, {
+      inputs,
+      version: this.form?.version ?? null
     });
     button.disabled = false;
     if (!answer.ok) {
@@ -448,7 +426,10 @@ class RunView {
   /** Poll the run and its log until it ends (or the view is closed). */
   async follow(closed: () => boolean): Promise<void> {
     for (;;) {
-      const [run, log] = await Promise.all([call(`runs/${this.run.id}`), call(`runs/${this.run.id}/log`)]);
+      const [run, log] = await Promise.all([
+        callExtension('GET', `runs/${this.run.id}`),
+        callExtension('GET', `runs/${this.run.id}/log`)
+      ]);
       if (closed()) {
         return;
       }
@@ -490,7 +471,7 @@ class ProcessorsPanel extends Widget {
   }
 
   async refresh(): Promise<void> {
-    const answer = await call('processors/list');
+    const answer = await callExtension('GET', 'processors/list');
     if (!answer.ok) {
       this.message.textContent = answer.message;
       this.node.dataset.state = 'error';
