@@ -156,11 +156,14 @@ class LaunchOut(BaseModel):
     title: str
 
 
-def _check_storage(session, context: ServiceContext, owner: str, notebook: object) -> None:
-    """413 when the owner's home class cannot take the frozen notebook (usage/storage.py); 400 first for a notebook
-    that breaks a rule."""
+def _check_storage(
+    session, context: ServiceContext, owner: str, notebook: object, files: dict[str, bytes] | None = None
+) -> None:
+    """413 when the owner's home class cannot take the frozen notebook and ``files`` (a run's outputs frozen with it;
+    usage/storage.py); 400 first for a notebook that breaks a rule."""
     frozen, _ = store.freeze_notebook(notebook)
-    check_account_write(session, context.catalogue, owner, context.config.home_storage_class, len(frozen))
+    size = len(frozen) + sum(len(content) for content in (files or {}).values())
+    check_account_write(session, context.catalogue, owner, context.config.home_storage_class, size)
 
 
 def _actor(caller: Identity) -> store.Actor:
@@ -229,7 +232,7 @@ def publish_dashboard(body: DashboardCreate, caller: UserCaller, context: Contex
         account = get_or_create_account(session, caller.name, default_plan=context.config.default_plan)
         rights = entitlement(session, context.catalogue, account, admin=caller.admin)
         allowance = hosting_allowance(context.catalogue, rights.profiles, rights.subscriptions)
-        _check_storage(session, context, caller.name, body.notebook)
+        _check_storage(session, context, caller.name, notebook, files)
         dashboard = store.publish(
             session,
             account,

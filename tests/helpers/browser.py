@@ -123,10 +123,17 @@ def set_color_scheme(driver, scheme: str) -> None:
 
 
 def wait_until(driver, condition: Callable, timeout: float = 30, message: str = ""):
-    """Selenium's explicit wait: ``condition(driver)`` until truthy; TimeoutException names ``message``."""
+    """Selenium's explicit wait: ``condition(driver)`` until truthy; TimeoutException names ``message``. An element
+    that JupyterLab re-rendered while the condition looked at it (stale) counts as "not yet", and is asked again."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition, message)
+    return WebDriverWait(
+        driver,
+        timeout,
+        poll_frequency=0.1,
+        ignored_exceptions=(NoSuchElementException, StaleElementReferenceException),
+    ).until(condition, message)
 
 
 def login(driver, platform, username: str, password: str, next_path: str | None = None) -> None:

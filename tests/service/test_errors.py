@@ -212,7 +212,7 @@ def test_the_document_gives_every_error_answer_the_one_error_body(app):
     document = app.openapi()
     schemas = document["components"]["schemas"]
     assert "HTTPValidationError" not in schemas and "ValidationError" not in schemas
-    assert set(schemas["ErrorOut"]["properties"]) == {"detail", "reason", "retry_at"}
+    assert set(schemas["ErrorOut"]["properties"]) == {"detail", "problems", "reason", "retry_at"}
     assert schemas["ErrorOut"]["required"] == ["detail"]
     operations = [(p, m, op) for p, ops in document["paths"].items() for m, op in ops.items()]
     assert len(operations) >= 40
