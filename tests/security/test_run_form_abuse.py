@@ -47,19 +47,19 @@ def answer(r):
 
 with httpx.Client(headers=h, timeout=60, follow_redirects=False) as c:
     out = {
-        "own_form": c.get(server + "processors/mallorys-echo/form").status_code,
+        "own_form": c.get(server + "processors/form-mallorys-echo/form").status_code,
         "own_run": c.get(server + "runs/" + own_run).json()["status"],
-        "victim_form": answer(c.get(server + "processors/victims-echo/form")),
-        "victim_start": answer(c.post(server + "processors/victims-echo/runs", json={"inputs": {}})),
+        "victim_form": answer(c.get(server + "processors/form-victims-echo/form")),
+        "victim_start": answer(c.post(server + "processors/form-victims-echo/runs", json={"inputs": {}})),
         "victim_run": answer(c.get(server + "runs/" + victim_run)),
         "victim_log": answer(c.get(server + "runs/" + victim_run + "/log")),
         "dotdot": answer(c.get(server + "processors/..%2F..%2Faccounts/form")),
-        "slash": answer(c.get(server + "processors/victims-echo%2Fruns/form")),
+        "slash": answer(c.get(server + "processors/form-victims-echo%2Fruns/form")),
         "query": answer(c.get(server + "runs/" + victim_run + "%3Fx=1")),
-        "page_with_token": answer(c.post(service + "processors/victims-echo", data={"_xsrf": "x", "days": "3"})),
+        "page_with_token": answer(c.post(service + "processors/form-victims-echo", data={"_xsrf": "x", "days": "3"})),
         "page_forged_cookie": answer(
             c.post(
-                service + "processors/mallorys-echo",
+                service + "processors/form-mallorys-echo",
                 data={"_xsrf": "x"},
                 headers={"Cookie": os.environ["COOKIE_NAME"] + "=" + os.environ["JUPYTERHUB_API_TOKEN"]},
             )
@@ -78,15 +78,15 @@ def test_the_run_form_routes_refuse_what_a_user_server_or_session_must_not_do(pl
     victim, victim_token = new_user(plan="trial")
     processors_dir = Path(platform.settings.processors_dir)
     create_processor(
-        platform.settings.service_db_url, processors_dir, "victims-echo", victim, echo_notebook()
+        platform.settings.service_db_url, processors_dir, "form-victims-echo", victim, echo_notebook()
     )
     create_processor(
-        platform.settings.service_db_url, processors_dir, "mallorys-echo", mallory, echo_notebook()
+        platform.settings.service_db_url, processors_dir, "form-mallorys-echo", mallory, echo_notebook()
     )
-    victim_run = platform.api("POST", f"{API}/processors/victims-echo/runs", victim_token, json={}).json()[
+    victim_run = platform.api("POST", f"{API}/processors/form-victims-echo/runs", victim_token, json={}).json()[
         "id"
     ]
-    own_run = platform.api("POST", f"{API}/processors/mallorys-echo/runs", mallory_token, json={}).json()[
+    own_run = platform.api("POST", f"{API}/processors/form-mallorys-echo/runs", mallory_token, json={}).json()[
         "id"
     ]
     wait_for(
@@ -104,7 +104,7 @@ def test_the_run_form_routes_refuse_what_a_user_server_or_session_must_not_do(pl
         platform.stop_server(mallory)
 
     assert (out["own_form"], out["own_run"]) == (200, "successful")
-    no_processor = [404, {"message": "no processor 'victims-echo'", "service_status": 404}]
+    no_processor = [404, {"message": "no processor 'form-victims-echo'", "service_status": 404}]
     no_run = [404, {"message": f"no run {victim_run!r}", "service_status": 404}]
     assert out["victim_form"] == no_processor
     assert out["victim_start"] == no_processor
@@ -120,16 +120,16 @@ def test_the_run_form_routes_refuse_what_a_user_server_or_session_must_not_do(pl
 
     base = f"{platform.url}/services/platform"
     with logged_in_session(platform, mallory, PASSWORD) as browser:
-        own_page = browser.get(f"{base}/processors/mallorys-echo")
+        own_page = browser.get(f"{base}/processors/form-mallorys-echo")
         assert own_page.status_code == 200
         xsrf = form_xsrf(own_page.text)
-        page = browser.get(f"{base}/processors/victims-echo")
-        assert (page.status_code, page.json()) == (404, {"detail": "no processor 'victims-echo'"})
-        posted = browser.post(f"{base}/processors/victims-echo", data={"_xsrf": xsrf})
-        assert (posted.status_code, posted.json()) == (404, {"detail": "no processor 'victims-echo'"})
+        page = browser.get(f"{base}/processors/form-victims-echo")
+        assert (page.status_code, page.json()) == (404, {"detail": "no processor 'form-victims-echo'"})
+        posted = browser.post(f"{base}/processors/form-victims-echo", data={"_xsrf": xsrf})
+        assert (posted.status_code, posted.json()) == (404, {"detail": "no processor 'form-victims-echo'"})
         run_page = browser.get(f"{base}/processors/runs/{victim_run}")
         assert (run_page.status_code, run_page.json()) == (404, {"detail": f"no run {victim_run!r}"})
-        forged = browser.post(f"{base}/processors/mallorys-echo", data={"_xsrf": "f" * 64})
+        forged = browser.post(f"{base}/processors/form-mallorys-echo", data={"_xsrf": "f" * 64})
         assert (forged.status_code, forged.json()) == (
             403,
             {"detail": "the form has expired or came from another site; reload the page"},
