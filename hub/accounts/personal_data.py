@@ -75,6 +75,7 @@ from polartep_hub.usage.meters.gateway import (
     gateway_engine,
     settle_account,
 )
+from polartep_hub.usage.storage import forget_account
 
 log = logging.getLogger(__name__)
 
@@ -506,6 +507,10 @@ def _finish_in_one_transaction(
     now = utcnow()
     tables = Base.metadata.tables
     _pseudonymise_owned_rows(session, name, pseudonym, now)
+    # Nothing is held for the account from now on (its home is gone, its dashboards and its share of the processors'
+    # notebooks go below): every storage source stops here, what was held until now stays on the month's statement
+    # under the pseudonym. Without this a home's last sample would be integrated under the pseudonym for ever.
+    forget_account(session, pseudonym, now=now)
     for (table_name, column), action in NAME_MENTIONS.items():
         table = tables[table_name]
         if action == "pseudonymise":

@@ -242,6 +242,7 @@ def publish_dashboard(body: DashboardCreate, caller: UserCaller, context: Contex
             notebook=notebook,
             files=files,
             source_run_id=body.run,
+            storage_class=context.config.home_storage_class,
         )
         out = _out(dashboard)
     # The server's record must exist in JupyterHub before anyone can be given a share of it: start it now.
@@ -334,7 +335,11 @@ def delete_dashboard(dashboard_id: DashboardPath, caller: ServiceCaller, context
         except HubApiError as error:
             raise _hub_failed(error) from None
     with context.session() as session:
-        store.delete(session, store.get_dashboard(session, dashboard_id, _actor(caller)))
+        store.delete(
+            session,
+            store.get_dashboard(session, dashboard_id, _actor(caller)),
+            storage_class=context.config.home_storage_class,
+        )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -355,7 +360,7 @@ def publish_version(
     with context.session() as session:
         dashboard = store.get_dashboard(session, dashboard_id, _actor(caller))
         _check_storage(session, context, caller.name, body.notebook)
-        store.add_version(session, dashboard, body.notebook)
+        store.add_version(session, dashboard, body.notebook, storage_class=context.config.home_storage_class)
         return _out(dashboard)
 
 

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from polartep_hub.accounts.models import Account
 from polartep_hub.accounts.personal_data import ERASURE_HOOKS
+from polartep_hub.dashboards import metering
 from polartep_hub.dashboards.hosting import HostingAllowance
 from polartep_hub.dashboards.models import Dashboard, DashboardFile, DashboardVersion
 from polartep_hub.processors.runs import RUN_RESULT_LINKS
@@ -138,9 +139,12 @@ def publish(
     notebook: object,
     files: dict[str, bytes] | None = None,
     source_run_id: str | None = None,
+    storage_class: str | None = None,
 ) -> Dashboard:
     """Freeze ``notebook`` (and ``files``, relative path -> bytes, beside it) as the first version of a new
-    dashboard of ``owner`` and commit; ``source_run_id``: the processor run it shows the results of."""
+    dashboard of ``owner`` and commit; ``source_run_id``: the processor run it shows the results of;
+    ``storage_class``: the class the owner is charged in for the frozen bytes (``metering.py``, sampled in this
+    transaction; None: left to the storage sampler's next pass)."""
     title = check_title(title)
     description = check_description(description)
     content, digest = freeze_notebook(notebook)
@@ -184,6 +188,8 @@ def publish(
                 dashboard_id=dashboard_id, version_sha256=digest, path=path, content=data, size=len(data)
             )
         )
+    if storage_class is not None:
+        metering.meter_owner(session, owner, storage_class)
     session.commit()
     return dashboard
 
@@ -227,8 +233,11 @@ def from_run(session: Session, run_id: str) -> list[Dashboard]:
     return list(session.scalars(query))
 
 
-def add_version(session: Session, dashboard: Dashboard, notebook: object) -> DashboardVersion:
-    """Freeze ``notebook`` as the dashboard's current version (the same bytes again: the same version) and commit."""
+def add_version(
+    session: Session, dashboard: Dashboard, notebook: object, *, storage_class: str | None = None
+) -> DashboardVersion:
+    """Freeze ``notebook`` as the dashboard's current version (the same bytes again: the same version) and commit;
+    ``storage_class`` as for ``publish``."""
     content, digest = freeze_notebook(notebook)
     version = session.get(DashboardVersion, (dashboard.id, digest))
     if version is None:
@@ -238,6 +247,8 @@ def add_version(session: Session, dashboard: Dashboard, notebook: object) -> Das
         session.add(version)
     dashboard.current_sha256 = digest
     dashboard.updated_at = utcnow()
+    if storage_class is not None:
+        metering.meter_owner(session, dashboard.owner, storage_class)
     session.commit()
     return version
 
@@ -302,9 +313,14 @@ def version(session: Session, dashboard: Dashboard, sha256: str) -> DashboardVer
     return found
 
 
-def delete(session: Session, dashboard: Dashboard) -> None:
+def delete(session: Session, dashboard: Dashboard, *, storage_class: str | None = None) -> None:
+    """Delete the dashboard with its versions and files and commit; ``storage_class``: the class its owner was
+    charged in, whose charge for it stops in this transaction (``metering.py``)."""
+    owner = dashboard.owner
     session.execute(sa_delete(DashboardFile).where(DashboardFile.dashboard_id == dashboard.id))
     session.delete(dashboard)
+    if storage_class is not None:
+        metering.meter_owner(session, owner, storage_class)
     session.commit()
 
 

@@ -290,6 +290,7 @@ def publish(body: PublishIn, caller: UserCaller, context: Context) -> PublishedO
         document=body.definition,
         notebook=notebook,
         profiles=context.catalogue.profiles,
+        storage_class=context.config.home_storage_class,
     )
     return PublishedOut(
         id=published.name, sequence=published.sequence, version=published.version, created=published.created

@@ -81,3 +81,12 @@ class NotebookStore:
         if sha256_of(content) != sha256:
             raise StoredNotebookCorrupt(f"stored notebook {sha256} does not match its hash")
         return content
+
+    def size(self, sha256: str) -> int | None:
+        """The stored notebook's length in bytes (what its publish was checked for), or None when it is not there.
+        Read from the file itself, without reading or checking its content (the storage meter calls this for every
+        notebook of every owner on each pass)."""
+        try:
+            return self.path(sha256).stat().st_size
+        except FileNotFoundError:
+            return None

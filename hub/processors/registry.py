@@ -35,7 +35,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from polartep_hub.accounts.models import Account
-from polartep_hub.processors import access
+from polartep_hub.processors import access, metering
 from polartep_hub.processors import personal_data as _personal_data  # noqa: F401  (registers the erasure step)
 from polartep_hub.processors.definition import (
     DefinitionInvalid,
@@ -100,6 +100,7 @@ class Published:
     sequence: int
     version: str
     created: bool  # the first version of a new processor
+    owner_id: int | None = None  # the processor's owner (charged for its notebooks: metering.py)
 
 
 def _account(session: Session, name: str | None) -> Account | None:
@@ -276,8 +277,11 @@ def publish(
     document: Any,
     notebook: bytes,
     profiles: Iterable[str],
+    storage_class: str | None = None,
 ) -> Published:
-    """Publish ``notebook`` with the definition ``document`` as a new processor or its next version."""
+    """Publish ``notebook`` with the definition ``document`` as a new processor or its next version;
+    ``storage_class``: the class the processor's owner is charged in for the platform's copy of the notebook
+    (``metering.py``, sampled in the publish's transaction; None: left to the storage sampler's next pass)."""
     if actor.name is None:
         raise ProcessorForbidden("only users publish processors (the processor needs an owner)")
     declared = check_notebook(notebook)
@@ -286,6 +290,9 @@ def publish(
         with sessions() as session:
             try:
                 published = _publish_once(session, store, actor, document, definition, notebook)
+                if storage_class is not None and published.owner_id is not None:
+                    # The owner's published notebooks on the storage meter from this moment (metering.py).
+                    metering.meter_owner(session, store, published.owner_id, storage_class)
                 session.commit()
                 return published
             except (IntegrityError, OperationalError):
@@ -346,7 +353,9 @@ def _publish_once(
         )
     )
     session.flush()
-    return Published(name=name, sequence=sequence, version=version, created=created)
+    return Published(
+        name=name, sequence=sequence, version=version, created=created, owner_id=processor.owner_id
+    )
 
 
 def change_sharing(

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from polartep_hub.accounts import approvals, consents, password_reset, personal_data, signup
 from polartep_hub.accounts import oidc as oidc_accounts
@@ -34,6 +36,7 @@ from polartep_hub.accounts.pages import admin_accounts as admin_accounts_pages
 from polartep_hub.accounts.passwords import Passwords
 from polartep_hub.catalogue import Catalogue
 from polartep_hub.dashboards import api as dashboards_api
+from polartep_hub.dashboards import metering as dashboard_metering
 from polartep_hub.dashboards import pages as dashboards_pages
 from polartep_hub.data import api as datasets_api
 from polartep_hub.data import metering as dataset_metering
@@ -44,6 +47,7 @@ from polartep_hub.data.object_store import OBJECT_CLASS, ObjectStore
 from polartep_hub.data.storage import CONTAINER_OWNER, StorageRoots
 from polartep_hub.gateway.admin_client import GatewayAdmin
 from polartep_hub.processors import api as processors_api
+from polartep_hub.processors import metering as processor_metering
 from polartep_hub.processors import ogc_jobs, ogc_processes
 from polartep_hub.processors import pages as processor_pages
 from polartep_hub.processors import runs_api as processor_runs_api
@@ -96,6 +100,27 @@ def dataset_storage_roots(config: ServiceConfig, catalogue: Catalogue) -> Storag
         )
     except ValueError as error:
         raise ConfigError(f"POLARTEP_DATASET_ROOTS: {error}") from None
+
+
+def _storage_sources(context: ServiceContext) -> list[Callable[[Session, datetime], object]]:
+    """What the storage sampler measures besides homes, in the same samples: the platform's own copies (published
+    processors' notebooks and dashboards, charged to their owners in the class of homes: processors/metering.py,
+    dashboards/metering.py) and datasets (charged to their projects' paying owners: data/metering.py)."""
+    home_class = context.config.home_storage_class
+    sources: list[Callable[[Session, datetime], object]] = [
+        lambda session, now: dashboard_metering.sample_dashboards(session, home_class, now=now)
+    ]
+    if context.config.processors_dir is not None:
+        notebooks = processors_api.notebook_store(context)
+        sources.append(
+            lambda session, now: processor_metering.sample_processor_notebooks(
+                session, notebooks, home_class, now=now
+            )
+        )
+    roots = context.storage_roots
+    if roots:
+        sources.append(lambda session, now: dataset_metering.sample_datasets(session, roots, now=now))
+    return sources
 
 
 def create_app(
@@ -170,12 +195,7 @@ def create_app(
         meter_task = start_gateway_meter(config, context)
         server_meter_task = start_server_meter(context)
         enforcement_task = start_enforcement(context)
-        roots = context.storage_roots
-        storage_task = start_storage_sampler(
-            context,
-            # Datasets' bytes, charged to their projects' paying owners (data/metering.py), in the same samples.
-            [lambda session, now: dataset_metering.sample_datasets(session, roots, now=now)] if roots else [],
-        )
+        storage_task = start_storage_sampler(context, _storage_sources(context))
         outbox_task = asyncio.create_task(context.outbox.run())
         session_ends = asyncio.create_task(password_reset.reconcile_session_ends(context))
         # Runs left unfinished by a previous process are found again and driven to their end (execution.py).

@@ -6,7 +6,9 @@ calendar month (UTC) is 10^12 bytes held for the whole month: ``TB-months = byte
 month)``.
 
 **Mechanism.** Each source of stored bytes (``home`` for a user's home; ``dataset:<id>`` for a dataset, charged to
-its project's paying owner, ``data/metering.py``) has one row in ``storage_usage``: its bytes at ``sampled_at``.
+its project's paying owner, ``data/metering.py``; the platform's own copies, charged to their owners in the class of
+homes: ``processor-notebooks``, ``processors/metering.py``, and ``dashboards``, ``dashboards/metering.py``) has one
+row in ``storage_usage``: its bytes at ``sampled_at``.
 Recording a new sample (``record_sample``) first adds the previous sample's bytes x the time since it to ``storage_month_totals`` (split by
 calendar month: a step function, each sample holds until the next), then stores the new bytes, in one transaction.
 So statements read one running total per account, class and month (plus the part since the last sample), never a
@@ -16,7 +18,8 @@ history. The service's sampler (``StorageSampler``) measures every account's hom
 service can read it). Sizes are allocated blocks (``st_blocks x 512``, what filesystem quotas count), each inode once,
 symbolic links never followed. The same pass then records every dataset's bytes in its class (``other_sources``);
 a source that ends (a dataset deleted, or charged to another account) is integrated until then and removed
-(``forget_source``).
+(``forget_source``); an erasure ends every source of the account at once (``forget_account``), so nothing is
+integrated under the pseudonym after it.
 
 **The check before writes** (``check_write``, ``check_account_write``): every write the platform makes on a
 user's behalf calls it first and stores nothing when refused: datasets (``data/metering.py``: creation, collection,
@@ -110,7 +113,9 @@ def record_sample(
     previous sample until now (see the module). Public: the data domain reports its datasets' sizes here. Flushes;
     the caller commits."""
     now = now or utcnow()
-    previous = session.get(StorageUsage, (account, storage_class, source))
+    # Locked (PostgreSQL): two writers of one source (a publish's own sample and the sampler's pass) integrate one
+    # after the other, never the same span twice. SQLite serialises writers anyway.
+    previous = session.get(StorageUsage, (account, storage_class, source), with_for_update=True)
     if previous is not None:
         if now <= previous.sampled_at:
             return  # an older or equal sample: nothing to integrate, keep the newer one
@@ -137,13 +142,41 @@ def forget_source(
     """``source`` no longer holds bytes for ``account`` (a dataset deleted, or charged to another account): its
     last sample is integrated until ``now`` and removed. Flushes; the caller commits."""
     now = now or utcnow()
-    previous = session.get(StorageUsage, (account, storage_class, source))
+    previous = session.get(StorageUsage, (account, storage_class, source), with_for_update=True)
     if previous is None:
         return
     if now > previous.sampled_at:
         _add_byte_seconds(session, account, storage_class, previous.bytes, previous.sampled_at, now)
     session.delete(previous)
     session.flush()
+
+
+def set_source(
+    session: Session,
+    account: str,
+    storage_class: str,
+    source: str,
+    bytes_: int,
+    *,
+    now: datetime | None = None,
+) -> None:
+    """``source`` of ``account`` holds ``bytes_`` in ``storage_class`` from ``now`` on: a new sample, or, for 0
+    bytes, the source forgotten (integrated until ``now`` and removed, so no empty rows are kept). Public: the
+    domains that keep the platform's own copies (published processors' notebooks, dashboards) report their owners'
+    bytes here when they change and on each sampler pass. Flushes; the caller commits."""
+    if bytes_ > 0:
+        record_sample(session, account, storage_class, source, bytes_, now=now)
+    else:
+        forget_source(session, account, storage_class, source, now=now)
+
+
+def forget_account(session: Session, account: str, *, now: datetime | None = None) -> None:
+    """Every source of ``account`` stops being charged at ``now`` (erasure: its home is gone, its dashboards are
+    deleted, its processors withdrawn or handed over, its datasets' next payer starts at the next sample). What was
+    held until then stays in ``storage_month_totals`` for the month's statement. Flushes; the caller commits."""
+    now = now or utcnow()
+    for row in list(session.scalars(select(StorageUsage).where(StorageUsage.account_name == account))):
+        forget_source(session, account, row.storage_class, row.source, now=now)
 
 
 def stored_bytes(session: Session, account: str) -> dict[str, int]:
