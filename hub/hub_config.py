@@ -305,8 +305,9 @@ def configure_hub(c, settings: PlatformSettings | None = None) -> PlatformSettin
     c.ConfigurableHTTPProxy.auth_token = settings.proxy_auth_token
 
     c.JupyterHub.allow_named_servers = True
-    # Four development servers; dashboards' servers (dash-<id>) are not counted (spawners/dashboard_servers.py).
-    c.JupyterHub.named_server_limit_per_user = named_server_limit(4)
+    # Development servers (four by default); dashboards' servers (dash-<id>) are not counted
+    # (spawners/dashboard_servers.py).
+    c.JupyterHub.named_server_limit_per_user = named_server_limit(settings.named_servers_per_user)
     c.JupyterHub.authenticate_prometheus = True
 
     c.JupyterHub.authenticator_class = "polartep_hub.auth.platform_password.PlatformPasswordAuthenticator"

@@ -841,6 +841,20 @@ class PlatformSettings(Configurable):
     def _spawn_start_timeout_default(self) -> int:
         return env_setting("spawn_start_timeout", settings=self)
 
+    named_servers_per_user = Integer(
+        4,
+        min=0,
+        max=1000,
+        help="How many named development servers a user may have (JupyterHub's named_server_limit_per_user); "
+        "dashboards' servers are not counted (their number is bounded when they are published). 0: no bound "
+        "(the plan's bound on cores and memory running at once still holds). Env: POLARTEP_NAMED_SERVERS_PER_USER.",
+        config=True,
+    ).tag(env="POLARTEP_NAMED_SERVERS_PER_USER")
+
+    @default("named_servers_per_user")
+    def _named_servers_per_user_default(self) -> int:
+        return env_setting("named_servers_per_user", settings=self)
+
     log_level = CaselessStrEnum(
         ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
         "INFO",

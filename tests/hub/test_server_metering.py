@@ -3,8 +3,9 @@
 Specification: a spawned server shows in the user's usage as one open ``server`` interval from the hub's
 ``started``, at its profile's cores and memory; stopping it closes it at the hub's stop time. A spawn past the
 allowance is refused (403) with the message saying what is exhausted, by how much and when it renews. Twenty
-concurrent named-server spawns of one Trial user admit exactly what fits in the plan's 8 cores (two Medium
-servers). Killing the platform service while servers run and stop loses nothing and counts nothing twice: a server
+concurrent named-server spawns of one Trial user through the hub's REST API admit exactly what fits in the plan's 8
+cores: two Medium servers run, the eighteen others are refused with the message, and the ledger holds exactly two
+open intervals. Killing the platform service while servers run and stop loses nothing and counts nothing twice: a server
 stopped while the service was down closes at the meter's last observation (never later than its real stop), one
 still running stays open once, from its exact start.
 """
@@ -29,7 +30,8 @@ pytestmark = pytest.mark.hub
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory):
     with RunningPlatform(
-        tmp_path_factory.mktemp("server-meter"), extra_env={"POLARTEP_GATEWAY_METER_INTERVAL": "1"}
+        tmp_path_factory.mktemp("server-meter"),
+        extra_env={"POLARTEP_GATEWAY_METER_INTERVAL": "1", "POLARTEP_NAMED_SERVERS_PER_USER": "20"},
     ).running() as running:
         yield running
 
@@ -89,6 +91,8 @@ def test_a_spawn_past_the_allowance_is_refused_with_the_message(platform):
 
 
 def test_twenty_concurrent_named_server_spawns_admit_exactly_what_fits(platform):
+    # Every one of the twenty reaches the quota decision: the platform's named-server bound is 20 here
+    # (POLARTEP_NAMED_SERVERS_PER_USER), so the hub's own count refuses none of them.
     token = platform.create_user("crowd", plan="trial")  # 8 cores at once: two Medium servers (4 cores each)
 
     def spawn(i: int):
@@ -97,22 +101,30 @@ def test_twenty_concurrent_named_server_spawns_admit_exactly_what_fits(platform)
         )
 
     with ThreadPoolExecutor(20) as pool:
-        answers = list(pool.map(spawn, range(20)))
-    admitted = [r for r in answers if r.status_code in (201, 202)]
-    quota = [r for r in answers if r.status_code == 403]
-    limit = [r for r in answers if r.status_code == 400]  # the hub's own named_server_limit_per_user (4)
-    assert len(admitted) == 2, [(r.status_code, r.text[:200]) for r in answers]
-    assert len(admitted) + len(quota) + len(limit) == 20
-    assert len(quota) >= 1
-    for r in quota:
-        assert "allows 8 cores for all your servers together" in r.json()["message"]
-    for r in limit:
-        assert "maximum of 4 named servers" in r.json()["message"]
+        answers = dict(zip(range(20), pool.map(spawn, range(20)), strict=True))
+    admitted = sorted(i for i, r in answers.items() if r.status_code in (201, 202))
+    assert len(admitted) == 2, [(r.status_code, r.text[:200]) for r in answers.values()]
+    for i, r in answers.items():
+        if i in admitted:
+            continue
+        assert r.status_code == 403, r.text
+        assert r.json()["message"] == (
+            "Your Trial plan allows 8 cores for all your servers together; they hold 8 and the server "
+            f"'s{i}' (Medium) needs 4: 4 cores over. Stop a server first, or choose a smaller profile."
+        )
+    for i in admitted:
+        platform.wait_ready("crowd", f"s{i}")
     r = platform.api("GET", "/hub/api/users/crowd", platform.admin_token)
-    assert len(r.json()["servers"]) == 2
-    for name in list(r.json()["servers"]):
-        platform.wait_ready("crowd", name)
-        platform.stop_server("crowd", name)
+    assert sorted(r.json()["servers"]) == sorted(f"s{i}" for i in admitted)
+    # The ledger: exactly the two admitted servers, each one open interval at the Medium's 4 cores.
+    wait_for(lambda: len(servers(platform, "crowd", token)) == 2, 30, interval=0.3, what="two open intervals")
+    time.sleep(2)  # more meter passes: still exactly those two
+    found = servers(platform, "crowd", token).values()
+    assert sorted((i["source_key"].split("@")[0], i["cores"], i["stopped_at"]) for i in found) == [
+        (f"crowd/s{i}", 4, None) for i in admitted
+    ]
+    for i in admitted:
+        platform.stop_server("crowd", f"s{i}")
 
 
 def test_killing_the_service_loses_no_server_usage_and_counts_none_twice(platform):
