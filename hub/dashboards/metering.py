@@ -33,8 +33,7 @@ from sqlalchemy.orm import Session
 from polartep_hub.accounts.models import Account
 from polartep_hub.dashboards.models import Dashboard, DashboardFile, DashboardVersion
 from polartep_hub.service.orm import utcnow
-from polartep_hub.usage.models import StorageUsage
-from polartep_hub.usage.storage import forget_source, set_source
+from polartep_hub.usage.storage import set_source, set_source_of_every_account
 
 SOURCE = "dashboards"
 """The storage meter's source of an owner's dashboards."""
@@ -74,9 +73,5 @@ def sample_dashboards(session: Session, storage_class: str, *, now: datetime | N
     totals = owner_bytes(session)
     names = dict(session.execute(select(Account.id, Account.name).where(Account.id.in_(list(totals)))).all())
     sizes = {names[owner_id]: size for owner_id, size in totals.items() if owner_id in names}
-    for row in list(session.scalars(select(StorageUsage).where(StorageUsage.source == SOURCE))):
-        if row.account_name not in sizes or row.storage_class != storage_class:
-            forget_source(session, row.account_name, row.storage_class, SOURCE, now=now)
-    for name, size in sizes.items():
-        set_source(session, name, storage_class, SOURCE, size, now=now)
+    set_source_of_every_account(session, SOURCE, storage_class, sizes, now=now)
     return sizes

@@ -40,8 +40,7 @@ from polartep_hub.accounts.models import Account
 from polartep_hub.processors.models import Processor, ProcessorVersion
 from polartep_hub.processors.notebook_store import NotebookStore
 from polartep_hub.service.orm import utcnow
-from polartep_hub.usage.models import StorageUsage
-from polartep_hub.usage.storage import forget_source, set_source
+from polartep_hub.usage.storage import set_source, set_source_of_every_account
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +102,5 @@ def sample_processor_notebooks(
     sizes = {
         names[owner_id]: _bytes_of(store, found) for owner_id, found in digests.items() if owner_id in names
     }
-    for row in list(session.scalars(select(StorageUsage).where(StorageUsage.source == SOURCE))):
-        if row.account_name not in sizes or row.storage_class != storage_class:
-            forget_source(session, row.account_name, row.storage_class, SOURCE, now=now)
-    for name, size in sizes.items():
-        set_source(session, name, storage_class, SOURCE, size, now=now)
+    set_source_of_every_account(session, SOURCE, storage_class, sizes, now=now)
     return sizes

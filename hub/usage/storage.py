@@ -170,6 +170,20 @@ def set_source(
         forget_source(session, account, storage_class, source, now=now)
 
 
+def set_source_of_every_account(
+    session: Session, source: str, storage_class: str, sizes: dict[str, int], *, now: datetime | None = None
+) -> None:
+    """One sampler pass of a source that every account may hold (e.g. ``dashboards``): each account of ``sizes``
+    holds its bytes in ``storage_class`` from ``now`` on (``set_source``); the source is forgotten for every other
+    account, and where it was charged in another class. Flushes; the caller commits."""
+    now = now or utcnow()
+    for row in list(session.scalars(select(StorageUsage).where(StorageUsage.source == source))):
+        if row.account_name not in sizes or row.storage_class != storage_class:
+            forget_source(session, row.account_name, row.storage_class, source, now=now)
+    for name, size in sizes.items():
+        set_source(session, name, storage_class, source, size, now=now)
+
+
 def forget_account(session: Session, account: str, *, now: datetime | None = None) -> None:
     """Every source of ``account`` stops being charged at ``now`` (erasure: its home is gone, its dashboards are
     deleted, its processors withdrawn or handed over, its datasets' next payer starts at the next sample). What was
