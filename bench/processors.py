@@ -27,13 +27,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.harness import RunningPlatform, wait_for  # noqa: E402
+from tests.helpers.bench_fill import add_successful_runs  # noqa: E402
 from tests.helpers.processors import create_processor, echo_notebook  # noqa: E402
 
 API = "/services/platform/api/v1"
@@ -130,8 +130,7 @@ def fill_runs(platform, user: str, count: int) -> None:
     from sqlalchemy.orm import Session
 
     from polartep_hub.accounts.models import Account
-    from polartep_hub.processors.models import Processor, ProcessorRun, ProcessorVersion
-    from polartep_hub.service.orm import utcnow
+    from polartep_hub.processors.models import Processor, ProcessorVersion
 
     engine = create_engine(platform.settings.service_db_url)
     with Session(engine) as session:
@@ -139,21 +138,7 @@ def fill_runs(platform, user: str, count: int) -> None:
         version = session.scalar(
             select(ProcessorVersion.id).join(Processor).where(Processor.name == "bench-echo")
         )
-        now = utcnow()
-        session.add_all(
-            ProcessorRun(
-                id=str(uuid.uuid4()),
-                version_id=version,
-                invoker_id=invoker,
-                status="successful",
-                inputs={"days": 3},
-                created_at=now,
-                updated_at=now,
-                timeout_seconds=60,
-                results={"total": 45},
-            )  # fmt: skip
-            for _ in range(count)
-        )
+        add_successful_runs(session, version, invoker, count)
         session.commit()
     engine.dispose()
 

@@ -16,7 +16,6 @@ import json
 import statistics
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -24,12 +23,11 @@ from sqlalchemy import select
 
 from polartep_hub.accounts.models import Account
 from polartep_hub.processors import runs
-from polartep_hub.processors.models import ProcessorRun
 from polartep_hub.processors.notebook_store import NotebookStore
 from polartep_hub.processors.ogc_jobs import status_info
 from polartep_hub.projects.store import Actor
 from polartep_hub.service.db import make_engine, make_sessionmaker, upgrade_to_head
-from polartep_hub.service.orm import utcnow
+from tests.helpers.bench_fill import add_successful_runs
 from tests.helpers.processors import create_processor, echo_notebook
 
 
@@ -57,21 +55,7 @@ def main() -> None:
     with sessions() as session:
         version = runs.find_version(session, "bench-echo", actor, None)
         invoker = session.scalar(select(Account.id).where(Account.name == "bench"))
-        now = utcnow()
-        session.add_all(
-            ProcessorRun(
-                id=str(uuid.uuid4()),
-                version_id=version.id,
-                invoker_id=invoker,
-                status="successful",
-                inputs={"days": 3},
-                created_at=now,
-                updated_at=now,
-                timeout_seconds=60,
-                results={"total": 45},
-            )
-            for _ in range(10_000)
-        )
+        add_successful_runs(session, version.id, invoker, 10_000)
         session.commit()
         notebook = NotebookStore(folder / "notebooks").read(version.notebook_sha256)
     # status_info needs only the public URL and the prefix of the service's context.

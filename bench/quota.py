@@ -37,7 +37,6 @@ import uvicorn  # noqa: E402
 from argon2 import PasswordHasher  # noqa: E402
 from sqlalchemy import insert, text  # noqa: E402
 
-from polartep_hub.accounts.models import Account, PlanPeriod  # noqa: E402
 from polartep_hub.accounts.passwords import Passwords  # noqa: E402
 from polartep_hub.catalogue import load_catalogue  # noqa: E402
 from polartep_hub.platform_client import PlatformClient  # noqa: E402
@@ -47,6 +46,7 @@ from polartep_hub.service.db import make_engine, upgrade_to_head  # noqa: E402
 from polartep_hub.usage import quota  # noqa: E402
 from polartep_hub.usage.models import UsageInterval, UsageMonthTotal  # noqa: E402
 from polartep_hub.usage.periods import split_by_month  # noqa: E402
+from tests.helpers.bench_fill import insert_accounts  # noqa: E402
 from tests.helpers.service_fakes import FakeIdentityProvider  # noqa: E402
 
 TARGET_P99_MS = 5.0
@@ -67,18 +67,8 @@ def fill(url: str, accounts: int, rows: int) -> float:
     names = [f"bench{i:05d}" for i in range(accounts)]
     totals: dict[tuple[str, str], float] = {}
     with engine.begin() as conn:
-        conn.execute(
-            insert(Account),
-            [{"name": n, "plan": "standard", "plan_started_at": now - timedelta(days=200), "created_at": now,
-              "is_admin": False, "approved": True} for n in names],
-        )  # fmt: skip
-        ids = dict(conn.execute(text("SELECT name, id FROM accounts")).all())
-        conn.execute(
-            insert(PlanPeriod),
-            [
-                {"account_id": ids[n], "plan": "standard", "started_at": now - timedelta(days=200)}
-                for n in names
-            ],
+        insert_accounts(
+            conn, names, plan="standard", plan_started_at=now - timedelta(days=200), created_at=now
         )
         batch = []
         for index in range(rows):

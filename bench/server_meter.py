@@ -34,14 +34,14 @@ from urllib.parse import parse_qs, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import func, insert, select, text  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 
-from polartep_hub.accounts.models import Account, PlanPeriod  # noqa: E402
 from polartep_hub.catalogue import load_catalogue  # noqa: E402
 from polartep_hub.service.db import make_engine, make_sessionmaker, upgrade_to_head  # noqa: E402
 from polartep_hub.service.hub_api import HubAPI  # noqa: E402
 from polartep_hub.usage.meters.servers import ServerMeter  # noqa: E402
 from polartep_hub.usage.models import UsageInterval  # noqa: E402
+from tests.helpers.bench_fill import insert_accounts  # noqa: E402
 
 PAGE = 200
 
@@ -103,18 +103,8 @@ def fill(url: str, names: list[str], now: datetime) -> None:
     upgrade_to_head(url)
     engine = make_engine(url)
     with engine.begin() as conn:
-        conn.execute(
-            insert(Account),
-            [{"name": n, "plan": "standard", "plan_started_at": now - timedelta(days=20), "created_at": now,
-              "is_admin": False, "approved": True} for n in names],
-        )  # fmt: skip
-        ids = dict(conn.execute(text("SELECT name, id FROM accounts")).all())
-        conn.execute(
-            insert(PlanPeriod),
-            [
-                {"account_id": ids[n], "plan": "standard", "started_at": now - timedelta(days=20)}
-                for n in names
-            ],
+        insert_accounts(
+            conn, names, plan="standard", plan_started_at=now - timedelta(days=20), created_at=now
         )
     engine.dispose()
 

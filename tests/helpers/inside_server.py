@@ -128,3 +128,33 @@ def run_as_user_server(platform, user: str, token: str, code: str, timeout: floa
     if platform.server_model(user) is None:
         platform.spawn(user, token)
     return run_inside_server(platform, user, code, timeout=timeout)
+
+
+ISOLATION_PRELUDE = """
+import errno, json, os, signal, socket, sqlite3
+
+def attempt(action):
+    try:
+        action()
+    except OSError as e:
+        return {"error": type(e).__name__, "errno": errno.errorcode.get(e.errno)}
+    return {"error": None, "errno": None}
+
+def read(path):
+    with open(path, "rb") as f:
+        f.read(1)
+"""
+"""What the isolation attacks evaluate their expressions with: ``attempt(action)`` answers the ``OSError`` an
+action raised as ``{"error": <class>, "errno": <code>}`` (``{"error": None, "errno": None}``: it worked);
+``read(path)`` opens a file and reads a byte of it."""
+
+REFUSED = {"error": "PermissionError", "errno": "EACCES"}
+"""``attempt``'s answer when the kernel refuses for lack of permission."""
+NOT_PERMITTED = {"error": "PermissionError", "errno": "EPERM"}
+"""``attempt``'s answer when the kernel refuses an operation (a signal, a set-id call) outright."""
+
+
+def attempt_inside_server(platform, user: str, expression: str) -> dict:
+    """Evaluate ``expression`` (an ``attempt(...)`` call, or a JSON-ready expression of several) inside ``user``'s
+    running server, after ``ISOLATION_PRELUDE``; its outcome as printed JSON."""
+    return run_inside_server(platform, user, ISOLATION_PRELUDE + f"\nprint(json.dumps({expression}))\n")

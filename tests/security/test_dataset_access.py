@@ -9,10 +9,12 @@ opens the folder nor shows the link.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import pytest
 
+from tests.helpers.dataset_projects import DATASETS, granted_dataset_scene
 from tests.helpers.inside_server import run_inside_server
 
 pytestmark = pytest.mark.hub
@@ -38,7 +40,6 @@ def write(path, text):
 """
 
 REFUSED = {"error": "PermissionError", "errno": "EACCES"}
-DATASETS = "/services/platform/api/v1/datasets"
 
 
 def attack(platform, user: str, expression: str) -> dict:
@@ -47,45 +48,16 @@ def attack(platform, user: str, expression: str) -> dict:
 
 @pytest.fixture(scope="module")
 def scene(platform):
-    tag = os.getpid()
-    owner, member, reader, stranger = (
-        f"{role}{tag}" for role in ("downer", "dmember", "dreader", "dstranger")
-    )
-    tokens = {name: platform.create_user(name, plan="trial") for name in (owner, member, reader, stranger)}
-    own, read = f"own{tag}", f"read{tag}"
-    for project, founder in ((own, owner), (read, reader)):
-        r = platform.api(
-            "POST", "/services/platform/api/v1/projects", tokens[founder], json={"name": project}
-        )
-        assert r.status_code == 201, r.text
-    r = platform.api(
-        "POST", f"/services/platform/api/v1/projects/{own}/members", tokens[owner], json={"user": member}
-    )
-    assert r.status_code == 201, r.text
-    r = platform.api(
-        "POST", DATASETS, tokens[owner], json={"project": own, "name": "ice", "storage_class": "ssd"}
-    )
-    assert r.status_code == 201, r.text
-    r = platform.api("PUT", f"{DATASETS}/{own}/ice/grants/{read}", tokens[owner])
-    assert r.status_code == 200, r.text
+    made = granted_dataset_scene(platform, "d", "ice", "ssd")
+    member, reader, stranger, own = made.member, made.reader, made.stranger, made.own
     hub_token = (platform.settings.state_path / "hub-service-token").read_text().strip()
     mounts = platform.api("GET", f"/services/platform/api/v1/users/{member}/dataset-mounts", hub_token)
     assert mounts.status_code == 200, mounts.text
     folder = mounts.json()["mounts"][0]["path"]
     for name in (member, reader, stranger):
-        platform.spawn(name, tokens[name])
+        platform.spawn(name, made.tokens[name])
     try:
-        yield {
-            "owner": owner,
-            "member": member,
-            "reader": reader,
-            "stranger": stranger,
-            "tokens": tokens,
-            "own": own,
-            "read": read,
-            "folder": folder,
-            "link": f"datasets/{own}/ice",
-        }
+        yield {**dataclasses.asdict(made), "folder": folder, "link": f"datasets/{own}/ice"}
     finally:
         for name in (member, reader, stranger):
             platform.stop_server(name)

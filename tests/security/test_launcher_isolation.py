@@ -14,31 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.inside_server import run_inside_server, server_pid, server_process
+from tests.helpers.inside_server import (
+    NOT_PERMITTED,
+    REFUSED,
+    attempt_inside_server,
+    server_pid,
+    server_process,
+)
 
 pytestmark = pytest.mark.hub
-
-ATTEMPT = """
-import errno, json, os, signal
-
-def attempt(action):
-    try:
-        action()
-    except OSError as e:
-        return {"error": type(e).__name__, "errno": errno.errorcode.get(e.errno)}
-    return {"error": None, "errno": None}
-
-def read(path):
-    with open(path, "rb") as f:
-        f.read(1)
-"""
-
-REFUSED = {"error": "PermissionError", "errno": "EACCES"}
-NOT_PERMITTED = {"error": "PermissionError", "errno": "EPERM"}
-
-
-def attack(platform, user: str, expression: str) -> dict:
-    return run_inside_server(platform, user, ATTEMPT + f"\nprint(json.dumps({expression}))\n")
 
 
 def status_of(pid: int) -> dict[str, str]:
@@ -172,24 +156,28 @@ def test_the_attackers_server_holds_no_descriptor_of_the_launchers_channel(platf
 
 
 def test_regaining_root_is_refused(platform, scene):
-    assert attack(platform, scene["attacker"], "attempt(lambda: os.setuid(0))") == NOT_PERMITTED
+    assert (
+        attempt_inside_server(platform, scene["attacker"], "attempt(lambda: os.setuid(0))") == NOT_PERMITTED
+    )
 
 
 def test_signalling_the_launcher_is_refused(platform, scene):
     expression = f"attempt(lambda: os.kill({scene['launcher']}, signal.SIGKILL))"
-    assert attack(platform, scene["attacker"], expression) == NOT_PERMITTED
+    assert attempt_inside_server(platform, scene["attacker"], expression) == NOT_PERMITTED
     assert Path(f"/proc/{scene['launcher']}").exists()
 
 
 def test_reading_the_launchers_memory_and_environment_is_refused(platform, scene):
     for name in ("mem", "environ"):
         path = f"/proc/{scene['launcher']}/{name}"
-        assert attack(platform, scene["attacker"], f"attempt(lambda: read({path!r}))") == REFUSED, name
+        assert (
+            attempt_inside_server(platform, scene["attacker"], f"attempt(lambda: read({path!r}))") == REFUSED
+        ), name
 
 
 def test_reading_the_victims_server_memory_is_refused(platform, scene):
     path = f"/proc/{scene['victim_server']}/mem"
-    assert attack(platform, scene["attacker"], f"attempt(lambda: read({path!r}))") == REFUSED
+    assert attempt_inside_server(platform, scene["attacker"], f"attempt(lambda: read({path!r}))") == REFUSED
 
 
 def test_the_attacker_cannot_name_the_launchers_socket(platform, scene):

@@ -15,7 +15,14 @@ from pathlib import Path
 import pytest
 
 from tests.harness import wait_for
-from tests.helpers.inside_server import run_inside_server, server_pid, server_process
+from tests.helpers.inside_server import (
+    NOT_PERMITTED,
+    REFUSED,
+    attempt_inside_server,
+    run_inside_server,
+    server_pid,
+    server_process,
+)
 
 pytestmark = pytest.mark.hub
 
@@ -33,29 +40,6 @@ STATE_SECRETS = [
     "dask-gateway.sqlite",
     "dask_gateway_config.py",
 ]
-
-ATTEMPT = """
-import errno, json, os, signal, socket, sqlite3
-
-def attempt(action):
-    try:
-        action()
-    except OSError as e:
-        return {"error": type(e).__name__, "errno": errno.errorcode.get(e.errno)}
-    return {"error": None, "errno": None}
-
-def read(path):
-    with open(path, "rb") as f:
-        f.read()
-"""
-
-REFUSED = {"error": "PermissionError", "errno": "EACCES"}
-NOT_PERMITTED = {"error": "PermissionError", "errno": "EPERM"}
-
-
-def attack(platform, user: str, expression: str) -> dict:
-    """Evaluate ``expression`` (an ``attempt(...)`` call) inside the user's server; its outcome as a dict."""
-    return run_inside_server(platform, user, ATTEMPT + f"\nprint(json.dumps({expression}))\n")
 
 
 def gateway_api(platform, method: str, path: str, token: str, **kwargs):
@@ -140,26 +124,31 @@ def test_reading_any_secret_or_database_in_the_state_folder_is_refused(platform,
     # the hub's environment is attacked below.
     expected = {str(state / name) for name in STATE_SECRETS if name != "admin-password"}
     assert expected <= set(files), f"missing from the state folder: {expected - set(files)}"
-    outcome = attack(platform, scene["attacker"], f"{{p: attempt(lambda p=p: read(p)) for p in {files!r}}}")
+    outcome = attempt_inside_server(
+        platform, scene["attacker"], f"{{p: attempt(lambda p=p: read(p)) for p in {files!r}}}"
+    )
     assert outcome == {path: REFUSED for path in files}
 
 
 def test_listing_the_state_folder_is_refused(platform, scene):
     state = str(platform.settings.state_path)
-    assert attack(platform, scene["attacker"], f"attempt(lambda: os.listdir({state!r}))") == REFUSED
+    assert (
+        attempt_inside_server(platform, scene["attacker"], f"attempt(lambda: os.listdir({state!r}))")
+        == REFUSED
+    )
 
 
 def test_opening_the_platform_database_for_writing_is_refused(platform, scene):
     database = str(platform.settings.state_path / "platform.sqlite")
     expression = f"attempt(lambda: os.close(os.open({database!r}, os.O_RDWR)))"
-    assert attack(platform, scene["attacker"], expression) == REFUSED
+    assert attempt_inside_server(platform, scene["attacker"], expression) == REFUSED
 
 
 def test_rewriting_the_gateway_configuration_is_refused(platform, scene):
     config = platform.settings.state_path / "dask_gateway_config.py"
     before = config.read_bytes()
     expression = f"attempt(lambda: open({str(config)!r}, 'w').write('import os; os.system(\"id\")'))"
-    assert attack(platform, scene["attacker"], expression) == REFUSED
+    assert attempt_inside_server(platform, scene["attacker"], expression) == REFUSED
     assert config.read_bytes() == before
 
 
@@ -169,33 +158,40 @@ def test_connecting_to_the_docker_socket_is_refused(platform, scene):
     expression = (
         f"attempt(lambda: socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).connect({str(DOCKER_SOCKET)!r}))"
     )
-    assert attack(platform, scene["attacker"], expression) == REFUSED
+    assert attempt_inside_server(platform, scene["attacker"], expression) == REFUSED
 
 
 def test_reading_another_users_home_is_refused(platform, scene):
     home = scene["victim_home"]
     assert (home / "private.txt").is_file()
-    assert attack(platform, scene["attacker"], f"attempt(lambda: os.listdir({str(home)!r}))") == REFUSED
+    assert (
+        attempt_inside_server(platform, scene["attacker"], f"attempt(lambda: os.listdir({str(home)!r}))")
+        == REFUSED
+    )
     expression = f"attempt(lambda: read({str(home / 'private.txt')!r}))"
-    assert attack(platform, scene["attacker"], expression) == REFUSED
+    assert attempt_inside_server(platform, scene["attacker"], expression) == REFUSED
 
 
 def test_reading_another_users_server_environment_is_refused(platform, scene):
     # The environment holds the victim server's hub API token.
     environ = f"/proc/{scene['victim_server']}/environ"
-    assert attack(platform, scene["attacker"], f"attempt(lambda: read({environ!r}))") == REFUSED
+    assert (
+        attempt_inside_server(platform, scene["attacker"], f"attempt(lambda: read({environ!r}))") == REFUSED
+    )
 
 
 def test_reading_the_hubs_environment_is_refused(platform, scene):
     # The hub and its services hold the admin password, the proxy token and the service tokens.
     environ = f"/proc/{platform.hub_process.pid}/environ"
-    assert attack(platform, scene["attacker"], f"attempt(lambda: read({environ!r}))") == REFUSED
+    assert (
+        attempt_inside_server(platform, scene["attacker"], f"attempt(lambda: read({environ!r}))") == REFUSED
+    )
 
 
 def test_signalling_another_users_server_and_cluster_processes_is_refused(platform, scene):
     for pid in [scene["victim_server"], *scene["cluster_pids"]]:
         expression = f"attempt(lambda: os.kill({pid}, signal.SIGKILL))"
-        assert attack(platform, scene["attacker"], expression) == NOT_PERMITTED, pid
+        assert attempt_inside_server(platform, scene["attacker"], expression) == NOT_PERMITTED, pid
         assert Path(f"/proc/{pid}").exists(), f"process {pid} should still run"
 
 
@@ -203,13 +199,21 @@ def test_reading_another_users_cluster_working_directory_and_tls_key_is_refused(
     workdir = scene["cluster_workdir"]
     key = workdir / ".certs" / "dask.pem"
     assert key.is_file()
-    assert attack(platform, scene["attacker"], f"attempt(lambda: os.listdir({str(workdir)!r}))") == REFUSED
-    assert attack(platform, scene["attacker"], f"attempt(lambda: read({str(key)!r}))") == REFUSED
+    assert (
+        attempt_inside_server(platform, scene["attacker"], f"attempt(lambda: os.listdir({str(workdir)!r}))")
+        == REFUSED
+    )
+    assert (
+        attempt_inside_server(platform, scene["attacker"], f"attempt(lambda: read({str(key)!r}))") == REFUSED
+    )
 
 
 def test_listing_the_homes_and_clusters_folders_is_refused(platform, scene):
     for folder in (platform.settings.homes_dir, platform.settings.dask_clusters_dir):
-        assert attack(platform, scene["attacker"], f"attempt(lambda: os.listdir({folder!r}))") == REFUSED
+        assert (
+            attempt_inside_server(platform, scene["attacker"], f"attempt(lambda: os.listdir({folder!r}))")
+            == REFUSED
+        )
 
 
 def test_the_victims_cluster_runs_as_the_victim_and_its_files_are_theirs_alone(platform, scene):

@@ -10,18 +10,19 @@ refusal. No server ever holds the platform's keys: not in its environment, not r
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
 import pytest
 
 from tests.harness import RunningPlatform
+from tests.helpers.dataset_projects import DATASETS, granted_dataset_scene
 from tests.helpers.inside_server import run_inside_server
 from tests.helpers.s3_server import ACCESS_KEY_ID, BUCKET, SECRET_ACCESS_KEY, running_s3_server
 
 pytestmark = pytest.mark.hub
 
-DATASETS = "/services/platform/api/v1/datasets"
 
 ATTEMPT = """
 import json, os
@@ -74,40 +75,15 @@ def object_platform(tmp_path_factory, s3):
 @pytest.fixture(scope="module")
 def scene(object_platform, s3):
     platform = object_platform
-    tag = os.getpid()
-    owner, member, reader, stranger = (f"{r}{tag}" for r in ("oowner", "omember", "oreader", "ostranger"))
-    tokens = {name: platform.create_user(name, plan="trial") for name in (owner, member, reader, stranger)}
-    own, read = f"own{tag}", f"read{tag}"
-    for project, founder in ((own, owner), (read, reader)):
-        r = platform.api(
-            "POST", "/services/platform/api/v1/projects", tokens[founder], json={"name": project}
-        )
-        assert r.status_code == 201, r.text
-    r = platform.api(
-        "POST", f"/services/platform/api/v1/projects/{own}/members", tokens[owner], json={"user": member}
-    )
-    assert r.status_code == 201, r.text
-    r = platform.api(
-        "POST", DATASETS, tokens[owner], json={"project": own, "name": "chips", "storage_class": "object"}
-    )
-    assert r.status_code == 201, r.text
-    assert r.json()["in_object_store"] is True
-    r = platform.api("PUT", f"{DATASETS}/{own}/chips/grants/{read}", tokens[owner])
-    assert r.status_code == 200, r.text
-    for name in (member, reader, stranger):
-        platform.spawn(name, tokens[name])
+    made = granted_dataset_scene(platform, "o", "chips", "object")
+    assert made.dataset["in_object_store"] is True
+    servers = (made.member, made.reader, made.stranger)
+    for name in servers:
+        platform.spawn(name, made.tokens[name])
     try:
-        yield {
-            "owner": owner,
-            "member": member,
-            "reader": reader,
-            "stranger": stranger,
-            "tokens": tokens,
-            "own": own,
-            "read": read,
-        }
+        yield dataclasses.asdict(made)
     finally:
-        for name in (member, reader, stranger):
+        for name in servers:
             platform.stop_server(name)
 
 
