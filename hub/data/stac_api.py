@@ -68,7 +68,7 @@ _BAD = {400: {"description": "a parameter breaks its rule (the message names it)
 _NOT_SEEN = {404: {"description": "no such collection or item, or one the caller may not read"}}
 
 
-def stac_actor(
+async def stac_actor(
     identity: Annotated[Identity | None, Depends(optional_identity)], context: Context
 ) -> datasets.Actor:
     """Who reads the catalogue: the hub and administrators everything, users their datasets, anonymous nothing."""

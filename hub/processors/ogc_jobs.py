@@ -30,7 +30,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Body, Header, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 
@@ -209,6 +209,7 @@ def execute(
     caller: ServiceCaller,
     context: Context,
     body: Annotated[dict[str, Any], Body(description='an OGC execute request: {"inputs": {...}}')],
+    background: BackgroundTasks,
     prefer: Annotated[str | None, Header(max_length=200)] = None,
 ) -> JSONResponse:
     """Execute a process: synchronously when it ends within the bound, else (or when asked) as a job."""
@@ -218,8 +219,12 @@ def execute(
         return _problem(400, "", "Invalid inputs", f"invalid inputs: {error}")
     if not isinstance(inputs, dict):
         return _problem(400, "", "Invalid inputs", "inputs: must be a JSON object of input names and values")
+    wants_async = prefer is not None and "respond-async" in prefer.lower()
     try:
-        run, process, _ = start_run(context, caller, process_id, RunStart(inputs=inputs))
+        # A job answered at once starts after its answer is sent (runs_api.start_run); a synchronous one now.
+        run, process, _ = start_run(
+            context, caller, process_id, RunStart(inputs=inputs), background if wants_async else None
+        )
     except (runs.ProcessorNotFound, runs.ProcessorVersionNotFound) as error:
         return _problem(404, "no-such-process", "No such process", str(error))
     except InputsInvalid as error:
@@ -228,7 +233,6 @@ def execute(
         return _problem(409, "", "The process cannot be run", str(error))
     except StorageQuotaExceeded as error:
         return _problem(413, "", "Storage quota exceeded", error.message)
-    wants_async = prefer is not None and "respond-async" in prefer.lower()
     if not wants_async:
         deadline = time.monotonic() + SYNC_WAIT_SECONDS
         while time.monotonic() < deadline:

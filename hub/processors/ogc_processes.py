@@ -278,8 +278,8 @@ def _answer(request: Request, f: str | None, title: str, body: dict[str, Any]) -
 async def _actor(request: Request, context: Any) -> Any:
     """The caller as the registry sees it; the standard's exception when there is none."""
     try:
-        identity = access.service_caller(
-            access.required_identity(await access.optional_identity(request, context)), context
+        identity = access.require_service_access(
+            access.require_identity(await access.optional_identity(request, context)), context
         )
     except HTTPException as error:
         raise _OgcRefusal(error.status_code, str(error.detail)) from None

@@ -77,6 +77,12 @@ from collections.abc import Sequence
 from polartep_hub.catalogue import CatalogueError, load_catalogue
 from polartep_hub.service.config import ConfigError, ServiceConfig
 
+# How long a thread may hold the interpreter before one that waits gets it (Python's default is 5 ms). The service
+# drives processor runs and meters in threads (a Dask client each, with its own event loop); with the default, a
+# request waited up to 5 ms each time it needed the interpreter back from them. 1 ms bounds that wait for a
+# little more switching.
+GIL_SWITCH_INTERVAL_S = 0.001
+
 log = logging.getLogger("polartep_hub.service")
 
 
@@ -179,6 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         catalogue.fingerprint,
         engine.url.render_as_string(hide_password=True),
     )
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     # access_log stays on: uvicorn logs method, path and status only, never headers or cookies.
     uvicorn.run(
         # No proxy_headers: uvicorn would trust X-Forwarded-For from any local process; proxy_peer.py decides.

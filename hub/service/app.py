@@ -63,6 +63,7 @@ from polartep_hub.service.hub_api import HubAPI
 from polartep_hub.service.mail_outbox import MailOutbox
 from polartep_hub.service.metrics import MetricsMiddleware, ServiceMetrics, full_route_templates
 from polartep_hub.service.web import browser_login, errors, pages
+from polartep_hub.service.web.flat_routes import mount_flat
 from polartep_hub.service.web.identity import IdentityProvider
 from polartep_hub.service.web.request_limits import BodyLimitMiddleware
 from polartep_hub.service.web.security_headers import SecurityHeadersMiddleware
@@ -274,8 +275,8 @@ def create_app(
         (dashboards_pages.page_router, prefix),
         (processor_pages.page_router, prefix),
     ):
-        app.include_router(router, prefix=router_prefix)
-        route_templates.update(full_route_templates(router_prefix, router.routes))
+        # Flat, as older FastAPI mounted routers: nested routers cost about 1 ms per request (flat_routes.py).
+        route_templates.update(full_route_templates("", mount_flat(app, router, router_prefix)))
 
     errors.install(
         app

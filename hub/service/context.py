@@ -65,6 +65,7 @@ class ServiceContext:
             yield session
 
 
-def get_context(request: Request) -> ServiceContext:
-    """The service context of the app handling ``request`` (a FastAPI dependency)."""
+async def get_context(request: Request) -> ServiceContext:
+    """The service context of the app handling ``request`` (a FastAPI dependency; ``async`` so that FastAPI runs it
+    on the event loop rather than handing it to its thread pool)."""
     return request.app.state.context

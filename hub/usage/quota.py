@@ -307,11 +307,17 @@ class Admission:
     status: QuotaStatus
 
 
-def _locked_account(session: Session, name: str) -> Account | None:
-    statement = select(Account).where(Account.name == name)
+# The four columns a decision reads, not the whole ORM object: loading an ``Account`` entity (identity map, row
+# processors) cost more than the decision's own arithmetic.
+_ACCOUNT_COLUMNS = select(Account.name, Account.plan, Account.plan_started_at, Account.is_admin)
+
+
+def _locked_account(session: Session, name: str) -> Any | None:
+    """The account's name, plan, plan start and admin flag (a row), locked on PostgreSQL; None when there is none."""
+    statement = _ACCOUNT_COLUMNS.where(Account.name == name)
     if session.get_bind().dialect.name == "postgresql":
         statement = statement.with_for_update()
-    return session.scalar(statement)
+    return session.execute(statement).first()
 
 
 def admit_server(
@@ -382,7 +388,9 @@ def _admit_in_statements(
         session.rollback()
         raise
     reservation = _reservation(account_name, server_name, profile, now)
-    session.execute(insert(QuotaReservation), [asdict(reservation)])
+    session.execute(
+        insert(QuotaReservation.__table__), [asdict(reservation)]
+    )  # core insert: no ORM bulk path
     session.commit()
     return Admission(reservation=reservation, status=status)
 

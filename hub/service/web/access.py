@@ -64,15 +64,15 @@ async def optional_identity(request: Request, context: Context) -> Identity | No
     return identity
 
 
-def required_identity(identity: Annotated[Identity | None, Depends(optional_identity)]) -> Identity:
-    """The caller; 401 when there are no credentials."""
+def require_identity(identity: Identity | None) -> Identity:
+    """``identity``, or 401 when there are no credentials."""
     if identity is None:
         raise _unauthorized("authentication required: send 'Authorization: token <JupyterHub API token>'")
     return identity
 
 
-def service_caller(identity: Annotated[Identity, Depends(required_identity)], context: Context) -> Identity:
-    """A caller allowed to use this service at all."""
+def require_service_access(identity: Identity, context: ServiceContext) -> Identity:
+    """``identity`` when it may use this service at all; 403 otherwise."""
     if identity.is_hub or identity.has_any_scope(context.config.access_scopes):
         return identity
     raise HTTPException(
@@ -82,7 +82,24 @@ def service_caller(identity: Annotated[Identity, Depends(required_identity)], co
     )
 
 
-def user_caller(identity: Annotated[Identity, Depends(service_caller)]) -> Identity:
+# The dependencies below are ``async def`` although they never await: FastAPI runs a plain ``def`` dependency in its
+# thread pool, a hand-off to a worker thread and back for each one (about 0.1 ms of CPU each, measured with
+# bench/quota.py's set-up; more in waiting on a loaded machine). They do no I/O, so they run on the event loop.
+
+
+async def required_identity(identity: Annotated[Identity | None, Depends(optional_identity)]) -> Identity:
+    """The caller; 401 when there are no credentials."""
+    return require_identity(identity)
+
+
+async def service_caller(
+    identity: Annotated[Identity, Depends(required_identity)], context: Context
+) -> Identity:
+    """A caller allowed to use this service at all."""
+    return require_service_access(identity, context)
+
+
+async def user_caller(identity: Annotated[Identity, Depends(service_caller)]) -> Identity:
     """A JupyterHub user (not a service) allowed to use this service."""
     if not identity.is_user:
         raise HTTPException(
@@ -91,7 +108,7 @@ def user_caller(identity: Annotated[Identity, Depends(service_caller)]) -> Ident
     return identity
 
 
-def hub_caller(identity: Annotated[Identity, Depends(required_identity)]) -> Identity:
+async def hub_caller(identity: Annotated[Identity, Depends(required_identity)]) -> Identity:
     """The hub's internal client (scope ``custom:polartep:hub``)."""
     if not identity.is_hub:
         raise HTTPException(
@@ -100,7 +117,7 @@ def hub_caller(identity: Annotated[Identity, Depends(required_identity)]) -> Ide
     return identity
 
 
-def admin_or_hub_caller(identity: Annotated[Identity, Depends(service_caller)]) -> Identity:
+async def admin_or_hub_caller(identity: Annotated[Identity, Depends(service_caller)]) -> Identity:
     """A JupyterHub admin user, or the hub."""
     if identity.is_hub or (identity.is_user and identity.admin):
         return identity
