@@ -52,8 +52,8 @@ def web_app(platform, owner):
         platform,
         token,
         "web",
-        "site.server:app",
-        app_files({"site/server.py": ASGI_APP, "site/__init__.py": ""}),
+        "appsite.server:app",
+        app_files({"appsite/server.py": ASGI_APP, "appsite/__init__.py": ""}),
     )
     assert r.status_code == 201, r.text
     app = r.json()
@@ -105,7 +105,7 @@ def test_a_web_app_answers_its_own_route_through_a_share(platform, owner, web_ap
     assert r.json() == {
         "marker": f"{APP_MARKER}-web",
         "path": "/hello",
-        "prefix": f"/user/{name}/{web_app['server']}",
+        "prefix": f"/user/{name}/{web_app['server']}/",
         "user_token": False,
     }
     r = open_page(platform, name, web_app["server"], stranger_token, "hello")
@@ -218,7 +218,7 @@ def test_bad_file_names_and_entry_points_are_refused_and_nothing_is_stored(
     before = _dashboard_count(platform)
     r = publish_app(platform, token, kind, entry, app_files(files), runner=runner)
     assert r.status_code == 400, r.text
-    assert message in r.json()["message"]
+    assert message in r.json()["detail"]
     assert _dashboard_count(platform) == before
 
 

@@ -119,7 +119,7 @@ def test_a_web_app_in_a_container_answers_its_own_route_through_a_share(docker_p
     assert r.json() == {
         "marker": f"{APP_MARKER}-web",
         "path": "/hello",
-        "prefix": f"/user/{owner}/{server}",
+        "prefix": f"/user/{owner}/{server}/",
         "user_token": False,
     }
     r = open_page(docker_platform, owner, server, stranger_token, "hello")

@@ -109,10 +109,10 @@ def test_no_kind_runner_command_image_or_foreign_entry_point_is_accepted(platfor
         "server_kind": 400,
     }, json.dumps(found)[:3000]
     assert (
-        "must be module:attribute of one of the app's own .py files" in found["entry_os_system"][1]["message"]
+        "must be module:attribute of one of the app's own .py files" in found["entry_os_system"][1]["detail"]
     )
-    assert "must be one of the app's .py or .ipynb files" in found["entry_victims_file"][1]["message"]
-    assert "is not a plain relative path" in found["file_climbs_out"][1]["message"]
+    assert "must be one of the app's .py or .ipynb files" in found["entry_victims_file"][1]["detail"]
+    assert "is not a plain relative path" in found["file_climbs_out"][1]["detail"]
     assert "takes no option cmd" in found["server_cmd"][1]["message"]
     assert "takes no option kind" in found["server_kind"][1]["message"]
     # Nothing was stored, and the app server still runs its app.
