@@ -29,7 +29,7 @@ hub = os.environ["JUPYTERHUB_API_URL"]
 user = os.environ["JUPYTERHUB_USER"]
 victim = os.environ["VICTIM"]
 
-def call(method, url, body):
+def call(method, url, body, token=token):
     request = urllib.request.Request(url, data=json.dumps(body).encode(), method=method, headers={
         "Authorization": "token " + token, "Content-Type": "application/json"})
     try:
@@ -60,10 +60,14 @@ results = {
     "file_climbs_out": app("panel", "app.py", {"app.py": "x = 1", "../../tmp/evil.py": "x"}),
     "file_absolute": app("panel", "app.py", {"app.py": "x = 1", "/tmp/evil.py": "x"}),
 }
-# The app server takes no option that picks what runs on it.
+# The app server takes no option that picks what runs on it: the server's own token may start no server at all,
+# and the user's full token (pasted into a notebook) is refused by the options' check.
 server = os.environ["APP_SERVER"]
-results["server_cmd"] = call("POST", hub + f"/users/{user}/servers/{server}", {"cmd": ["sh", "-c", "id"]})
-results["server_kind"] = call("POST", hub + f"/users/{user}/servers/{server}", {"dashboard": server[5:], "kind": "web"})
+start = hub + f"/users/{user}/servers/{server}"
+results["server_token_cmd"] = call("POST", start, {"cmd": ["sh", "-c", "id"]})
+results["server_cmd"] = call("POST", start, {"cmd": ["sh", "-c", "id"]}, token=os.environ["USER_TOKEN"])
+results["server_kind"] = call(
+    "POST", start, {"dashboard": server[5:], "kind": "web"}, token=os.environ["USER_TOKEN"])
 print(json.dumps(results))
 """
 
@@ -92,7 +96,12 @@ def test_no_kind_runner_command_image_or_foreign_entry_point_is_accepted(platfor
         platform.spawn(attacker, attacker_token)
     # Stopped, as the idle culler leaves it: a start with options is then judged by its options.
     platform.stop_server(attacker, own["server"])
-    found = run_inside_server(platform, attacker, ATTACK, env={"VICTIM": victim, "APP_SERVER": own["server"]})
+    found = run_inside_server(
+        platform,
+        attacker,
+        ATTACK,
+        env={"VICTIM": victim, "APP_SERVER": own["server"], "USER_TOKEN": attacker_token},
+    )
     statuses = {name: status for name, (status, _body) in found.items()}
     assert statuses == {
         "kind_shell": 422,
@@ -105,6 +114,7 @@ def test_no_kind_runner_command_image_or_foreign_entry_point_is_accepted(platfor
         "entry_climbs_out": 400,
         "file_climbs_out": 400,
         "file_absolute": 400,
+        "server_token_cmd": 403,
         "server_cmd": 400,
         "server_kind": 400,
     }, json.dumps(found)[:3000]
@@ -135,7 +145,9 @@ def _app_socket(proxy_pid: int) -> str:
 
 
 def test_another_users_process_cannot_reach_the_apps_socket(platform, apps):
-    attacker, attacker_token, _own, victim, _victim_token, victims = apps
+    attacker, attacker_token, _own, victim, victim_token, victims = apps
+    # The proxy starts the app's runner at the first request.
+    assert open_page(platform, victim, victims["server"], victim_token, "hello").status_code == 200
     socket_path = _app_socket(server_pid(platform, victim, victims["server"]))
     found = run_as_user_server(
         platform,
