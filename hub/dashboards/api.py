@@ -6,6 +6,10 @@
   instead of ``"notebook"``: the caller's own successful processor run's output notebook, with the run's declared
   file outputs frozen beside it (at their relative paths); the caller, the run's invoker, owns the dashboard, and the
   run's API answer (``GET /runs/{id}``) lists it under ``published``;
+* ``POST /dashboards`` ``{"title", "kind": "panel"|"web", "app": {"entry", "runner"?, "files"}}`` — a hosted app:
+  its files (relative path -> base64) are frozen as a version with a manifest (``store.freeze_app``) and served by
+  the platform's runner for its kind on the same kind of server ``dash-<id>``, with the same sharing, gallery, life
+  cycle and allowance; the entry point is data in the runner's fixed command, never a command;
 * ``GET /dashboards/{id}/versions/{sha256}/files`` and ``.../files/{path}`` — the files frozen with a version (the
   dashboard server fetches them with its owner's token and writes them beside the notebook);
 * ``GET /dashboards`` — the caller's dashboards;
@@ -75,9 +79,41 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class AppSpec(_Body):
+    entry: Annotated[str, Field(max_length=300)] = Field(
+        description="panel: one of the app's .py or .ipynb files; web: module:attribute (asgi, wsgi) or the "
+        "index .html file (static)"
+    )
+    runner: Literal["asgi", "wsgi", "static"] | None = Field(
+        default=None, description="web apps only: how the platform runs it (default asgi)"
+    )
+    files: dict[Annotated[str, Field(max_length=512)], str] = Field(
+        description="the app's files: relative path -> base64 content; at most 20 files, 8 MiB together"
+    )
+
+    def decoded(self) -> dict[str, bytes]:
+        """The files' bytes; ``InvalidDashboard`` (400) naming a file that is not base64."""
+        import base64
+        import binascii
+
+        decoded = {}
+        for path, encoded in self.files.items():
+            try:
+                decoded[path] = base64.b64decode(encoded, validate=True)
+            except (binascii.Error, ValueError):
+                raise store.InvalidDashboard(f"app.files: {path[:120]!r} is not base64") from None
+        return decoded
+
+
 class DashboardCreate(_Body):
     title: Annotated[str, Field(max_length=4000, description="1-200 characters, not only white space")]
     description: Annotated[str, Field(max_length=4000, description="at most 2000 characters")] = ""
+    kind: Literal["voila", "panel", "web"] = Field(
+        default="voila", description="voila: a notebook (notebook or run); panel or web: a hosted app (app)"
+    )
+    app: AppSpec | None = Field(
+        default=None, description="a hosted app's files and entry point (kind panel, web)"
+    )
     notebook: dict[str, Any] | None = Field(
         default=None, description="the notebook (nbformat 4 JSON), at most 10 MiB; or give run"
     )
@@ -88,13 +124,28 @@ class DashboardCreate(_Body):
 
     @model_validator(mode="after")
     def one_source(self) -> DashboardCreate:
+        if self.kind != "voila":
+            if self.app is None or self.notebook is not None or self.run is not None:
+                raise ValueError(
+                    f"a {self.kind} app takes app (its files and entry point), not notebook or run"
+                )
+            return self
+        if self.app is not None:
+            raise ValueError("app is for kind panel or web; a voila dashboard takes notebook or run")
         if (self.notebook is None) == (self.run is None):
             raise ValueError("give exactly one of notebook or run")
         return self
 
 
 class VersionCreate(_Body):
-    notebook: dict[str, Any]
+    notebook: dict[str, Any] | None = Field(default=None, description="a voila dashboard's new notebook")
+    app: AppSpec | None = Field(default=None, description="a hosted app's new files and entry point")
+
+    @model_validator(mode="after")
+    def one_source(self) -> VersionCreate:
+        if (self.notebook is None) == (self.app is None):
+            raise ValueError("give exactly one of notebook (voila) or app (panel, web)")
+        return self
 
 
 class ShareCreate(_Body):
@@ -127,6 +178,9 @@ class DashboardOut(BaseModel):
     access: Literal["own", "shared"] | None = Field(
         default=None, description="in lists: yours, or shared with you"
     )
+    kind: Literal["voila", "panel", "web"] = Field(
+        default="voila", description="voila: a notebook dashboard; panel or web: a hosted app"
+    )
 
 
 class DashboardList(BaseModel):
@@ -154,6 +208,7 @@ class LaunchOut(BaseModel):
     version: str
     profile: str | None = Field(description="the hosting profile the server runs with; None: none allowed")
     title: str
+    kind: Literal["voila", "panel", "web"] = Field(default="voila", description="which runner serves it")
 
 
 def _check_storage(
@@ -185,6 +240,7 @@ def _out(dashboard: Dashboard, start: str | None = None, access: str | None = No
         start=start,  # type: ignore[arg-type]
         access=access,  # type: ignore[arg-type]
         run=dashboard.source_run_id,
+        kind=dashboard.kind,  # type: ignore[arg-type]
     )
 
 
@@ -226,25 +282,28 @@ def _hub_failed(error: HubApiError) -> HTTPException:
 )
 def publish_dashboard(body: DashboardCreate, caller: UserCaller, context: Context) -> DashboardOut:
     """Publish a notebook (or a run's results) as a new dashboard of the caller and start its server."""
-    # Read before the write transaction below: the run's files come from the caller's home, not the database.
-    notebook, files = (body.notebook, {}) if body.run is None else _run_results(context, caller, body.run)
-    with context.session() as session:
-        account = get_or_create_account(session, caller.name, default_plan=context.config.default_plan)
-        rights = entitlement(session, context.catalogue, account, admin=caller.admin)
-        allowance = hosting_allowance(context.catalogue, rights.profiles, rights.subscriptions)
-        _check_storage(session, context, caller.name, notebook, files)
-        dashboard = store.publish(
-            session,
-            account,
-            allowance,
-            title=body.title,
-            description=body.description,
-            notebook=notebook,
-            files=files,
-            source_run_id=body.run,
-            storage_class=context.config.home_storage_class,
-        )
-        out = _out(dashboard)
+    if body.app is not None:
+        out = _publish_app(context, caller, body, body.app)
+    else:
+        # Read before the write transaction below: the run's files come from the caller's home, not the database.
+        notebook, files = (body.notebook, {}) if body.run is None else _run_results(context, caller, body.run)
+        with context.session() as session:
+            account = get_or_create_account(session, caller.name, default_plan=context.config.default_plan)
+            rights = entitlement(session, context.catalogue, account, admin=caller.admin)
+            allowance = hosting_allowance(context.catalogue, rights.profiles, rights.subscriptions)
+            _check_storage(session, context, caller.name, notebook, files)
+            dashboard = store.publish(
+                session,
+                account,
+                allowance,
+                title=body.title,
+                description=body.description,
+                notebook=notebook,
+                files=files,
+                source_run_id=body.run,
+                storage_class=context.config.home_storage_class,
+            )
+            out = _out(dashboard)
     # The server's record must exist in JupyterHub before anyone can be given a share of it: start it now.
     if context.hub_api is None:
         out.start = "not asked"
@@ -256,6 +315,34 @@ def publish_dashboard(body: DashboardCreate, caller: UserCaller, context: Contex
         # Published all the same: the owner (or a viewer) starts it from its URL; the reason is in the hub's log.
         out.start = "failed"
     return out
+
+
+def _publish_app(
+    context: ServiceContext, caller: Identity, body: DashboardCreate, app: AppSpec
+) -> DashboardOut:
+    """Freeze a hosted app (``store.publish_app``) within the caller's allowance and storage quota."""
+    files = app.decoded()
+    with context.session() as session:
+        account = get_or_create_account(session, caller.name, default_plan=context.config.default_plan)
+        rights = entitlement(session, context.catalogue, account, admin=caller.admin)
+        allowance = hosting_allowance(context.catalogue, rights.profiles, rights.subscriptions)
+        # The rules first (400 before 413 for a bad app), then the owner's storage.
+        store.freeze_app(body.kind, app.entry, app.runner, files)
+        size = sum(len(content) for content in files.values())
+        check_account_write(session, context.catalogue, caller.name, context.config.home_storage_class, size)
+        dashboard = store.publish_app(
+            session,
+            account,
+            allowance,
+            title=body.title,
+            description=body.description,
+            kind=body.kind,
+            entry=app.entry,
+            runner=app.runner,
+            files=files,
+            storage_class=context.config.home_storage_class,
+        )
+        return _out(dashboard)
 
 
 @router.get("/dashboards", response_model=DashboardList, responses=_HUB_DOWN)
@@ -359,6 +446,26 @@ def publish_version(
     """Freeze a new version; the server serves it from its next start."""
     with context.session() as session:
         dashboard = store.get_dashboard(session, dashboard_id, _actor(caller))
+        if body.app is not None:
+            if dashboard.kind == "voila":
+                raise store.InvalidDashboard(
+                    f"dashboard {dashboard.id} is a notebook: give notebook, not app"
+                )
+            files = body.app.decoded()
+            store.freeze_app(dashboard.kind, body.app.entry, body.app.runner, files)
+            size = sum(len(content) for content in files.values())
+            check_account_write(
+                session, context.catalogue, caller.name, context.config.home_storage_class, size
+            )
+            store.add_app_version(
+                session,
+                dashboard,
+                body.app.entry,
+                body.app.runner,
+                files,
+                storage_class=context.config.home_storage_class,
+            )
+            return _out(dashboard)
         _check_storage(session, context, caller.name, body.notebook)
         store.add_version(session, dashboard, body.notebook, storage_class=context.config.home_storage_class)
         return _out(dashboard)
@@ -476,6 +583,7 @@ def launch(name: str, dashboard_id: DashboardPath, caller: HubCaller, context: C
             version=dashboard.current_sha256,
             profile=allowance.profile,
             title=dashboard.title,
+            kind=dashboard.kind,  # type: ignore[arg-type]
         )
 
 

@@ -7,6 +7,11 @@
 * ``dashboard_files``: the files a version carries beside its notebook (a processor run's output files, which the
   run's output notebook reads by their relative paths), keyed by version and path; frozen with the version.
 * ``dashboards.source_run_id``: the processor run a dashboard was published from (its results), if any.
+* ``dashboards.kind``: what serves it: ``voila`` (a notebook), or a hosted app: ``panel`` (a Panel script or
+  notebook) or ``web`` (an ASGI/WSGI app or a static site). An app's version row holds its manifest (kind, entry
+  point, runner and each file's SHA-256, canonical JSON) instead of a notebook, and its files are its
+  ``dashboard_files``; the manifest's SHA-256 is the version, so a version still never changes
+  (``dashboards/store.py``).
 
 Both disappear with the owner's account (``ON DELETE CASCADE``); erasure also deletes them explicitly
 (``store.erase_owner``).
@@ -35,6 +40,8 @@ class Dashboard(Base):
     current_sha256: Mapped[str] = mapped_column(String(64))
     # The processor run (its id) whose results this dashboard shows; no foreign key: the run may be deleted.
     source_run_id: Mapped[str | None] = mapped_column(String(36), index=True, default=None)
+    # voila | panel | web (store.KINDS): which runner of the platform's serves it (dashboards/serve.py).
+    kind: Mapped[str] = mapped_column(String(8), default="voila", server_default="voila")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 

@@ -2,7 +2,7 @@
 
 ``GET <prefix>dashboards`` lists every dashboard the signed-in user may open: their own, and those shared with them
 or with one of their groups (JupyterHub's shares, asked at each rendering), each with its title, description,
-owner, thumbnail (the notebook's first image, ``GET <prefix>api/v1/dashboards/<id>/thumbnail.png``) and stable
+owner, kind (a Voila dashboard, a Panel app or a web app), thumbnail (the notebook's first image, ``GET <prefix>api/v1/dashboards/<id>/thumbnail.png``) and stable
 link. Without a session the browser is sent to the service's login, which brings it back. Every value is escaped
 (Jinja2 autoescaping); the page carries the pages' CSP.
 """
@@ -45,6 +45,7 @@ def gallery(context: Context, identity: Annotated[Identity | None, Depends(optio
                 "description": dashboard.description,
                 "owner": dashboard.owner.name,
                 "access": access,
+                "kind": dashboard.kind,
                 "url": f"/user/{quote(dashboard.owner.name, safe='')}/{store.server_name(dashboard.id)}/",
                 "thumbnail": (
                     f"{prefix}api/v1/dashboards/{dashboard.id}/thumbnail.png"

@@ -29,6 +29,17 @@ Route chosen, and why:
   file of the owner's home is below it, and Voila's file handler serves only below its root. The files frozen with
   the version (a processor run's output files) are written beside it at their relative paths, for the notebook's
   code to read; Voila's empty file allow-list serves none of them to viewers.
+* **Hosted apps** (``POLARTEP_DASHBOARD_KIND`` ``panel`` or ``web``, set by the spawner from the service's record):
+  the version is a manifest (kind, entry point, runner, each file's SHA-256); every file is fetched, checked against
+  it and written read-only into the fresh private folder, and the platform's fixed command for the kind runs it
+  (``app_command``): ``panel serve <entry>`` for Panel, uvicorn with ``module:attribute`` (ASGI or WSGI) or the
+  static file server of this module (``static_site``) for web apps. The entry point is only ever an argument
+  (checked again here: a file of the app, or ``module:attribute``); nothing of the owner's picks the program,
+  image or environment. An app listens on a **Unix socket** in a new private (0700) folder, never on a TCP
+  port: no other process of the machine (or of the container) reaches it except through the proxy, so it needs no
+  token. The owner's hub token is removed from the app's environment (the proxy keeps its own copy for the login).
+  The app's code is imported once before the proxy starts: an app that raises at import fails the start, the
+  owner's log gets the traceback and the viewer reads the exception's type (not its message or the code).
 * When the dashboard cannot be served (the version cannot be fetched or does not match), the reason is appended to
   ``~/.polartep-dashboards/<id>.log`` in the owner's home, and the program ends; the spawner then fails the start
   with that reason, which the viewer who started it sees on the hub's progress page.
@@ -39,6 +50,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 import sys
 import tempfile
@@ -105,6 +117,193 @@ def write_dashboard(content: bytes, files: dict[str, bytes] | None = None) -> Pa
     notebook.write_bytes(content)
     notebook.chmod(0o400)
     return folder
+
+
+def fetch_app(service_url: str, token: str, dashboard_id: str, version: str) -> tuple[dict, dict[str, bytes]]:
+    """An app's manifest and files, each checked against the version (the manifest's SHA-256 and the file hashes it
+    lists); ``SystemExit`` with the reason."""
+    manifest_bytes = fetch_notebook(service_url, token, dashboard_id, version)
+    try:
+        manifest = json.loads(manifest_bytes)
+        expected = dict(manifest["files"])
+    except (ValueError, KeyError, TypeError):
+        raise SystemExit(f"polartep dashboard: app {dashboard_id}: its manifest is not valid") from None
+    files = fetch_files(service_url, token, dashboard_id, version)
+    if set(files) != set(expected) or any(
+        hashlib.sha256(data).hexdigest() != expected[path] for path, data in files.items()
+    ):
+        raise SystemExit(f"polartep dashboard: app {dashboard_id}: its files do not match its version")
+    return manifest, files
+
+
+def write_app(files: dict[str, bytes]) -> Path:
+    """A new private folder holding only the app's files (at their relative paths), read-only."""
+    folder = Path(tempfile.mkdtemp(prefix="polartep-app-"))
+    for relative, data in files.items():
+        target = (folder / relative).resolve()
+        if folder.resolve() not in target.parents:
+            raise SystemExit(f"polartep dashboard: refusing the file path {relative[:120]!r}")
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        target.write_bytes(data)
+        target.chmod(0o400)
+    return folder
+
+
+_MODULE_ENTRY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
+
+
+def app_command(kind: str, manifest: dict, folder: Path, base_url: str) -> tuple[list[str], bool]:
+    """The platform's fixed command for an app of ``kind`` (the proxy fills ``{unix_socket}``), and whether the
+    proxy passes the full path (Panel's ``--prefix``) or the path below the server's prefix (web apps, which get
+    ``X-Forwarded-Prefix``). ``SystemExit`` when the manifest does not fit its kind."""
+    entry, runner = str(manifest.get("entry", "")), manifest.get("runner")
+    if manifest.get("app") != kind:
+        raise SystemExit(f"polartep dashboard: the app's manifest is not of kind {kind}")
+    files = manifest.get("files") or {}
+    if kind == "panel":
+        if entry not in files or not entry.endswith((".py", ".ipynb")):
+            raise SystemExit("polartep dashboard: a Panel app's entry must be one of its .py or .ipynb files")
+        return [
+            sys.executable,
+            "-m",
+            "panel",
+            "serve",
+            str(folder / entry),
+            "--unix-socket={unix_socket}",
+            f"--prefix={base_url}",
+            # The proxy checks that a websocket's origin is the page's own (tornado's same-origin rule); bokeh
+            # leaves origins to the proxy on a Unix socket.
+            "--allow-websocket-origin=*",
+            "--index",
+            Path(entry).stem,
+        ], True
+    if kind == "web" and runner == "static":
+        if entry not in files or not entry.endswith(".html"):
+            raise SystemExit("polartep dashboard: a static site's entry must be one of its .html files")
+        os.environ["POLARTEP_STATIC_ROOT"] = str(folder)
+        os.environ["POLARTEP_STATIC_INDEX"] = entry
+        return [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--uds={unix_socket}",
+            f"--app-dir={Path(__file__).resolve().parent}",
+            "--factory",
+            f"{Path(__file__).stem}:static_site",
+        ], False
+    if kind == "web" and runner in ("asgi", "wsgi"):
+        if not _MODULE_ENTRY.fullmatch(entry):
+            raise SystemExit("polartep dashboard: a web app's entry must be module:attribute")
+        return [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--uds={unix_socket}",
+            f"--app-dir={folder}",
+            f"--interface={'wsgi' if runner == 'wsgi' else 'auto'}",
+            "--no-server-header",
+            entry,
+        ], False
+    raise SystemExit(f"polartep dashboard: no runner for an app of kind {kind[:20]!r}")
+
+
+IMPORT_CHECK = """
+import importlib, runpy, sys
+kind, entry = sys.argv[1], sys.argv[2]
+if kind == "panel" and entry.endswith(".py"):
+    runpy.run_path(entry, run_name="__polartep_check__")
+elif kind == "web":
+    module, _, attribute = entry.partition(":")
+    getattr(importlib.import_module(module), attribute)
+"""
+"""Imports the app's code once, as its runner will, so that an app that raises at import fails the start."""
+
+
+def check_app_imports(kind: str, manifest: dict, folder: Path, dashboard_id: str) -> None:
+    """Import the app's entry point in a child process in the app's folder; ``SystemExit`` naming the exception's
+    type when it raises (its traceback goes to the owner's failure log, never to the viewer)."""
+    import subprocess
+
+    entry = str(manifest.get("entry", ""))
+    if kind == "web" and manifest.get("runner") == "static":
+        return
+    environment = {**os.environ, "PYTHONPATH": str(folder)}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", IMPORT_CHECK, kind, entry],
+            cwd=folder,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=IMPORT_CHECK_SECONDS,
+        )
+    except subprocess.TimeoutExpired:
+        raise SystemExit(
+            f"polartep dashboard: the app did not finish importing within {IMPORT_CHECK_SECONDS} s"
+        ) from None
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines()
+        last = lines[-1] if lines else ""
+        error_type = re.match(r"[A-Za-z_][\w.]*", last)
+        record_traceback(dashboard_id, done.stderr)
+        name = error_type.group(0) if error_type else "an error"
+        raise SystemExit(f"polartep dashboard: the app raised {name} at import")
+
+
+IMPORT_CHECK_SECONDS = 120
+
+
+def record_traceback(dashboard_id: str, text: str) -> None:
+    """Append an app's traceback to the owner's failure log (before the one-line reason, which stays last)."""
+    try:
+        path = failure_log(os.environ.get("HOME", "/nonexistent"), dashboard_id)
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        with path.open("a", encoding="utf-8") as log:
+            log.write(text[-20000:].rstrip() + "\n")
+    except OSError:
+        pass
+
+
+def static_site():
+    """An ASGI app serving the files below ``POLARTEP_STATIC_ROOT`` (a static site's frozen files), GET and HEAD only.
+
+    A path is decoded once and split into segments; a segment that is empty, ``.``, ``..`` or starts with a dot, or
+    a resolved path outside the root, is 404; ``/`` (and a folder) answers its ``index.html``, the root the entry.
+    """
+    import mimetypes
+    import urllib.parse
+
+    root = Path(os.environ["POLARTEP_STATIC_ROOT"]).resolve()
+    index = os.environ.get("POLARTEP_STATIC_INDEX", "index.html")
+
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        status, body, content_type = 404, b"not found", "text/plain; charset=utf-8"
+        if scope["method"] not in ("GET", "HEAD"):
+            status, body = 405, b"method not allowed"
+        else:
+            path = urllib.parse.unquote(scope["path"])
+            segments = [segment for segment in path.split("/")]
+            inner = segments[1:-1] if path.endswith("/") else segments[1:]
+            if all(part and not part.startswith(".") and "\\" not in part for part in inner):
+                relative = "/".join(inner)
+                target = (root / relative) if relative else root / index
+                if target.is_dir():
+                    target = target / "index.html"
+                resolved = target.resolve()
+                if (resolved == root or root in resolved.parents) and resolved.is_file():
+                    status, body = 200, resolved.read_bytes()
+                    content_type = mimetypes.guess_type(resolved.name)[0] or "application/octet-stream"
+        headers = [
+            (b"content-type", content_type.encode()),
+            (b"content-length", str(len(body)).encode()),
+            (b"x-content-type-options", b"nosniff"),
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+
+    return app
 
 
 def voila_command(folder: Path, base_url: str, token: str) -> list[str]:
@@ -201,10 +400,32 @@ def revocation_aware(handler_class: type) -> type:
     return RevocationAwareProxyHandler
 
 
+def prepare_app(environment, kind: str) -> tuple[list[str], bool]:
+    """Fetch, check and write an app; import it once; its runner's command. ``SystemExit`` with the reason."""
+    dashboard_id = environment["POLARTEP_DASHBOARD_ID"]
+    manifest, files = fetch_app(
+        environment["POLARTEP_SERVICE_URL"],
+        environment["JUPYTERHUB_API_TOKEN"],
+        dashboard_id,
+        environment["POLARTEP_DASHBOARD_VERSION"],
+    )
+    folder = write_app(files)
+    command, absolute_url = app_command(
+        kind, manifest, folder, environment.get("JUPYTERHUB_SERVICE_PREFIX", "/")
+    )
+    check_app_imports(kind, manifest, folder, dashboard_id)
+    os.chdir(folder)  # the app reads its own files by relative paths
+    return command, absolute_url
+
+
 def main() -> None:
     environment = os.environ
+    kind = environment.get("POLARTEP_DASHBOARD_KIND", "voila")
     try:
-        folder, _ = prepare(environment)
+        if kind == "voila":
+            folder, _ = prepare(environment)
+        else:
+            app, absolute_url = prepare_app(environment, kind)
     except SystemExit as failure:
         record_failure(environment.get("POLARTEP_DASHBOARD_ID", "unknown"), str(failure))
         raise
@@ -228,7 +449,21 @@ def main() -> None:
             handler_class, kwargs = super().get_proxy_base_class()
             return (revocation_aware(handler_class) if handler_class else None), kwargs
 
-    FreshHubOAuth.instance()
+    auth = FreshHubOAuth.instance()
+    if kind != "voila":
+        # The proxy's login keeps the token it read; the owner's app (and whatever a viewer makes it do) does not
+        # get the owner's hub token in its environment.
+        assert auth.api_token
+        for name in ("JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN"):
+            os.environ.pop(name, None)
+        DashboardProxyServer.launch_instance(
+            argv=["--", *app],
+            absolute_url=absolute_url,
+            activity_interval=0,
+            timeout=90,
+            unix_socket=True,
+        )
+        return
     DashboardProxyServer.launch_instance(
         argv=["--", *voila_command(folder, base_url, voila_token)],
         absolute_url=True,

@@ -9,6 +9,10 @@ Rules this module guarantees:
 * The number of dashboards an owner has is bounded by ``hosting.hosting_allowance``; publishing past it is
   ``DashboardLimit`` (409), saying the limit and where it comes from. The check and the insert are one transaction
   under a row lock of the owner's account, so two publishes at once cannot both take the last place.
+* Hosted apps (``kind`` panel or web) are dashboards too, with the same allowance, sharing and life cycle: their
+  files are frozen as a version with a manifest (``freeze_app``); file names are plain relative paths (no ``..``,
+  no absolute path, no leading dot), and the entry point must name one of the app's own files, so a runner of the
+  platform's runs only the app's own code (``InvalidDashboard``, 400, otherwise; nothing stored).
 * Only the owner (or an administrator) reads, changes or deletes a dashboard; anyone else is told it does not
   exist (``DashboardNotFound``, 404), so ids cannot be probed.
 """
@@ -149,6 +153,71 @@ def publish(
     description = check_description(description)
     content, digest = freeze_notebook(notebook)
     files = check_files(files or {})
+    return _create(
+        session,
+        owner,
+        allowance,
+        title=title,
+        description=description,
+        kind="voila",
+        content=content,
+        digest=digest,
+        files=files,
+        source_run_id=source_run_id,
+        storage_class=storage_class,
+    )
+
+
+def publish_app(
+    session: Session,
+    owner: Account,
+    allowance: HostingAllowance,
+    *,
+    title: str,
+    description: str,
+    kind: str,
+    entry: str,
+    runner: str | None,
+    files: dict[str, bytes],
+    storage_class: str | None = None,
+) -> Dashboard:
+    """Freeze an app's ``files`` (relative path -> bytes) with its manifest as the first version of a new hosted app
+    of ``owner`` (a dashboard of ``kind`` panel or web, counted against the same allowance) and commit;
+    ``storage_class`` as for ``publish``."""
+    title = check_title(title)
+    description = check_description(description)
+    content, digest, files = freeze_app(kind, entry, runner, files)
+    return _create(
+        session,
+        owner,
+        allowance,
+        title=title,
+        description=description,
+        kind=kind,
+        content=content,
+        digest=digest,
+        files=files,
+        source_run_id=None,
+        storage_class=storage_class,
+    )
+
+
+def _create(
+    session: Session,
+    owner: Account,
+    allowance: HostingAllowance,
+    *,
+    title: str,
+    description: str,
+    kind: str,
+    content: bytes,
+    digest: str,
+    files: dict[str, bytes],
+    source_run_id: str | None,
+    storage_class: str | None,
+) -> Dashboard:
+    """Insert a new dashboard with its first version (checked input), within the owner's allowance, and commit;
+    ``storage_class`` as for ``publish``."""
     # The owner's row, locked: two publishes at once are counted one after the other (PostgreSQL; SQLite
     # serialises writers anyway).
     session.execute(select(Account.id).where(Account.id == owner.id).with_for_update())
@@ -175,6 +244,7 @@ def publish(
         description=description,
         current_sha256=digest,
         source_run_id=source_run_id,
+        kind=kind,
         created_at=now,
         updated_at=now,
     )
@@ -182,25 +252,31 @@ def publish(
     session.add(
         DashboardVersion(dashboard_id=dashboard_id, sha256=digest, notebook=content, size=len(content))
     )
-    for path, data in files.items():
-        session.add(
-            DashboardFile(
-                dashboard_id=dashboard_id, version_sha256=digest, path=path, content=data, size=len(data)
-            )
-        )
+    _add_files(session, dashboard_id, digest, files)
     if storage_class is not None:
         metering.meter_owner(session, owner, storage_class)
     session.commit()
     return dashboard
 
 
-def check_files(files: dict[str, bytes]) -> dict[str, bytes]:
-    """The files to freeze beside a notebook, checked: plain relative paths, bounded number and size."""
+def _add_files(session: Session, dashboard_id: str, digest: str, files: dict[str, bytes]) -> None:
+    for path, data in files.items():
+        if session.get(DashboardFile, (dashboard_id, digest, path)) is None:
+            session.add(
+                DashboardFile(
+                    dashboard_id=dashboard_id, version_sha256=digest, path=path, content=data, size=len(data)
+                )
+            )
+
+
+def check_files(files: dict[str, bytes], limit: int = MAX_FILES_BYTES) -> dict[str, bytes]:
+    """The files to freeze beside a notebook (or an app's), checked: plain relative paths, bounded number and size
+    (``limit`` bytes together)."""
     if len(files) > MAX_FILES:
         raise InvalidDashboard(f"files: {len(files)}; at most {MAX_FILES}")
     total = sum(len(data) for data in files.values())
-    if total > MAX_FILES_BYTES:
-        raise NotebookTooLarge(f"files: {total} bytes together; at most {MAX_FILES_BYTES}")
+    if total > limit:
+        raise NotebookTooLarge(f"files: {total} bytes together; at most {limit}")
     for path in files:
         if not _FILE_PATH.fullmatch(path) or path == NOTEBOOK_FILE_NAME:
             raise InvalidDashboard(f"files: {path[:120]!r} is not a plain relative path")
@@ -208,6 +284,90 @@ def check_files(files: dict[str, bytes]) -> dict[str, bytes]:
 
 
 NOTEBOOK_FILE_NAME = "dashboard.ipynb"  # the notebook's own name beside its files (dashboards/serve.py)
+
+KINDS = ("voila", "panel", "web")
+"""What serves a dashboard: Voila (a notebook), or a hosted app: ``panel serve`` or a web runner (dashboards/serve.py)."""
+APP_KINDS = ("panel", "web")
+WEB_RUNNERS = ("asgi", "wsgi", "static")
+"""How a web app is run: uvicorn with an ASGI or a WSGI callable, or the platform's static file server."""
+MAX_APP_BYTES = 8 * 1024 * 1024
+"""An app's files together (sent base64-encoded in one request of at most ``NOTEBOOK_BODY_BYTES``)."""
+_MODULE_ENTRY = re.compile(
+    r"([A-Za-z_][A-Za-z0-9_]{0,99}(?:\.[A-Za-z_][A-Za-z0-9_]{0,99}){0,3}):([A-Za-z_][A-Za-z0-9_]{0,99})"
+)
+"""A web app's entry point: ``package.module:attribute``, plain Python identifiers only."""
+
+
+def freeze_app(
+    kind: str, entry: str, runner: str | None, files: dict[str, bytes]
+) -> tuple[bytes, str, dict[str, bytes]]:
+    """An app's manifest (canonical JSON: kind, entry, runner, each file's SHA-256), its SHA-256 (the version) and
+    the checked files; ``InvalidDashboard`` naming what to fix when a rule is broken, so nothing is stored.
+
+    The entry point is data the platform's runner puts in its own fixed command, never a command: a Panel app's is
+    one of its ``.py`` or ``.ipynb`` files; a web app's is ``module:attribute`` of one of its files (``asgi``,
+    ``wsgi``) or its ``.html`` index page (``static``).
+    """
+    if kind not in APP_KINDS:
+        raise InvalidDashboard(f"kind: one of {', '.join(APP_KINDS)} for an app ({kind[:20]!r} given)")
+    if not files:
+        raise InvalidDashboard("app.files: give the app's files (relative path -> base64 content)")
+    files = check_files(files, limit=MAX_APP_BYTES)
+    if kind == "panel":
+        if runner is not None:
+            raise InvalidDashboard("app.runner: a Panel app has no runner to choose (panel serve runs it)")
+        if entry not in files or not entry.endswith((".py", ".ipynb")):
+            raise InvalidDashboard(f"app.entry: {entry[:120]!r} must be one of the app's .py or .ipynb files")
+    else:
+        runner = runner or "asgi"
+        if runner not in WEB_RUNNERS:
+            raise InvalidDashboard(f"app.runner: one of {', '.join(WEB_RUNNERS)}")
+        if runner == "static":
+            if entry not in files or not entry.endswith(".html"):
+                raise InvalidDashboard(f"app.entry: {entry[:120]!r} must be one of the site's .html files")
+        else:
+            match = _MODULE_ENTRY.fullmatch(entry)
+            module = match.group(1).replace(".", "/") if match else None
+            if module is None or not ({f"{module}.py", f"{module}/__init__.py"} & files.keys()):
+                raise InvalidDashboard(
+                    f"app.entry: {entry[:120]!r} must be module:attribute of one of the app's own .py files "
+                    "(for example app:app for app.py)"
+                )
+    manifest = {
+        "app": kind,
+        "entry": entry,
+        "runner": runner,
+        "files": {path: hashlib.sha256(data).hexdigest() for path, data in sorted(files.items())},
+    }
+    content = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+    return content, hashlib.sha256(content).hexdigest(), files
+
+
+def add_app_version(
+    session: Session,
+    dashboard: Dashboard,
+    entry: str,
+    runner: str | None,
+    files: dict[str, bytes],
+    *,
+    storage_class: str | None = None,
+) -> DashboardVersion:
+    """Freeze an app's files as its current version (the same files again: the same version) and commit;
+    ``storage_class`` as for ``publish``."""
+    content, digest, files = freeze_app(dashboard.kind, entry, runner, files)
+    version = session.get(DashboardVersion, (dashboard.id, digest))
+    if version is None:
+        version = DashboardVersion(
+            dashboard_id=dashboard.id, sha256=digest, notebook=content, size=len(content)
+        )
+        session.add(version)
+        _add_files(session, dashboard.id, digest, files)
+    dashboard.current_sha256 = digest
+    dashboard.updated_at = utcnow()
+    if storage_class is not None:
+        metering.meter_owner(session, dashboard.owner, storage_class)
+    session.commit()
+    return version
 
 
 def version_files(session: Session, dashboard: Dashboard, sha256: str) -> list[DashboardFile]:
@@ -238,6 +398,8 @@ def add_version(
 ) -> DashboardVersion:
     """Freeze ``notebook`` as the dashboard's current version (the same bytes again: the same version) and commit;
     ``storage_class`` as for ``publish``."""
+    if dashboard.kind != "voila":
+        raise InvalidDashboard(f"dashboard {dashboard.id} is a {dashboard.kind} app: give app, not notebook")
     content, digest = freeze_notebook(notebook)
     version = session.get(DashboardVersion, (dashboard.id, digest))
     if version is None:

@@ -12,6 +12,8 @@ Rules this module guarantees:
   owns that dashboard (400 otherwise), which version is current and which hosting profile sizes it
   (``dashboards/hosting.py``). The consent check and the quota decision are those of every server
   (``profiles.py``): the dashboard's running time is the owner's.
+* The kind (``voila``, ``panel``, ``web``: hosted apps) comes from the platform service's record with the version,
+  never from the options; the dashboard program runs the platform's runner for that kind (``dashboards/serve.py``).
 * Local mode: the server runs as the owner's system user (as every server of theirs) the program
   ``polartep_hub.dashboards.serve``, which fetches the frozen version, checks its SHA-256 and serves it with
   Voila behind jupyter-server-proxy's standalone proxy (the route and why: ``dashboards/serve.py``).
@@ -120,6 +122,11 @@ class DashboardServerMixin(LoggingConfigurable):
     dashboard_version = Unicode(
         "", help="The SHA-256 of the version it serves (kept in the spawner's state)."
     )
+    dashboard_kind = Unicode(
+        "voila",
+        help="What serves it: voila, or a hosted app's runner, panel or web (from the platform service, at each "
+        "start; never from the user's options).",
+    )
 
     @default("apply_user_options")
     def _apply_user_options_default(self):
@@ -158,6 +165,7 @@ class DashboardServerMixin(LoggingConfigurable):
         self.apply_profile(profile)
         self.dashboard_id = dashboard_id
         self.dashboard_version = launch["version"]
+        self.dashboard_kind = launch.get("kind") or "voila"
         self.apply_dashboard()
         self.log.info(
             "Starting dashboard %s (%s) of %s with profile %s",
@@ -176,6 +184,7 @@ class DashboardServerMixin(LoggingConfigurable):
             **self.environment,
             "POLARTEP_DASHBOARD_ID": self.dashboard_id,
             "POLARTEP_DASHBOARD_VERSION": self.dashboard_version,
+            "POLARTEP_DASHBOARD_KIND": self.dashboard_kind,
         }
 
     def dashboard_failure_message(self, reason: str | None) -> str:

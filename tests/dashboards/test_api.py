@@ -189,6 +189,7 @@ def test_only_the_hub_asks_how_to_launch_a_dashboard(api):
         "version": dashboard["version"],
         "profile": "interactive",
         "title": "Sea ice",
+        "kind": "voila",
     }
     assert api.get(path, token="alice-token").status_code == 403
     # Another user's server may not run alice's dashboard.

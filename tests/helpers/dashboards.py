@@ -55,3 +55,86 @@ def share(platform, token: str, dashboard_id: str, **target: str):
 def open_page(platform, owner: str, server: str, token: str | None, path: str = "", **kwargs: Any):
     """GET a path of the dashboard server with ``token`` (as a viewer's API client would)."""
     return platform.api("GET", f"/user/{owner}/{server}/{path}", token, timeout=90, **kwargs)
+
+
+# Hosted apps (dashboards of kind panel and web) ------------------------------------------------------------------
+
+APP_MARKER = "APP-MARKER"
+
+PANEL_APP = f"""
+import panel as pn
+
+slider = pn.widgets.IntSlider(name="n", start=1, end=10, value=6)
+
+
+def times_seven(n):
+    return "{APP_MARKER}-" + str(n * 7)
+
+
+pn.Column(pn.pane.Markdown("# Sea ice app"), slider, pn.bind(times_seven, slider)).servable(
+    title="Sea ice app " + times_seven(6)
+)
+"""
+"""A Panel app whose texts are computed by the server's Python: the page's title (in the HTML Panel serves) ends
+in ``APP-MARKER-42``, and so does the text under the slider (sent over the websocket) until the slider moves."""
+
+ASGI_APP = f"""
+import json
+
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    headers = dict(scope["headers"])
+    found = scope["path"] == "/hello"
+    body = json.dumps({{
+        "marker": "{APP_MARKER}-web" if found else "not-found",
+        "path": scope["path"],
+        "prefix": headers.get(b"x-forwarded-prefix", b"").decode(),
+        "user_token": "JUPYTERHUB_API_TOKEN" in __import__("os").environ,
+    }}).encode()
+    await send({{"type": "http.response.start", "status": 200 if found else 404,
+                "headers": [(b"content-type", b"application/json")]}})
+    await send({{"type": "http.response.body", "body": body}})
+"""
+"""A bare ASGI app: its own route ``/hello`` answers JSON with the marker, the path it saw and whether it holds the
+owner's hub token; every other path is its own 404."""
+
+
+def app_files(files: dict[str, str]) -> dict[str, str]:
+    """``{"relative/path": text}`` as the API takes an app's files (base64)."""
+    import base64
+
+    return {path: base64.b64encode(text.encode()).decode() for path, text in files.items()}
+
+
+def publish_app(
+    platform,
+    token: str,
+    kind: str,
+    entry: str,
+    files: dict[str, str],
+    runner: str | None = None,
+    **extra: Any,
+):
+    """POST an app (the raw response: callers assert the status)."""
+    app: dict[str, Any] = {"entry": entry, "files": files}
+    if runner is not None:
+        app["runner"] = runner
+    return platform.api(
+        "POST",
+        "/services/platform/api/v1/dashboards",
+        token,
+        json={"title": f"A {kind} app", "kind": kind, "app": app, **extra},
+    )
+
+
+def app_owner(platform, name: str) -> str:
+    """A new user with a ``hosting-small`` subscription (5 dashboards or apps, run with the small profile); their
+    token."""
+    token = platform.create_user(name, plan="large")
+    r = platform.api(
+        "POST", f"/services/platform/api/v1/accounts/{name}/subscriptions/hosting-small", platform.admin_token
+    )
+    assert r.status_code in (200, 201), r.text
+    return token
