@@ -4,19 +4,13 @@ Voila behind the standalone proxy, and nothing else; sharing, refusals and a vie
 
 from __future__ import annotations
 
-import re
-import subprocess
-
 import pytest
-import yaml
 from sqlalchemy import create_engine, text
 
 from polartep_hub.catalogue import load_catalogue
-from polartep_hub.settings import REPO_ROOT
+from tests.docker.conftest import catalogue_with_base_image
 from tests.docker.engine import (
-    RUN_ID,
     container_name,
-    docker,
     home_volume,
     inspect,
     remove_run_objects,
@@ -37,32 +31,11 @@ def dashboard_container(owner: str, server: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def base_image(tmp_path_factory) -> str:
-    """This checkout's ``polartep/base`` build under a tag of this run's own.
-
-    The engine is shared: another checkout's ``images/build.sh`` retags ``polartep/base`` (and drops other content
-    hashes), so the module pins the image its own sources built (with the dashboard program) for its platform.
-    """
-    for step in (["images/ensure-docker.sh"], ["images/build.sh", "base"]):
-        done = subprocess.run(step, cwd=REPO_ROOT, capture_output=True, text=True, timeout=3000)
-        assert done.returncode == 0, f"{step}: {done.stderr[-2000:]}"
-    built = re.findall(r"polartep/base:([0-9a-f]{12})", done.stderr)
-    assert built, done.stderr[-2000:]
-    tag = f"polartep-test/base:{RUN_ID}"
-    docker("tag", f"polartep/base:{built[-1]}", tag)
-    yield tag
-    docker("rmi", tag, check=False)
-
-
-@pytest.fixture(scope="module")
 def docker_platform(base_image, test_catalogue, tmp_path_factory):
     """A Docker-mode platform of this module whose catalogue names the pinned base image."""
-    data = yaml.safe_load(test_catalogue.read_text())
-    for profile in data["profiles"].values():
-        if profile["image"] == "polartep/base":
-            profile["image"] = base_image
-    catalogue = tmp_path_factory.mktemp("dash-catalogue") / "catalogue.yaml"
-    catalogue.write_text(yaml.safe_dump(data, sort_keys=False))
+    catalogue = catalogue_with_base_image(
+        test_catalogue, base_image, tmp_path_factory.mktemp("dash-catalogue")
+    )
     running = start_docker_platform(tmp_path_factory.mktemp("dash-platform"), catalogue)
     yield running
     running.stop()
