@@ -14,18 +14,13 @@ from sqlalchemy import create_engine, text
 
 from tests.harness import wait_for
 from tests.helpers.browser_session import form_xsrf, logged_in_session
+from tests.helpers.dashboards import AUTHORIZE_PATH as AUTHORIZE
 from tests.helpers.dashboards import MARKER, publish, share
+from tests.helpers.dashboards import visit_as_browser as visit
 
 pytestmark = pytest.mark.timeout(600)
 
 PASSWORD = "a-long-enough-password-for-tests-7"
-AUTHORIZE = "/hub/api/oauth2/authorize"
-
-
-def visit(browser, url: str):
-    """GET the dashboard as a browser does; the final response and whether the hub's authorize page was shown."""
-    page = browser.get(url)
-    return page, page.url.path == AUTHORIZE and "Authorize" in page.text
 
 
 def hub_rows(platform, query: str, **values) -> list[tuple]:

@@ -17,7 +17,8 @@ from tests.docker.engine import (
     unique_user_name,
 )
 from tests.harness import wait_for
-from tests.helpers.dashboards import MARKER, notebook, open_page, publish, share
+from tests.helpers.browser_session import form_xsrf, logged_in_session
+from tests.helpers.dashboards import MARKER, notebook, open_page, publish, share, visit_as_browser
 from tests.helpers.docker_platform import start_docker_platform
 
 pytestmark = pytest.mark.timeout(900)
@@ -181,3 +182,25 @@ def test_a_dashboard_that_fails_to_start_tells_why(docker_platform, docker_user)
         60,
         what="the failed dashboard container to be removed",
     )
+
+
+def test_a_viewer_confirms_the_oauth_page_once_across_a_restart(docker_platform, published):
+    owner, owner_token, dashboard = published
+    server = dashboard["server"]
+    viewer = unique_user_name("dashoauth")
+    password = "a-long-enough-password-for-tests-7"
+    docker_platform.create_user(viewer, plan="large", password=password)
+    assert share(docker_platform, owner_token, dashboard["id"], user=viewer).status_code == 201
+    if docker_platform.server_model(owner, server) is None:  # stopped by an earlier test
+        docker_platform.spawn(owner, owner_token, server=server, timeout=180)
+    url = docker_platform.user_url(owner, server)
+    with logged_in_session(docker_platform, viewer, password) as browser:
+        page, asked = visit_as_browser(browser, url)
+        assert asked, (page.status_code, str(page.url), page.text[:300])
+        page = browser.post(str(page.url), data={"_xsrf": form_xsrf(page.text)})
+        assert f"{MARKER}-42" in page.text
+        docker_platform.stop_server(owner, server)
+        docker_platform.spawn(owner, owner_token, server=server, timeout=180)
+        page, asked = visit_as_browser(browser, url)
+        assert not asked, "asked again after a restart"
+        assert f"{MARKER}-42" in page.text

@@ -55,3 +55,13 @@ def share(platform, token: str, dashboard_id: str, **target: str):
 def open_page(platform, owner: str, server: str, token: str | None, path: str = "", **kwargs: Any):
     """GET a path of the dashboard server with ``token`` (as a viewer's API client would)."""
     return platform.api("GET", f"/user/{owner}/{server}/{path}", token, timeout=90, **kwargs)
+
+
+AUTHORIZE_PATH = "/hub/api/oauth2/authorize"
+
+
+def visit_as_browser(session, url: str):
+    """GET a dashboard in a logged-in browser-like session (``browser_session.logged_in_session``): the final response
+    and whether the hub's OAuth authorize page was shown on the way."""
+    page = session.get(url)
+    return page, page.url.path == AUTHORIZE_PATH and "Authorize" in page.text
