@@ -222,13 +222,15 @@ async def submit_version_form(
 
 @page_router.get("/processors/runs/{run_id}", include_in_schema=False)
 def run_page(run_id: RunId, context: Context, identity: OptionalCaller) -> Response:
-    """One run of the signed-in user: progress, log, results (reloads itself until it ends)."""
+    """One run of the signed-in user: progress, log, results and what was published from them (dashboards); reloads
+    itself until the run ends."""
     if identity is None or not identity.is_user:
         return _login(context, f"processors/runs/{quote(run_id, safe='')}")
     with context.session() as session:
         run, name, version = runs.run_of(session, run_id, actor_of(identity))
         # The run's own version (not looked up again: a run stays its invoker's after a withdrawal or unsharing).
         document = session.get(ProcessorVersion, run.version_id).definition
+        published = runs.result_links(session, run.id)
         session.expunge(run)
     title = str(document.get("title") or name)
     try:
@@ -263,4 +265,5 @@ def run_page(run_id: RunId, context: Context, identity: OptionalCaller) -> Respo
             for output in form.file_outputs(document)
         ],  # fmt: skip
         form_url=context.config.prefix + _form_path(name, version),
+        published=published,
     )

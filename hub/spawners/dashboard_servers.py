@@ -23,7 +23,16 @@ Rules this module guarantees:
 * Docker mode: the server is a container of the owner's profile image (the catalogue's images carry the same program
   at ``/opt/polartep/dashboard_serve.py``, ``images/base``), with the profile's limits and the hardening of every
   server (``spawners/docker.py``); a start that fails reports the reason the program printed (the container's log).
-  Swarm mode: dashboard servers are refused with a message (400); they never fall back to JupyterLab.
+  Swarm mode: the same as a service (``spawners/swarm.py``); the reason of a failed start comes from its log.
+* A viewer confirms the hub's OAuth page once per dashboard, not after every restart. JupyterHub keys a named
+  server's OAuth client by a stable id (``jupyterhub-user-<owner>-dash-<id>``) but deletes its record when the server
+  stops, and the delete cascades to every token issued through it: the viewers' tokens, which are also the record of
+  their approval (``needs_oauth_confirm`` looks for them). A dashboard server therefore says it will resume
+  (``will_resume``, JupyterHub's own switch for this), so the record and the viewers' tokens survive a stop; the next
+  start updates the record's secret and redirect URL in place. What ``will_resume`` would also keep is removed here:
+  the stopped server's own API token is deleted after its stop, as JupyterHub does for every other server. The
+  record goes when the dashboard's server is removed (``forget_dashboard_oauth_client``). A kept token grants nothing by itself: the
+  hub intersects it with what its holder may do now, so a revoked share is refused at the next request as before.
 * Dashboards never use up the owner's named-server places for development: ``named_server_limit`` (given to
   ``JupyterHub.named_server_limit_per_user``) counts only the servers that are not dashboards'; how many dashboards
   an owner may have is bounded when they are published (``dashboards/hosting.py``).
@@ -39,8 +48,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from jupyterhub.utils import url_escape_path, url_path_join
 from tornado.web import HTTPError
-from traitlets import Bool, Unicode, default
+from traitlets import Unicode, default
 from traitlets.config import LoggingConfigurable
 
 SERVER_PREFIX = "dash-"
@@ -79,6 +89,23 @@ def check_dashboard_options(server_name: str, user_options: Any) -> str | None:
     return dashboard_id
 
 
+def forget_server_tokens(db, orm_user, note: str, log) -> int:
+    """Delete the owner's API tokens that JupyterHub made for a server (their note, ``Server at <base URL>``, is
+    JupyterHub's naming); what JupyterHub does at a stop unless the spawner will resume. Returns how many went.
+
+    By note, not by value: the local spawner forgets its token's value when its process ends (``clear_state``), and
+    after a hub restart nobody has it."""
+    from jupyterhub import orm
+
+    stale = db.query(orm.APIToken).filter_by(user_id=orm_user.id, note=note).all()
+    for orm_token in stale:
+        db.delete(orm_token)
+    if stale:
+        db.commit()
+        log.debug("Deleted %d API token(s) of a stopped dashboard server", len(stale))
+    return len(stale)
+
+
 def named_server_limit(development_servers: int):
     """``JupyterHub.named_server_limit_per_user``: ``development_servers`` named servers that are not dashboards'.
 
@@ -115,9 +142,6 @@ async def _apply_options(spawner, user_options: dict | None) -> None:
 class DashboardServerMixin(LoggingConfigurable):
     """Mix in before ``ProfileSpawnerMixin``: dashboard servers are validated and started as dashboards."""
 
-    dashboards_supported = Bool(
-        True, help="Whether this spawner can run dashboard servers (Swarm: not yet).", config=True
-    )
     dashboard_id = Unicode("", help="The dashboard this server serves (kept in the spawner's state).")
     dashboard_version = Unicode(
         "", help="The SHA-256 of the version it serves (kept in the spawner's state)."
@@ -149,10 +173,6 @@ class DashboardServerMixin(LoggingConfigurable):
         if dashboard_id is None:
             await super()._apply_profile_options(user_options)
             return
-        if not self.dashboards_supported:
-            raise HTTPError(
-                400, "dashboards run in local and Docker mode only in this release (Swarm: not yet)"
-            )
         await self.require_consents()
         launch = await self.platform.dashboard_launch(self.user.name, dashboard_id)
         if not launch.get("profile"):
@@ -174,6 +194,39 @@ class DashboardServerMixin(LoggingConfigurable):
             self.user.name,
             profile.name,
         )
+
+    @property
+    def is_dashboard_server(self) -> bool:
+        """Whether this spawner is a dashboard's (by its name, which JupyterHub fixes before anything runs)."""
+        return (self.name or "").startswith(SERVER_PREFIX)
+
+    @property
+    def will_resume(self) -> bool:
+        """True for dashboard servers: JupyterHub then keeps their OAuth client and the viewers' approvals across a
+        stop (rule above); other servers as ``other_servers_resume`` says. (A property here replaces JupyterHub's
+        ``will_resume`` trait, and DockerSpawner's property, in the spawners this is mixed into.)"""
+        return self.is_dashboard_server or self.other_servers_resume()
+
+    def other_servers_resume(self) -> bool:
+        """``will_resume`` of the servers that are not dashboards': never, as JupyterHub's default (the spawners
+        that resume say so by overriding this)."""
+        return False
+
+    def run_post_stop_hook(self):
+        """Delete the stopped dashboard server's API token (``will_resume`` kept it; nothing reuses it: each start
+        makes a new one), then run the configured hook."""
+        if self.is_dashboard_server:
+            base_url = url_path_join(self.user.base_url, url_escape_path(self.name), "/")
+            forget_server_tokens(self.user.db, self.user.orm_user, f"Server at {base_url}", self.log)
+        return super().run_post_stop_hook()
+
+    def forget_dashboard_oauth_client(self) -> None:
+        """Remove a dashboard server's OAuth client, and with it the viewers' tokens for it; the spawners'
+        ``delete_forever`` calls this when the server is removed (a stop keeps them: rule above)."""
+        if self.is_dashboard_server:
+            oauth_provider = self.user.settings.get("oauth_provider")
+            if oauth_provider is not None:
+                oauth_provider.remove_client(self.oauth_client_id)
 
     def apply_dashboard(self) -> None:
         """Run the dashboard program instead of JupyterLab."""

@@ -58,12 +58,6 @@ DASHBOARD_PROGRAM = "/opt/polartep/dashboard_serve.py"
 class DockerProfileSpawner(DashboardServerMixin, ProfileSpawnerMixin, DockerSpawner):
     """One container per server, from the profile's image, with the profile's limits."""
 
-    dashboards_supported = Bool(
-        True,
-        help="Whether dashboard servers run (the catalogue's images carry the dashboard program; Swarm: not yet).",
-        config=True,
-    )
-
     dashboard_program = Unicode(
         DASHBOARD_PROGRAM,
         help="Path, inside the catalogue's images, of the dashboard servers' program (images/base copies "
@@ -126,6 +120,10 @@ class DockerProfileSpawner(DashboardServerMixin, ProfileSpawnerMixin, DockerSpaw
         if cls._api_executor is None:
             cls._api_executor = ThreadPoolExecutor(self.docker_api_threads, thread_name_prefix="docker-api")
         return cls._api_executor
+
+    def other_servers_resume(self) -> bool:
+        """DockerSpawner's own rule: a container that is not removed at a stop is resumed."""
+        return not self.remove
 
     @default("network_name")
     def _network_name_default(self) -> str:
@@ -254,6 +252,7 @@ class DockerProfileSpawner(DashboardServerMixin, ProfileSpawnerMixin, DockerSpaw
         """
         if self.name:
             # A named server being removed, not the user: the volume belongs to all their servers.
+            self.forget_dashboard_oauth_client()
             return
         name = self.home_volume_name
         deadline = asyncio.get_running_loop().time() + self.volume_removal_timeout

@@ -300,6 +300,7 @@ class LocalProfileSpawner(DashboardServerMixin, ProfileSpawnerMixin, LocalProces
         """Delete the user's home and everything in it, and the system user (JupyterHub calls this on deletion)."""
         if self.name:
             # A named server being removed, not the user: the home belongs to all their servers.
+            self.forget_dashboard_oauth_client()
             return
         try:
             home = self.home_to_delete()

@@ -16,6 +16,11 @@ readiness wait):
 * The user's home is the same named volume, ``polartep-home-{username}``, mounted as a volume (SwarmSpawner's
   default would bind-mount a host path).
 * A task that exits is not restarted by the swarm: the hub sees the server stopped, as in Docker mode.
+* Dashboard servers (``dash-<id>``, ``dashboard_servers.py``) are services like every other server: the profile's
+  image and limits, the user's network, uid 1000 without capabilities, the home volume and dataset mounts, running
+  the images' dashboard program as in Docker mode. One that ends during its start (before or after its task was
+  reported running) fails the start with the reason the program printed, read from the service's log, and its
+  service is removed.
 * Deleting the user (erasure) removes the home volume through the inherited ``delete_forever``, which waits for
   the swarm to remove the stopped task's container that still holds the volume.
 
@@ -27,20 +32,17 @@ from __future__ import annotations
 
 import asyncio
 
+from docker.errors import APIError, NotFound
 from docker.types import Mount, RestartPolicy
 from dockerspawner import SwarmSpawner
-from traitlets import Bool, default
+from tornado.web import HTTPError
+from traitlets import default
 
 from polartep_hub.spawners.docker import DockerProfileSpawner
 
 
 class SwarmProfileSpawner(DockerProfileSpawner, SwarmSpawner):
     """A swarm service per server, sized by the profile."""
-
-    # Not yet: the failure reason would come from the service's logs and nothing tests a dashboard service here.
-    dashboards_supported = Bool(
-        False, help="Whether dashboard servers run in Swarm mode (not yet: refused with 400).", config=True
-    )
 
     @default("extra_task_spec")
     def _extra_task_spec_default(self) -> dict:
@@ -54,6 +56,34 @@ class SwarmProfileSpawner(DockerProfileSpawner, SwarmSpawner):
     @default("extra_container_spec")
     def _extra_container_spec_default(self) -> dict:
         return {"user": self.container_user, "cap_drop": ["ALL"]}
+
+    async def start_object(self) -> None:
+        """Wait for the task to run (SwarmSpawner's); a dashboard whose task ended first fails with its reason."""
+        try:
+            await super().start_object()
+        except RuntimeError:
+            if not self.dashboard_id:
+                raise
+            reason = await self.dashboard_exit_reason()
+            await self.remove_object()
+            raise HTTPError(500, self.dashboard_failure_message(reason)) from None
+
+    async def dashboard_exit_reason(self) -> str | None:
+        """The last ``polartep dashboard:`` line of the service's log (its one task's output), or None."""
+
+        def read_log() -> bytes:
+            chunks = self.client.service_logs(
+                self.object_id or self.service_name, stdout=True, stderr=True, tail=50
+            )
+            return b"".join(chunks) if not isinstance(chunks, bytes) else chunks
+
+        try:
+            output = await asyncio.get_running_loop().run_in_executor(self.executor, read_log)
+        except (APIError, NotFound):
+            return None
+        lines = output.decode("utf-8", "replace").splitlines()
+        reasons = [line.strip() for line in lines if line.strip().startswith("polartep dashboard:")]
+        return reasons[-1] if reasons else None
 
     async def ensure_network(self) -> str:
         """Create the user's swarm-scoped network when missing (the gateway may have created it already)."""

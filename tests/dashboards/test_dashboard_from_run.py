@@ -2,8 +2,8 @@
 
 Specification: the invoker of a successful run publishes it as a dashboard (``{"run": id}``): the run's output
 notebook is frozen with the run's declared file outputs beside it, at their relative paths, and the invoker owns the
-dashboard; the run's API answer lists it under ``published``. Anyone else gets 404 for the run; a run that did not
-succeed is 409.
+dashboard; the run's API answer lists it under ``published`` and the run's page links to it (followed in headless
+Chromium, screenshot kept). Anyone else gets 404 for the run; a run that did not succeed is 409.
 """
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ from pathlib import Path
 import pytest
 
 from tests.harness import wait_for
+from tests.helpers.browser import login, save_screenshot, wait_until
 from tests.helpers.dashboards import MARKER, open_page
 from tests.helpers.processors import ECHO_PARAMETERS, OUTPUT_CELL, create_processor, notebook
 
 pytestmark = [pytest.mark.hub, pytest.mark.timeout(600)]
 
 API = "/services/platform/api/v1"
+PASSWORD = "a-long-enough-password-for-tests-7"
 # Reads the frozen file output before the cell that writes it: in the run it is missing, in the dashboard it is the
 # file the run wrote (frozen with the dashboard's version), so the page proves the file came along.
 READ_CELL = (
@@ -38,9 +40,13 @@ def _run(platform, token: str, processor: str, inputs: dict) -> dict:
     return wait_for(done, 240, interval=0.5, what="the run to end")
 
 
-def test_the_invoker_publishes_a_runs_results_and_the_run_links_to_the_dashboard(platform, new_user):
+def test_the_invoker_publishes_a_runs_results_and_the_run_links_to_the_dashboard(
+    platform, new_user, browser, request
+):
+    from selenium.webdriver.common.by import By
+
     invoker = "dashrunner"
-    token = platform.create_user(invoker, plan="trial")
+    token = platform.create_user(invoker, plan="trial", password=PASSWORD)
     _stranger, stranger_token = new_user()
     create_processor(
         platform.settings.service_db_url,
@@ -79,6 +85,24 @@ def test_the_invoker_publishes_a_runs_results_and_the_run_links_to_the_dashboard
     assert answer["published"] == [
         {"kind": "dashboard", "id": dashboard["id"], "title": "Echo results", "url": dashboard["url"]}
     ]
+
+    # The run's page links to it; the link opens the dashboard.
+    driver = browser()
+    login(driver, platform, invoker, PASSWORD)
+    driver.get(f"{platform.url}/services/platform/processors/runs/{run['id']}")
+    link = wait_until(driver, lambda d: d.find_element(By.ID, f"result-dashboard-{dashboard['id']}"))
+    assert (link.text, link.get_attribute("href")) == (
+        "Echo results",
+        platform.url + dashboard["url"],
+    )
+    save_screenshot(driver, request, "run-page-links-dashboard")
+    link.click()
+    wait_until(
+        driver,
+        lambda d: f"{MARKER}-from-run:3" in d.find_element(By.TAG_NAME, "body").text,
+        timeout=90,
+        message="the dashboard to render",
+    )
     platform.stop_server(invoker, dashboard["server"])
 
 

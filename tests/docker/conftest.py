@@ -7,6 +7,8 @@ truly cannot start, they skip with the reason in the summary.
 from __future__ import annotations
 
 import os
+import re
+import subprocess
 import warnings
 from pathlib import Path
 
@@ -14,7 +16,8 @@ import pytest
 import yaml
 
 from polartep_hub.catalogue import DEFAULT_CATALOGUE_PATH
-from tests.docker.engine import docker, engine_problem, remove_run_objects, unique_user_name
+from polartep_hub.settings import REPO_ROOT
+from tests.docker.engine import RUN_ID, docker, engine_problem, remove_run_objects, unique_user_name
 from tests.helpers.docker_platform import start_docker_platform
 
 # A test-only profile small enough to exceed on purpose (added to a copy of the real catalogue).
@@ -94,3 +97,32 @@ def swarm_platform(docker_engine, test_catalogue, tmp_path_factory):
         docker("swarm", "leave", "--force", check=False)
         # Leaving leaves the swarm's bridge network behind.
         docker("network", "rm", "docker_gwbridge", check=False)
+
+
+@pytest.fixture(scope="module")
+def base_image(tmp_path_factory) -> str:
+    """This checkout's ``polartep/base`` build under a tag of this run's own.
+
+    The engine is shared: another checkout's ``images/build.sh`` retags ``polartep/base`` (and drops other content
+    hashes), so the module pins the image its own sources built (with the dashboard program) for its platform.
+    """
+    for step in (["images/ensure-docker.sh"], ["images/build.sh", "base"]):
+        done = subprocess.run(step, cwd=REPO_ROOT, capture_output=True, text=True, timeout=3000)
+        assert done.returncode == 0, f"{step}: {done.stderr[-2000:]}"
+    built = re.findall(r"polartep/base:([0-9a-f]{12})", done.stderr)
+    assert built, done.stderr[-2000:]
+    tag = f"polartep-test/base:{RUN_ID}"
+    docker("tag", f"polartep/base:{built[-1]}", tag)
+    yield tag
+    docker("rmi", tag, check=False)
+
+
+def catalogue_with_base_image(catalogue: Path, image: str, folder: Path) -> Path:
+    """A copy of ``catalogue`` in ``folder`` whose ``polartep/base`` profiles name ``image`` instead."""
+    data = yaml.safe_load(catalogue.read_text())
+    for profile in data["profiles"].values():
+        if profile["image"] == "polartep/base":
+            profile["image"] = image
+    path = folder / "catalogue.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path

@@ -4,26 +4,21 @@ Voila behind the standalone proxy, and nothing else; sharing, refusals and a vie
 
 from __future__ import annotations
 
-import re
-import subprocess
-
 import pytest
-import yaml
 from sqlalchemy import create_engine, text
 
 from polartep_hub.catalogue import load_catalogue
-from polartep_hub.settings import REPO_ROOT
+from tests.docker.conftest import catalogue_with_base_image
 from tests.docker.engine import (
-    RUN_ID,
     container_name,
-    docker,
     home_volume,
     inspect,
     remove_run_objects,
     unique_user_name,
 )
 from tests.harness import wait_for
-from tests.helpers.dashboards import MARKER, notebook, open_page, publish, share
+from tests.helpers.browser_session import form_xsrf, logged_in_session
+from tests.helpers.dashboards import MARKER, notebook, open_page, publish, share, visit_as_browser
 from tests.helpers.docker_platform import start_docker_platform
 
 pytestmark = pytest.mark.timeout(900)
@@ -37,32 +32,11 @@ def dashboard_container(owner: str, server: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def base_image(tmp_path_factory) -> str:
-    """This checkout's ``polartep/base`` build under a tag of this run's own.
-
-    The engine is shared: another checkout's ``images/build.sh`` retags ``polartep/base`` (and drops other content
-    hashes), so the module pins the image its own sources built (with the dashboard program) for its platform.
-    """
-    for step in (["images/ensure-docker.sh"], ["images/build.sh", "base"]):
-        done = subprocess.run(step, cwd=REPO_ROOT, capture_output=True, text=True, timeout=3000)
-        assert done.returncode == 0, f"{step}: {done.stderr[-2000:]}"
-    built = re.findall(r"polartep/base:([0-9a-f]{12})", done.stderr)
-    assert built, done.stderr[-2000:]
-    tag = f"polartep-test/base:{RUN_ID}"
-    docker("tag", f"polartep/base:{built[-1]}", tag)
-    yield tag
-    docker("rmi", tag, check=False)
-
-
-@pytest.fixture(scope="module")
 def docker_platform(base_image, test_catalogue, tmp_path_factory):
     """A Docker-mode platform of this module whose catalogue names the pinned base image."""
-    data = yaml.safe_load(test_catalogue.read_text())
-    for profile in data["profiles"].values():
-        if profile["image"] == "polartep/base":
-            profile["image"] = base_image
-    catalogue = tmp_path_factory.mktemp("dash-catalogue") / "catalogue.yaml"
-    catalogue.write_text(yaml.safe_dump(data, sort_keys=False))
+    catalogue = catalogue_with_base_image(
+        test_catalogue, base_image, tmp_path_factory.mktemp("dash-catalogue")
+    )
     running = start_docker_platform(tmp_path_factory.mktemp("dash-platform"), catalogue)
     yield running
     running.stop()
@@ -208,3 +182,25 @@ def test_a_dashboard_that_fails_to_start_tells_why(docker_platform, docker_user)
         60,
         what="the failed dashboard container to be removed",
     )
+
+
+def test_a_viewer_confirms_the_oauth_page_once_across_a_restart(docker_platform, published):
+    owner, owner_token, dashboard = published
+    server = dashboard["server"]
+    viewer = unique_user_name("dashoauth")
+    password = "a-long-enough-password-for-tests-7"
+    docker_platform.create_user(viewer, plan="large", password=password)
+    assert share(docker_platform, owner_token, dashboard["id"], user=viewer).status_code == 201
+    if docker_platform.server_model(owner, server) is None:  # stopped by an earlier test
+        docker_platform.spawn(owner, owner_token, server=server, timeout=180)
+    url = docker_platform.user_url(owner, server)
+    with logged_in_session(docker_platform, viewer, password) as browser:
+        page, asked = visit_as_browser(browser, url)
+        assert asked, (page.status_code, str(page.url), page.text[:300])
+        page = browser.post(str(page.url), data={"_xsrf": form_xsrf(page.text)})
+        assert f"{MARKER}-42" in page.text
+        docker_platform.stop_server(owner, server)
+        docker_platform.spawn(owner, owner_token, server=server, timeout=180)
+        page, asked = visit_as_browser(browser, url)
+        assert not asked, "asked again after a restart"
+        assert f"{MARKER}-42" in page.text

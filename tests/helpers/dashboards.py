@@ -138,3 +138,13 @@ def app_owner(platform, name: str) -> str:
     )
     assert r.status_code in (200, 201), r.text
     return token
+
+
+AUTHORIZE_PATH = "/hub/api/oauth2/authorize"
+
+
+def visit_as_browser(session, url: str):
+    """GET a dashboard in a logged-in browser-like session (``browser_session.logged_in_session``): the final response
+    and whether the hub's OAuth authorize page was shown on the way."""
+    page = session.get(url)
+    return page, page.url.path == AUTHORIZE_PATH and "Authorize" in page.text

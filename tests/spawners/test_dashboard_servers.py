@@ -2,7 +2,8 @@
 
 Specification: a server named ``dash-<id>`` runs its dashboard and nothing else (options ``{}`` or
 ``{"dashboard": "<id>"}``); any other option, another id, a malformed ``dash-`` name, or a dashboard option on a
-development server is refused with 400. Swarm spawners refuse dashboard servers (not yet supported).
+development server is refused with 400. Dashboard servers, in every mode, resume (JupyterHub keeps their OAuth
+client, and with it the viewers' approvals, over a stop); other servers resume only where their spawner does.
 Dashboards do not use up the four development named servers.
 """
 
@@ -52,10 +53,21 @@ def test_development_servers_are_not_dashboards():
     assert check_dashboard_options("", {}) is None
 
 
-def test_swarm_spawners_refuse_dashboards_local_and_docker_ones_run_them():
-    assert SwarmProfileSpawner.class_traits()["dashboards_supported"].default_value is False
-    assert DockerProfileSpawner.class_traits()["dashboards_supported"].default_value is True
-    assert LocalProfileSpawner.class_traits()["dashboards_supported"].default_value is True
+def _server(name: str) -> SimpleNamespace:
+    return SimpleNamespace(name=name, server=None, state=None)
+
+
+@pytest.mark.parametrize("spawner_class", [LocalProfileSpawner, DockerProfileSpawner, SwarmProfileSpawner])
+def test_dashboard_servers_resume_so_the_hub_keeps_their_oauth_client(spawner_class):
+    # Containers are removed at a stop, as hub_config sets it (DockerSpawner's own default keeps them).
+    config = {"remove": True} if issubclass(spawner_class, DockerProfileSpawner) else {}
+    assert spawner_class(orm_spawner=_server(f"dash-{ID}"), **config).will_resume is True
+    assert spawner_class(orm_spawner=_server(""), **config).will_resume is False
+    assert spawner_class(orm_spawner=_server("dev"), **config).will_resume is False
+
+
+def test_a_docker_server_kept_at_its_stop_still_resumes():
+    assert DockerProfileSpawner(orm_spawner=_server(""), remove=False).will_resume is True
 
 
 def _handler(path: str, servers: list[str]):
