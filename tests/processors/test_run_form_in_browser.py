@@ -279,6 +279,7 @@ def test_an_older_version_runs_from_the_form_and_the_run_is_cancelled_from_its_v
             processor,
             version,
             title="Sleeper",
+            description="Sleeps for `seconds`: a run only a cancel ends.",
             notebook="sleeper.ipynb",
             inputs={"seconds": {"type": "integer", "minimum": 1, "maximum": 3600, "default": default}},
             outputs={},
