@@ -51,11 +51,6 @@ def test_catalogue(tmp_path_factory) -> Path:
     """The real catalogue plus the ``tiny`` profile, which the ``large`` plan allows."""
     data = yaml.safe_load(DEFAULT_CATALOGUE_PATH.read_text())
     data["profiles"]["tiny"] = TINY_PROFILE
-    import os as _os  # TEMPORARY (procfeat, not committed): pin this branch's image against other helpers' retags
-    if _os.environ.get("PROCFEAT_IMAGE"):
-        for profile in data["profiles"].values():
-            if profile.get("image") == "polartep/base":
-                profile["image"] = _os.environ["PROCFEAT_IMAGE"]
     data["plans"]["large"]["profiles"].append("tiny")
     path = tmp_path_factory.mktemp("catalogue") / "catalogue.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
