@@ -13,18 +13,30 @@ JupyterLab plugin's requests under ``<server base URL>/polartep/api/``. Rules it
 
 It is enabled by ``etc/jupyter/jupyter_server_config.d/polartep_lab.json`` in the wheel; the built JupyterLab
 plugin lies in the wheel under ``share/jupyter/labextensions/polartep-lab`` (see ``extensions/README.md``).
+
+``polartep_lab.nsidc`` (the sea-ice grid and loader) is for notebooks and the platform alike; importing it does not
+import the server extension (``PolarTEPLabApp`` is imported on first use).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .application import PolarTEPLabApp
-
 __version__ = "0.1.0"
 __all__ = ["PolarTEPLabApp", "__version__"]
 
 
+def __getattr__(name: str) -> Any:
+    # Lazily, so that ``import polartep_lab.nsidc`` (a notebook, the platform's CLI) does not load jupyter_server.
+    if name == "PolarTEPLabApp":
+        from .application import PolarTEPLabApp
+
+        return PolarTEPLabApp
+    raise AttributeError(f"module 'polartep_lab' has no attribute {name!r}")
+
+
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:
     """Where jupyter_server finds the extension (the ExtensionApp style)."""
+    from .application import PolarTEPLabApp
+
     return [{"module": "polartep_lab", "app": PolarTEPLabApp}]

@@ -65,6 +65,9 @@ SERVICE_ROUTES: dict[str, ServiceRoute] = {
     "processor_run_start": ServiceRoute("POST", "api/v1/processors/{processor}/runs"),
     "run": ServiceRoute("GET", "api/v1/runs/{run}"),
     "run_log": ServiceRoute("GET", "api/v1/runs/{run}/log"),
+    # The form's version selector, and its Cancel button (the service's own cancel: it stops the kernel).
+    "processor_versions": ServiceRoute("GET", "api/v1/processors/{processor}/versions"),
+    "run_cancel": ServiceRoute("POST", "api/v1/runs/{run}/cancel"),
     # "Publish as dashboard" and the owner's sharing controls (the service lets only the owner share).
     "dashboard_publish": ServiceRoute("POST", "api/v1/dashboards"),
     "dashboard_shares": ServiceRoute("GET", "api/v1/dashboards/{dashboard}/shares"),

@@ -1,6 +1,6 @@
 /**
  * "Publish as dashboard": a command (command palette, File menu, the notebook's toolbar, the file browser's context
- * menu on notebooks) that asks for a title and a description, publishes the notebook as a Voila dashboard of the
+ * menu on notebooks; registered by publishCommand.ts as "Publish as processor" is) that asks for a title and a description, publishes the notebook as a Voila dashboard of the
  * user, then shows its stable address and the sharing controls: share with a user or a project (its group), make a
  * link for anyone with a platform account, see who has access and revoke it.
  *
@@ -9,11 +9,12 @@
  * and JupyterHub decide who may open what; this plugin only shows their answers.
  */
 import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { Dialog, ICommandPalette, ToolbarButton, showDialog } from '@jupyterlab/apputils';
+import { Dialog, ICommandPalette, showDialog } from '@jupyterlab/apputils';
 import { PageConfig } from '@jupyterlab/coreutils';
 import { IFileBrowserFactory } from '@jupyterlab/filebrowser';
 import { IMainMenu } from '@jupyterlab/mainmenu';
 import { Widget } from '@lumino/widgets';
+import { addPublishCommand } from './publishCommand';
 import { callExtension } from './request';
 
 export const PUBLISH_DASHBOARD_COMMAND = 'polartep:publish-dashboard';
@@ -203,23 +204,6 @@ export async function publishDashboard(path: string): Promise<any | null> {
   }
 }
 
-/** The notebook the command applies to: the one given, the file browser's selection, or the current notebook. */
-function notebookPath(app: JupyterFrontEnd, browser: IFileBrowserFactory | null, args: any): string | null {
-  if (typeof args.path === 'string') {
-    return args.path;
-  }
-  if (args.fromBrowser && browser?.tracker.currentWidget) {
-    for (const item of browser.tracker.currentWidget.selectedItems()) {
-      if (item.path.endsWith('.ipynb')) {
-        return item.path;
-      }
-    }
-  }
-  const current: any = app.shell.currentWidget;
-  const path = current?.context?.path;
-  return typeof path === 'string' && path.endsWith('.ipynb') ? path : null;
-}
-
 const dashboardsPlugin: JupyterFrontEndPlugin<void> = {
   id: 'polartep-lab:dashboards',
   description: 'Publish a notebook as a Polar TEP dashboard and share it.',
@@ -231,43 +215,27 @@ const dashboardsPlugin: JupyterFrontEndPlugin<void> = {
     mainMenu: IMainMenu | null,
     browser: IFileBrowserFactory | null
   ) => {
-    app.commands.addCommand(PUBLISH_DASHBOARD_COMMAND, {
-      label: 'Publish as dashboard…',
-      caption: 'Publish this notebook as a Voila dashboard and share it',
-      execute: async args => {
-        const path = notebookPath(app, browser, args);
-        if (path === null) {
-          await showDialog({
-            title: 'Publish as dashboard',
-            body: 'Open or select a notebook (.ipynb) first.',
-            buttons: [Dialog.okButton()]
-          });
-          return null;
-        }
-        return publishDashboard(path);
-      }
-    });
-    palette?.addItem({ command: PUBLISH_DASHBOARD_COMMAND, category: 'Polar TEP' });
-    mainMenu?.fileMenu.addGroup([{ command: PUBLISH_DASHBOARD_COMMAND }], 41);
-    app.contextMenu.addItem({
-      command: PUBLISH_DASHBOARD_COMMAND,
-      args: { fromBrowser: true },
-      selector: '.jp-DirListing-item[data-file-type="notebook"]',
-      rank: 61
-    });
-    // The notebook's toolbar: a button on every notebook panel.
-    app.docRegistry.addWidgetExtension('Notebook', {
-      createNew: (panel: any) => {
-        const button = new ToolbarButton({
+    addPublishCommand(
+      app,
+      {
+        id: PUBLISH_DASHBOARD_COMMAND,
+        label: 'Publish as dashboard…',
+        caption: 'Publish this notebook as a Voila dashboard and share it',
+        title: 'Publish as dashboard',
+        menuRank: 41,
+        contextRank: 61,
+        toolbar: {
+          name: 'polartepPublishDashboard',
           className: 'polartep-publish-dashboard-button',
           label: 'Dashboard',
-          tooltip: 'Publish as dashboard',
-          onClick: () => void app.commands.execute(PUBLISH_DASHBOARD_COMMAND, { path: panel.context.path })
-        });
-        panel.toolbar.insertItem(10, 'polartepPublishDashboard', button);
-        return button;
-      }
-    });
+          tooltip: 'Publish as dashboard'
+        },
+        publish: publishDashboard
+      },
+      palette,
+      mainMenu,
+      browser
+    );
   }
 };
 

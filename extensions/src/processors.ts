@@ -1,5 +1,6 @@
 /**
- * "Publish as processor": a command (command palette, File menu, file-browser context menu on notebooks) that shows
+ * "Publish as processor": a command (command palette, File menu, file-browser context menu on notebooks, registered
+ * by publishCommand.ts as "Publish as dashboard" is) that shows
  * the definition the platform infers from the notebook's `parameters` cell, lets the user edit it as JSON, checks it
  * live against the service (field by field, as a publish would) and publishes notebook and definition.
  *
@@ -12,6 +13,7 @@ import { Dialog, ICommandPalette, showDialog } from '@jupyterlab/apputils';
 import { IFileBrowserFactory } from '@jupyterlab/filebrowser';
 import { IMainMenu } from '@jupyterlab/mainmenu';
 import { Widget } from '@lumino/widgets';
+import { addPublishCommand } from './publishCommand';
 import { callExtension } from './request';
 
 export const PUBLISH_COMMAND = 'polartep:publish-processor';
@@ -99,23 +101,6 @@ class DefinitionEditor extends Widget {
   }
 }
 
-/** The notebook the command applies to: the one given, the file browser's selection, or the current notebook. */
-function notebookPath(app: JupyterFrontEnd, browser: IFileBrowserFactory | null, args: any): string | null {
-  if (typeof args.path === 'string') {
-    return args.path;
-  }
-  if (args.fromBrowser && browser?.tracker.currentWidget) {
-    for (const item of browser.tracker.currentWidget.selectedItems()) {
-      if (item.path.endsWith('.ipynb')) {
-        return item.path;
-      }
-    }
-  }
-  const current: any = app.shell.currentWidget;
-  const path = current?.context?.path;
-  return typeof path === 'string' && path.endsWith('.ipynb') ? path : null;
-}
-
 /** Runs the dialog until the user publishes successfully or cancels. Returns the service's answer, if published. */
 export async function publishNotebook(path: string): Promise<any | null> {
   const draft = await callExtension('POST', 'processors/draft', { path });
@@ -165,30 +150,21 @@ const processorsPlugin: JupyterFrontEndPlugin<void> = {
     mainMenu: IMainMenu | null,
     browser: IFileBrowserFactory | null
   ) => {
-    app.commands.addCommand(PUBLISH_COMMAND, {
-      label: 'Publish as processor…',
-      caption: 'Publish this notebook as a Polar TEP processor',
-      execute: async args => {
-        const path = notebookPath(app, browser, args);
-        if (path === null) {
-          await showDialog({
-            title: 'Publish as processor',
-            body: 'Open or select a notebook (.ipynb) first.',
-            buttons: [Dialog.okButton()]
-          });
-          return null;
-        }
-        return publishNotebook(path);
-      }
-    });
-    palette?.addItem({ command: PUBLISH_COMMAND, category: 'Polar TEP' });
-    mainMenu?.fileMenu.addGroup([{ command: PUBLISH_COMMAND }], 40);
-    app.contextMenu.addItem({
-      command: PUBLISH_COMMAND,
-      args: { fromBrowser: true },
-      selector: '.jp-DirListing-item[data-file-type="notebook"]',
-      rank: 60
-    });
+    addPublishCommand(
+      app,
+      {
+        id: PUBLISH_COMMAND,
+        label: 'Publish as processor…',
+        caption: 'Publish this notebook as a Polar TEP processor',
+        title: 'Publish as processor',
+        menuRank: 40,
+        contextRank: 60,
+        publish: publishNotebook
+      },
+      palette,
+      mainMenu,
+      browser
+    );
   }
 };
 

@@ -10,20 +10,24 @@
 * ``GET <prefix>processors/runs/{run id}`` — the run: status, progress (cells done / total), the log's end, and
   links to the output notebook and file outputs (downloads of the run API, and the same files in JupyterLab). While
   the run is not over the page reloads itself every ``REFRESH_SECONDS`` (``<meta http-equiv="refresh">``: the pages'
-  CSP allows no script).
+  CSP allows no script). While the run is accepted or running the page carries a Cancel form.
+* ``POST <prefix>processors/runs/{run id}/cancel`` — cancel the run exactly as ``POST api/v1/runs/{id}/cancel`` does
+  (``runs_api.cancel``: dismissed at once when accepted, its kernel stopped when running), then redirect (303) to the
+  run's page. A run that already ended is left as it is and its page shows how it ended.
 
 Rules this module guarantees:
 
 * The pages decide nothing the API would not: the processor and run are looked up with the caller as actor
   (``runs.find_version``, ``runs.run_of``), so what another user may not see or run is 404 here as there, and a run's
   page is its invoker's alone.
-* A form is posted only with the browser session and its ``_xsrf`` (``pages.BrowserFormCaller``): a forged or
+* A form (a run's or a cancel's) is posted only with the browser session and its ``_xsrf`` (``pages.BrowserFormCaller``): a forged or
   missing token is 403 and starts nothing. Every value is escaped (Jinja2 autoescaping); pages carry ``PAGE_CSP``.
 * Without a session, a page sends the browser to the service's login, which brings it back.
 """
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -34,10 +38,11 @@ from fastapi.responses import RedirectResponse, Response
 from polartep_hub.processors import form, registry, run_task, runs
 from polartep_hub.processors.inputs import InputsInvalid
 from polartep_hub.processors.models import FINAL_RUN_STATES, ProcessorVersion
-from polartep_hub.processors.runs import RunFileUnavailable
+from polartep_hub.processors.runs import RunFileUnavailable, RunNotCancellable
 from polartep_hub.processors.runs_api import (
     RunStart,
     actor_of,
+    cancel,
     read_run_file,
     run_form,
     start_run,
@@ -221,9 +226,9 @@ async def submit_version_form(
 
 
 @page_router.get("/processors/runs/{run_id}", include_in_schema=False)
-def run_page(run_id: RunId, context: Context, identity: OptionalCaller) -> Response:
-    """One run of the signed-in user: progress, log, results and what was published from them (dashboards); reloads
-    itself until the run ends."""
+def run_page(run_id: RunId, request: Request, context: Context, identity: OptionalCaller) -> Response:
+    """One run of the signed-in user: progress, log, results and what was published from them (dashboards), and a
+    cancel form while it has not ended; reloads itself until the run ends."""
     if identity is None or not identity.is_user:
         return _login(context, f"processors/runs/{quote(run_id, safe='')}")
     with context.session() as session:
@@ -266,4 +271,16 @@ def run_page(run_id: RunId, context: Context, identity: OptionalCaller) -> Respo
         ],  # fmt: skip
         form_url=context.config.prefix + _form_path(name, version),
         published=published,
+        cancel_url=None if final else f"{context.config.prefix}processors/runs/{run.id}/cancel",
+        xsrf=page_xsrf(request, context),
+    )
+
+
+@page_router.post("/processors/runs/{run_id}/cancel", include_in_schema=False)
+def cancel_run_page(run_id: RunId, caller: BrowserFormCaller, context: Context) -> Response:
+    """Cancel the caller's run (the API's cancel: it stops the kernel); 303 to the run's page."""
+    with suppress(RunNotCancellable):  # it ended before the click: its page says how
+        cancel(context, caller, run_id)
+    return RedirectResponse(
+        f"{context.config.prefix}processors/runs/{run_id}", status_code=status.HTTP_303_SEE_OTHER
     )

@@ -31,6 +31,8 @@ def test_the_allow_list_holds_the_users_own_data_publishing_and_running_only():
         "processor_run_start": ("POST", "api/v1/processors/{processor}/runs"),
         "run": ("GET", "api/v1/runs/{run}"),
         "run_log": ("GET", "api/v1/runs/{run}/log"),
+        "processor_versions": ("GET", "api/v1/processors/{processor}/versions"),
+        "run_cancel": ("POST", "api/v1/runs/{run}/cancel"),
         "dashboard_publish": ("POST", "api/v1/dashboards"),
         "dashboard_shares": ("GET", "api/v1/dashboards/{dashboard}/shares"),
         "dashboard_share": ("POST", "api/v1/dashboards/{dashboard}/shares"),

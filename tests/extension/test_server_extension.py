@@ -16,7 +16,8 @@ pytestmark = pytest.mark.hub
 SERVICE = "/services/platform/api/v1"
 NOT_LISTED = (
     "is not a route of the Polar TEP extension (routes: me, processors, processors/draft, processors/validate, "
-    "usage, processors/list, processors/<id>/form, processors/<id>/runs, runs/<run>, runs/<run>/log, datasets, "
+    "usage, processors/list, processors/<id>/form, processors/<id>/runs, runs/<run>, runs/<run>/log, runs/<run>/cancel, "
+    "processors/<id>/versions, datasets, "
     "datasets/<name>/<name>, datasets/<name>/<name>/grants/<name>, dashboards)"
 )
 

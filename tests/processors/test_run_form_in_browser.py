@@ -5,6 +5,9 @@ Specification:
   input with the defaults filled; a value the service refuses (a bounding box with south above north) is shown beside
   its field; a changed input runs, the run view's progress reaches the end (cells done = total) with the log, and
   "Open output notebook" opens the executed notebook in JupyterLab showing the injected value.
+* JupyterLab, versions and cancel: with versions 1.0.0 and 2.0.0 published, the form opens on 2.0.0 (its default
+  shown), the version selector loads 1.0.0's form (its own default), the run started from it records version 1.0.0;
+  the run view's Cancel button stops the run's kernel and the view shows ``dismissed``.
 * The service's page: the same processor's form at its stable URL shows the service's 400 beside the field, then a
   good form redirects to the run's page, which reloads itself until the run succeeded and links to the results.
 Screenshots go to ``build/screenshots/<test>/``.
@@ -13,14 +16,16 @@ Screenshots go to ``build/screenshots/<test>/``.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
+from tests.harness import wait_for
 from tests.helpers.browser import login, save_screenshot, wait_until
 from tests.helpers.jupyterlab import spawn_in_browser
-from tests.helpers.processor_registry import notebook_bytes
-from tests.helpers.processors import create_processor, echo_notebook
+from tests.helpers.processor_registry import definition, notebook_bytes, publish_body
+from tests.helpers.processors import create_processor, echo_notebook, notebook
 
 pytestmark = pytest.mark.hub
 
@@ -253,3 +258,118 @@ def test_the_service_page_form_shows_a_refusal_beside_its_field_then_runs(
     assert links.find_element(By.ID, "result-notebook-lab").get_attribute("href").endswith("/output.ipynb")
     assert "from the page" in driver.find_element(By.ID, "run-inputs").text
     save_screenshot(driver, request, "service-run-page-successful")
+
+
+# Writes its kernel's pid in the run folder, then sleeps ``seconds``: a run that a cancel ends.
+SLEEPER = notebook(
+    "seconds = 600\n", "import os, time\nopen('kernel.pid', 'w').write(str(os.getpid()))\ntime.sleep(seconds)"
+)
+
+
+def test_an_older_version_runs_from_the_form_and_the_run_is_cancelled_from_its_view(
+    platform, new_user, browser, request
+):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    name, token = new_user(plan="trial", password=PASSWORD)
+    processor = f"versions-{name}"
+    for version, default in (("1.0.0", 600), ("2.0.0", 1)):
+        document = definition(
+            processor,
+            version,
+            title="Sleeper",
+            description="Sleeps for `seconds`: a run only a cancel ends.",
+            notebook="sleeper.ipynb",
+            inputs={"seconds": {"type": "integer", "minimum": 1, "maximum": 3600, "default": default}},
+            outputs={},
+        )
+        published = platform.api(
+            "POST", "/services/platform/api/v1/processors", token, json=publish_body(document, SLEEPER)
+        )
+        assert published.status_code == 201, published.text
+
+    driver = browser()
+    login(driver, platform, name, PASSWORD, next_path="/hub/spawn")
+    try:
+        spawn_in_browser(driver, platform, name, "interactive")
+        wait_until(
+            driver,
+            lambda d: d.find_elements(
+                By.CSS_SELECTOR, "li.lm-TabBar-tab[data-id='polartep-processors-panel']"
+            ),
+            message="the processors tab",
+        )[0].click()
+        wait_until(
+            driver,
+            lambda d: d.find_elements(By.CSS_SELECTOR, f"li[data-processor='{processor}'] button"),
+            timeout=30,
+            message="the processor in the panel",
+        )[0].click()
+
+        def form_of(version):
+            return wait_until(
+                driver,
+                lambda d: next(
+                    iter(
+                        d.find_elements(
+                            By.CSS_SELECTOR,
+                            f".polartep-run-form[data-state='form'][data-version='{version}']",
+                        )
+                    ),
+                    None,
+                ),
+                timeout=60,
+                message=f"the run form of {version}",
+            )
+
+        form = form_of("2.0.0")
+        selector = Select(form.find_element(By.CSS_SELECTOR, ".polartep-run-version-select"))
+        assert [o.text for o in selector.options] == ["2.0.0 (newest)", "1.0.0"]
+        assert selector.first_selected_option.get_attribute("value") == "2.0.0"
+        assert form.find_element(By.ID, "polartep-run-seconds").get_attribute("value") == "1"
+
+        selector.select_by_value("1.0.0")
+        form = form_of("1.0.0")
+        assert form.find_element(By.ID, "polartep-run-seconds").get_attribute("value") == "600"
+        save_screenshot(driver, request, "jupyterlab-run-form-older-version")
+        form.find_element(By.CSS_SELECTOR, ".polartep-run-submit").click()
+
+        view = wait_until(
+            driver,
+            lambda d: next(
+                iter(d.find_elements(By.CSS_SELECTOR, ".polartep-run[data-status='running']")), None
+            ),
+            timeout=120,
+            message="the run to be running",
+        )
+        run_id = view.get_attribute("data-run")
+        run = platform.api("GET", f"/services/platform/api/v1/runs/{run_id}", token).json()
+        assert (run["processor"], run["version"], run["inputs"]) == (processor, "1.0.0", {"seconds": 600})
+        pid_file = platform.home_of(name) / "processor-runs" / run_id / "kernel.pid"
+        pid = int(
+            wait_for(
+                lambda: pid_file.exists() and pid_file.read_text().strip(),
+                120,
+                interval=0.3,
+                what="the kernel",
+            )
+        )
+
+        view.find_element(By.CSS_SELECTOR, ".polartep-run-cancel").click()
+        done = wait_until(
+            driver,
+            lambda d: next(
+                iter(d.find_elements(By.CSS_SELECTOR, ".polartep-run[data-status='dismissed']")), None
+            ),
+            timeout=60,
+            message="the run view to show dismissed",
+        )
+        assert done.find_element(By.CSS_SELECTOR, ".polartep-run-state").text == (
+            "Status: dismissed — cancelled; the kernel was stopped"
+        )
+        assert not done.find_element(By.CSS_SELECTOR, ".polartep-run-cancel").is_displayed()
+        wait_for(lambda: not os.path.exists(f"/proc/{pid}"), 10, what="the kernel to be gone")
+        save_screenshot(driver, request, "jupyterlab-run-cancelled")
+    finally:
+        platform.stop_server(name)

@@ -4,11 +4,14 @@ Specification: the processors page lists what the user may run; the form at the 
 per input with its default, help and bounds; a wrong value comes back 400 with the service's message beside its
 field and starts nothing; a form without the session's ``_xsrf`` is 403 and starts nothing; a good form redirects to
 the run's page, which reloads itself until the run ends and then links to the results; the form's API route answers
-the same fields; another user gets 404 for a private processor's form, page and run page.
+the same fields; another user gets 404 for a private processor's form, page and run page. A running run's page has
+a Cancel form (with ``_xsrf``): posting it stops the kernel and the page then shows ``dismissed`` and no form; a
+forged ``_xsrf`` is 403 and another user's valid cancel form is 404, both leaving the run running.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -17,7 +20,7 @@ import pytest
 from tests.harness import wait_for
 from tests.helpers.browser_session import form_xsrf, logged_in_session
 from tests.helpers.form_errors import field_error
-from tests.helpers.processors import create_processor, echo_notebook
+from tests.helpers.processors import create_processor, echo_notebook, notebook
 
 pytestmark = pytest.mark.hub
 
@@ -136,3 +139,75 @@ def test_another_user_gets_404_for_the_private_processors_form_and_the_owners_ru
         assert (page.status_code, page.json()) == (404, {"detail": "no processor 'echo-form'"})
         theirs = browser.get(f"{base}/processors/runs/{run['id']}")
         assert (theirs.status_code, theirs.json()) == (404, {"detail": f"no run {run['id']!r}"})
+
+
+# Writes its kernel's pid in the run folder, then sleeps: a run that only a cancel ends.
+SLEEPER = notebook(
+    "seconds = 600\n", "import os, time\nopen('kernel.pid', 'w').write(str(os.getpid()))\ntime.sleep(seconds)"
+)
+
+
+def test_a_running_run_is_cancelled_from_its_page_and_its_kernel_stops(platform, new_user):
+    name, token = new_user(plan="trial", password=PASSWORD)
+    other, _ = new_user(plan="trial", password=PASSWORD)
+    processors_dir = Path(platform.settings.processors_dir)
+    create_processor(
+        platform.settings.service_db_url,
+        processors_dir,
+        "sleeper-page",
+        name,
+        SLEEPER,
+        inputs={"seconds": {"type": "integer", "default": 600}},
+        outputs={},
+    )
+    create_processor(platform.settings.service_db_url, processors_dir, "echo-other", other, echo_notebook())
+    run_id = platform.api("POST", f"{API}/processors/sleeper-page/runs", token, json={}).json()["id"]
+    pid_file = platform.home_of(name) / "processor-runs" / run_id / "kernel.pid"
+
+    def kernel_pid():
+        if pid_file.exists() and pid_file.read_text().strip():
+            return int(pid_file.read_text())
+        run = platform.api("GET", f"{API}/runs/{run_id}", token).json()
+        assert run["status"] in ("accepted", "running"), run
+        return None
+
+    pid = wait_for(kernel_pid, 120, interval=0.3, what="the sleeper's kernel")
+    base = f"{platform.url}/services/platform"
+    cancel_url = f"{base}/processors/runs/{run_id}/cancel"
+
+    with logged_in_session(platform, other, PASSWORD) as browser:
+        xsrf = form_xsrf(browser.get(f"{base}/processors/echo-other").text)
+        theirs = browser.post(cancel_url, data={"_xsrf": xsrf}, follow_redirects=False)
+        assert (theirs.status_code, theirs.json()) == (404, {"detail": f"no run {run_id!r}"})
+
+    with logged_in_session(platform, name, PASSWORD) as browser:
+        page = browser.get(f"{base}/processors/runs/{run_id}")
+        assert 'data-status="running"' in page.text, page.text[:2000]
+        assert f'<form method="post" action="/services/platform/processors/runs/{run_id}/cancel"' in page.text
+        forged = browser.post(cancel_url, data={"_xsrf": "0" * 64}, follow_redirects=False)
+        assert (forged.status_code, forged.json()) == (
+            403,
+            {"detail": "the form has expired or came from another site; reload the page"},
+        )
+        assert platform.api("GET", f"{API}/runs/{run_id}", token).json()["status"] == "running"
+        assert os.path.exists(f"/proc/{pid}")
+
+        cancelled = browser.post(cancel_url, data={"_xsrf": form_xsrf(page.text)}, follow_redirects=False)
+        assert (cancelled.status_code, cancelled.headers["location"]) == (
+            303,
+            f"/services/platform/processors/runs/{run_id}",
+        )
+
+        def dismissed_page():
+            r = browser.get(f"{base}/processors/runs/{run_id}")
+            return r if 'data-status="dismissed"' in r.text else None
+
+        done = wait_for(dismissed_page, 60, interval=0.5, what="the run page to show dismissed")
+        assert "cancelled; the kernel was stopped" in done.text
+        assert "run-cancel-form" not in done.text
+        wait_for(lambda: not os.path.exists(f"/proc/{pid}"), 10, what="the kernel to be gone")
+        # A second click (an old tab) changes nothing: the page shows how the run ended.
+        again = browser.post(cancel_url, data={"_xsrf": form_xsrf(page.text)}, follow_redirects=False)
+        assert again.status_code == 303
+        run = platform.api("GET", f"{API}/runs/{run_id}", token).json()
+        assert (run["status"], run["message"]) == ("dismissed", "cancelled; the kernel was stopped")
