@@ -195,7 +195,9 @@ def test_a_loopback_public_object_store_endpoint_is_refused_in_container_modes(t
 
     def problems(**settings: str) -> list[str]:
         base = {"object_store_endpoint": "http://127.0.0.1:9000", "object_store_bucket": "polartep-datasets"}
-        found = PlatformSettings(state_dir=str(tmp_path), mode=mode, **{**base, **settings}).object_store_problems()
+        found = PlatformSettings(
+            state_dir=str(tmp_path), mode=mode, **{**base, **settings}
+        ).object_store_problems()
         return found
 
     expected = (
@@ -204,11 +206,15 @@ def test_a_loopback_public_object_store_endpoint_is_refused_in_container_modes(t
         "containers reach, e.g. the host's address on the platform network polartep-platform (README, 'Object "
         "datasets in Docker mode')"
     )
-    assert problems() == [expected.format("http://127.0.0.1:9000")]  # no public endpoint: the endpoint is used
+    assert problems() == [
+        expected.format("http://127.0.0.1:9000")
+    ]  # no public endpoint: the endpoint is used
     assert problems(object_store_public_endpoint="http://localhost:9000") == [
         expected.format("http://localhost:9000")
     ]
-    assert problems(object_store_public_endpoint="http://[::1]:9000") == [expected.format("http://[::1]:9000")]
+    assert problems(object_store_public_endpoint="http://[::1]:9000") == [
+        expected.format("http://[::1]:9000")
+    ]
     assert problems(object_store_public_endpoint="http://172.30.0.1:9000") == []
     assert problems(object_store_public_endpoint="https://s3.polar.example") == []
     # Local mode: servers are processes of this host, loopback is right.
