@@ -107,6 +107,18 @@ def _public_url_problem(value: str) -> str | None:
     return None
 
 
+def _is_loopback(host: str | None) -> bool:
+    """Whether ``host`` names this machine's loopback (``localhost`` and its subdomains, 127.0.0.0/8, ::1)."""
+    if not host:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _is_ip_address(host: str | None) -> bool:
     try:
         ipaddress.ip_address((host or "").strip("[]"))
@@ -733,7 +745,10 @@ class PlatformSettings(Configurable):
     object_store_public_endpoint = Unicode(
         "",
         help="The object store's endpoint as user servers and browsers reach it, for which presigned URLs are signed "
-        "(e.g. another host name in Docker mode). Empty: object_store_endpoint. "
+        "(a signature covers the host name, so it must be exactly the address they connect to). Empty: "
+        "object_store_endpoint. In Docker and Swarm modes a container's 127.0.0.1 is its own, so a loopback address "
+        "is refused here: use the store's address on a network the containers reach, e.g. the host's address on the "
+        "platform network {docker_network_prefix}-platform (README, 'Object datasets in Docker mode'). "
         "Env: POLARTEP_OBJECT_STORE_PUBLIC_ENDPOINT.",
         config=True,
     ).tag(env="POLARTEP_OBJECT_STORE_PUBLIC_ENDPOINT")
@@ -1118,6 +1133,15 @@ class PlatformSettings(Configurable):
         if self.object_store_credentials_file and not Path(self.object_store_credentials_file).is_file():
             found.append(
                 f"object_store_credentials_file {self.object_store_credentials_file!r} does not exist"
+            )
+        public = self.object_store_public_endpoint or self.object_store_endpoint
+        if self.mode in ("docker", "swarm") and _is_loopback(urlparse(public).hostname):
+            # Presigned URLs are signed for this host, and a container's loopback is its own: every URL would fail.
+            found.append(
+                f"object_store_public_endpoint must be an address that user containers reach in {self.mode} mode, "
+                f"not the loopback {public[:200]!r} (a container's 127.0.0.1 is its own): set it to the store's "
+                "address on a network the containers reach, e.g. the host's address on the platform network "
+                f"{self.docker_network_prefix}-platform (README, 'Object datasets in Docker mode')"
             )
         return found
 

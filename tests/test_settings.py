@@ -187,3 +187,41 @@ def test_bad_environment_values_are_settings_problems_and_stop_the_hub(monkeypat
     assert str(stopped.value) == "invalid settings:\n  " + "\n  ".join(
         PlatformSettings(state_dir=str(tmp_path)).problems()
     )
+
+
+@pytest.mark.parametrize("mode", ["docker", "swarm"])
+def test_a_loopback_public_object_store_endpoint_is_refused_in_container_modes(tmp_path, mode):
+    """Presigned URLs are signed for the public endpoint, and a container's 127.0.0.1 is its own."""
+
+    def problems(**settings: str) -> list[str]:
+        base = {"object_store_endpoint": "http://127.0.0.1:9000", "object_store_bucket": "polartep-datasets"}
+        found = PlatformSettings(
+            state_dir=str(tmp_path), mode=mode, **{**base, **settings}
+        ).object_store_problems()
+        return found
+
+    expected = (
+        f"object_store_public_endpoint must be an address that user containers reach in {mode} mode, not the "
+        "loopback {!r} (a container's 127.0.0.1 is its own): set it to the store's address on a network the "
+        "containers reach, e.g. the host's address on the platform network polartep-platform (README, 'Object "
+        "datasets in Docker mode')"
+    )
+    assert problems() == [
+        expected.format("http://127.0.0.1:9000")
+    ]  # no public endpoint: the endpoint is used
+    assert problems(object_store_public_endpoint="http://localhost:9000") == [
+        expected.format("http://localhost:9000")
+    ]
+    assert problems(object_store_public_endpoint="http://[::1]:9000") == [
+        expected.format("http://[::1]:9000")
+    ]
+    assert problems(object_store_public_endpoint="http://172.30.0.1:9000") == []
+    assert problems(object_store_public_endpoint="https://s3.polar.example") == []
+    # Local mode: servers are processes of this host, loopback is right.
+    local = PlatformSettings(
+        state_dir=str(tmp_path),
+        mode="local",
+        object_store_endpoint="http://127.0.0.1:9000",
+        object_store_bucket="polartep-datasets",
+    )
+    assert local.object_store_problems() == []

@@ -174,7 +174,8 @@ def stac_item(project: str, dataset: str, count: int, seed: int, when: datetime)
             "label:methods": ["automated"],
             "label:overviews": [
                 {
-                    "property_key": None,
+                    # No property_key: raster labels have no property (the extension's schema wants a string when
+                    # present, so null is invalid).
                     "counts": [{"name": name, "count": count // 2} for name in CLASSES.values()],
                 }
             ],

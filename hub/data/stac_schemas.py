@@ -3,7 +3,8 @@
 ``schemas/`` holds copies of the radiantearth stac-spec JSON Schemas (item, collection, catalog and their parts, v1.0.0,
 as shipped inside stac-api-spec v1.0.0), the GeoJSON Feature and Geometry schemas they refer to (geojson/schema,
 the published build), and the STAC API OpenAPI documents (core, item search, OGC API - Features, item collection),
-each under its licence file. Every document is registered under the URL it is published at, so every ``$ref``
+each under its licence file, and the STAC label extension's schema (``stac-extensions/label/v1.0.1``, the file its
+repository publishes at tag v1.0.1, under its licence: no PyPI or npm package carries it). Every document is registered under the URL it is published at, so every ``$ref``
 (relative or absolute) resolves to the local copy; the JSON Schema meta-schemas come with ``jsonschema``.
 
 ``validator(uri)`` gives a Draft 7 validator of a JSON Schema; ``api_validator(file, component)`` one of a schema
@@ -28,6 +29,8 @@ STAC_API_BASE = "https://api.stacspec.org/v1.0.0/"
 ITEM_SCHEMA = STAC_BASE + "item-spec/json-schema/item.json"
 COLLECTION_SCHEMA = STAC_BASE + "collection-spec/json-schema/collection.json"
 CATALOG_SCHEMA = STAC_BASE + "catalog-spec/json-schema/catalog.json"
+EXTENSIONS_BASE = "https://stac-extensions.github.io/"
+LABEL_SCHEMA = EXTENSIONS_BASE + "label/v1.0.1/schema.json"
 
 
 @cache
@@ -41,6 +44,9 @@ def registry() -> Registry:
         resources.append(
             ("https://geojson.org/schema/" + path.name, DRAFT7.create_resource(json.loads(path.read_text())))
         )
+    for path in sorted((SCHEMAS / "stac-extensions").rglob("*.json")):
+        uri = EXTENSIONS_BASE + path.relative_to(SCHEMAS / "stac-extensions").as_posix()
+        resources.append((uri, DRAFT7.create_resource(json.loads(path.read_text()))))
     for path in sorted((SCHEMAS / "stac-api-v1.0.0").rglob("*.yaml")):
         uri = STAC_API_BASE + path.relative_to(SCHEMAS / "stac-api-v1.0.0").as_posix()
         resources.append((uri, DRAFT7.create_resource(yaml.safe_load(path.read_text()))))

@@ -1,4 +1,5 @@
-"""The object storage class on an S3-compatible endpoint (a real S3-protocol server: moto's, on 127.0.0.1).
+"""The object storage class on an S3-compatible endpoint (a real S3-protocol server that checks Signature Version 4
+and presigned expiry like a real store: ``tests/helpers/s3_server.py``, on 127.0.0.1).
 
 Specification: with an object store configured, a dataset of the ``object`` class has no folder; its objects live
 under ``datasets/<storage key>/`` in the platform's bucket. Readers list them and get presigned GET URLs; only
@@ -6,13 +7,18 @@ members get presigned PUT URLs (signed for the upload's exact size) and delete o
 for writes, a stranger 404 for everything, and after revocation the former reader gets 404 at once. Keys with path
 tricks answer 400 and nothing is stored. Deleting the dataset deletes its prefix; its bytes are the sum of its
 objects (``store.dataset_bytes``, the storage meter's input). The platform's key pair is never in an answer.
+The store itself refuses a URL that was changed after signing (another key, another size, another signature, no
+signature) or that has expired (``object_store_url_seconds``), with S3's own error codes.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -23,6 +29,7 @@ from polartep_hub.data.models import Dataset
 from polartep_hub.data.object_store import ObjectStoreSettings, check_object_key, read_credentials_file
 from polartep_hub.data.store import dataset_bytes, sweep_orphans
 from polartep_hub.service.config import ConfigError, ServiceConfig
+from polartep_hub.settings import PlatformSettings
 from polartep_hub.usage.storage import quota_bytes, record_sample
 from tests.helpers.s3_server import BUCKET, SECRET_ACCESS_KEY, S3Server, running_s3_server
 from tests.helpers.service_fakes import user
@@ -42,10 +49,19 @@ def database_url(sqlite_database_url: str) -> str:
     return sqlite_database_url
 
 
+# The shortest presigned-URL lifetime the setting object_store_url_seconds accepts.
+URL_SECONDS_MIN = PlatformSettings.class_traits()["object_store_url_seconds"].min
+
+
 @pytest.fixture
-def service_config(service_config: ServiceConfig, s3: S3Server) -> ServiceConfig:
+def url_seconds() -> int:
+    return 300  # the setting's default; a test parametrizes it to change it
+
+
+@pytest.fixture
+def service_config(service_config: ServiceConfig, s3: S3Server, url_seconds: int) -> ServiceConfig:
     s3.empty()
-    return dataclasses.replace(service_config, object_store=s3.settings())
+    return dataclasses.replace(service_config, object_store=s3.settings(url_seconds=url_seconds))
 
 
 @pytest.fixture
@@ -333,3 +349,60 @@ def test_the_cli_says_where_an_object_dataset_is(api, chips):
         "in servers at:  the object store (polartep_lab.datasets.ObjectDataset('sea-ice', 'chips'))" in shown
     )
     assert "bytes:          0" in shown
+
+
+def store_refusal(response: httpx.Response) -> tuple[int, str]:
+    """The store's status and S3 error code (``<Code>`` of its XML answer)."""
+    found = re.search(r"<Code>([^<]+)</Code>", response.text)
+    return response.status_code, found.group(1) if found else ""
+
+
+def test_the_store_refuses_urls_changed_after_signing(api, s3, chips):
+    put(api, "kept.bin", b"kept")
+    key = s3.bucket_keys()[0].rsplit("/", 1)[0]  # datasets/<storage key>
+    signed = api.post(
+        f"{CHIPS}/object-urls", token="bob-token", json={"key": "a.bin", "method": "PUT", "bytes": 3}
+    )
+    url, headers = signed.json()["url"], signed.json()["headers"]
+    assert parse_qs(urlsplit(url).query)["X-Amz-SignedHeaders"] == [
+        "content-length;host"
+    ]  # the size is signed
+
+    other_key = httpx.put(url.replace("/a.bin?", "/planted.bin?"), content=b"abc", headers=headers)
+    assert store_refusal(other_key) == (403, "SignatureDoesNotMatch")
+    other_size = httpx.put(url, content=b"abcd", headers={"Content-Length": "4"})
+    assert store_refusal(other_size) == (403, "SignatureDoesNotMatch")
+    signature = parse_qs(urlsplit(url).query)["X-Amz-Signature"][0]
+    forged = signature[:-1] + ("0" if signature[-1] != "0" else "1")
+    other_signature = httpx.put(url.replace(signature, forged), content=b"abc", headers=headers)
+    assert store_refusal(other_signature) == (403, "SignatureDoesNotMatch")
+    longer = httpx.put(
+        url.replace("X-Amz-Expires=300", "X-Amz-Expires=3600"), content=b"abc", headers=headers
+    )
+    assert store_refusal(longer) == (403, "SignatureDoesNotMatch")
+    unsigned = httpx.put(url.split("?")[0], content=b"abc", headers=headers)
+    assert store_refusal(unsigned) == (403, "AccessDenied")
+    assert s3.bucket_keys() == [f"{key}/kept.bin"]  # none of them stored anything
+
+    assert httpx.put(url, content=b"abc", headers=headers).status_code == 200  # the URL as signed works
+    assert sorted(s3.bucket_keys()) == [f"{key}/a.bin", f"{key}/kept.bin"]
+
+    # A GET URL for one object opens no other.
+    read = api.post(f"{CHIPS}/object-urls", token="bob-token", json={"key": "a.bin"}).json()["url"]
+    assert httpx.get(read).content == b"abc"
+    assert store_refusal(httpx.get(read.replace("/a.bin?", "/kept.bin?"))) == (403, "SignatureDoesNotMatch")
+
+
+@pytest.mark.parametrize("url_seconds", [URL_SECONDS_MIN])
+def test_the_store_refuses_a_url_once_it_has_expired(api, s3, chips, url_seconds):
+    put(api, "a.bin", b"abc")
+    answer = api.post(f"{CHIPS}/object-urls", token="bob-token", json={"key": "a.bin"}).json()
+    assert answer["expires_in"] == URL_SECONDS_MIN and f"X-Amz-Expires={URL_SECONDS_MIN}" in answer["url"]
+    issued = time.monotonic()
+    assert httpx.get(answer["url"]).content == b"abc"  # works while it lives ...
+    time.sleep(max(0.0, issued + URL_SECONDS_MIN + 1.5 - time.monotonic()))
+    assert store_refusal(httpx.get(answer["url"])) == (
+        403,
+        "AccessDenied",
+    )  # ... and not after ("Request has expired")
+    assert "Request has expired" in httpx.get(answer["url"]).text

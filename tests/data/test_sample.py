@@ -7,7 +7,7 @@ plausible (more ice in March than in September); each day's STAC item is a valid
 writes the same days as one Zarr store, chunked by month, that the same loader opens to the same values; the item
 lists it as its second asset. ``chips.make_chips`` makes balanced, deterministic SAR-like ice/water chips whose
 labels agree with their masks and with the design's fixed rule; their STAC item uses the label extension, valid
-for the core schema and read by pystac's label extension.
+for the core schema and the label extension's own schema (shipped), and read by pystac's label extension.
 """
 
 from __future__ import annotations
@@ -211,6 +211,15 @@ def test_chips_file_and_its_label_extension_item(tmp_path):
     item = chips.stac_item("sea-ice", "sar-chips-sample", 40, 3, datetime(2024, 1, 1))
     served = {**item, "collection": "sea-ice:sar-chips-sample", "links": [{"rel": "collection", "href": "."}]}
     assert stac_schemas.first_error(stac_schemas.ITEM_SCHEMA, served) is None
+    # The label extension's own schema (shipped, as its URL in stac_extensions names it) accepts the item ...
+    assert item["stac_extensions"] == [stac_schemas.LABEL_SCHEMA]
+    assert stac_schemas.first_error(stac_schemas.LABEL_SCHEMA, served) is None
+    # ... and refuses what the extension forbids: a label type it does not define, a missing required field.
+    bad_type = {**served, "properties": {**served["properties"], "label:type": "mask"}}
+    assert stac_schemas.first_error(stac_schemas.LABEL_SCHEMA, bad_type) is not None
+    no_description = {**served, "properties": dict(served["properties"])}
+    del no_description["properties"]["label:description"]
+    assert stac_schemas.first_error(stac_schemas.LABEL_SCHEMA, no_description) is not None
     read = pystac.Item.from_dict(item)
     labels = LabelExtension.ext(read)
     assert labels.label_type == LabelType.RASTER and labels.label_properties is None

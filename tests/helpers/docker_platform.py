@@ -40,8 +40,14 @@ def exec_in_server(user: str, code: str, timeout: float = 180) -> dict:
 
 
 def start_docker_platform(
-    root: Path, catalogue: Path, idle_timeout: int = 0, mode: str = "docker"
+    root: Path,
+    catalogue: Path,
+    idle_timeout: int = 0,
+    mode: str = "docker",
+    extra_env: dict[str, str] | None = None,
 ) -> RunningPlatform:
+    """A platform in Docker (or Swarm) mode whose networks are named ``network_prefix(root.name)``; ``extra_env``
+    adds settings."""
     running = RunningPlatform(
         root,
         mode=mode,
@@ -50,6 +56,7 @@ def start_docker_platform(
             "POLARTEP_IDLE_TIMEOUT": str(idle_timeout),
             # Networks of this platform only (several platforms of several runs share the engine).
             "POLARTEP_DOCKER_NETWORK_PREFIX": network_prefix(root.name),
+            **(extra_env or {}),
         },
     )
     try:

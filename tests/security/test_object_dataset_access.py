@@ -1,9 +1,9 @@
 """Attacks on datasets of the object class (an S3-compatible store) from inside real user servers in local mode.
 
-The scene: a platform whose object class lives in a real S3-protocol server (moto's, on 127.0.0.1), its key pair in
-a file only the platform reads. Project ``own`` (its owner, and a member with a server) has a dataset ``chips`` in
-the object class; project ``read`` (its owner has a server) was granted read access; a stranger with a server
-belongs to neither. Each attempt runs as the server's process runs (``tests/helpers/inside_server.py``), through
+The scene: a platform whose object class lives in a real S3-protocol server (one that checks signatures and expiry,
+``tests/helpers/s3_server.py``, on 127.0.0.1), its key pair in a file only the platform reads. Project ``own`` (its
+owner, and a member with a server) has a dataset ``chips`` in the object class; project ``read`` (its owner has a
+server) was granted read access; a stranger with a server belongs to neither. Each attempt runs as the server's process runs (``tests/helpers/inside_server.py``), through
 the notebook helper ``polartep_lab.datasets.ObjectDataset`` with the server's own token, and asserts the exact
 refusal. No server ever holds the platform's keys: not in its environment, not readable on disk.
 """
