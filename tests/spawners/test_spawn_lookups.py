@@ -4,9 +4,9 @@
 a stand-in service in a thread) for the consents and the entitlements at once, then for the quota decision while
 the dataset mounts are read; ``start()`` takes that mounts answer instead of asking again.
 
-How overlap is checked without timing anything: the stand-in holds the consents request until the entitlements
-request has arrived (and the admission until the mounts request has), up to a few seconds. A client that asked one
-after the other would leave each held request alone; the test then sees at most one of them in flight at once.
+How overlap is checked without timing anything: the stand-in holds each request of a pair (consents and
+entitlements; admission and mounts) until the other one has arrived, up to a few seconds. A client that asked one
+after the other would leave each held request alone; the test then never sees both in flight at once.
 """
 
 from __future__ import annotations
@@ -40,8 +40,9 @@ ADMITTED = {
     "renews_at": None,
 }
 MOUNTS = {"mounts": [], "roots": ["/srv/datasets"]}
-# Which request is held until which other one is in flight too.
-PARTNERS = {"consents": "entitlements", "server-admissions": "dataset-mounts"}
+# Each request of a pair is held until the other one has arrived too (whichever the client sends first).
+PAIRS = (("consents", "entitlements"), ("server-admissions", "dataset-mounts"))
+PARTNERS = {a: b for pair in PAIRS for a, b in (pair, pair[::-1])}
 
 
 def route(path: str) -> str:
