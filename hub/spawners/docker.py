@@ -24,7 +24,14 @@ Rules it guarantees:
 * Hardened like the Dask containers: uid 1000 (``user``), every capability dropped, ``no-new-privileges``, a
   read-only image (``/tmp`` a private tmpfs; the home volume writable), a bounded number of processes, and no Docker
   socket or other host path mounted.
-* ``start()`` returns only once the server answers HTTP (``wait_until_answering``), or once its container is gone.
+* ``start()`` returns only once the server answers HTTP (``wait_until_answering``, polling its address on the
+  user's network every 50 ms), so the hub's own first check succeeds at once instead of after its exponential
+  back-off. A container that ends during its start fails the start within about ``ended_check_interval`` seconds
+  with its exit code and the last lines of its output (HTTP 500), instead of the hub waiting ``http_timeout``;
+  the ended container is removed there.
+* Containers are removed when they end, by the spawner (not by the engine's ``auto_remove``, which would take the
+  output with it): at ``stop()``, at the failed start above, or when ``poll()`` finds the container ended (the hub
+  then reports the server stopped without calling ``stop()``).
 * Spawns of different users do not queue behind each other: Docker calls run on ``docker_api_threads`` threads
   (DockerSpawner's default is one for the whole hub), and networks are created under a lock per network name.
 * Dashboard servers (``dash-<id>``, ``dashboard_servers.py``) are containers like every other server (the profile's
@@ -53,6 +60,31 @@ from polartep_hub.spawners.readiness import wait_until_answering
 
 HOME_IN_CONTAINER = "/home/jovyan"
 DASHBOARD_PROGRAM = "/opt/polartep/dashboard_serve.py"
+
+
+OUTPUT_LINES_SHOWN = 8
+
+
+def dashboard_reason(lines: list[str]) -> str | None:
+    """The reason the dashboard program printed as it ended (its last ``polartep dashboard:`` line), or None."""
+    reasons = [line.strip() for line in lines if line.strip().startswith("polartep dashboard:")]
+    return reasons[-1] if reasons else None
+
+
+def ended_during_start_message(state: dict, lines: list[str]) -> str:
+    """What the user reads when their server's container ended during its start: the exit code (and the kernel's
+    out-of-memory kill), then the last lines the server printed."""
+    if not state:
+        how = "its container was removed"
+    elif state.get("OOMKilled"):
+        how = (
+            f"it was killed for using more memory than its profile allows (exit code {state.get('ExitCode')})"
+        )
+    else:
+        how = f"exit code {state.get('ExitCode')}"
+    shown = [line[:300] for line in lines if line.strip()][-OUTPUT_LINES_SHOWN:]
+    output = ("; its last output:\n" + "\n".join(shown)) if shown else ""
+    return f"Your server ended during its start ({how}){output}"
 
 
 class DockerProfileSpawner(DashboardServerMixin, ProfileSpawnerMixin, DockerSpawner):
@@ -112,6 +144,15 @@ class DockerProfileSpawner(DashboardServerMixin, ProfileSpawnerMixin, DockerSpaw
         config=True,
     )
 
+    ended_check_interval = Float(
+        1.0,
+        min=0.1,
+        help="Seconds between the checks, while a server starts, that its container still runs (one inspect call "
+        "each, so ten servers starting at once cost the engine ten inspections a second); a container that ended "
+        "fails the start after at most about this long.",
+        config=True,
+    )
+
     _api_executor: ThreadPoolExecutor | None = None
 
     @property
@@ -140,6 +181,8 @@ class DockerProfileSpawner(DashboardServerMixin, ProfileSpawnerMixin, DockerSpaw
     @default("extra_host_config")
     def _extra_host_config_default(self) -> dict:
         config = {
+            # Removed by the spawner when it ends (stop, failed start, poll), so a failed start can say why.
+            "auto_remove": False,
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges"],
             "pids_limit": self.pids_limit,
@@ -188,7 +231,7 @@ class DockerProfileSpawner(DashboardServerMixin, ProfileSpawnerMixin, DockerSpaw
     async def add_dataset_mounts(self) -> None:
         """Bind-mount the datasets this user may use at ``~/datasets/<project>/<dataset>``, read-only where only
         granted (``dataset_mounts.py``); asked again at every spawn, so a revoked grant is gone at the next one."""
-        answer = await self.platform.dataset_mounts(self.user.name)
+        answer = await self.spawn_dataset_mounts()
         self.note_dataset_mounts(answer["mounts"])
         mounts = [DatasetMount.from_json(item) for item in answer["mounts"]]
         home_volumes = {
@@ -197,46 +240,76 @@ class DockerProfileSpawner(DashboardServerMixin, ProfileSpawnerMixin, DockerSpaw
         self.volumes = {**home_volumes, **docker_binds(mounts, HOME_IN_CONTAINER)}
 
     def apply_dashboard(self) -> None:
-        """Run the image's copy of the dashboard program instead of jupyterhub-singleuser. The container is not
-        removed by the engine when it exits (``auto_remove``), but by ``stop()`` as every server's is, or by
-        ``start()`` once it has read why a failed start ended from the container's output."""
+        """Run the image's copy of the dashboard program instead of jupyterhub-singleuser."""
         super().apply_dashboard()
         self.cmd = ["python", self.dashboard_program]
-        self.extra_host_config = {**self.extra_host_config, "auto_remove": False}
 
     async def start(self):
         await self.ensure_network()
         await self.add_dataset_mounts()
         ip, port = await super().start()
+        if self.object_type != "container":
+            # Swarm: a service's task, not a container; the hub's own check decides.
+            await wait_until_answering(
+                f"http://{ip}:{port}{self.server.base_url}api",
+                within=self.start_timeout,
+                alive=self._container_running,
+                alive_every=1.0,
+            )
+            return ip, port
+        ended: dict[str, dict] = {}
+
+        async def still_running() -> bool:
+            state = await self._container_state()
+            if state.get("Running"):
+                return True
+            ended["state"] = state
+            return False
+
         answering = await wait_until_answering(
             f"http://{ip}:{port}{self.server.base_url}api",
             within=self.start_timeout,
-            alive=self._container_running,
-            alive_every=1.0,
+            alive=still_running,
+            alive_every=self.ended_check_interval,
         )
-        if not answering and self.dashboard_id and not await self._container_running():
-            # A dashboard server says why it ended (spawners/dashboard_servers.py); the viewer sees it. The hub's
-            # clean-up after a failed start skips stop() for a server that is not running: remove it here.
-            reason = await self.dashboard_exit_reason()
-            await self.remove_object()
-            raise HTTPError(500, self.dashboard_failure_message(reason))
-        return ip, port
+        if answering or not ended:
+            return ip, port  # up, or not yet up at the start timeout (the hub reports that)
+        # Ended during its start: say why, then remove it (the hub skips stop() for a server that is not running).
+        output = await self._container_output()
+        await self.remove_object()
+        if self.dashboard_id:
+            # A dashboard server says why it ended (spawners/dashboard_servers.py); the viewer sees it.
+            raise HTTPError(500, self.dashboard_failure_message(dashboard_reason(output)))
+        raise HTTPError(500, ended_during_start_message(ended["state"], output))
 
-    async def dashboard_exit_reason(self) -> str | None:
-        """The reason the dashboard program printed as it ended (its last ``polartep dashboard:`` line on the
-        container's output), or None. The container is still there: DockerSpawner removes it only at stop."""
+    async def _container_state(self) -> dict:
+        """The container's ``State`` (``docker inspect``); ``{}`` when it is gone."""
+        try:
+            container = await self.docker("inspect_container", self.object_id or self.object_name)
+        except NotFound:
+            return {}
+        return container.get("State") or {}
+
+    async def _container_output(self) -> list[str]:
+        """The last lines the container printed (stdout and stderr); empty when it is gone."""
         try:
             output = await self.docker(
                 "logs", self.object_id or self.object_name, stdout=True, stderr=True, tail=50
             )
         except (APIError, NotFound):
-            return None
-        lines = output.decode("utf-8", "replace").splitlines() if isinstance(output, bytes) else []
-        reasons = [line.strip() for line in lines if line.strip().startswith("polartep dashboard:")]
-        return reasons[-1] if reasons else None
+            return []
+        return output.decode("utf-8", "replace").splitlines() if isinstance(output, bytes) else []
 
     async def _container_running(self) -> bool:
         return await self.poll() is None
+
+    async def poll(self):
+        """DockerSpawner's poll; a container found ended is removed here (the hub does not call ``stop()`` for a
+        server that is no longer running, and the engine does not remove it: ``auto_remove`` is off)."""
+        status = await super().poll()
+        if status not in (None, 0) and self.object_type == "container" and self.object_id:
+            await self.remove_object()
+        return status
 
     # Deleting the user: the home volume goes too ---------------------------------------------------------------
 

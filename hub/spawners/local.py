@@ -175,7 +175,7 @@ class LocalProfileSpawner(DashboardServerMixin, ProfileSpawnerMixin, LocalProces
 
     async def fetch_dataset_mounts(self) -> None:
         """Ask the platform service which datasets this server may use (``dataset_mounts.py``), for the preexec."""
-        answer = await self.platform.dataset_mounts(self.user.name)
+        answer = await self.spawn_dataset_mounts()
         self.note_dataset_mounts(answer["mounts"])
         self.dataset_mounts = [DatasetMount.from_json(item) for item in answer["mounts"]]
         self.dataset_roots = [str(root) for root in answer.get("roots", [])]

@@ -19,6 +19,9 @@ Rules this module guarantees:
   what all servers may hold at once, and what is left of the month's CPU-hours for the horizon); a refusal is HTTP
   403 with the service's message. Every stop is reported to the service's server meter with its exact time, or as
   a crash when the server was already dead (``usage/meters/servers.py``).
+* The look-ups of one spawn overlap where the order cannot matter: consents and entitlements are asked at once
+  (a missing consent is still the refusal shown first), and the dataset mounts are asked while the quota decision
+  is made (used only once it admits). The decision itself always precedes the start.
 * The profile's CPU and memory become ``cpu_limit``/``mem_limit`` (and so ``CPU_LIMIT``/``MEM_LIMIT`` in the
   server's environment); concrete spawners add what their engine needs (image, GPU, process limits).
 """
@@ -95,6 +98,15 @@ class ProfileSpawnerMixin(LoggingConfigurable):
     async def entitlements(self) -> Entitlements:
         return await self.platform.entitlements(self.user.name, admin=bool(self.user.admin))
 
+    async def spawn_dataset_mounts(self) -> dict:
+        """The service's ``dataset-mounts`` answer for this spawn: the one asked while the admission was decided
+        (``_apply_profile_options``), or asked now (a dashboard server, a spawn that skipped the profile options)."""
+        lookup = getattr(self, "_dataset_mounts_lookup", None)
+        self._dataset_mounts_lookup = None
+        if lookup is not None:
+            return await lookup
+        return await self.platform.dataset_mounts(self.user.name)
+
     # Datasets mounted read-only because their storage is over quota: the user is told on the spawn page -----------
 
     def note_dataset_mounts(self, mounts: list[dict]) -> None:
@@ -159,12 +171,29 @@ class ProfileSpawnerMixin(LoggingConfigurable):
         return ProfileSpawnerMixin._apply_profile_options
 
     async def _apply_profile_options(self, user_options: dict | None) -> None:
-        await self.require_consents()
-        profile = await self.resolve_profile(user_options or {})
-        # The quota decision, last: the service reserves the room it admits (reserve, then commit).
-        await self.platform.admit_server(
-            self.user.name, self.name or "", profile.name, admin=bool(self.user.admin)
+        # The consents and the entitlements are two reads: asked at once (one round trip's wait instead of two),
+        # then judged in the old order, so a missing consent is still the refusal the user sees first.
+        consent, granted = await asyncio.gather(
+            self.platform.consents(self.user.name), self.entitlements(), return_exceptions=True
         )
+        if isinstance(consent, BaseException):
+            raise consent
+        self.refuse_without_consents(consent)
+        if isinstance(granted, BaseException):
+            raise granted
+        profile = await self.resolve_profile(user_options or {}, granted)
+        # The quota decision, last: the service reserves the room it admits (reserve, then commit). The dataset
+        # mounts (a read, used by start() only once admitted) are asked meanwhile; a refused spawn drops them.
+        mounts = asyncio.ensure_future(self.platform.dataset_mounts(self.user.name))
+        try:
+            await self.platform.admit_server(
+                self.user.name, self.name or "", profile.name, admin=bool(self.user.admin)
+            )
+        except BaseException:
+            mounts.cancel()
+            await asyncio.gather(mounts, return_exceptions=True)  # retrieved: no "never retrieved" warning
+            raise
+        self._dataset_mounts_lookup = mounts
         self.profile_name = profile.name
         self.apply_profile(profile)
         self.log.info("Starting %s with profile %s (%s)", self._log_name, profile.name, profile.summary())
@@ -183,7 +212,10 @@ class ProfileSpawnerMixin(LoggingConfigurable):
 
     async def require_consents(self) -> None:
         """HTTP 403 naming the consent page while the user has not accepted the current legal documents."""
-        consent = await self.platform.consents(self.user.name)
+        self.refuse_without_consents(await self.platform.consents(self.user.name))
+
+    def refuse_without_consents(self, consent: ConsentStatus) -> None:
+        """HTTP 403 naming the consent page when ``consent`` lists documents still to accept."""
         if not consent.missing:
             return
         url = self.consent_page_url(consent)
@@ -216,14 +248,16 @@ class ProfileSpawnerMixin(LoggingConfigurable):
             return str(templates.alert(templates.consent_notice_for_others(self.user.name, consent.missing)))
         return str(templates.alert(consent_notice(consent.missing, url)))
 
-    async def resolve_profile(self, user_options: dict) -> Profile:
-        """Validate user options and return the profile they name; HTTP 400 with a message otherwise."""
+    async def resolve_profile(self, user_options: dict, entitlements: Entitlements | None = None) -> Profile:
+        """Validate user options and return the profile they name; HTTP 400 with a message otherwise.
+        ``entitlements``: already asked of the service for this spawn (asked here when None)."""
         unknown = sorted(set(user_options) - {"profile"})
         if unknown:
             raise HTTPError(
                 400, f"Unknown server option(s): {', '.join(map(str, unknown))}. Only 'profile' is accepted."
             )
-        entitlements = await self.entitlements()
+        if entitlements is None:
+            entitlements = await self.entitlements()
         allowed = entitlements.profiles
         name = user_options.get("profile")
         if not allowed and entitlements.message:

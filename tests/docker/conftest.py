@@ -29,6 +29,15 @@ TINY_PROFILE = {
     "image": "polartep/base",
 }
 
+# A test-only profile too small for a server to start at all: the kernel kills it for memory during its start.
+STARVED_PROFILE = {
+    "display_name": "Starved (tests)",
+    "description": "40 MB: JupyterLab cannot even finish its imports.",
+    "cpu": 0.5,
+    "memory": "40M",
+    "image": "polartep/base",
+}
+
 
 def pytest_collection_modifyitems(items):
     here = Path(__file__).parent
@@ -51,10 +60,11 @@ def docker_engine() -> None:
 
 @pytest.fixture(scope="session")
 def test_catalogue(tmp_path_factory) -> Path:
-    """The real catalogue plus the ``tiny`` profile, which the ``large`` plan allows."""
+    """The real catalogue plus the ``tiny`` and ``starved`` profiles, which the ``large`` plan allows."""
     data = yaml.safe_load(DEFAULT_CATALOGUE_PATH.read_text())
     data["profiles"]["tiny"] = TINY_PROFILE
-    data["plans"]["large"]["profiles"].append("tiny")
+    data["profiles"]["starved"] = STARVED_PROFILE
+    data["plans"]["large"]["profiles"] += ["tiny", "starved"]
     path = tmp_path_factory.mktemp("catalogue") / "catalogue.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path

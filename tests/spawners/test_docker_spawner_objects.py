@@ -59,6 +59,7 @@ def test_servers_are_hardened_like_the_dask_containers():
     s.apply_profile(s.catalogue.profile("small"))
     assert s.extra_create_kwargs == {"user": "1000:1000"}
     assert s.extra_host_config == {
+        "auto_remove": False,  # removed by the spawner, which reads a failed start's output first
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges"],
         "pids_limit": 4096,
