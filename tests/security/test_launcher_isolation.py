@@ -129,8 +129,12 @@ def test_no_secret_or_user_data_is_in_the_launchers_or_the_attackers_memory(plat
     }
     assert all(len(needle) >= 16 for needle in needles.values()), needles
     assert memory_contains(scene["launcher"], needles) == set()
-    # The attacker's server is a copy of the launcher made after the victim's spawn: none of it there either.
-    assert memory_contains(scene["attacker_server"], needles) == set()
+    # The attacker's server is a copy of the launcher made after the victim's spawn: none of its secrets there
+    # either. The victim's home path is left out for this process only: it is public, the system user's line in the
+    # world-readable /etc/passwd, which any getpwuid() of the server (glibc reads the file through a buffer, freed
+    # but not wiped) may leave in its heap; one full run found it there.
+    secrets_only = {name: needle for name, needle in needles.items() if name != "victim's home"}
+    assert memory_contains(scene["attacker_server"], secrets_only) == set()
     # The scan finds what is there: the attacker's server holds its own token.
     own = server_process(scene["attacker_server"]).environment["JUPYTERHUB_API_TOKEN"].encode()
     assert memory_contains(scene["attacker_server"], {"own token": own}) == {"own token"}
