@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import random
 import socket
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,6 +40,7 @@ from sqlalchemy import insert, text  # noqa: E402
 from polartep_hub.accounts.passwords import Passwords  # noqa: E402
 from polartep_hub.catalogue import load_catalogue  # noqa: E402
 from polartep_hub.platform_client import PlatformClient  # noqa: E402
+from polartep_hub.service.__main__ import GIL_SWITCH_INTERVAL_S  # noqa: E402
 from polartep_hub.service.app import create_app  # noqa: E402
 from polartep_hub.service.config import ServiceConfig  # noqa: E402
 from polartep_hub.service.db import make_engine, upgrade_to_head  # noqa: E402
@@ -101,7 +102,8 @@ def fill(url: str, accounts: int, rows: int) -> float:
     return time.perf_counter() - started
 
 
-def serve(url: str, port: int) -> uvicorn.Server:
+def _serve_forever(url: str, port: int) -> None:
+    """The service as ``python -m polartep_hub.service`` runs it: its own process, the same GIL switch interval."""
     config = ServiceConfig(prefix="/services/platform/", database_url=url, default_plan="trial", port=port)
     app = create_app(
         config,
@@ -109,11 +111,27 @@ def serve(url: str, port: int) -> uvicorn.Server:
         identity_provider=FakeIdentityProvider(),
         passwords=Passwords(PasswordHasher(time_cost=1, memory_cost=64, parallelism=1)),
     )
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
-    return server
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+def serve(url: str, port: int) -> multiprocessing.Process:
+    """Start the service in a child process (the hub and the service are two processes in production: a server thread
+    in the bench's own process would share its interpreter lock with the client it is timed by) and wait until it
+    answers."""
+    process = multiprocessing.get_context("fork").Process(
+        target=_serve_forever, args=(url, port), daemon=True
+    )
+    process.start()
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return process
+        except OSError:
+            if not process.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the platform service did not start") from None
+            time.sleep(0.05)
 
 
 async def floor(port: int, requests: int) -> list[float]:
@@ -213,7 +231,8 @@ def main() -> int:
             times, outcomes = asyncio.run(decide(port, args.accounts, args.decisions))
             if args.interleave and args.database == "postgres":
                 compared = asyncio.run(interleaved(port, args.accounts, args.decisions))
-            server.should_exit = True
+            server.terminate()
+            server.join(10)
         finally:
             if postgres is not None:
                 postgres.stop()

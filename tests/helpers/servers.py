@@ -32,7 +32,10 @@ def run_example_notebook(
                              ("XDG_CACHE_HOME", ".cache"), ("MPLCONFIGDIR", ".matplotlib")):  # fmt: skip
         env[variable] = str(workdir / folder)
     return subprocess.run(
+        # A cell's own limit below the run's: a cell that hangs (results-dashboard did, in two full runs, never
+        # alone) fails naming itself instead of the whole run timing out silently.
         [sys.executable, "-m", "papermill", "--no-progress-bar", "--log-level", "WARNING", "-k", "python3",
+         "--execution-timeout", "240",
          "--cwd", str(workdir), str(REPO_ROOT / "notebooks" / notebook), str(workdir / "out.ipynb"), *options],
         env=env,
         capture_output=True,
