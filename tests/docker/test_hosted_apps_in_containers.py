@@ -6,14 +6,10 @@ failure shown to the viewer.
 
 from __future__ import annotations
 
-import re
-import subprocess
-
 import pytest
 import yaml
 
-from polartep_hub.settings import REPO_ROOT
-from tests.docker.engine import RUN_ID, container_name, docker, inspect, remove_run_objects, unique_user_name
+from tests.docker.engine import container_name, inspect, remove_run_objects, unique_user_name
 from tests.harness import wait_for
 from tests.helpers.dashboards import (
     APP_MARKER,
@@ -28,21 +24,6 @@ from tests.helpers.dashboards import (
 from tests.helpers.docker_platform import start_docker_platform
 
 pytestmark = pytest.mark.timeout(900)
-
-
-@pytest.fixture(scope="module")
-def base_image() -> str:
-    """This checkout's ``polartep/base`` (with Panel, uvicorn and the dashboard program) under a tag of this run's
-    own: other checkouts' ``images/build.sh`` retag ``polartep/base`` on the shared engine."""
-    for step in (["images/ensure-docker.sh"], ["images/build.sh", "base"]):
-        done = subprocess.run(step, cwd=REPO_ROOT, capture_output=True, text=True, timeout=3000)
-        assert done.returncode == 0, f"{step}: {done.stderr[-2000:]}"
-    built = re.findall(r"polartep/base:([0-9a-f]{12})", done.stderr)
-    assert built, done.stderr[-2000:]
-    tag = f"polartep-test/base-apps:{RUN_ID}"
-    docker("tag", f"polartep/base:{built[-1]}", tag)
-    yield tag
-    docker("rmi", tag, check=False)
 
 
 @pytest.fixture(scope="module")
