@@ -17,7 +17,14 @@ import yaml
 
 from polartep_hub.catalogue import DEFAULT_CATALOGUE_PATH
 from polartep_hub.settings import REPO_ROOT
-from tests.docker.engine import RUN_ID, docker, engine_problem, remove_run_objects, unique_user_name
+from tests.docker.engine import (
+    RUN_ID,
+    docker,
+    engine_problem,
+    remove_run_objects,
+    swarm_mode,
+    unique_user_name,
+)
 from tests.helpers.docker_platform import start_docker_platform
 
 # A test-only profile small enough to exceed on purpose (added to a copy of the real catalogue).
@@ -90,23 +97,13 @@ def docker_user(docker_platform):
     return make
 
 
-def swarm_state() -> str:
-    return docker("info", "--format", "{{.Swarm.LocalNodeState}}").stdout.strip()
-
-
 @pytest.fixture(scope="module")
 def swarm_platform(docker_engine, test_catalogue, tmp_path_factory):
-    joined_here = swarm_state() == "inactive"
-    if joined_here:
-        docker("swarm", "init", "--advertise-addr", "127.0.0.1", "--listen-addr", "127.0.0.1:2377")
-    platform = start_docker_platform(tmp_path_factory.mktemp("swarm"), test_catalogue, mode="swarm")
-    yield platform
-    platform.stop()
-    remove_run_objects()
-    if joined_here:
-        docker("swarm", "leave", "--force", check=False)
-        # Leaving leaves the swarm's bridge network behind.
-        docker("network", "rm", "docker_gwbridge", check=False)
+    with swarm_mode():
+        platform = start_docker_platform(tmp_path_factory.mktemp("swarm"), test_catalogue, mode="swarm")
+        yield platform
+        platform.stop()
+        remove_run_objects()
 
 
 @pytest.fixture(scope="module")

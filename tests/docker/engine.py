@@ -6,12 +6,16 @@ names), so concurrent runs on one engine never collide and clean-up removes exac
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import secrets
 import socket
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -132,3 +136,63 @@ def remove_run_networks(wait: float = 120) -> None:
     left = {n for n, driver, _ in networks() if driver != "null"}
     if configs := [n for n, d, _ in networks() if d == "null" and n.removesuffix("-config") not in left]:
         docker("network", "rm", *configs, check=False)
+
+
+SWARM_LEASE = Path(tempfile.gettempdir()) / "polartep-swarm-lease"
+
+
+def swarm_state() -> str:
+    return docker("info", "--format", "{{.Swarm.LocalNodeState}}").stdout.strip()
+
+
+@contextlib.contextmanager
+def swarm_mode() -> Iterator[None]:
+    """Hold the engine in swarm mode while the block runs.
+
+    Every holder on this machine (xdist workers, other checkouts' runs) shares one lease: a holder file per process
+    under ``SWARM_LEASE``, changed under an exclusive lock. The engine joins a swarm when the first holder arrives
+    and the swarm is inactive; the last holder to go leaves it only if a holder joined it. Before, each module joined
+    and left on its own, and one worker's leave took the swarm from under another worker's running platform."""
+    SWARM_LEASE.mkdir(exist_ok=True)
+    me = SWARM_LEASE / f"holder-{os.getpid()}-{secrets.token_hex(4)}"
+    with _lease_lock():
+        if not _live_holders() and swarm_state() == "inactive":
+            docker("swarm", "init", "--advertise-addr", "127.0.0.1", "--listen-addr", "127.0.0.1:2377")
+            (SWARM_LEASE / "joined").touch()
+        me.touch()
+    try:
+        yield
+    finally:
+        with _lease_lock():
+            me.unlink(missing_ok=True)
+            if not _live_holders() and (SWARM_LEASE / "joined").exists():
+                docker("swarm", "leave", "--force", check=False)
+                # Leaving leaves the swarm's bridge network behind.
+                docker("network", "rm", "docker_gwbridge", check=False)
+                (SWARM_LEASE / "joined").unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _lease_lock() -> Iterator[None]:
+    with open(SWARM_LEASE / "lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _live_holders() -> list[Path]:
+    """The holder files whose process still runs (a killed run's files are dropped, so its lease does not stick)."""
+    live = []
+    for holder in SWARM_LEASE.glob("holder-*"):
+        pid = int(holder.name.split("-")[1])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            holder.unlink(missing_ok=True)
+            continue
+        except PermissionError:
+            pass
+        live.append(holder)
+    return live

@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from polartep_hub.catalogue import load_catalogue
-from tests.docker.conftest import catalogue_with_base_image, swarm_state
-from tests.docker.engine import docker, home_volume, remove_run_objects, unique_user_name
+from tests.docker.conftest import catalogue_with_base_image
+from tests.docker.engine import docker, home_volume, remove_run_objects, swarm_mode, unique_user_name
 from tests.harness import wait_for
 from tests.helpers.dashboards import MARKER, notebook, open_page, publish, share
 from tests.helpers.docker_platform import start_docker_platform
@@ -38,19 +38,14 @@ def service(owner: str, server: str) -> dict | None:
 @pytest.fixture(scope="module")
 def swarm_dashboards(docker_engine, base_image, test_catalogue, tmp_path_factory):
     """A Swarm-mode platform of this module whose catalogue names this checkout's base image."""
-    joined_here = swarm_state() == "inactive"
-    if joined_here:
-        docker("swarm", "init", "--advertise-addr", "127.0.0.1", "--listen-addr", "127.0.0.1:2377")
     catalogue = catalogue_with_base_image(
         test_catalogue, base_image, tmp_path_factory.mktemp("swd-catalogue")
     )
-    platform = start_docker_platform(tmp_path_factory.mktemp("swd-platform"), catalogue, mode="swarm")
-    yield platform
-    platform.stop()
-    remove_run_objects()
-    if joined_here:
-        docker("swarm", "leave", "--force", check=False)
-        docker("network", "rm", "docker_gwbridge", check=False)
+    with swarm_mode():
+        platform = start_docker_platform(tmp_path_factory.mktemp("swd-platform"), catalogue, mode="swarm")
+        yield platform
+        platform.stop()
+        remove_run_objects()
 
 
 @pytest.fixture(scope="module")

@@ -13,21 +13,15 @@ import ipaddress
 import pytest
 
 from polartep_hub.spawners.networks import ensure_user_network, remove_user_network, user_subnets
-from tests.docker.conftest import swarm_state
-from tests.docker.engine import docker, inspect, network_prefix
+from tests.docker.engine import docker, inspect, network_prefix, swarm_mode
 
 POOL = "10.213.0.0/16"
 
 
 @pytest.fixture
 def swarm(docker_engine):
-    joined_here = swarm_state() == "inactive"
-    if joined_here:
-        docker("swarm", "init", "--advertise-addr", "127.0.0.1", "--listen-addr", "127.0.0.1:2377")
-    yield
-    if joined_here:
-        docker("swarm", "leave", "--force", check=False)
-        docker("network", "rm", "docker_gwbridge", check=False)
+    with swarm_mode():
+        yield
 
 
 def test_a_swarm_user_network_takes_a_free_26_from_its_config_only_network(swarm):
