@@ -190,8 +190,11 @@ class ProfileSpawnerMixin(LoggingConfigurable):
         super().__init__(*args, **kwargs)
         # Whether JupyterHub made this server's entry without ever starting it (a new named server, or one the spawn
         # page made for its form): a refused spawn then removes the entry again (forget_entry_of_refused_spawn).
+        # (No entry, or a stand-in without JupyterHub's columns: nothing to remove.)
         orm_spawner = getattr(self, "orm_spawner", None)
-        self._entry_never_spawned = orm_spawner is not None and orm_spawner.last_activity is None
+        self._entry_never_spawned = (
+            orm_spawner is not None and getattr(orm_spawner, "last_activity", False) is None
+        )
 
     def forget_entry_of_refused_spawn(self) -> None:
         """Remove this named server's entry from the hub once the refused spawn has been cleaned up, when the entry
