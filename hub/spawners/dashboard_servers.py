@@ -50,7 +50,7 @@ from typing import Any
 
 from jupyterhub.utils import url_escape_path, url_path_join
 from tornado.web import HTTPError
-from traitlets import Unicode, default
+from traitlets import Unicode
 from traitlets.config import LoggingConfigurable
 
 SERVER_PREFIX = "dash-"
@@ -134,11 +134,6 @@ def named_server_limit(development_servers: int):
     return limit
 
 
-async def _apply_options(spawner, user_options: dict | None) -> None:
-    """JupyterHub's ``apply_user_options`` hook, as ``hook(spawner, options)``."""
-    await spawner._apply_profile_options(user_options)
-
-
 class DashboardServerMixin(LoggingConfigurable):
     """Mix in before ``ProfileSpawnerMixin``: dashboard servers are validated and started as dashboards."""
 
@@ -151,12 +146,6 @@ class DashboardServerMixin(LoggingConfigurable):
         help="What serves it: voila, or a hosted app's runner, panel or web (from the platform service, at each "
         "start; never from the user's options).",
     )
-
-    @default("apply_user_options")
-    def _apply_user_options_default(self):
-        # Dispatch through the class hierarchy, so this mixin's check runs whatever spawner it is mixed into
-        # (ProfileSpawnerMixin's own default names its function directly and would skip it).
-        return _apply_options
 
     async def _apply_profile_options(self, user_options: dict | None) -> None:
         try:

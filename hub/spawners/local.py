@@ -146,11 +146,6 @@ class LocalProfileSpawner(DashboardServerMixin, ProfileSpawnerMixin, LocalProces
             # Hide any GPU from the ML profile when the catalogue says this host should not use one.
             self.environment = {**self.environment, "CUDA_VISIBLE_DEVICES": ""}
 
-    @default("apply_user_options")
-    def _apply_user_options_default(self):
-        # The mixin names its own function (JupyterHub calls it as hook(spawner, options)); name ours instead.
-        return LocalProfileSpawner._apply_profile_options
-
     async def _apply_profile_options(self, user_options: dict | None) -> None:
         # Before anything else (the consent check would ask the platform service, which has no such account).
         if not self.isolate:

@@ -43,6 +43,20 @@ from traitlets.config import LoggingConfigurable
 from polartep_hub.catalogue import Catalogue, Profile, load_catalogue
 from polartep_hub.platform_client import SERVICE_PREFIX, ConsentStatus, Entitlements, PlatformClient
 
+# Removals of refused entries still running (kept referenced until done).
+_background: set[asyncio.Future] = set()
+
+
+async def apply_platform_options(spawner, user_options: dict | None) -> None:
+    """JupyterHub's ``apply_user_options`` hook, as ``hook(spawner, options)``: the platform's checks of a spawn
+    (``_apply_profile_options``, through the class hierarchy); a refused spawn of a new named server leaves no entry
+    behind (``forget_entry_of_refused_spawn``)."""
+    try:
+        await spawner._apply_profile_options(user_options)
+    except BaseException:
+        spawner.forget_entry_of_refused_spawn()
+        raise
+
 
 @cache
 def _form_templates():
@@ -168,7 +182,56 @@ class ProfileSpawnerMixin(LoggingConfigurable):
 
     @default("apply_user_options")
     def _apply_user_options_default(self):
-        return ProfileSpawnerMixin._apply_profile_options
+        # A function that dispatches through the class hierarchy, so a mixin before this one (dashboard servers)
+        # adds its checks by overriding _apply_profile_options.
+        return apply_platform_options
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Whether JupyterHub made this server's entry without ever starting it (a new named server, or one the spawn
+        # page made for its form): a refused spawn then removes the entry again (forget_entry_of_refused_spawn).
+        # (No entry, or a stand-in without JupyterHub's columns: nothing to remove.)
+        orm_spawner = getattr(self, "orm_spawner", None)
+        self._entry_never_spawned = (
+            orm_spawner is not None and getattr(orm_spawner, "last_activity", False) is None
+        )
+
+    def forget_entry_of_refused_spawn(self) -> None:
+        """Remove this named server's entry from the hub once the refused spawn has been cleaned up, when the entry
+        is one that no spawn had used before this one.
+
+        JupyterHub makes a named server's entry before any check runs and keeps it, stopped, when the spawn fails:
+        without this, every refused try of a new name (a quota refusal, a missing consent, a profile not allowed)
+        left an entry behind, and after ``named_servers_per_user`` of them the user got JupyterHub's "maximum named
+        servers" message instead of the platform's. An entry that was used before is the user's and stays. The
+        removal runs when JupyterHub's spawn future fails (after its own clean-up, before the refusal is answered),
+        and only when the entry is still this spawner's and inactive (a new try of the same name keeps it).
+        """
+        if not self.name or not self._entry_never_spawned:
+            return
+        spawn_future = getattr(self, "_spawn_future", None)
+        if spawn_future is None:
+            return
+        spawn_future.add_done_callback(lambda _future: self._remove_refused_entry())
+
+    def _remove_refused_entry(self) -> None:
+        user, orm_spawner = self.user, self.orm_spawner
+        if (
+            user.spawners.get(self.name) not in (self, None)
+            or user.orm_spawners.get(self.name) is not orm_spawner
+            or self.active
+            or orm_spawner.server is not None
+        ):
+            return
+        self.log.info("Removing the entry of %s: its first spawn was refused", self._log_name)
+        user.spawners.pop(self.name, None)
+        user.db.delete(orm_spawner)
+        user.db.commit()
+        # What JupyterHub's removal of a named server does besides (the spawners' delete_forever: for a named
+        # server, forget a dashboard's OAuth client); a coroutine, so after the entry is gone.
+        task = asyncio.ensure_future(user._delete_spawner(self))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
 
     async def _apply_profile_options(self, user_options: dict | None) -> None:
         # The consents and the entitlements are two reads: asked at once (one round trip's wait instead of two),

@@ -5,7 +5,8 @@ Specification: a spawned server shows in the user's usage as one open ``server``
 allowance is refused (403) with the message saying what is exhausted, by how much and when it renews. Twenty
 concurrent named-server spawns of one Trial user through the hub's REST API admit exactly what fits in the plan's 8
 cores: two Medium servers run, the eighteen others are refused with the message, and the ledger holds exactly two
-open intervals. Killing the platform service while servers run and stop loses nothing and counts nothing twice: a server
+open intervals. A refused spawn of a new named server leaves no entry in the hub (refused tries would otherwise use
+up ``named_servers_per_user``); a named server used before keeps its entry when a spawn of it is refused. Killing the platform service while servers run and stop loses nothing and counts nothing twice: a server
 stopped while the service was down closes at the meter's last observation (never later than its real stop), one
 still running stays open once, from its exact start.
 """
@@ -90,6 +91,28 @@ def test_a_spawn_past_the_allowance_is_refused_with_the_message(platform):
     assert platform.server_model("spent") is None
 
 
+def test_a_refused_spawn_leaves_no_new_named_server_and_keeps_one_used_before(platform):
+    token = platform.create_user("tidy", plan="trial")
+    platform.spawn("tidy", token, {"profile": "small"}, server="kept")
+    platform.stop_server("tidy", "kept")
+    spend(platform, "tidy", 499.8)
+    for server in ("fresh", "kept", "fresh"):  # a new name, the used one, the new name again
+        r = platform.api("POST", f"/hub/api/users/tidy/servers/{server}", token, json={"profile": "small"})
+        assert r.status_code == 403, r.text
+        # 499.8 and the few seconds "kept" ran: what is short depends on the load, the refusal does not.
+        message = r.json()["message"]
+        assert (
+            message.startswith("Your CPU-hours are exhausted: 499.8")
+            and "Your allowance renews on " in message
+        )
+        r = platform.api("GET", "/hub/api/users/tidy?include_stopped_servers", platform.admin_token)
+        servers_in_hub = r.json()["servers"]
+        assert sorted(servers_in_hub) == ["", "kept"]  # the default server's entry: every user has one
+        assert servers_in_hub["kept"]["ready"] is False and servers_in_hub["kept"]["user_options"] == {
+            "profile": "small"
+        }
+
+
 def test_twenty_concurrent_named_server_spawns_admit_exactly_what_fits(platform):
     # Every one of the twenty reaches the quota decision: the platform's named-server bound is 20 here
     # (POLARTEP_NAMED_SERVERS_PER_USER), so the hub's own count refuses none of them.
@@ -114,8 +137,9 @@ def test_twenty_concurrent_named_server_spawns_admit_exactly_what_fits(platform)
         )
     for i in admitted:
         platform.wait_ready("crowd", f"s{i}")
-    r = platform.api("GET", "/hub/api/users/crowd", platform.admin_token)
-    assert sorted(r.json()["servers"]) == sorted(f"s{i}" for i in admitted)
+    # The eighteen refused names left no stopped entries behind (the hub counts those against its named-server bound).
+    r = platform.api("GET", "/hub/api/users/crowd?include_stopped_servers", platform.admin_token)
+    assert sorted(r.json()["servers"]) == sorted(["", *(f"s{i}" for i in admitted)])
     # The ledger: exactly the two admitted servers, each one open interval at the Medium's 4 cores.
     wait_for(lambda: len(servers(platform, "crowd", token)) == 2, 30, interval=0.3, what="two open intervals")
     time.sleep(2)  # more meter passes: still exactly those two

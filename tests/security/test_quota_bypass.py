@@ -3,9 +3,10 @@
 carol (Trial, 500 CPU-hours) has spent 499.9 of them. From inside her JupyterLab server, with her server's token and
 with an API token of hers that can start servers, she tries: to change her own plan to Large in the platform
 service; to admit a server herself (the hub's decision route); to close her own running server's interval early (the
-hub's stop report); and to spawn a named server straight through the hub's REST API. Each must fail: the first
-three with 403 (only administrators or the hub), the spawn with 403 and the quota's message, and nothing is
-admitted, changed or closed.
+hub's stop report); and to spawn new named servers straight through the hub's REST API, six times (more than the
+hub's bound of four named servers). Each must fail: the first three with 403 (only administrators or the hub), every
+spawn with 403 and the quota's message (never the hub's "maximum named servers"), and nothing is admitted, changed,
+closed or left behind in the hub.
 """
 
 from __future__ import annotations
@@ -32,9 +33,13 @@ for label, headers in (("server", server_token), ("user", user_token)):
                                        headers=headers, timeout=60).status_code
     out[label + "_stop"] = httpx.post(service + "/server-stops", json={"server": "", "crashed": True},
                                       headers=headers, timeout=60).status_code
-r = httpx.post(base + "/hub/api/users/carol/servers/more", json={"profile": "interactive"},
-               headers=user_token, timeout=120)
-out["spawn"] = [r.status_code, r.json().get("message", "")]
+# More tries of new named servers than named_servers_per_user (4 here): each must get the quota's refusal, none
+# the hub's "maximum named servers" (a refused try left its entry behind, and the fifth met the hub's bound).
+out["spawns"] = []
+for name in ("more", "more2", "more3", "more4", "more5", "more6"):
+    r = httpx.post(base + "/hub/api/users/carol/servers/" + name, json={"profile": "interactive"},
+                   headers=user_token, timeout=120)
+    out["spawns"].append([r.status_code, r.json().get("message", "")])
 print(json.dumps(out))
 """
 
@@ -60,10 +65,16 @@ def test_a_user_can_neither_raise_their_allowance_nor_spawn_past_it(platform):
     assert result["server_plan"] == 403 and result["user_plan"] == 403  # changing one's own plan
     assert result["server_admit"] == 403 and result["user_admit"] == 403  # deciding one's own admission
     assert result["server_stop"] == 403 and result["user_stop"] == 403  # closing one's own interval early
-    status, message = result["spawn"]
-    assert status == 403
-    assert message.startswith("Your CPU-hours are exhausted:")
-    assert "Your allowance renews on " in message
+    assert len(result["spawns"]) == 6
+    for status, message in result["spawns"]:
+        assert status == 403
+        assert message.startswith("Your CPU-hours are exhausted:")
+        assert "Your allowance renews on " in message
+    # No refused try left an entry in the hub: only the default server (running).
+    hub_user = platform.api(
+        "GET", "/hub/api/users/carol?include_stopped_servers", platform.admin_token
+    ).json()
+    assert sorted(hub_user["servers"]) == [""]
     after = platform.api("GET", "/services/platform/api/v1/users/carol/usage", token).json()
     assert after["plan"] == "trial" and after["allowance"] == 500
     assert platform.server_model("carol", "more") is None
