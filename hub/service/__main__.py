@@ -77,11 +77,12 @@ from collections.abc import Sequence
 from polartep_hub.catalogue import CatalogueError, load_catalogue
 from polartep_hub.service.config import ConfigError, ServiceConfig
 
-# How long a thread may hold the interpreter before one that waits gets it (Python's default is 5 ms). The service
-# drives processor runs and meters in threads (a Dask client each, with its own event loop); with the default, a
-# request waited up to 5 ms each time it needed the interpreter back from them. 1 ms bounds that wait for a
-# little more switching.
-GIL_SWITCH_INTERVAL_S = 0.001
+# How long a thread may hold the interpreter before one that waits gets it: Python's own 5 ms, set explicitly so that
+# bench/quota.py serves the service as this module does. It was 1 ms while every submitted run started its own driver
+# at once (twenty drivers competed with the requests); since drivers take turns (processors/execution.py,
+# RUNS_DRIVEN_AT_ONCE) that contention is gone, and in the cold-run bisect of bench/RESULTS.md ("Processor runs",
+# s13) a cold run was faster with 5 ms than with 1 ms in 3 of 4 interleaved rounds (more switching, no gain).
+GIL_SWITCH_INTERVAL_S = 0.005
 
 log = logging.getLogger("polartep_hub.service")
 

@@ -271,3 +271,34 @@ def test_a_run_beyond_the_quota_fails_with_the_gateways_refusal_and_starts_nothi
     assert done["message"].startswith("the run cluster could not start: ")
     assert "Your CPU-hours are exhausted" in done["message"]
     assert not (platform.home_of(user) / "processor-runs" / run_id).exists()
+
+
+def test_runs_of_one_invoker_beyond_their_turns_wait_accepted_without_a_token(platform, alice):
+    """RUNS_DRIVEN_AT_ONCE (2): a third run of the same invoker and profile holds no hub token (nor a connection)
+    until a turn is free; cancelling it while it waits dismisses it at once; a later run gets the freed turn."""
+    user, token = alice
+    add_processor(platform, "sleeper-turns", user, SLEEPER, **SLEEPER_DEFINITION)
+    first, second = (start(platform, token, "sleeper-turns", {"seconds": 8}).json()["id"] for _ in range(2))
+    third = start(platform, token, "sleeper-turns", {"seconds": 1}).json()["id"]
+
+    def run_tokens():
+        r = platform.api("GET", f"/hub/api/users/{user}/tokens", platform.admin_token)
+        return sorted(t["note"] for t in r.json()["api_tokens"] if t["note"].startswith("processor run "))
+
+    expected = sorted(f"processor run {run_id}" for run_id in (first, second))
+    wait_for(lambda: run_tokens() == expected, 120, interval=0.2, what="the first two runs' tokens")
+    _kernel_pid(platform, user, token, first)  # the first one sleeps 8 s on the worker from now on
+    time.sleep(2)  # a driver that did not wait for its turn would have made its token by now
+    assert run_tokens() == expected
+    assert platform.api("GET", f"{API}/runs/{third}", token).json()["status"] == "accepted"
+    r = platform.api("POST", f"{API}/runs/{third}/cancel", token)
+    assert (r.status_code, r.json()["status"], r.json()["message"]) == (
+        202,
+        "dismissed",
+        "cancelled before it started",
+    )
+    fourth = start(platform, token, "sleeper-turns", {"seconds": 1}).json()["id"]
+    assert [wait_final(platform, token, run_id)["status"] for run_id in (first, second, fourth)] == [
+        "successful"
+    ] * 3
+    assert platform.api("GET", f"{API}/runs/{third}", token).json()["status"] == "dismissed"

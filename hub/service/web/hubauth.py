@@ -3,8 +3,11 @@
 Rules this module guarantees:
 
 * Tokens are checked with the hub's ``GET /hub/api/user`` (``HubOAuth.user_for_token``, its async variant, on the
-  service's event loop); answers, including "no such token", are cached for ``cache_max_age`` seconds (60 by
-  default), so a revoked token stops working within that time. Answers that say "admin" are never taken from the
+  service's event loop); answers, including "no such token", are cached for ``TOKEN_CACHE_SECONDS`` (5 s) from the
+  moment the hub answered, so a token revoked in the hub is refused by the service at most 5 s (plus the one look-up
+  in flight) after the revocation. The cache saves the hub round trip (a request to the hub, its own token hash and
+  database read) on all but one request per token per 5 s; a longer cache would save little more and let a revoked
+  token (a user server's, which is untrusted) act for longer. Answers that say "admin" are never taken from the
   cache (they are asked again, which also refreshes the cache), so a user demoted in the hub is not an administrator
   at the service's next request; erasure drops the whole cache (``forget_cached_identities``).
 * ``HubOAuth`` reads the standard ``JUPYTERHUB_*`` variables itself (API URL and token, client id, callback URL);
@@ -26,6 +29,10 @@ from polartep_hub.service.web.identity import HubUnavailable, Identity
 
 log = logging.getLogger(__name__)
 
+# How long the hub's answer about a token is reused: the bound on how long a revoked token keeps working here.
+# Must stay > 0: HubAuth's cache treats 0 as "forever".
+TOKEN_CACHE_SECONDS = 5
+
 
 class HubIdentityProvider:
     """Identities and OAuth logins backed by the JupyterHub that started this service."""
@@ -34,8 +41,11 @@ class HubIdentityProvider:
         self._auth = hub_auth
 
     @classmethod
-    def from_env(cls, cache_max_age: int = 60) -> HubIdentityProvider:
+    def from_env(cls, cache_max_age: int = TOKEN_CACHE_SECONDS) -> HubIdentityProvider:
         """Build from the hub's environment; ``ValueError`` naming what is missing."""
+        if not 0 < cache_max_age <= TOKEN_CACHE_SECONDS:
+            # 0 would cache forever (HubAuth's convention); more would let revoked tokens act for longer.
+            raise ValueError(f"cache_max_age must be 1..{TOKEN_CACHE_SECONDS} s, not {cache_max_age}")
         try:
             hub_auth = HubOAuth(cache_max_age=cache_max_age)
         except TraitError as e:

@@ -11,9 +11,9 @@ from urllib.parse import parse_qs
 import pytest
 from jupyterhub.services.auth import HubOAuth
 
-from polartep_hub.service.web.hubauth import HubIdentityProvider
+from polartep_hub.service.web.hubauth import TOKEN_CACHE_SECONDS, HubIdentityProvider
 from polartep_hub.service.web.identity import HubUnavailable
-from tests.helpers.service_fakes import FakeHubAPI
+from tests.helpers.service_fakes import HUB_MODELS, FakeHubAPI
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ async def provider(hub_url) -> HubIdentityProvider:
         api_token="service-api-token",
         oauth_client_id="service-platform",
         oauth_redirect_uri="/services/platform/oauth_callback",
-        cache_max_age=60,
+        cache_max_age=TOKEN_CACHE_SECONDS,
     )
     provider = HubIdentityProvider(hub_auth)
     yield provider
@@ -54,6 +54,34 @@ async def test_answers_are_cached(provider):
     await provider.identify("forged-token")
     await provider.identify("forged-token")
     assert FakeHubAPI.questions == ["alice-token", "forged-token"]
+
+
+async def test_a_revoked_token_is_refused_once_its_cached_answer_is_older_than_the_bound(
+    provider, monkeypatch
+):
+    """The bound on a revoked token: the hub's answer is reused for TOKEN_CACHE_SECONDS at most, never longer."""
+    cache = provider.hub_auth.cache
+
+    def age_cached_answers(seconds: float) -> None:  # as if the hub had answered ``seconds`` earlier
+        for key in cache.timestamps:
+            cache.timestamps[key] -= seconds
+
+    FakeHubAPI.questions.clear()
+    assert (await provider.identify("alice-token")).name == "alice"
+    monkeypatch.delitem(HUB_MODELS, "alice-token")  # revoked in the hub
+    age_cached_answers(TOKEN_CACHE_SECONDS - 0.5)
+    assert (await provider.identify("alice-token")).name == "alice"  # the cached answer, within the bound
+    assert FakeHubAPI.questions == ["alice-token"]
+    age_cached_answers(0.6)  # past the bound, counted from the hub's answer
+    assert await provider.identify("alice-token") is None
+    assert FakeHubAPI.questions == ["alice-token", "alice-token"]
+
+
+def test_the_token_cache_is_a_few_seconds_and_never_forever():
+    assert 0 < TOKEN_CACHE_SECONDS <= 5
+    for unsafe in (0, 60):  # 0 is "forever" in HubAuth's cache
+        with pytest.raises(ValueError, match="cache_max_age"):
+            HubIdentityProvider.from_env(cache_max_age=unsafe)
 
 
 async def test_a_broken_hub_is_hub_unavailable_not_an_invalid_token(provider):
@@ -102,4 +130,4 @@ def test_from_env_reads_the_hub_variables(monkeypatch):
     monkeypatch.setenv("JUPYTERHUB_CLIENT_ID", "service-platform")
     provider = HubIdentityProvider.from_env()
     assert provider.hub_auth.api_url == "http://127.0.0.1:8081/hub/api"
-    assert provider.hub_auth.cache_max_age == 60
+    assert provider.hub_auth.cache_max_age == TOKEN_CACHE_SECONDS == 5
