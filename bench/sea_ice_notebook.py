@@ -4,17 +4,21 @@ A platform (local mode) is started, ``polartep data sample --years 2`` writes 73
 store) into a project of a user, whose server is spawned. In that server's environment the computation cell of
 ``notebooks/sea-ice-climatology.ipynb`` (open the Zarr store, extent series, monthly concentration climatology,
 daily climatology of the extent) runs once as written on a fresh 2-worker gateway cluster (1 core each), and once
-with Dask's synchronous scheduler in the same process (serial). One run each, the serial one first; the cluster's
-start is timed apart and not counted. Prints both times and, on the last line, the speed-up and its target.
-Target: speed-up >= 1.5 (two workers, each doing half of the chunks).
+with Dask's synchronous scheduler in the same process (serial). ``--rounds`` runs of each (default 3), alternated
+(serial, cluster, serial, ...) on one cluster, so a change of a shared machine's load hits both sides alike; the
+cluster's start is timed apart and not counted (its workers import their libraries during the first round). Prints
+every round, the medians and, on the last line, the speed-up of the medians and its target. The load average
+(``os.getloadavg``) is printed before and after. Target: speed-up >= 1.5 (two workers, each doing half of the chunks).
 
-    .venv/bin/python bench/sea_ice_notebook.py
+    .venv/bin/python bench/sea_ice_notebook.py --rounds 3
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,11 +32,11 @@ REPO = Path(__file__).resolve().parent.parent
 TARGET = 1.5
 
 MEASURE = r"""
-import json, sys, time
+import json, statistics, sys, time
 import dask
 from dask_gateway import Gateway
 
-store, cell = sys.argv[1], sys.argv[2]
+store, cell, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
 
 class Serial:  # the notebook's `client.compute(..., sync=True)`, on the synchronous scheduler instead
     def compute(self, collections, sync=True):
@@ -44,7 +48,6 @@ def run(client):
     exec(cell, names)
     return time.perf_counter() - started, int(names["extent"].sizes["time"])
 
-serial, days = run(Serial())
 started = time.perf_counter()
 gateway = Gateway()
 cluster = gateway.new_cluster()
@@ -52,20 +55,31 @@ cluster.scale(2)
 client = cluster.get_client()
 client.wait_for_workers(2, timeout=120)
 cluster_start = time.perf_counter() - started
-parallel, _ = run(client)
+serial, parallel = [], []
+for _ in range(rounds):  # alternated, so that a change of the shared machine's load hits both sides alike
+    seconds, days = run(Serial())
+    serial.append(seconds)
+    seconds, _ = run(client)
+    parallel.append(seconds)
 client.close(); cluster.shutdown()
 print(json.dumps({"serial": serial, "gateway": parallel, "cluster_start": cluster_start, "days": days}))
 """
 
 
 def notebook_cell() -> str:
-    """The notebook's computation cell, as shipped."""
+    """The notebook's computation cell, as shipped, with the imports it uses."""
     book = json.loads((REPO / "notebooks" / "sea-ice-climatology.ipynb").read_text())
-    [cell] = [c for c in book["cells"] if "xr.open_zarr(store)" in "".join(c["source"])]
-    return "import xarray as xr\n" + "".join(cell["source"])
+    [cell] = [c for c in book["cells"] if "xr.open_zarr(store" in "".join(c["source"])]
+    return "import xarray as xr\nfrom xarray.groupers import TimeResampler\n" + "".join(cell["source"])
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="serial and cluster runs, alternated (default 3)"
+    )
+    rounds = parser.parse_args().rounds
+    print("load before:", os.getloadavg())
     with tempfile.TemporaryDirectory() as root:
         platform = RunningPlatform(Path(root)).start(timeout=240)  # the machine is shared
         try:
@@ -88,7 +102,7 @@ def main() -> None:
             folder = Path(server_env["HOME"], "datasets", "bench", "seaice-sample").resolve()
             [store] = sorted(folder.glob("*.zarr"))
             done = subprocess.run(
-                [sys.executable, "-c", MEASURE, str(store), notebook_cell()],
+                [sys.executable, "-c", MEASURE, str(store), notebook_cell(), str(rounds)],
                 env=server_env, cwd=root, capture_output=True, text=True, timeout=1800,
             )  # fmt: skip
             if done.returncode:
@@ -96,10 +110,15 @@ def main() -> None:
             m = json.loads(done.stdout.strip().splitlines()[-1])
         finally:
             platform.stop()
-    speedup = m["serial"] / m["gateway"]
+    serial, gateway = statistics.median(m["serial"]), statistics.median(m["gateway"])
+    print("load after:", os.getloadavg())
     print(f"{m['days']} days; 2-worker gateway cluster started in {m['cluster_start']:.1f} s (not counted)")
-    print(f"serial {m['serial']:.2f} s, gateway cluster (2 workers) {m['gateway']:.2f} s")
-    print(f"speed-up {speedup:.2f} (target >= {TARGET})")
+    for number, (one, two) in enumerate(zip(m["serial"], m["gateway"], strict=True), 1):
+        print(
+            f"round {number}: serial {one:.2f} s, gateway cluster (2 workers) {two:.2f} s, ratio {one / two:.2f}"
+        )
+    print(f"medians: serial {serial:.2f} s, gateway cluster (2 workers) {gateway:.2f} s")
+    print(f"speed-up {serial / gateway:.2f} (target >= {TARGET})")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@ readiness wait):
 
 * The profile's CPU and memory become the service's resource limits (``NanoCPUs``, ``MemoryBytes``).
 * The user's home is the same named volume, ``polartep-home-{username}``, mounted as a volume (SwarmSpawner's
-  default would bind-mount a host path).
+  default would bind-mount a host path). The datasets the user may use are bind mounts of their folders at
+  ``/home/jovyan/datasets/<project>/<dataset>``, read-only where only granted, as in Docker mode
+  (``dataset_mounts.py``); a single node reaches the folders, several need them on shared storage at the same path.
 * A task that exits is not restarted by the swarm: the hub sees the server stopped, as in Docker mode.
 * Dashboard servers (``dash-<id>``, ``dashboard_servers.py``) are services like every other server: the profile's
   image and limits, the user's network, uid 1000 without capabilities, the home volume and dataset mounts, running
@@ -122,14 +124,19 @@ class SwarmProfileSpawner(DockerProfileSpawner, SwarmSpawner):
 
     @property
     def mounts(self) -> list[Mount]:
+        """The home volume as a named volume, each dataset folder (an absolute host path) as a bind mount.
+
+        SwarmSpawner makes every entry a volume mount; the engine refuses a volume whose source is a path, so the
+        service of a user with any dataset could not be created. Read-only datasets are read-only binds, as in
+        Docker mode."""
         driver = self.mount_driver_config
         return [
             Mount(
                 target=bind["bind"],
                 source=source,
-                type="volume",
+                type="bind" if source.startswith("/") else "volume",
                 read_only=bind["mode"] == "ro",
-                driver_config=driver,
+                driver_config=None if source.startswith("/") else driver,
             )
             for source, bind in self.volume_binds.items()
         ]

@@ -39,6 +39,23 @@ def exec_in_server(user: str, code: str, timeout: float = 180) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def swarm_task_container(user: str) -> dict:
+    """``docker inspect`` of the one running task container of the user's server service (Swarm mode)."""
+    ids = docker(
+        "ps", "-q", "--filter", f"label=com.docker.swarm.service.name=polartep-{user}"
+    ).stdout.split()
+    assert len(ids) == 1, ids
+    return inspect("container", ids[0])
+
+
+def exec_in_swarm_server(user: str, code: str, timeout: float = 180) -> dict:
+    """Run ``code`` with the Python of the user's Swarm server (its task container, as the server runs)."""
+    container = swarm_task_container(user)["Id"]
+    done = docker("exec", container, "python", "-c", textwrap.dedent(code), check=False, timeout=timeout)
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def start_docker_platform(
     root: Path,
     catalogue: Path,
