@@ -15,12 +15,27 @@ import re
 
 import pytest
 
-from tests.docker.engine import container_name, docker, unique_user_name
+from tests.docker.conftest import catalogue_with_base_image
+from tests.docker.engine import container_name, docker, remove_run_objects, unique_user_name
 from tests.harness import wait_for
+from tests.helpers.docker_platform import start_docker_platform
 
 pytestmark = pytest.mark.hub
 DATABASE_LAYER = re.compile(r"^(sqlalchemy|alembic)(\.|$)|^jupyterhub\.orm$")
 IMPORT_LINE = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|(\s*)(\S+)$")
+
+
+@pytest.fixture(scope="module")
+def platform(base_image, test_catalogue, tmp_path_factory):
+    """A Docker-mode platform whose servers run this checkout's own ``polartep/base`` build (``base_image``): the
+    shared ``polartep/base`` tag may be another checkout's build, with or without the patch."""
+    catalogue = catalogue_with_base_image(
+        test_catalogue, base_image, tmp_path_factory.mktemp("imports-catalogue")
+    )
+    running = start_docker_platform(tmp_path_factory.mktemp("imports-platform"), catalogue)
+    yield running
+    running.stop()
+    remove_run_objects()
 
 
 def imported_modules(output: str) -> set[str]:
@@ -28,7 +43,7 @@ def imported_modules(output: str) -> set[str]:
     return {match.group(2) for line in output.splitlines() if (match := IMPORT_LINE.match(line))}
 
 
-def test_the_single_user_program_starts_without_the_hubs_database_layer(docker_engine):
+def test_the_single_user_program_starts_without_the_hubs_database_layer(base_image):
     name = container_name(unique_user_name("imports"))
     docker(
         "run", "-d", "--name", name, "--network", "none",
@@ -40,7 +55,7 @@ def test_the_single_user_program_starts_without_the_hubs_database_layer(docker_e
         "-e", "JUPYTERHUB_SERVICE_PREFIX=/user/imports/",
         "-e", "JUPYTERHUB_SERVICE_URL=http://127.0.0.1:8888/user/imports/",
         "-e", "JUPYTERHUB_USER=imports",
-        "polartep/base", "jupyterhub-singleuser",
+        base_image, "jupyterhub-singleuser",
     )  # fmt: skip
     try:
         # Its start up to the hub: every server extension linked and loaded, then the first call to the hub's API
@@ -67,15 +82,14 @@ def test_the_single_user_program_starts_without_the_hubs_database_layer(docker_e
     assert sorted(m for m in modules if DATABASE_LAYER.match(m)) == []
 
 
-def test_a_hub_spawned_server_authenticates_requests_without_loading_the_database_layer(
-    docker_platform, docker_user
-):
-    user, token = docker_user("noorm")
-    docker_platform.spawn(user, token, {"profile": "interactive"})
+def test_a_hub_spawned_server_authenticates_requests_without_loading_the_database_layer(platform):
+    user = unique_user_name("noorm")
+    token = platform.create_user(user, plan="large")
+    platform.spawn(user, token, {"profile": "interactive"})
     try:
         # Hub authentication end to end: the server asks the hub who the token belongs to and checks its scopes.
-        contents = docker_platform.api("GET", f"/user/{user}/api/contents", token)
-        refused = docker_platform.api("GET", f"/user/{user}/api/contents", "not-a-token")
+        contents = platform.api("GET", f"/user/{user}/api/contents", token)
+        refused = platform.api("GET", f"/user/{user}/api/contents", "not-a-token")
         # Every shared library mapped into the running server (the process whose command is jupyterhub-singleuser).
         mapped = docker(
             "exec", container_name(user), "python", "-c",
@@ -85,7 +99,7 @@ def test_a_hub_spawned_server_authenticates_requests_without_loading_the_databas
             "        print((proc / 'maps').read_text())\n",
         ).stdout  # fmt: skip
     finally:
-        docker_platform.stop_server(user)
+        platform.stop_server(user)
     assert contents.status_code == 200, contents.text
     assert contents.json()["type"] == "directory"
     assert refused.status_code == 403, refused.text
