@@ -5,6 +5,7 @@
 #   polartep/base              images/base: Python venv (jupyterhub 6.1.1, JupyterLab, Voila, xarray, Dask, ...)
 #                              and the Polar TEP JupyterLab extension (the wheel extensions/build.sh builds here);
 #                              the dashboard servers' program (hub/dashboards/serve.py) at /opt/polartep/
+#                              and a downstream patch to jupyterhub (images/base/patches/README.md)
 #   polartep/ml                images/ml: base + PyTorch CPU wheel
 #
 # Usage: images/build.sh [base|ml ...]   (default: all; ml builds base first)
@@ -99,6 +100,7 @@ build() {  # $1 = image name, $2 = content hash, then extra docker build args
         cp -al "$wheels" "$ctx/wheels" 2>/dev/null || cp -a "$wheels" "$ctx/wheels"
         if [ "$name" = base ]; then
             cp -a "$ROOT/notebooks" "$ctx/notebooks"
+            cp -a "$HERE/base/patches" "$ctx/patches"
             cp "$ROOT/hub/dashboards/serve.py" "$ctx/dashboard_serve.py"
             mkdir -p "$ctx/extension" && cp "$(extension_wheel)" "$ctx/extension/"
         fi
@@ -120,7 +122,7 @@ build() {  # $1 = image name, $2 = content hash, then extra docker build args
 extension_wheel() { PYTHON="$(dirname "$PIP")/python" "$ROOT/extensions/build.sh"; }
 
 base_hash() {
-    (hash_of images/base/Dockerfile images/base/requirements.txt notebooks hub/dashboards/serve.py; "$ROOT/extensions/build.sh" --hash) \
+    (hash_of images/base/Dockerfile images/base/requirements.txt images/base/patches notebooks hub/dashboards/serve.py; "$ROOT/extensions/build.sh" --hash) \
         | sha256sum | cut -c1-12
 }
 
