@@ -20,7 +20,9 @@
 #     manylinux), installed with `pip install --no-index`: nothing inside `docker build` touches the network, which
 #     here has no container registry and whose TLS certificate containers do not trust.
 #   * Superseded NAME:<hash> tags are removed after a build, so old layers do not pile up.
-#   * Concurrent calls wait for each other (flock on build/images/.lock) instead of building twice.
+#   * Concurrent calls wait for each other instead of building twice, across checkouts too: the lock
+#     (${POLARTEP_IMAGE_LOCK:-/tmp/polartep-images.lock}) is per engine, not per checkout, because the tags are the
+#     engine's (one checkout's removal of superseded tags untagged the base another was building ml FROM).
 #   * The images run as the unprivileged user jovyan (uid 1000, home /home/jovyan).
 # Prints each image's size at the end.
 set -eo pipefail
@@ -41,8 +43,8 @@ TARGET_PY=3.11.2
 export DOCKER_BUILDKIT=0  # the classic builder: docker.io 20.10 ships no buildx, and it is all we need
 
 mkdir -p "$CACHE"
-# One build at a time per cache (make test and a test fixture may both ask for the images).
-exec 8>"$CACHE/.lock"
+# One build at a time on this engine (make test, a test fixture and other checkouts may all ask for the images).
+exec 8>"${POLARTEP_IMAGE_LOCK:-/tmp/polartep-images.lock}"
 flock 8
 log() { echo "images: $*" >&2; }
 
