@@ -6,11 +6,13 @@ and sharing controls; the app really runs (the test opens it behind the browser'
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.helpers.browser import login, save_screenshot, wait_until
 from tests.helpers.dashboards import APP_MARKER, PANEL_APP, app_owner, open_page
-from tests.helpers.jupyterlab import spawn_in_browser
+from tests.helpers.jupyterlab import spawn_in_browser, wait_for_launcher
 
 pytestmark = pytest.mark.hub
 
@@ -20,6 +22,7 @@ API = "/services/platform/api/v1"
 
 
 def test_publish_a_folder_as_a_panel_app_from_the_file_browser(platform, browser, request):
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
@@ -37,26 +40,46 @@ def test_publish_a_folder_as_a_panel_app_from_the_file_browser(platform, browser
         ):
             r = platform.api("PUT", f"/user/{name}/api/contents/{path}", token, json=body)
             assert r.status_code in (200, 201), r.text
-        driver.get(f"{platform.user_url(name)}lab/tree")
-        folder = wait_until(
-            driver,
-            lambda d: next(
+        driver.get(f"{platform.user_url(name)}lab")
+        wait_for_launcher(driver)
+
+        def folder(d):
+            return next(
                 (
                     e
                     for e in d.find_elements(By.CSS_SELECTOR, ".jp-DirListing-item[data-isdir='true']")
-                    if e.text.strip().startswith("seaapp")
+                    if e.is_displayed() and e.text.strip().startswith("seaapp")
                 ),
                 None,
-            ),
-            timeout=90,
-            message="the folder in the file browser",
-        )
-        ActionChains(driver).context_click(folder).perform()
-        wait_until(
-            driver,
-            lambda d: d.find_elements(By.CSS_SELECTOR, f".lm-Menu li.lm-Menu-item[data-command='{COMMAND}']"),
-            message="the context menu's item",
-        )[0].click()
+            )
+
+        def publish_item(d):
+            """The context menu's item; right-clicks the folder again until it is shown (the file browser may
+            re-render the folder's row while JupyterLab restores its layout)."""
+            items = [
+                e
+                for e in d.find_elements(
+                    By.CSS_SELECTOR, f".lm-Menu li.lm-Menu-item[data-command='{COMMAND}']"
+                )
+                if e.is_displayed()
+            ]
+            if items:
+                return items[0]
+            row = folder(d)
+            if row is not None:
+                ActionChains(d).context_click(row).perform()
+                time.sleep(0.5)
+            return None
+
+        wait_until(driver, folder, timeout=90, message="the folder in the file browser")
+        try:
+            item = wait_until(driver, publish_item, timeout=60, message="the context menu's item")
+        except TimeoutException:
+            save_screenshot(driver, request, "jupyterlab-publish-app-no-menu")
+            raise
+        assert item.text.strip().startswith("Publish as app")
+        save_screenshot(driver, request, "jupyterlab-publish-app-menu")
+        item.click()
         form = wait_until(
             driver, lambda d: d.find_elements(By.CSS_SELECTOR, ".polartep-app-publish"), message="the form"
         )[0]
