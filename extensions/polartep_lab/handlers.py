@@ -30,7 +30,8 @@ Rules this module guarantees:
   polartep/api/datasets/<project>/<dataset>/grants/<grantee>``, each to its one service route with the names
   checked against the service's name rules (no ``/``, ``%`` or ``..`` reaches a service URL). The service decides
   who may; its refusals (400, 403, 404, 409) come back with its status and message.
-* ``polartep/api/dashboards...``: "Publish as dashboard" and its sharing controls (``dashboards.py``).
+* ``polartep/api/dashboards...`` and ``polartep/api/apps``: "Publish as dashboard", "Publish as app" and the sharing
+  controls (``dashboards.py``).
 * Any other path under ``polartep/api/``, with any method, answers 404 naming the allow-list: nothing is forwarded.
 * A service error is shown as 502 with the service's status and detail; missing settings as 503 naming them.
 """
@@ -473,14 +474,14 @@ _ROUTES: list[tuple[str, type[_BaseHandler]]] = [
     (rf"/{API_PREFIX}/datasets/{_NAME}/{_NAME}", DatasetHandler),
     (rf"/{API_PREFIX}/datasets/{_NAME}/{_NAME}/grants/{_NAME}", DatasetGrantHandler),
 ]
-# dashboards.py's routes (under dashboards) are mounted beside these by application.py.
+# dashboards.py's routes (under dashboards, and apps) are mounted beside these by application.py.
 ROUTE_NAMES = [
     path.split(f"/{API_PREFIX}/", 1)[1]
     .replace(f"({_PROCESSOR})", "<id>")
     .replace(f"({_RUN})", "<run>")
     .replace(_NAME, "<name>")
     for path, _ in _ROUTES
-] + ["dashboards"]
+] + ["dashboards", "apps"]
 
 
 def handlers() -> list[tuple[str, type[_BaseHandler]]]:

@@ -17,6 +17,7 @@ import { usagePlugin } from './usage';
 import processorsPlugin from './processors';
 import { runFormPlugin } from './runForm';
 import dashboardsPlugin from './dashboards';
+import appsPlugin from './apps';
 
 /** The answer of `polartep/api/me` (see polartep_lab/handlers.py). */
 export interface IPlatformMe {
@@ -174,4 +175,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [plugin, processorsPlugin, usagePlugin, datasetsPlugin, runFormPlugin, dashboardsPlugin];
+export default [plugin, processorsPlugin, usagePlugin, datasetsPlugin, runFormPlugin, dashboardsPlugin, appsPlugin];

@@ -21,9 +21,14 @@ Route chosen, and why:
   since the last answer, and closes with 1008 (policy violation) when the viewer has lost access, so a revoked viewer
   can move no widget after that (``revocation_aware``). The hub is asked at most once a second per connection,
   not for each of a dragged slider's many messages; a hub that does not answer closes the connection (fail closed).
-* Activity: the proxy does not report any itself (its reporter says "active" on a timer, which would keep an idle
-  dashboard from ever being culled); the hub sees the dashboard's traffic through its proxy, so the idle culler stops
-  a dashboard nobody looks at.
+* Activity: the proxy reports real traffic only (``ActivityReporter``), never "active" on a timer as upstream's
+  reporter does (that would keep an idle dashboard from ever being culled). It reports once when it starts serving,
+  and then every ``ACTIVITY_REPORT_SECONDS`` while a viewer's request is in flight (the first request after a start
+  waits for Voila or the app to start and, for Voila, for the notebook to run) or when a request or websocket message
+  passed since the last report. Why: JupyterHub sets a server's ``last_activity`` when its spawn *begins* and learns
+  of proxied traffic only every ``last_activity_interval`` (5 minutes); without these reports, a dashboard whose
+  start and first page took longer than the idle timeout was culled in the middle of the viewer's first request, who
+  got the proxy's 503. A dashboard nobody opens is still culled one idle timeout after its last request.
 * The notebook is fetched with the server's own token (the owner's) from the platform service, its SHA-256 compared
   with the version the hub admitted, and written read-only into a fresh private folder, which is Voila's root: no
   file of the owner's home is below it, and Voila's file handler serves only below its root. The files frozen with
@@ -62,6 +67,8 @@ from pathlib import Path
 
 NOTEBOOK_NAME = "dashboard.ipynb"
 RECHECK_SECONDS = 1.0
+# Below a third of any idle timeout the culler may be given (it checks every 5 s at the least).
+ACTIVITY_REPORT_SECONDS = 5.0
 REVOKED_CLOSE_CODE = 1008  # RFC 6455: policy violation
 FAILURE_LOG_FOLDER = ".polartep-dashboards"
 
@@ -359,6 +366,92 @@ def prepare(environment) -> tuple[Path, str]:
     return write_dashboard(content, files), dashboard_id
 
 
+class ActivityReporter:
+    """Tells the hub when viewers used the dashboard (rule above): ``traffic()`` at each proxied request or websocket
+    message, ``request_started()``/``request_finished()`` around each proxied HTTP request; ``report()`` posts to the
+    hub's activity API what is due. Best effort: a report the hub does not take is logged and tried at the next tick.
+    """
+
+    def __init__(self, activity_url: str, server_name: str, token: str, log) -> None:
+        self.activity_url = activity_url
+        self.server_name = server_name
+        self.token = token
+        self.log = log
+        self.in_flight = 0
+        self.traffic_at: datetime | None = None
+        self.reported_at: datetime | None = None
+
+    def traffic(self) -> None:
+        self.traffic_at = datetime.now(UTC)
+
+    def request_started(self) -> None:
+        self.in_flight += 1
+        self.traffic()
+
+    def request_finished(self) -> None:
+        self.in_flight = max(0, self.in_flight - 1)
+        self.traffic()
+
+    def due(self) -> datetime | None:
+        """The activity time to report now: now while a request is in flight; the last traffic if it is newer than
+        the last report; else None (an unvisited dashboard reports nothing and is culled)."""
+        if self.in_flight:
+            return datetime.now(UTC)
+        if self.traffic_at is not None and (self.reported_at is None or self.traffic_at > self.reported_at):
+            return self.traffic_at
+        return None
+
+    async def report(self, when: datetime | None = None) -> bool:
+        """Post ``when`` (default: what is due) as the server's last activity; whether the hub took it."""
+        from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+
+        when = when or self.due()
+        if when is None:
+            return True
+        stamp = when.isoformat().replace("+00:00", "Z")
+        body = json.dumps({"servers": {self.server_name: {"last_activity": stamp}}, "last_activity": stamp})
+        request = HTTPRequest(
+            self.activity_url,
+            method="POST",
+            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
+            body=body,
+            request_timeout=10,
+        )
+        try:
+            await AsyncHTTPClient().fetch(request)
+        except Exception as error:  # the hub restarting, or slow: the next tick tries again
+            self.log.warning("The hub did not take the dashboard's activity: %s", error)
+            return False
+        self.reported_at = max(when, self.reported_at) if self.reported_at else when
+        return True
+
+
+def activity_aware(handler_class: type, reporter: ActivityReporter) -> type:
+    """The proxy's handler class, which tells ``reporter`` about every proxied request and websocket message."""
+
+    class ActivityAwareProxyHandler(handler_class):
+        def _record_activity(self):
+            # Called by the proxy only once the request passed the login: a viewer's request or message.
+            reporter.traffic()
+
+        async def proxy(self, port, path):
+            # Only a permitted viewer's request is activity (a stranger's 403 or an anonymous redirect to the login is
+            # not); the login's answer is cached on the request, so asking here costs the hub nothing more.
+            if not self.current_user:
+                return await super().proxy(port, path)
+            reporter.request_started()
+            try:
+                return await super().proxy(port, path)
+            finally:
+                reporter.request_finished()
+
+        async def open(self, *args, **kwargs):
+            reporter.traffic()  # the websocket's upgrade request passed the login
+            return await super().open(*args, **kwargs)
+
+    return ActivityAwareProxyHandler
+
+
 def revocation_aware(handler_class: type) -> type:
     """The standalone proxy's handler class, whose websockets re-check the viewer's access (rule above)."""
 
@@ -444,12 +537,30 @@ def main() -> None:
 
     # The singleton the proxy's handlers get from HubOAuth.instance() (a SingletonConfigurable: the first instance
     # of a subclass is every parent's instance too).
+    auth = FreshHubOAuth.instance()
+    reporter = ActivityReporter(
+        environment.get("JUPYTERHUB_ACTIVITY_URL", ""),
+        environment.get("JUPYTERHUB_SERVER_NAME", ""),
+        auth.api_token,
+        auth.log,
+    )
+
     class DashboardProxyServer(StandaloneProxyServer):
         def get_proxy_base_class(self):
             handler_class, kwargs = super().get_proxy_base_class()
-            return (revocation_aware(handler_class) if handler_class else None), kwargs
+            if handler_class is None:
+                return None, kwargs
+            return activity_aware(revocation_aware(handler_class), reporter), kwargs
 
-    auth = FreshHubOAuth.instance()
+        def start(self):
+            if reporter.activity_url and reporter.server_name:
+                from tornado.ioloop import IOLoop, PeriodicCallback
+
+                # Serving from now on: the culler counts the idle time from here, not from the spawn's beginning.
+                IOLoop.current().add_callback(reporter.report, datetime.now(UTC))
+                PeriodicCallback(reporter.report, ACTIVITY_REPORT_SECONDS * 1000).start()
+            super().start()
+
     if kind != "voila":
         # The proxy's login keeps the token it read; the owner's app (and whatever a viewer makes it do) does not
         # get the owner's hub token in its environment.

@@ -105,11 +105,17 @@ class SwarmProfileSpawner(DockerProfileSpawner, SwarmSpawner):
         )
 
     async def get_ip_and_port(self) -> tuple[str, int]:
-        """The running task's address on the servers' network (the hub does not resolve swarm service names)."""
+        """The running task's address on the servers' network (the hub does not resolve swarm service names).
+
+        A dashboard server whose one task ended after it was reported running (an app that raises at import ends
+        within seconds) fails the start at once with the reason from its log, as one that ended before; before, the
+        hub waited 30 s here and showed "no address of service" instead of the reason."""
         for _ in range(60):
             tasks = await self.docker(
                 "tasks", filters={"service": self.service_name, "desired-state": "running"}
             )
+            if not tasks and self.dashboard_id:
+                break  # its task ended (restart policy none: none follows)
             for task in tasks:
                 # A swarm-scoped *bridge* gets its addresses from the node's local IPAM (its config-only network),
                 # so the task's attachment carries none: read the address from the task's container on this node.
@@ -120,6 +126,10 @@ class SwarmProfileSpawner(DockerProfileSpawner, SwarmSpawner):
                     if network.get("IPAddress"):
                         return network["IPAddress"], self.port
             await asyncio.sleep(0.5)
+        if self.dashboard_id:
+            reason = await self.dashboard_exit_reason()
+            await self.remove_object()
+            raise HTTPError(500, self.dashboard_failure_message(reason))
         raise RuntimeError(f"no address of service {self.service_name} on network {self.network_name}")
 
     @property

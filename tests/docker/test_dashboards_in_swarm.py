@@ -4,6 +4,11 @@ of every Swarm-mode server, that runs Voila behind the standalone proxy and noth
 Specification: the owner opens the dashboard; a user it is shared with opens it; a stranger gets 403 and none of
 its content; a viewer reaches no Jupyter server route; a viewer starts it again after a stop; a dashboard that cannot
 start tells whoever started it why (read from the service's log) and its service is removed.
+
+Hosted apps in Swarm mode (the same platform): a Panel app and an ASGI web app are services of the owner's profile
+image running the image's copy of the dashboard program with their kind, served on a Unix socket inside the task
+(no port published on the host); shared users open them, strangers get 403; a viewer starts a stopped app again; an
+app that raises at import tells the viewer the exception's type, not its message.
 """
 
 from __future__ import annotations
@@ -17,7 +22,19 @@ from polartep_hub.catalogue import load_catalogue
 from tests.docker.conftest import catalogue_with_base_image
 from tests.docker.engine import docker, home_volume, remove_run_objects, swarm_mode, unique_user_name
 from tests.harness import wait_for
-from tests.helpers.dashboards import MARKER, notebook, open_page, publish, share
+from tests.helpers.dashboards import (
+    APP_MARKER,
+    ASGI_APP,
+    MARKER,
+    PANEL_APP,
+    app_files,
+    app_owner,
+    notebook,
+    open_page,
+    publish,
+    publish_app,
+    share,
+)
 from tests.helpers.docker_platform import start_docker_platform
 
 pytestmark = [pytest.mark.docker, pytest.mark.hub, pytest.mark.timeout(900)]
@@ -134,3 +151,88 @@ def test_a_swarm_dashboard_that_fails_to_start_tells_why(swarm_dashboards):
         platform.log_tail(),
     )
     wait_for(lambda: service(owner, server) is None, 60, what="the failed dashboard service to be removed")
+
+
+def test_hosted_apps_in_swarm_mode(swarm_dashboards, base_image):
+    platform = swarm_dashboards
+    owner, viewer, stranger = (unique_user_name(label) for label in ("swaown", "swaview", "swastra"))
+    token, viewer_token, stranger_token = (app_owner(platform, name) for name in (owner, viewer, stranger))
+    r = publish_app(platform, token, "panel", "app.py", app_files({"app.py": PANEL_APP}))
+    assert r.status_code == 201, r.text
+    panel = r.json()
+    r = publish_app(platform, token, "web", "app:app", app_files({"app.py": ASGI_APP}))
+    assert r.status_code == 201, r.text
+    web = r.json()
+    for app in (panel, web):
+        assert share(platform, token, app["id"], user=viewer).status_code == 201
+        platform.wait_ready(owner, app["server"], timeout=240)
+
+    spec = service(owner, panel["server"])["Spec"]
+    container = spec["TaskTemplate"]["ContainerSpec"]
+    env = dict(item.split("=", 1) for item in container["Env"])
+    assert container["Image"].split("@")[0] == base_image
+    assert container["Args"][:2] == ["python", "/opt/polartep/dashboard_serve.py"]
+    assert (env["POLARTEP_DASHBOARD_ID"], env["POLARTEP_DASHBOARD_KIND"]) == (panel["id"], "panel")
+    assert container["User"] == "1000:1000" and container["CapabilityDrop"] == ["ALL"]
+    # No port of the app's task is published on the host (the app listens on a Unix socket inside it).
+    assert not spec.get("EndpointSpec", {}).get("Ports")
+
+    r = open_page(platform, owner, panel["server"], viewer_token, follow_redirects=True)
+    assert r.status_code == 200, (r.status_code, r.text[:500], platform.log_tail())
+    assert f"{APP_MARKER}-42" in r.text
+    r = open_page(platform, owner, panel["server"], stranger_token, follow_redirects=True)
+    assert r.status_code == 403
+    assert APP_MARKER not in r.text
+
+    r = open_page(platform, owner, web["server"], viewer_token, "hello")
+    assert r.status_code == 200, (r.status_code, r.text[:500])
+    assert r.json() == {
+        "marker": f"{APP_MARKER}-web",
+        "path": "/hello",
+        "prefix": f"/user/{owner}/{web['server']}/",
+        "user_token": False,
+    }
+    r = open_page(platform, owner, web["server"], stranger_token, "hello")
+    assert r.status_code == 403
+    assert APP_MARKER not in r.text
+
+    # Stopped (as the idle culler does), the viewer starts the web app again.
+    platform.stop_server(owner, web["server"])
+    assert service(owner, web["server"]) is None
+    r = platform.api("POST", f"/hub/api/users/{owner}/servers/{web['server']}", viewer_token, json={})
+    assert r.status_code in (201, 202), r.text
+    platform.wait_ready(owner, web["server"], timeout=240)
+    r = open_page(platform, owner, web["server"], viewer_token, "hello")
+    assert r.status_code == 200
+    assert r.json()["marker"] == f"{APP_MARKER}-web"
+
+
+def test_a_broken_app_in_swarm_mode_tells_the_viewer_why(swarm_dashboards):
+    platform = swarm_dashboards
+    owner, viewer = unique_user_name("swabrk"), unique_user_name("swabrkv")
+    token, viewer_token = app_owner(platform, owner), app_owner(platform, viewer)
+    source = "secret = '/home/private/x'\nraise RuntimeError(secret)\n"
+    r = publish_app(platform, token, "panel", "app.py", app_files({"app.py": source}))
+    assert r.status_code == 201, r.text
+    app = r.json()
+    server = app["server"]
+    assert share(platform, token, app["id"], user=viewer).status_code == 201
+    wait_for(lambda: platform.server_model(owner, server) is None, timeout=240)
+    r = platform.api("POST", f"/hub/api/users/{owner}/servers/{server}", viewer_token, json={})
+    # The hub answers 201 when the service's task ran before its 10 s slow-spawn mark and 202 after; either way the
+    # start then fails, and its progress stream ends with the reason. 500 when it failed before the answer.
+    if r.status_code in (201, 202):
+        r = platform.api(
+            "GET", f"/hub/api/users/{owner}/servers/{server}/progress", viewer_token, timeout=240
+        )
+        assert r.status_code == 200
+    else:
+        assert r.status_code == 500, r.text
+    assert (
+        "The dashboard could not start: polartep dashboard: the app raised RuntimeError at import" in r.text
+    ), (
+        r.text[-800:],
+        platform.log_tail(),
+    )
+    assert "/home/private/x" not in r.text
+    wait_for(lambda: service(owner, server) is None, 60, what="the failed app's service to be removed")

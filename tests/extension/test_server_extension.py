@@ -18,7 +18,7 @@ NOT_LISTED = (
     "is not a route of the Polar TEP extension (routes: me, processors, processors/draft, processors/validate, "
     "usage, processors/list, processors/<id>/form, processors/<id>/runs, runs/<run>, runs/<run>/log, runs/<run>/cancel, "
     "processors/<id>/versions, datasets, "
-    "datasets/<name>/<name>, datasets/<name>/<name>/grants/<name>, dashboards)"
+    "datasets/<name>/<name>, datasets/<name>/<name>/grants/<name>, dashboards, apps)"
 )
 
 
@@ -106,6 +106,7 @@ def test_a_plan_without_duration_has_no_end(platform, new_user):
         "dashboards/..%2F..%2Faccounts/shares",
         "dashboards/0123456789/versions",
         "dashboards/0123456789/shares/users/..%2F..%2Fx",
+        "apps/0123456789",
     ],
 )
 @pytest.mark.parametrize("method", ["GET", "POST", "DELETE"])
@@ -183,3 +184,72 @@ def test_the_run_form_routes_pass_on_the_services_form_run_and_refusals(platform
     assert wait_for(ended, 240, interval=0.5, what="the run")["status"] == "successful"
     log = platform.api("GET", f"{ext}/runs/{run['id']}/log", token).json()
     assert set(log) == {"log"} and isinstance(log["log"], str)
+
+
+def test_publish_as_app_sends_a_folders_files_within_the_limits(platform, running_user):
+    """``POST polartep/api/apps``: bad requests are refused before the service is asked; a folder over the file limit
+    is 413 with nothing published; a folder's files, below it at their relative paths (not ``__pycache__``), become a
+    web app of the owner."""
+    name, token = running_user
+    contents = f"/user/{name}/api/contents"
+    route = f"/user/{name}/polartep/api/apps"
+
+    def put(path: str, body: dict) -> None:
+        r = platform.api("PUT", f"{contents}/{path}", token, json=body)
+        assert r.status_code in (200, 201), r.text
+
+    put("webapp", {"type": "directory"})
+    put(
+        "webapp/app.py",
+        {"type": "file", "format": "text", "content": "async def app(scope, receive, send): pass\n"},
+    )
+    # Hidden names are not served by the contents API at all; the byte-code cache is skipped by the extension.
+    put("webapp/__pycache__", {"type": "directory"})
+    put("webapp/__pycache__/app.cpython-311.pyc", {"type": "file", "format": "text", "content": "cache"})
+    put("webapp/static", {"type": "directory"})
+    put("webapp/static/style.css", {"type": "file", "format": "text", "content": "body {}"})
+    put("many", {"type": "directory"})
+    for index in range(21):
+        put(f"many/f{index:02}.py", {"type": "file", "format": "text", "content": "x = 1\n"})
+
+    r = platform.api("POST", route, token, json={"path": "webapp", "kind": "voila", "title": "t"})
+    assert (r.status_code, r.json()["message"]) == (400, '"kind" must be one of panel, web')
+    r = platform.api("POST", route, token, json={"path": "webapp", "kind": "web", "title": "t"})
+    assert (r.status_code, r.json()["message"]) == (
+        400,
+        "send \"entry\": which file of 'webapp' runs the app",
+    )
+    r = platform.api(
+        "POST",
+        route,
+        token,
+        json={"path": "webapp", "kind": "panel", "runner": "asgi", "entry": "app.py", "title": "t"},
+    )
+    assert (r.status_code, r.json()["message"]) == (
+        400,
+        '"runner" is for web apps only: one of asgi, wsgi, static',
+    )
+    r = platform.api(
+        "POST", route, token, json={"path": "nothere", "kind": "web", "entry": "a:b", "title": "t"}
+    )
+    assert r.status_code == 404
+    r = platform.api(
+        "POST", route, token, json={"path": "many", "kind": "web", "entry": "f00:app", "title": "t"}
+    )
+    assert (r.status_code, r.json()["message"]) == (
+        413,
+        "'many' holds more than 20 files; an app has at most that many",
+    )
+    assert platform.api("GET", f"{SERVICE}/dashboards", token).json() == {"dashboards": []}
+
+    r = platform.api(
+        "POST", route, token, json={"path": "webapp", "kind": "web", "entry": "app:app", "title": "Web app"}
+    )
+    assert r.status_code == 201, r.text
+    app = r.json()
+    try:
+        assert (app["kind"], app["title"]) == ("web", "Web app")
+        r = platform.api("GET", f"{SERVICE}/dashboards/{app['id']}/versions/{app['version']}/files", token)
+        assert [f["path"] for f in r.json()["files"]] == ["app.py", "static/style.css"]
+    finally:
+        assert platform.api("DELETE", f"{SERVICE}/dashboards/{app['id']}", token).status_code == 204

@@ -129,10 +129,10 @@ def publish_app(
     )
 
 
-def app_owner(platform, name: str) -> str:
+def app_owner(platform, name: str, password: str | None = None) -> str:
     """A new user with a ``hosting-small`` subscription (5 dashboards or apps, run with the small profile); their
-    token."""
-    token = platform.create_user(name, plan="large")
+    token. With ``password``, they can log in in a browser."""
+    token = platform.create_user(name, plan="large", password=password)
     r = platform.api(
         "POST", f"/services/platform/api/v1/accounts/{name}/subscriptions/hosting-small", platform.admin_token
     )
