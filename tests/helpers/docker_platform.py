@@ -40,10 +40,13 @@ def exec_in_server(user: str, code: str, timeout: float = 180) -> dict:
 
 
 def swarm_task_container(user: str) -> dict:
-    """``docker inspect`` of the one running task container of the user's server service (Swarm mode)."""
-    ids = docker(
-        "ps", "-q", "--filter", f"label=com.docker.swarm.service.name=polartep-{user}"
-    ).stdout.split()
+    """``docker inspect`` of the one running task container of the user's current server service (Swarm mode).
+
+    Filtered by the service's id, not its name: a stopped server's service is removed at once, but its task's
+    container may still be shutting down (and listed as running) when the next server's service has the same name."""
+    service = inspect("service", f"polartep-{user}")
+    assert service is not None, f"no server service for {user}"
+    ids = docker("ps", "-q", "--filter", f"label=com.docker.swarm.service.id={service['ID']}").stdout.split()
     assert len(ids) == 1, ids
     return inspect("container", ids[0])
 
