@@ -10,29 +10,13 @@ from __future__ import annotations
 import os
 
 from tests.docker.engine import container_name, inspect
-from tests.helpers.docker_platform import exec_in_server
+from tests.helpers.docker_platform import FILE_ATTEMPT, exec_in_server
 
 DATASETS = "/services/platform/api/v1/datasets"
-TRY = """
-import errno, json
-def attempt(action):
-    try:
-        return {{"error": None, "result": action()}}
-    except OSError as e:
-        return {{"error": errno.errorcode.get(e.errno)}}
-def write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
-    return "written"
-def read(path):
-    with open(path) as f:
-        return f.read()
-print(json.dumps({expression}))
-"""
 
 
 def run(user: str, expression: str) -> dict:
-    return exec_in_server(user, TRY.format(expression=expression))
+    return exec_in_server(user, FILE_ATTEMPT.format(expression=expression))
 
 
 def dataset_mounts(user: str) -> list[tuple[str, bool]]:

@@ -15,32 +15,16 @@ import os
 import pytest
 
 from tests.docker.engine import docker, home_volume, unique_user_name
-from tests.helpers.docker_platform import exec_in_swarm_server
+from tests.helpers.docker_platform import FILE_ATTEMPT, exec_in_swarm_server
 
 # Three swarm services on the shared 2-core machine, plus the module's platform, can take longer than 180 s.
 pytestmark = [pytest.mark.hub, pytest.mark.timeout(600)]
 
 DATASETS = "/services/platform/api/v1/datasets"
-TRY = """
-import errno, json
-def attempt(action):
-    try:
-        return {{"error": None, "result": action()}}
-    except OSError as e:
-        return {{"error": errno.errorcode.get(e.errno)}}
-def write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
-    return "written"
-def read(path):
-    with open(path) as f:
-        return f.read()
-print(json.dumps({expression}))
-"""
 
 
 def run(user: str, expression: str) -> dict:
-    return exec_in_swarm_server(user, TRY.format(expression=expression))
+    return exec_in_swarm_server(user, FILE_ATTEMPT.format(expression=expression))
 
 
 def service_mounts(user: str) -> list[tuple[str, str, str, bool]]:

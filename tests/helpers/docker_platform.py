@@ -20,6 +20,25 @@ from tests.docker.engine import (
 from tests.harness import RunningPlatform, wait_for
 from tests.helpers.gateway import gateway_api
 
+# Python run inside a server to try file operations: format with expression=..., e.g. "attempt(lambda: read(p))";
+# prints {"error": None, "result": ...} or {"error": "<errno name>"}.
+FILE_ATTEMPT = """
+import errno, json
+def attempt(action):
+    try:
+        return {{"error": None, "result": action()}}
+    except OSError as e:
+        return {{"error": errno.errorcode.get(e.errno)}}
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+    return "written"
+def read(path):
+    with open(path) as f:
+        return f.read()
+print(json.dumps({expression}))
+"""
+
 
 def containers(**labels: str) -> list[dict]:
     """``docker inspect`` of every container (running or not) carrying all of ``labels``."""
