@@ -26,10 +26,11 @@ store on loopback while its containers use the network address (``object_store_p
 from __future__ import annotations
 
 import os
-import selectors
+import select
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -110,8 +111,9 @@ def running_s3_server(address: str = "127.0.0.1", also_loopback: bool = False) -
             cwd=SCRIPT.parents[2],
         )
     try:
-        port = _wait_for_port(process, log, "listening")
-        loopback_port = _wait_for_port(process, log, "also") if also_loopback else None
+        lines = _StartLines(process, log)
+        port = lines.port("listening")
+        loopback_port = lines.port("also") if also_loopback else None
         yield S3Server(address, port, loopback_port)
     finally:
         process.stdin.close()  # the server exits when its input closes
@@ -125,14 +127,36 @@ def running_s3_server(address: str = "127.0.0.1", also_loopback: bool = False) -
         log.unlink(missing_ok=True)
 
 
-def _wait_for_port(process: subprocess.Popen, log: Path, word: str) -> int:
-    """The port from the server's next line, ``WORD ADDRESS PORT``; RuntimeError with its errors if it never comes."""
-    selector = selectors.DefaultSelector()
-    selector.register(process.stdout, selectors.EVENT_READ)
-    if selector.select(timeout=START_WITHIN):
-        line = process.stdout.readline().decode().split()
-        if len(line) == 3 and line[0] == word:
-            return int(line[2])
-    process.kill()
-    process.wait()
-    raise RuntimeError(f"the S3 test server did not start: {log.read_text(errors='replace')[-2000:]}")
+class _StartLines:
+    """The server's start lines, ``WORD ADDRESS PORT``, read from its output's descriptor with a buffer of our own:
+    both lines often arrive in one write, and a buffered ``readline()`` would take the second one into Python's
+    buffer where waiting on the descriptor never sees it."""
+
+    def __init__(self, process: subprocess.Popen, log: Path) -> None:
+        self.process = process
+        self.log = log
+        self.pending = b""
+
+    def port(self, word: str) -> int:
+        """The port of the next line, which must start with ``word``; RuntimeError with the server's errors if it
+        does not come within ``START_WITHIN`` seconds."""
+        deadline = time.monotonic() + START_WITHIN
+        descriptor = self.process.stdout.fileno()
+        while b"\n" not in self.pending:
+            left = deadline - time.monotonic()
+            readable, _, _ = select.select([descriptor], [], [], max(left, 0)) if left > 0 else ([], [], [])
+            chunk = os.read(descriptor, 4096) if readable else b""
+            if not chunk:  # timed out, or the server closed its output (it exited)
+                self._fail(f"no '{word}' line")
+            self.pending += chunk
+        line, self.pending = self.pending.split(b"\n", 1)
+        fields = line.decode(errors="replace").split()
+        if len(fields) != 3 or fields[0] != word:
+            self._fail(f"expected '{word} ADDRESS PORT', got {line!r}")
+        return int(fields[2])
+
+    def _fail(self, what: str) -> None:
+        self.process.kill()
+        self.process.wait()
+        errors = self.log.read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"the S3 test server did not start ({what}): {errors}")
