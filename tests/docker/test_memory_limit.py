@@ -8,13 +8,15 @@ from tests.docker.engine import container_name, docker, inspect
 from tests.harness import wait_for
 
 # Loaded by the user's own Jupyter server at start (it reads ~/.jupyter): a thread in the server's main process
-# waits for a trigger file, then allocates 1 GiB, twice the tiny profile's 512 MB.
+# waits for a trigger file, then allocates 1 GiB, twice the tiny profile's 512 MB. It waits 2 s after the file
+# appears so that the server answers the request that wrote it first (killed mid-answer, the proxy answers 503).
 GREEDY_SERVER_CONFIG = """
 import os, threading, time
 
 def _grow_when_asked():
     while not os.path.exists(os.path.expanduser("~/grow-now")):
         time.sleep(0.2)
+    time.sleep(2)
     hog = b"x" * (1 << 30)
     time.sleep(60)
 
