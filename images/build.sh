@@ -4,7 +4,8 @@
 #   polartep/rootfs:bookworm   Debian bookworm from Debian's packages (debootstrap --variant=minbase), `docker import`ed
 #   polartep/base              images/base: Python venv (jupyterhub 6.1.1, JupyterLab, Voila, xarray, Dask, ...)
 #                              and the Polar TEP JupyterLab extension (the wheel extensions/build.sh builds here);
-#                              the dashboard servers' program (hub/dashboards/serve.py) at /opt/polartep/
+#                              the dashboard servers' program (hub/dashboards/serve.py) and its Voila launcher
+#                              (hub/kernel_replies.py) at /opt/polartep/
 #                              and a downstream patch to jupyterhub (images/base/patches/README.md)
 #   polartep/ml                images/ml: base + PyTorch CPU wheel
 #
@@ -104,6 +105,7 @@ build() {  # $1 = image name, $2 = content hash, then extra docker build args
             cp -a "$ROOT/notebooks" "$ctx/notebooks"
             cp -a "$HERE/base/patches" "$ctx/patches"
             cp "$ROOT/hub/dashboards/serve.py" "$ctx/dashboard_serve.py"
+            cp "$ROOT/hub/kernel_replies.py" "$ctx/kernel_replies.py"
             mkdir -p "$ctx/extension" && cp "$(extension_wheel)" "$ctx/extension/"
         fi
         log "building $tag"
@@ -124,7 +126,7 @@ build() {  # $1 = image name, $2 = content hash, then extra docker build args
 extension_wheel() { PYTHON="$(dirname "$PIP")/python" "$ROOT/extensions/build.sh"; }
 
 base_hash() {
-    (hash_of images/base/Dockerfile images/base/requirements.txt images/base/patches notebooks hub/dashboards/serve.py; "$ROOT/extensions/build.sh" --hash) \
+    (hash_of images/base/Dockerfile images/base/requirements.txt images/base/patches notebooks hub/dashboards/serve.py hub/kernel_replies.py; "$ROOT/extensions/build.sh" --hash) \
         | sha256sum | cut -c1-12
 }
 

@@ -313,11 +313,21 @@ def static_site():
     return app
 
 
+def kernel_replies_launcher() -> list[str]:
+    """The command that runs a module with ``kernel_replies`` installed: the platform's module where the package is
+    installed (local mode), else the copy the images carry next to this program (``/opt/polartep``)."""
+    try:
+        import polartep_hub.kernel_replies  # noqa: F401
+    except ImportError:
+        return [sys.executable, str(Path(__file__).with_name("kernel_replies.py"))]
+    return [sys.executable, "-m", "polartep_hub.kernel_replies"]
+
+
 def voila_command(folder: Path, base_url: str, token: str) -> list[str]:
-    """Voila on 127.0.0.1 at the proxy's ``{port}``, serving the one notebook under the server's prefix."""
+    """Voila on 127.0.0.1 at the proxy's ``{port}``, serving the one notebook under the server's prefix; started
+    through ``kernel_replies`` so that a kernel's reply whose wake-up the client missed cannot stall the page."""
     return [
-        sys.executable,
-        "-m",
+        *kernel_replies_launcher(),
         "voila",
         str(folder / NOTEBOOK_NAME),
         "--no-browser",

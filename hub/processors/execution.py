@@ -56,14 +56,17 @@ from typing import Any
 
 import cloudpickle
 
+from polartep_hub import kernel_replies
 from polartep_hub.gateway.config import GATEWAY_SERVICE_NAME
 from polartep_hub.processors import run_files, run_task, runs
 from polartep_hub.processors.notebook_store import NotebookStore
 from polartep_hub.service.config import ServiceConfig
 from polartep_hub.service.hub_api import HubAPI, HubApiError
 
-# Workers need not have the platform's package: the task's module travels with it (see ByValue).
+# Workers need not have the platform's package: the task's module travels with it (see ByValue), and so does the
+# patch it installs (standard library and jupyter_client only).
 cloudpickle.register_pickle_by_value(run_task)
+cloudpickle.register_pickle_by_value(kernel_replies)
 
 
 class ByValue:

@@ -1,8 +1,8 @@
 """The part of a processor run that executes inside a Dask worker of the invoker's cluster (as the invoker).
 
 ``execute_run`` is submitted by the platform service (``execution.py``) and pickled *by value* (this module needs
-only the standard library, papermill and distributed, which every catalogue image has), so workers need not have
-the platform's package. It runs papermill in the worker process: the kernel is a child of the worker, so it runs as
+only the standard library, papermill and distributed, which every catalogue image has, and ``kernel_replies``, pickled
+by value too), so workers need not have the platform's package. It runs papermill in the worker process: the kernel is a child of the worker, so it runs as
 the invoker's system user in local mode and in the invoker's container in Docker mode, never as the platform.
 
 Rules this module guarantees:
@@ -34,6 +34,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from polartep_hub.kernel_replies import install as install_kernel_replies
 
 RUNS_FOLDER = "processor-runs"
 STATUS_FILE = "status.json"
@@ -191,6 +193,8 @@ def _execute(
     (local mode), ``~`` of the worker's account otherwise."""
     import papermill
     from distributed import Event, get_worker
+
+    install_kernel_replies()  # papermill's wait for a reply could miss it until the run's timeout
 
     base = Path(home) if home else Path.home()
     runs = base / RUNS_FOLDER

@@ -43,9 +43,11 @@ def run_example_notebook(
     startup.mkdir(parents=True, exist_ok=True)
     (startup / "00-stacks-on-sigusr1.py").write_text(KERNEL_STACKS_ON_SIGUSR1.format(path=str(kernel_stacks)))
     command = [
-        # A cell's own limit below the run's: a cell that hangs (results-dashboard did, in three of about five full
-        # runs, never alone) fails naming itself instead of the whole run timing out silently.
-        sys.executable, "-m", "papermill", "--no-progress-bar", "--log-level", "WARNING", "-k", "python3",
+        # papermill as the platform's runs use it: kernel replies are waited for in slices (hub/kernel_replies.py;
+        # without it the results dashboard's widget cell waited out its whole limit in about one run of three). A
+        # cell's own limit below the run's: a cell that hangs fails naming itself instead of the run timing out.
+        sys.executable, "-m", "polartep_hub.kernel_replies", "papermill",
+        "--no-progress-bar", "--log-level", "WARNING", "-k", "python3",
         "--execution-timeout", "240", "--cwd", str(workdir),
         str(REPO_ROOT / "notebooks" / notebook), str(workdir / "out.ipynb"), *options,
     ]  # fmt: skip
