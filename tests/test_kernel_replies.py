@@ -60,7 +60,7 @@ def wait_for_reply_with_missed_wakeup() -> tuple[dict | None, float]:
             await asyncio.sleep(0.2)  # the client is now waiting on the socket's signal
             # The loop is busy (no await) while the reply arrives and its signal is consumed.
             session.send(kernel, "execute_reply", {"status": "ok"})
-            time.sleep(0.2)
+            time.sleep(0.2)  # noqa: ASYNC251 (blocking on purpose: the loop must not look while it arrives)
             zmq.Socket.shadow(client_socket.underlying).getsockopt(zmq.EVENTS)
             try:
                 message = await waiting
