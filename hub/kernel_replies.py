@@ -67,7 +67,7 @@ def main(argv: list[str]) -> None:
             "usage: kernel_replies.py MODULE [ARGS...]  (runs python -m MODULE ARGS with the patch)"
         )
     install()
-    sys.argv = [argv[0], *argv[1:]]
+    sys.argv = list(argv)  # run_module puts the module's path in argv[0]
     runpy.run_module(argv[0], run_name="__main__", alter_sys=True)
 
 

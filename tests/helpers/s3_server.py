@@ -144,7 +144,7 @@ class _StartLines:
         descriptor = self.process.stdout.fileno()
         while b"\n" not in self.pending:
             left = deadline - time.monotonic()
-            readable, _, _ = select.select([descriptor], [], [], max(left, 0)) if left > 0 else ([], [], [])
+            readable, _, _ = select.select([descriptor], [], [], max(left, 0))
             chunk = os.read(descriptor, 4096) if readable else b""
             if not chunk:  # timed out, or the server closed its output (it exited)
                 self._fail(f"no '{word}' line")
