@@ -46,7 +46,10 @@ def containers(**labels: str) -> list[dict]:
     for key, value in labels.items():
         args += ["--filter", f"label={key}={value}"]
     ids = docker(*args).stdout.split()
-    return [inspect("container", i) for i in ids if inspect("container", i)]
+    # Inspected once each: a container listed here may be removed before it is inspected (None), and a second
+    # inspect of the same id could see it gone after the first saw it.
+    found = (inspect("container", i) for i in ids)
+    return [c for c in found if c is not None]
 
 
 def exec_in_server(user: str, code: str, timeout: float = 180) -> dict:
