@@ -535,6 +535,49 @@ def briskly_ready(handler_class: type) -> type:
     return BriskReadinessProxyHandler
 
 
+def login_without_blocking(handler_class: type) -> type:
+    """The proxy's handler class, which asks the hub about the viewer without blocking the proxy's event loop.
+
+    Why: upstream's login (``HubAuthenticated.get_current_user``) is synchronous; it waits for the hub's answer on the
+    proxy's only event loop, so the requests of one page load (the page, its scripts, the kernel's API and websocket)
+    and the bytes of every proxied response waited, one hub answer after another. The answer is fetched here before
+    the handler runs (tornado awaits ``prepare``) and kept on the request, where the synchronous login finds it."""
+
+    class NonBlockingLoginProxyHandler(handler_class):
+        async def prepare(self, *args, **kwargs):
+            await self.hub_auth.get_user(self, sync=False)
+            return super().prepare(*args, **kwargs)
+
+    return NonBlockingLoginProxyHandler
+
+
+class _NoClient:
+    """The connection of the proxy's own request that starts its program: no client to tell when it closes."""
+
+    def set_close_callback(self, callback) -> None:
+        pass
+
+
+async def start_program(application, handler_class: type, handler_kwargs: dict, base_url: str, log) -> None:
+    """Start the proxy's program (Voila or the app) now, as a viewer's first request would, and wait until it listens.
+
+    Why: the standalone proxy starts its program at the first request that passed the login; the viewer's first page
+    then waited for the hub's redirects and OAuth exchange and only after them for Voila to start. Started when the
+    proxy starts, the program boots while the hub routes the viewer here. The handler's own ``ensure_process`` starts
+    it (same command, port, environment, readiness check and lock): a viewer's request that comes first, or while it
+    starts, waits for the same start and never starts a second one."""
+    from tornado.httputil import HTTPServerRequest
+    from tornado.web import HTTPError
+
+    request = HTTPServerRequest(method="GET", uri=base_url, connection=_NoClient())
+    handler = handler_class(application, request, **handler_kwargs)
+    try:
+        await handler.ensure_process()
+    except HTTPError as failure:
+        # Not the viewer's error: their first request tries the start again and answers with the outcome.
+        log.warning("The dashboard's program did not start with the proxy: %s", failure)
+
+
 def prepare_app(environment, kind: str) -> tuple[list[str], bool]:
     """Fetch, check and write an app; import it once; its runner's command. ``SystemExit`` with the reason."""
     dashboard_id = environment["POLARTEP_DASHBOARD_ID"]
@@ -592,7 +635,23 @@ def main() -> None:
             handler_class, kwargs = super().get_proxy_base_class()
             if handler_class is None:
                 return None, kwargs
-            return activity_aware(revocation_aware(briskly_ready(handler_class)), reporter), kwargs
+            handler_class = login_without_blocking(revocation_aware(briskly_ready(handler_class)))
+            return activity_aware(handler_class, reporter), kwargs
+
+        def make_proxy_handler(self):
+            # Kept: the program is started with the very class and shared state the application serves with.
+            self.proxy_handler = super().make_proxy_handler()
+            return self.proxy_handler
+
+        def create_app(self):
+            from tornado.ioloop import IOLoop
+
+            application = super().create_app()
+            handler_class, handler_kwargs = self.proxy_handler
+            IOLoop.current().add_callback(
+                start_program, application, handler_class, handler_kwargs, self.base_url, self.log
+            )
+            return application
 
         def start(self):
             if reporter.activity_url and reporter.server_name:
