@@ -546,9 +546,27 @@ def login_without_blocking(handler_class: type) -> type:
     class NonBlockingLoginProxyHandler(handler_class):
         async def prepare(self, *args, **kwargs):
             await self.hub_auth.get_user(self, sync=False)
-            return super().prepare(*args, **kwargs)
+            prepared = super().prepare(*args, **kwargs)
+            if prepared is not None:
+                await prepared
 
     return NonBlockingLoginProxyHandler
+
+
+def pages_streamed(handler_class: type) -> type:
+    """The proxy's handler class, which passes a page on to the browser as the program writes it.
+
+    Why: the standalone proxy streams only ``text/event-stream`` and holds every other response until its end. Voila
+    writes the page's head (its scripts and styles) at once and the notebook's outputs as its cells run: held, the
+    browser began fetching the page's scripts only after the last cell, where bare Voila has them loaded by then."""
+
+    class StreamedPagesProxyHandler(handler_class):
+        async def _proxy_buffered(self, host, port, proxied_path, body, client):
+            if self.request.method == "GET" and "text/html" in self.request.headers.get("Accept", ""):
+                return await self._proxy_progressive(host, port, proxied_path, body, client)
+            return await super()._proxy_buffered(host, port, proxied_path, body, client)
+
+    return StreamedPagesProxyHandler
 
 
 class _NoClient:
@@ -635,7 +653,9 @@ def main() -> None:
             handler_class, kwargs = super().get_proxy_base_class()
             if handler_class is None:
                 return None, kwargs
-            handler_class = login_without_blocking(revocation_aware(briskly_ready(handler_class)))
+            handler_class = login_without_blocking(
+                revocation_aware(briskly_ready(pages_streamed(handler_class)))
+            )
             return activity_aware(handler_class, reporter), kwargs
 
         def make_proxy_handler(self):
