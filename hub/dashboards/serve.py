@@ -16,7 +16,9 @@ Route chosen, and why:
   ``Authorization: token ...`` to every proxied request, replacing the viewer's); the token is made here, at random,
   and never reaches a browser.
 * The hub's answers about a viewer are not cached (``FreshHubOAuth``; upstream caches them for 5 minutes): a
-  revoked share is refused at the viewer's next request. An open websocket (the kernel's channels, which carry the
+  revoked share is refused at the viewer's next request. The one exception is Voila's own scripts and those of the
+  installed JupyterLab extensions (the same files for every dashboard), for which a "yes" is reused for a second
+  (``viewer_login``). An open websocket (the kernel's channels, which carry the
   widgets' messages) asks the hub again before forwarding a viewer's message once ``RECHECK_SECONDS`` have passed
   since the last answer, and closes with 1008 (policy violation) when the viewer has lost access, so a revoked viewer
   can move no widget after that (``revocation_aware``). The hub is asked at most once a second per connection,
@@ -73,6 +75,9 @@ RECHECK_SECONDS = 1.0
 # Below a third of any idle timeout the culler may be given (it checks every 5 s at the least).
 ACTIVITY_REPORT_SECONDS = 5.0
 REVOKED_CLOSE_CODE = 1008  # RFC 6455: policy violation
+# Voila's own scripts and those of the installed JupyterLab extensions: the same files for every dashboard.
+VOILA_SHARED_ASSETS = re.compile(r"voila/(static|labextensions)/[A-Za-z0-9@._/-]+")
+SHARED_ASSET_ANSWER_SECONDS = 1.0
 READY_POLL_SECONDS = 0.05
 # Below simpervisor's own limit on one readiness check (5 s), so a check that is cut off still returns False itself.
 READY_CHECK_SECONDS = 4.0
@@ -535,22 +540,52 @@ def briskly_ready(handler_class: type) -> type:
     return BriskReadinessProxyHandler
 
 
-def login_without_blocking(handler_class: type) -> type:
-    """The proxy's handler class, which asks the hub about the viewer without blocking the proxy's event loop.
+def viewer_login(handler_class: type, shared_assets: re.Pattern[str] | None = None) -> type:
+    """The proxy's handler class, which asks the hub about the viewer without blocking the proxy's event loop, and
+    once a second for the requests whose path matches ``shared_assets`` (below the server's prefix).
 
-    Why: upstream's login (``HubAuthenticated.get_current_user``) is synchronous; it waits for the hub's answer on the
-    proxy's only event loop, so the requests of one page load (the page, its scripts, the kernel's API and websocket)
-    and the bytes of every proxied response waited, one hub answer after another. The answer is fetched here before
-    the handler runs (tornado awaits ``prepare``) and kept on the request, where the synchronous login finds it."""
+    Why, the event loop: upstream's login (``HubAuthenticated.get_current_user``) is synchronous; it waits for the
+    hub's answer on the proxy's only event loop, so the requests of one page load (the page, its scripts, the
+    kernel's API and websocket) and the bytes of every proxied response waited, one hub answer after another. The
+    answer is fetched here before the handler runs (tornado awaits ``prepare``) and kept on the request, where the
+    synchronous login finds it.
 
-    class NonBlockingLoginProxyHandler(handler_class):
+    Why, the shared assets: a Voila page loads about 30 scripts of Voila and the installed JupyterLab extensions, and
+    the browser revalidates each at every load; each asked the hub, which answers one question at a time, so they
+    took about 80 ms each against 20 ms from bare Voila. Those files are the same for every dashboard and hold
+    nothing of the owner's, so for them an answer (only a "yes") is reused for ``SHARED_ASSET_ANSWER_SECONDS``, keyed
+    by the viewer's credentials; the login's scope check still runs on it. Every other request (the page, the kernel,
+    files) asks the hub afresh: a revoked viewer gets nothing of the dashboard at the next request."""
+
+    answers: dict[str, tuple[dict, float]] = {}
+
+    class ViewerLoginProxyHandler(handler_class):
+        def _shared_asset_key(self) -> str | None:
+            if shared_assets is None:
+                return None
+            base = self.settings.get("base_url", "/").rstrip("/") + "/"
+            path = self.request.path
+            if not path.startswith(base) or ".." in path or not shared_assets.fullmatch(path[len(base) :]):
+                return None
+            credentials = [self.request.headers.get(name, "") for name in ("Authorization", "Cookie")]
+            return hashlib.sha256("\0".join(credentials).encode()).hexdigest()
+
         async def prepare(self, *args, **kwargs):
-            await self.hub_auth.get_user(self, sync=False)
+            key = self._shared_asset_key()
+            now = time.monotonic()
+            if key is not None and key in answers and answers[key][1] > now:
+                self._cached_hub_user = answers[key][0]
+            else:
+                model = await self.hub_auth.get_user(self, sync=False)
+                if key is not None and model:
+                    for stale in [k for k, (_, until) in answers.items() if until <= now]:
+                        del answers[stale]
+                    answers[key] = (model, now + SHARED_ASSET_ANSWER_SECONDS)
             prepared = super().prepare(*args, **kwargs)
             if prepared is not None:
                 await prepared
 
-    return NonBlockingLoginProxyHandler
+    return ViewerLoginProxyHandler
 
 
 def pages_streamed(handler_class: type) -> type:
@@ -653,9 +688,9 @@ def main() -> None:
             handler_class, kwargs = super().get_proxy_base_class()
             if handler_class is None:
                 return None, kwargs
-            handler_class = login_without_blocking(
-                revocation_aware(briskly_ready(pages_streamed(handler_class)))
-            )
+            shared_assets = VOILA_SHARED_ASSETS if kind == "voila" else None
+            handler_class = revocation_aware(briskly_ready(pages_streamed(handler_class)))
+            handler_class = viewer_login(handler_class, shared_assets)
             return activity_aware(handler_class, reporter), kwargs
 
         def make_proxy_handler(self):

@@ -3,8 +3,8 @@
 * It notices its program listening at once (``poll_briskly``): measured against a real process supervised by
   simpervisor, as jupyter-server-proxy supervises Voila, which binds its port after a delay that simpervisor's
   doubling back-off (checks at 0.01, 0.03, 0.07, ... 2.55, 5.11 s) would notice only at 5.1 s.
-* It asks the hub about concurrent viewers side by side (``login_without_blocking``), against a stand-in hub that
-  takes its time over each question.
+* It asks the hub about concurrent viewers side by side (``viewer_login``), against a stand-in hub that
+  takes its time over each question; for Voila's shared scripts once a second per viewer, for all else every time.
 * On a real hub: Voila starts with the dashboard server, before any viewer asks; a page reaches the viewer's browser
   while its cells still run, as bare Voila sends it.
 """
@@ -17,6 +17,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -26,9 +27,11 @@ from simpervisor import SupervisedProcess
 
 from polartep_hub.dashboards.serve import (
     READY_CHECK_SECONDS,
+    SHARED_ASSET_ANSWER_SECONDS,
+    VOILA_SHARED_ASSETS,
     briskly_ready,
-    login_without_blocking,
     poll_briskly,
+    viewer_login,
 )
 from tests.harness import wait_for
 from tests.helpers.dashboards import MARKER, notebook, open_page, publish
@@ -139,13 +142,20 @@ def test_the_proxy_handler_polls_its_own_readiness_check_briskly():
 
 HUB_DELAY = 1.0
 STAND_IN_HUB = """
-import json, sys, time
+import json, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+delay, asked, lock = float(sys.argv[1]), [], threading.Lock()
 
 class Hub(BaseHTTPRequestHandler):
     def do_GET(self):
-        time.sleep(DELAY)  # a hub that takes its time over each question
-        body = json.dumps({"kind": "user", "name": "viewer", "admin": False, "groups": [], "scopes": []}).encode()
+        if self.path == "/asked":
+            body = json.dumps(asked).encode()
+        else:
+            with lock:
+                asked.append(self.headers.get("Authorization", ""))
+            time.sleep(delay)  # a hub that takes its time over each question
+            body = json.dumps({"kind": "user", "name": "viewer", "admin": False, "groups": [], "scopes": []}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -158,55 +168,105 @@ class Hub(BaseHTTPRequestHandler):
 server = ThreadingHTTPServer(("127.0.0.1", 0), Hub)
 print(server.server_address[1], flush=True)
 server.serve_forever()
-""".replace("DELAY", repr(HUB_DELAY))
+"""
 
 
-@pytest.fixture
-def slow_hub():
-    process = subprocess.Popen([sys.executable, "-c", STAND_IN_HUB], stdout=subprocess.PIPE, text=True)
+@contextmanager
+def stand_in_hub(delay: float):
+    """A hub's user API that answers "viewer" to every token after ``delay`` s; ``GET /asked`` lists the questions."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", STAND_IN_HUB, str(delay)], stdout=subprocess.PIPE, text=True
+    )
     try:
-        yield f"http://127.0.0.1:{process.stdout.readline().strip()}/hub/api"
+        yield f"http://127.0.0.1:{process.stdout.readline().strip()}"
     finally:
         process.kill()
         process.wait()
 
 
-def test_the_proxy_asks_the_hub_about_concurrent_viewers_side_by_side(slow_hub):
+def protected_handler(hub_url: str, shared_assets=None) -> type:
+    """A handler behind the hub's login as the proxy's, wrapped in ``viewer_login``; it answers the viewer's name."""
     from jupyterhub.services.auth import HubAuth, HubAuthenticated
-    from tornado import httpclient, web
+    from tornado import web
 
-    hub_auth = HubAuth(api_url=slow_hub, api_token="proxy-token", cache_max_age=0)
+    class FreshHubAuth(HubAuth):
+        """As the dashboard program's ``FreshHubOAuth``: the hub is asked at every request."""
+
+        def user_for_token(self, token, use_cache=True, session_id="", *, sync=True):
+            return super().user_for_token(token, use_cache=False, session_id=session_id, sync=sync)
 
     class Protected(HubAuthenticated, web.RequestHandler):
         allow_all = True
-        _hub_auth = hub_auth
+        _hub_auth = FreshHubAuth(api_url=f"{hub_url}/hub/api", api_token="proxy-token")
 
         @web.authenticated
-        def get(self):
+        def get(self, path=""):
             self.write(self.current_user["name"])
 
-    async def scenario() -> tuple[list[str], float]:
-        application = web.Application([(r"/", login_without_blocking(Protected))])
-        server = application.listen(0, "127.0.0.1")
-        port = next(iter(server._sockets.values())).getsockname()[1]
-        client = httpclient.AsyncHTTPClient(force_instance=True, max_clients=10)
-        try:
-            started = time.monotonic()
-            answers = await asyncio.gather(
-                *(
-                    client.fetch(f"http://127.0.0.1:{port}/", headers={"Authorization": f"token viewer-{n}"})
-                    for n in range(4)
-                )
-            )
-            return [a.body.decode() for a in answers], time.monotonic() - started
-        finally:
-            client.close()
-            server.stop()
+    return viewer_login(Protected, shared_assets)
 
-    names, took = asyncio.run(scenario())
+
+async def serving(handler: type, requests):
+    """Serve ``handler`` on a free port and run ``requests(client, url)``; its result."""
+    from tornado import httpclient, web
+
+    server = web.Application([(r"/(.*)", handler)], base_url="/").listen(0, "127.0.0.1")
+    port = next(iter(server._sockets.values())).getsockname()[1]
+    client = httpclient.AsyncHTTPClient(force_instance=True, max_clients=10)
+    try:
+        return await requests(client, f"http://127.0.0.1:{port}")
+    finally:
+        client.close()
+        server.stop()
+
+
+def test_the_proxy_asks_the_hub_about_concurrent_viewers_side_by_side():
+    async def four_at_once(client, url):
+        started = time.monotonic()
+        answers = await asyncio.gather(
+            *(client.fetch(f"{url}/", headers={"Authorization": f"token viewer-{n}"}) for n in range(4))
+        )
+        return [a.body.decode() for a in answers], time.monotonic() - started
+
+    with stand_in_hub(HUB_DELAY) as hub:
+        names, took = asyncio.run(serving(protected_handler(hub), four_at_once))
     assert names == ["viewer"] * 4
     # One after another, four questions to this hub take 4 s; side by side, one question's time.
     assert took < 2.5 * HUB_DELAY
+
+
+def test_voilas_shared_scripts_ask_the_hub_once_a_second_per_viewer_and_everything_else_every_time():
+    async def page_load(client, url):
+        def get(path: str, token: str):
+            return client.fetch(f"{url}/{path}", headers={"Authorization": f"token {token}"})
+
+        for _ in range(3):
+            await get("voila/static/voila.js", "alice")
+        await get("voila/labextensions/@jupyter-widgets/jupyterlab-manager/static/7.js", "alice")
+        await get("voila/static/voila.js", "bob")  # another viewer: asked for them
+        await get("", "alice")  # the page
+        await get("api/kernels/0b4b2c1e-2f0c-4a5e-9e0b-1c1d1e1f1a1b", "alice")  # the kernel
+        await get("voila/files/data.csv", "alice")  # a file of the dashboard's folder
+        await get("voila/static/../../api/kernels", "alice")  # below the scripts' prefix only by name
+        await get("voila/static/%2e%2e/%2e%2e/api/kernels", "alice")
+        await asyncio.sleep(SHARED_ASSET_ANSWER_SECONDS + 0.1)
+        await get("voila/static/voila.js", "alice")  # the answer is a second old: asked again
+        return [a.body.decode() for a in [await get("voila/static/voila.js", "alice")]]
+
+    with stand_in_hub(0) as hub:
+        assert asyncio.run(serving(protected_handler(hub, VOILA_SHARED_ASSETS), page_load)) == ["viewer"]
+        asked = httpx.get(f"{hub}/asked").json()
+    assert asked == ["token alice", "token bob"] + ["token alice"] * 6
+
+
+def test_without_shared_assets_every_request_asks_the_hub():
+    async def twice(client, url):
+        for _ in range(2):
+            await client.fetch(f"{url}/voila/static/voila.js", headers={"Authorization": "token alice"})
+
+    with stand_in_hub(0) as hub:
+        asyncio.run(serving(protected_handler(hub), twice))
+        assert httpx.get(f"{hub}/asked").json() == ["token alice", "token alice"]
 
 
 # On a real hub (local mode) ----------------------------------------------------------------------------------------
