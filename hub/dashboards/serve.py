@@ -78,6 +78,9 @@ REVOKED_CLOSE_CODE = 1008  # RFC 6455: policy violation
 # Voila's own scripts and those of the installed JupyterLab extensions: the same files for every dashboard.
 VOILA_SHARED_ASSETS = re.compile(r"voila/(static|labextensions)/[A-Za-z0-9@._/-]+")
 SHARED_ASSET_ANSWER_SECONDS = 1.0
+# An extension's script whose URL carries its content hash (``?v=<hash>``, as JupyterLab's loader asks for them).
+VERSIONED_EXTENSION_SCRIPT = re.compile(r"voila/labextensions/[A-Za-z0-9@._/-]+")
+IMMUTABLE = "private, max-age=31536000, immutable"
 READY_POLL_SECONDS = 0.05
 # Below simpervisor's own limit on one readiness check (5 s), so a check that is cut off still returns False itself.
 READY_CHECK_SECONDS = 4.0
@@ -588,6 +591,22 @@ def viewer_login(handler_class: type, shared_assets: re.Pattern[str] | None = No
     return ViewerLoginProxyHandler
 
 
+def keep_versioned_scripts(request, response) -> None:
+    """Let the browser keep an extension's script whose URL names its content (a ``rewrite_response`` of the proxy).
+
+    Why: Voila serves the JupyterLab extensions' scripts with ``Cache-Control: no-cache`` even where the URL carries
+    the file's content hash (``?v=<hash>``), so the browser asked again for about 20 of them at every page load,
+    and each such question passes the hub's proxy, this proxy and the viewer's login. A new version of an extension
+    has a new hash and so a new URL; the file at one URL never changes."""
+    base = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/").rstrip("/") + "/"
+    path = request.path
+    versioned = (
+        path.startswith(base) and ".." not in path and VERSIONED_EXTENSION_SCRIPT.fullmatch(path[len(base) :])
+    )
+    if versioned and request.query_arguments.get("v") and response.code in (200, 304):
+        response.headers["Cache-Control"] = IMMUTABLE
+
+
 def pages_streamed(handler_class: type) -> type:
     """The proxy's handler class, which passes a page on to the browser as the program writes it.
 
@@ -737,6 +756,7 @@ def main() -> None:
         activity_interval=0,
         timeout=90,
         request_headers_override={"Authorization": f"token {voila_token}"},
+        rewrite_response=[keep_versioned_scripts],
     )
 
 

@@ -6,7 +6,8 @@
 * It asks the hub about concurrent viewers side by side (``viewer_login``), against a stand-in hub that
   takes its time over each question; for Voila's shared scripts once a second per viewer, for all else every time.
 * On a real hub: Voila starts with the dashboard server, before any viewer asks; a page reaches the viewer's browser
-  while its cells still run, as bare Voila sends it.
+  while its cells still run, as bare Voila sends it; an extension's script whose URL names its content is kept by
+  the browser.
 """
 
 from __future__ import annotations
@@ -330,3 +331,21 @@ def test_the_page_reaches_the_viewer_while_its_cells_still_run(platform):
     assert f"{MARKER}-42".encode() in page
     # The page's head (its scripts) came while the cell slept, not with the cell's output at the end.
     assert first_bytes_at is not None and first_bytes_at < finished_at - CELL_SECONDS / 2
+
+
+@pytest.mark.hub
+def test_the_browser_keeps_an_extensions_script_whose_url_names_its_content(platform):
+    owner = "cacheowner"
+    token = platform.create_user(owner)
+    dashboard = publish(platform, token)
+    server = dashboard["server"]
+    platform.wait_ready(owner, server, timeout=120)
+    extension = "@jupyter-widgets/jupyterlab-manager"
+    script = sorted((Path(sys.prefix) / "share/jupyter/labextensions" / extension / "static").glob("*.js"))[0]
+    path = f"voila/labextensions/{extension}/static/{script.name}"
+
+    versioned = open_page(platform, owner, server, token, f"{path}?v=0123abcd")
+    assert versioned.status_code == 200 and versioned.content == script.read_bytes()
+    assert versioned.headers["Cache-Control"] == "private, max-age=31536000, immutable"
+    # Without the version in its URL, the browser asks again as Voila says (the file may change at that URL).
+    assert open_page(platform, owner, server, token, path).headers["Cache-Control"] == "no-cache"
