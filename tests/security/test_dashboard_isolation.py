@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import re
+import time
 import uuid
 from pathlib import Path
 
@@ -306,3 +307,54 @@ def test_revocation_closes_the_viewers_open_kernel_websocket_at_its_next_message
     assert after == [None]  # the next message closes it: nothing reaches the kernel, no reply comes back
     assert code == 1008
     assert reason == "your access to this dashboard was revoked"
+
+
+SCRIPT = (
+    "voila/static/voila.js"  # one of Voila's own scripts, for which the proxy reuses a viewer's "yes" for 1 s
+)
+
+
+def test_a_viewers_fresh_yes_for_voilas_scripts_lets_no_one_else_in(platform, shared):
+    owner, dashboard, _viewer, viewer_token, _page = shared
+    assert open_page(platform, owner, dashboard["server"], viewer_token, SCRIPT).status_code == 200
+    intruder = "dashscriptintruder"
+    intruder_token = platform.create_user(intruder)
+    # At once, from inside the intruder's own server, with their own token and with none.
+    found = run_as_user_server(
+        platform,
+        intruder,
+        intruder_token,
+        f"""
+        import json, urllib.error, urllib.request
+        statuses = []
+        for headers in ({{"Authorization": "token {intruder_token}"}}, {{}}):
+            request = urllib.request.Request("{platform.url}/user/{owner}/{dashboard["server"]}/{SCRIPT}", headers=headers)
+            try:
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    statuses.append([response.status, response.url])
+            except urllib.error.HTTPError as error:
+                statuses.append([error.code, error.url])
+        print(json.dumps(statuses))
+        """,
+    )
+    assert found[0][0] == 403  # the intruder is asked about, and refused
+    assert found[1][0] == 200 and "/hub/login" in found[1][1]  # no credentials: sent to the hub's login page
+
+
+def test_a_revoked_viewer_loses_voilas_scripts_within_a_second_and_all_else_at_once(platform, shared):
+    owner, dashboard, _viewer, _viewer_token, _page = shared
+    r = platform.api("POST", f"/hub/api/users/{owner}/tokens", platform.admin_token, json={"note": "revoke"})
+    assert r.status_code == 201, r.text
+    owner_token = r.json()["token"]
+    late = "dashlateviewer"
+    late_token = platform.create_user(late)
+    assert share(platform, owner_token, dashboard["id"], user=late).status_code == 201
+    server = dashboard["server"]
+    assert open_page(platform, owner, server, late_token, SCRIPT).status_code == 200
+    r = platform.api(
+        "DELETE", f"/services/platform/api/v1/dashboards/{dashboard['id']}/shares/users/{late}", owner_token
+    )
+    assert r.status_code == 204, r.text
+    assert open_page(platform, owner, server, late_token).status_code == 403
+    time.sleep(1.1)
+    assert open_page(platform, owner, server, late_token, SCRIPT).status_code == 403
