@@ -292,13 +292,18 @@ def voila_processes(owner: str, server: str) -> list[int]:
     return found
 
 
+def running_dashboard(platform, owner: str, nb: dict | None = None) -> tuple[str, str]:
+    """A new user ``owner`` publishes ``nb`` (the marker notebook by default): their token and the server's name."""
+    token = platform.create_user(owner)
+    server = publish(platform, token, nb=nb)["server"]
+    platform.wait_ready(owner, server, timeout=120)
+    return token, server
+
+
 @pytest.mark.hub
 def test_voila_starts_with_the_dashboard_server_before_any_viewer_asks(platform):
     owner = "earlyowner"
-    token = platform.create_user(owner)
-    dashboard = publish(platform, token)
-    server = dashboard["server"]
-    platform.wait_ready(owner, server, timeout=120)
+    token, server = running_dashboard(platform, owner)
     # No page was requested: Voila runs (and the first page does not wait for it to start).
     wait_for(lambda: voila_processes(owner, server), 60, interval=0.2, what="Voila to start with its proxy")
     r = open_page(platform, owner, server, token)
@@ -309,11 +314,8 @@ def test_voila_starts_with_the_dashboard_server_before_any_viewer_asks(platform)
 @pytest.mark.hub
 def test_the_page_reaches_the_viewer_while_its_cells_still_run(platform):
     owner = "streamowner"
-    token = platform.create_user(owner)
     slow = notebook(f"import time\ntime.sleep({CELL_SECONDS})\nprint('{MARKER}-' + str(6 * 7))")
-    dashboard = publish(platform, token, nb=slow)
-    server = dashboard["server"]
-    platform.wait_ready(owner, server, timeout=120)
+    token, server = running_dashboard(platform, owner, slow)
     started = time.monotonic()
     first_bytes_at, page = None, b""
     with httpx.stream(
@@ -336,10 +338,7 @@ def test_the_page_reaches_the_viewer_while_its_cells_still_run(platform):
 @pytest.mark.hub
 def test_the_browser_keeps_an_extensions_script_whose_url_names_its_content(platform):
     owner = "cacheowner"
-    token = platform.create_user(owner)
-    dashboard = publish(platform, token)
-    server = dashboard["server"]
-    platform.wait_ready(owner, server, timeout=120)
+    token, server = running_dashboard(platform, owner)
     extension = "@jupyter-widgets/jupyterlab-manager"
     script = sorted((Path(sys.prefix) / "share/jupyter/labextensions" / extension / "static").glob("*.js"))[0]
     path = f"voila/labextensions/{extension}/static/{script.name}"

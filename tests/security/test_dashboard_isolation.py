@@ -290,14 +290,20 @@ async def _revoked_while_connected(platform, owner, owner_token, dashboard, view
     return before, after, connection.close_code, connection.close_reason
 
 
-def test_revocation_closes_the_viewers_open_kernel_websocket_at_its_next_message(platform, shared):
-    owner, dashboard, _viewer, _viewer_token, page = shared
+def _shared_with_new_viewer(platform, owner: str, dashboard: dict, viewer: str) -> tuple[str, str]:
+    """A new user ``viewer`` the dashboard is shared with: a token of the owner's (to revoke with) and the viewer's."""
     r = platform.api("POST", f"/hub/api/users/{owner}/tokens", platform.admin_token, json={"note": "revoke"})
     assert r.status_code == 201, r.text
     owner_token = r.json()["token"]
+    viewer_token = platform.create_user(viewer)
+    assert share(platform, owner_token, dashboard["id"], user=viewer).status_code == 201
+    return owner_token, viewer_token
+
+
+def test_revocation_closes_the_viewers_open_kernel_websocket_at_its_next_message(platform, shared):
+    owner, dashboard, _viewer, _viewer_token, page = shared
     revoked = "dashrevoked"
-    revoked_token = platform.create_user(revoked)
-    assert share(platform, owner_token, dashboard["id"], user=revoked).status_code == 201
+    owner_token, revoked_token = _shared_with_new_viewer(platform, owner, dashboard, revoked)
     before, after, code, reason = asyncio.run(
         _revoked_while_connected(
             platform, owner, owner_token, dashboard, revoked, revoked_token, _kernel_id(page.text)
@@ -309,9 +315,8 @@ def test_revocation_closes_the_viewers_open_kernel_websocket_at_its_next_message
     assert reason == "your access to this dashboard was revoked"
 
 
-SCRIPT = (
-    "voila/static/voila.js"  # one of Voila's own scripts, for which the proxy reuses a viewer's "yes" for 1 s
-)
+# One of Voila's own scripts, for which the proxy reuses a viewer's "yes" for a second.
+SCRIPT = "voila/static/voila.js"
 
 
 def test_a_viewers_fresh_yes_for_voilas_scripts_lets_no_one_else_in(platform, shared):
@@ -343,12 +348,8 @@ def test_a_viewers_fresh_yes_for_voilas_scripts_lets_no_one_else_in(platform, sh
 
 def test_a_revoked_viewer_loses_voilas_scripts_within_a_second_and_all_else_at_once(platform, shared):
     owner, dashboard, _viewer, _viewer_token, _page = shared
-    r = platform.api("POST", f"/hub/api/users/{owner}/tokens", platform.admin_token, json={"note": "revoke"})
-    assert r.status_code == 201, r.text
-    owner_token = r.json()["token"]
     late = "dashlateviewer"
-    late_token = platform.create_user(late)
-    assert share(platform, owner_token, dashboard["id"], user=late).status_code == 201
+    owner_token, late_token = _shared_with_new_viewer(platform, owner, dashboard, late)
     server = dashboard["server"]
     assert open_page(platform, owner, server, late_token, SCRIPT).status_code == 200
     r = platform.api(
