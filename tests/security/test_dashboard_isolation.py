@@ -5,7 +5,8 @@ server itself must offer nothing but the dashboard (``dashboards/serve.py``): no
 kernel list; no file outside the dashboard's folder through Voila's static or file routes (``..``, absolute paths,
 encoded separators, symlinks planted by the notebook); Voila's own port refuses whoever does not hold the proxy's
 token, also other users' processes on the same machine. A revoked viewer's open kernel websocket is closed at
-their next message.
+their next message. The proxy's one-second reuse of a viewer's "yes" for Voila's own scripts lets no one else in
+and outlives a revocation by at most that second.
 """
 
 from __future__ import annotations
