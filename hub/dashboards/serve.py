@@ -543,6 +543,12 @@ def briskly_ready(handler_class: type) -> type:
     return BriskReadinessProxyHandler
 
 
+def path_below(prefix: str, path: str, pattern: re.Pattern[str]) -> bool:
+    """Whether ``path`` is the server's ``prefix`` followed by a full match of ``pattern``, with no ``..`` in it."""
+    base = prefix.rstrip("/") + "/"
+    return path.startswith(base) and ".." not in path and pattern.fullmatch(path[len(base) :]) is not None
+
+
 def viewer_login(handler_class: type, shared_assets: re.Pattern[str] | None = None) -> type:
     """The proxy's handler class, which asks the hub about the viewer without blocking the proxy's event loop, and
     once a second for the requests whose path matches ``shared_assets`` (below the server's prefix).
@@ -566,9 +572,7 @@ def viewer_login(handler_class: type, shared_assets: re.Pattern[str] | None = No
         def _shared_asset_key(self) -> str | None:
             if shared_assets is None:
                 return None
-            base = self.settings.get("base_url", "/").rstrip("/") + "/"
-            path = self.request.path
-            if not path.startswith(base) or ".." in path or not shared_assets.fullmatch(path[len(base) :]):
+            if not path_below(self.settings.get("base_url", "/"), self.request.path, shared_assets):
                 return None
             credentials = [self.request.headers.get(name, "") for name in ("Authorization", "Cookie")]
             return hashlib.sha256("\0".join(credentials).encode()).hexdigest()
@@ -598,11 +602,8 @@ def keep_versioned_scripts(request, response) -> None:
     the file's content hash (``?v=<hash>``), so the browser asked again for about 20 of them at every page load,
     and each such question passes the hub's proxy, this proxy and the viewer's login. A new version of an extension
     has a new hash and so a new URL; the file at one URL never changes."""
-    base = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/").rstrip("/") + "/"
-    path = request.path
-    versioned = (
-        path.startswith(base) and ".." not in path and VERSIONED_EXTENSION_SCRIPT.fullmatch(path[len(base) :])
-    )
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/")
+    versioned = path_below(prefix, request.path, VERSIONED_EXTENSION_SCRIPT)
     if versioned and request.query_arguments.get("v") and response.code in (200, 304):
         response.headers["Cache-Control"] = IMMUTABLE
 
